@@ -1,0 +1,74 @@
+/* config: the libconfig file turned into plain structs, validated with file:line messages.
+ * Knows nothing of sockets or SQLite; reads only the config file, secret files and
+ * checks that template files exist. */
+#ifndef ZMB_CONFIG_H
+#define ZMB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "route.h"
+#include "strbuf.h"
+
+struct config_mqtt {
+	char *host;            /* default "localhost" */
+	int port;              /* default 1883 (8883 when tls is set) */
+	char *client_id;       /* default "zuul-matrix-bridge" */
+	char *username;        /* NULL: anonymous */
+	char *password;        /* from password_file or ZMB_MQTT_PASSWORD; never logged */
+	int qos;               /* 0, 1 or 2; default 1 */
+	bool clean_session;    /* default false: the broker keeps reports while we are away */
+	int keepalive;         /* seconds, default 60 */
+	int protocol;          /* 4 (MQTT 3.1.1, default) or 5 */
+	char *share_group;     /* MQTT 5 shared subscription group, NULL: none */
+	char **topics;         /* default ["zuul/#"] */
+	size_t n_topics;
+	int reconnect_min_s;   /* reconnect backoff, default 1 */
+	int reconnect_max_s;   /* default 60 */
+	struct {
+		bool enabled;      /* true when the tls group is present */
+		char *ca_file;
+		char *ca_dir;
+		char *cert_file;
+		char *key_file;
+		bool verify;       /* default true; false only for tests */
+	} tls;
+};
+
+struct config_matrix {
+	char *homeserver;      /* required, http(s) URL without trailing slash */
+	char *access_token;    /* from access_token_file or ZMB_MATRIX_ACCESS_TOKEN; never logged */
+	bool tls_verify;       /* default true; `insecure_skip_tls_verify = true` turns it off, for tests */
+	int request_timeout_s; /* default 30 */
+	int retry_min_ms;      /* first retry delay, default 1000 */
+	int retry_max_ms;      /* cap, default 300000 */
+};
+
+struct config {
+	char *path;            /* the file this was loaded from */
+	struct config_mqtt mqtt;
+	struct config_matrix matrix;
+	char *state_dir;       /* default ZMB_STATE_DIR ("/var/lib/zuul-matrix-bridge") */
+	char *template_dir;    /* default ZMB_TEMPLATE_DIR (the installed templates) */
+	int log_level;         /* enum log_level; default info */
+	int dedup_retention_s; /* how long dedup keys are kept, default 7 days */
+	struct route *routes;
+	size_t n_routes;
+};
+
+enum config_flags {
+	/* Also require and read the secrets (the daemon needs them; `render` does not). */
+	CONFIG_NEED_SECRETS = 1 << 0,
+};
+
+/* Loads and validates path. On success returns the config (free with config_free).
+ * On failure returns NULL and appends one line per problem to errors, each
+ * "FILE:LINE: what is wrong (what was expected)"; every problem found is reported,
+ * not only the first. Secret values never appear in errors. */
+struct config *config_load(const char *path, unsigned flags, struct strbuf *errors);
+void config_free(struct config *cfg);
+
+/* The route called name, or NULL. */
+const struct route *config_find_route(const struct config *cfg, const char *name);
+
+#endif

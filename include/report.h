@@ -1,0 +1,44 @@
+/* report: from a decoded Zuul event to the Matrix message content the bridge posts.
+ * Builds the template view model, renders HTML (and text), converts HTML to text. */
+#ifndef ZMB_REPORT_H
+#define ZMB_REPORT_H
+
+#include <cjson/cJSON.h>
+
+#include "template.h"
+#include "zuul.h"
+
+/* The templates of one route: the HTML template and, when a companion file with
+ * the same name and a .txt extension exists (default.html -> default.txt), the
+ * plain-text one. */
+struct report_templates {
+	struct template *html;
+	struct template *text; /* NULL: body is derived from the HTML */
+};
+
+/* Loads path (and its .txt companion) with partials from the template's directory.
+ * Returns 0, or -1 with "FILE:LINE: reason" in err. */
+int report_templates_load(struct report_templates *rt, const char *path, char *err, size_t errlen);
+void report_templates_clear(struct report_templates *rt);
+
+struct report_context {
+	const char *route_name; /* exposed to templates as route; may be NULL */
+};
+
+/* The view model of ev: every payload field plus computed fields (icons, colours,
+ * URLs, durations, lists of failed/non-voting/retried builds, change label...).
+ * Documented in docs/templates.md. Caller frees with cJSON_Delete. */
+cJSON *report_view_new(const struct zuul_event *ev, const struct report_context *ctx);
+
+/* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...}
+ * Caller frees with cJSON_Delete. */
+cJSON *report_content_new(const struct report_templates *rt, const struct zuul_event *ev,
+			  const struct report_context *ctx);
+
+/* Plain text from the HTML subset our templates produce: tags dropped, entities
+ * decoded, <br> and block ends as newlines, list items as "- " lines, links as
+ * "text (url)" when text and url differ, runs of blank lines collapsed, trimmed.
+ * Caller frees. */
+char *report_html_to_text(const char *html);
+
+#endif

@@ -1,0 +1,94 @@
+/* zuul: a Zuul MQTT report (JSON) decoded into a typed event.
+ * Handles both schema generations (legacy Zuul 3.x and current Zuul); pure, no I/O. */
+#ifndef ZMB_ZUUL_H
+#define ZMB_ZUUL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Every string below is owned by the event, NUL-terminated, valid UTF-8, and
+ * NULL when the payload did not carry it (missing, null, or an unusable type).
+ * An empty string in the payload is kept as "" only where "" means something;
+ * for change/patchset "" is treated like null. Times are Unix seconds; 0 = unknown. */
+
+struct zuul_change {
+	char *project;
+	char *branch;
+	char *change_url;
+	char *change;   /* normalised: 812 -> "812", "3" -> "3", null/"" -> NULL */
+	char *patchset;
+	char *commit_id;
+	char *owner;    /* a name; Zuul sends a string, older drivers an object (name/username) */
+	char *ref;
+	char *topic;
+};
+
+struct zuul_artifact {
+	char *name;
+	char *url;
+};
+
+struct zuul_build {
+	char *job_name;
+	char *job_uuid; /* current schema only */
+	char *uuid;
+	char *result;   /* "SUCCESS", "FAILURE", ... NULL while running */
+	char *log_url;
+	char *web_url;  /* current schema only */
+	bool voting;    /* defaults to true when absent */
+	bool retried;   /* true for entries of buildset.retry_builds */
+	double execute_time;
+	double start_time;
+	double end_time;
+	struct zuul_change *change; /* the build's own change (current schema), may be NULL */
+	struct zuul_artifact *artifacts;
+	size_t n_artifacts;
+	char **dependencies; /* job names this build depended on */
+	size_t n_dependencies;
+};
+
+enum zuul_schema { ZUUL_SCHEMA_LEGACY, ZUUL_SCHEMA_CURRENT };
+
+struct zuul_event {
+	enum zuul_schema schema; /* CURRENT when the payload carries uuid, changes or buildset.result */
+	char *action;            /* always set: "start", "success", "failure", "merge-conflict", ... */
+	char *tenant;
+	char *pipeline;
+	char *queue;
+	char *uuid;              /* the item uuid (current schema) */
+	char *zuul_ref;
+	char *zuul_event_id;
+	char *message;
+	/* The item's own change fields, from the top level of the payload. */
+	struct zuul_change item;
+	struct zuul_change *changes; /* current schema: all changes of the item; legacy: empty */
+	size_t n_changes;
+	double timestamp;
+	double trigger_time;
+	double enqueue_time;
+	char *buildset_uuid;
+	char *buildset_result;   /* current schema only */
+	struct zuul_build *builds;
+	size_t n_builds;
+	struct zuul_build *retry_builds;
+	size_t n_retry_builds;
+};
+
+/* Decodes one MQTT payload. Returns the event (caller frees with zuul_event_free),
+ * or NULL with a one-line, human-readable reason in err (never containing raw
+ * payload bytes): "not valid UTF-8 at byte 17", "not JSON: ...", "not an object",
+ * "no action". Never crashes, whatever the input. */
+struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, size_t errlen);
+void zuul_event_free(struct zuul_event *ev);
+
+/* A short preview of an arbitrary payload safe to log: at most max_chars
+ * characters, control bytes and invalid UTF-8 replaced, "..." when cut.
+ * Caller frees. */
+char *zuul_payload_preview(const char *payload, size_t len, size_t max_chars);
+
+/* A stable identity of the item this report is about, for dedup and transaction
+ * ids: the buildset uuid when there is one, else the item uuid, else a hex hash of
+ * the payload bytes. Caller frees. */
+char *zuul_event_key(const struct zuul_event *ev, const char *payload, size_t len);
+
+#endif
