@@ -32,8 +32,16 @@ struct route_globs {
 	size_t n;
 };
 
-/* match: every constrained field must match one of its globs.
- * exclude: the event is dropped when any constrained field matches one of its globs. */
+/* A field is constrained when its patterns are not NULL (config rejects empty
+ * lists; an empty constrained list would match nothing).
+ * match: every constrained field must match at least one of its globs (AND over
+ *   fields, OR within a field).
+ * exclude: the event is dropped when any constrained field matches any of its globs.
+ * Values: tenant, pipeline, action, buildset_result from the event; project and
+ * branch from ev->item. A missing (NULL) value is matched as "", so "*" matches it
+ * and "FAILURE" does not. build_results looks at ev->builds only (not
+ * retry_builds): it matches when any build's result matches (a running build's
+ * NULL result is ""); with no builds it is matched once as "". */
 struct route_rules {
 	struct route_globs field[ROUTE_NFIELDS];
 };
@@ -49,20 +57,35 @@ struct route {
 };
 
 /* fnmatch-like glob: '*' any run (also '/'), '?' one character, '[...]' a class
- * with ranges and '!' or '^' negation, '\\' escapes. Case-sensitive. */
+ * with ranges and '!' or '^' negation, '\\' escapes. Case-sensitive.
+ * Characters are UTF-8 code points ('?' and classes take a whole character; an
+ * invalid byte counts as one character). A ']' first in a class is a member, '-'
+ * first or last too. Malformed parts are taken literally (an unterminated '[' is a
+ * '[', a trailing backslash a backslash); an empty pattern matches only "".
+ * NULL text is matched as "". Cost is O(len(pattern) * len(text)) at worst. */
 bool glob_match(const char *pattern, const char *text);
 /* NULL when pattern is a well-formed glob, else a static reason
- * ("unterminated [", "trailing backslash", "empty pattern"). */
+ * ("unterminated [", "trailing backslash", "empty pattern", "not valid UTF-8",
+ * "range out of order in [...]"). */
 const char *glob_check(const char *pattern);
 
-/* Whether ev goes to route r. When why is not NULL, appends one human-readable
- * line per rule that decided, e.g.
- *   "match pipelines: \"periodic-daily\" matches \"periodic-*\""
- *   "match projects: \"foo/bar\" matches none of [\"SovereignCloudStack/*\"]"
- *   "exclude branches: \"stable/1\" matches \"stable/*\"" */
+// Whether ev goes to route r. When why is not NULL, appends one line (ending in
+// '\n') per constrained field looked at, then a verdict line:
+//   match pipelines: "periodic-daily" matches "periodic-*"
+//   match projects: "foo/bar" matches none of "SovereignCloudStack/*", "osism/*"
+//   match buildset_results: "" (missing) matches none of "FAILURE"
+//   match build_results: "FAILURE" (job "tox-py3") matches "FAIL*"
+//   exclude branches: "stable/1" matches "stable/*" -> excluded
+//   route periodic-failures: does not match
+// With why, every match field is shown (without, the first failing one stops);
+// exclude fields are looked at only when the match rules took the report, up to
+// the first that excludes it. Values and patterns are quoted and escaped
+// (quotes, backslashes, control and invisible characters, invalid bytes) and cut
+// after 200 characters, so hostile values cannot forge lines.
+// (Line comments because the examples contain slash-star.)
 bool route_matches(const struct route *r, const struct zuul_event *ev, struct strbuf *why);
 
-/* Frees the members of r (not r itself). */
+/* Free the members of r (not r itself) and zero them, so clearing twice is safe. */
 void route_clear(struct route *r);
 void route_rules_clear(struct route_rules *rules);
 

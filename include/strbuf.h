@@ -17,7 +17,9 @@ struct strbuf {
 /* All appenders abort() on out-of-memory: a daemon that cannot allocate a
  * few bytes cannot do anything useful, and every caller checking would hide the
  * real logic. */
-void strbuf_append(struct strbuf *sb, const char *data, size_t len);
+/* Hidden: libconfig 1.5 exports its own strbuf_append(); an exported one here
+ * would interpose it and libconfig's scanner would call ours (crash on any string). */
+__attribute__((visibility("hidden"))) void strbuf_append(struct strbuf *sb, const char *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,0 +1,482 @@
+/* route: glob matching and the match/exclude rules that decide which routes a
+ * Zuul event goes to, with a line-by-line explanation for operators. Pure. */
+#include "route.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const field_keys[ROUTE_NFIELDS] = {
+	[ROUTE_TENANT] = "tenants",
+	[ROUTE_PIPELINE] = "pipelines",
+	[ROUTE_PROJECT] = "projects",
+	[ROUTE_BRANCH] = "branches",
+	[ROUTE_ACTION] = "actions",
+	[ROUTE_BUILDSET_RESULT] = "buildset_results",
+	[ROUTE_BUILD_RESULT] = "build_results",
+};
+
+const char *route_field_key(enum route_field f)
+{
+	if ((int)f < 0 || f >= ROUTE_NFIELDS)
+		return NULL;
+	return field_keys[f];
+}
+
+int route_field_from_key(const char *key)
+{
+	if (!key)
+		return -1;
+	for (int f = 0; f < ROUTE_NFIELDS; f++)
+		if (strcmp(field_keys[f], key) == 0)
+			return f;
+	return -1;
+}
+
+/* ---- UTF-8 ---- */
+
+/* Decodes one character at s (which must not be at the NUL). Invalid or
+ * overlong sequences and surrogates decode as one byte mapped to 0xDC80..0xDCFF
+ * (like Python's surrogateescape), which no valid sequence decodes to, so equal
+ * code points always mean equal bytes and '?' still steps over garbage. */
+static uint32_t utf8_decode(const char *str, size_t *len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	unsigned char c = s[0];
+	uint32_t cp, min;
+	size_t n;
+	if (c < 0x80) {
+		*len = 1;
+		return c;
+	} else if (c >= 0xC2 && c <= 0xDF) {
+		n = 2, cp = c & 0x1F, min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3, cp = c & 0x0F, min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4, cp = c & 0x07, min = 0x10000;
+	} else {
+		goto invalid;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80) /* also stops at the NUL */
+			goto invalid;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		goto invalid;
+	*len = n;
+	return cp;
+invalid:
+	*len = 1;
+	return 0xDC00 | c;
+}
+
+static bool is_escaped_byte(uint32_t cp)
+{
+	return cp >= 0xDC80 && cp <= 0xDCFF;
+}
+
+/* ---- globs ---- */
+
+/* Reads one (possibly backslash-escaped) character of a pattern at p.
+ * Returns the position after it, or NULL at the end of the pattern (a lone
+ * trailing backslash counts as the end inside a class; outside one the caller
+ * treats it as a literal backslash). */
+static const char *pattern_char(const char *p, uint32_t *cp)
+{
+	if (*p == '\\')
+		p++;
+	if (!*p)
+		return NULL;
+	size_t n;
+	*cp = utf8_decode(p, &n);
+	return p + n;
+}
+
+enum class_status { CLASS_OK, CLASS_UNTERMINATED, CLASS_REVERSED };
+
+/* Parses the class that starts at p (just after '['), deciding whether c is in
+ * it. Returns the position after the closing ']' and sets *status; on
+ * CLASS_UNTERMINATED the return value is NULL. A ']' right after '[', '[!' or
+ * '[^' is a member, not the end; '-' first or last is a member too. */
+static const char *class_match(const char *p, uint32_t c, bool *in, enum class_status *status)
+{
+	bool negate = false, found = false;
+	*status = CLASS_OK;
+	if (*p == '!' || *p == '^') {
+		negate = true;
+		p++;
+	}
+	bool first = true;
+	for (;;) {
+		if (*p == '\0') {
+			*status = CLASS_UNTERMINATED;
+			return NULL;
+		}
+		if (*p == ']' && !first)
+			break;
+		first = false;
+		uint32_t lo, hi;
+		const char *q = pattern_char(p, &lo);
+		if (!q) {
+			*status = CLASS_UNTERMINATED;
+			return NULL;
+		}
+		p = q;
+		hi = lo;
+		if (p[0] == '-' && p[1] != ']' && p[1] != '\0') {
+			q = pattern_char(p + 1, &hi);
+			if (!q) {
+				*status = CLASS_UNTERMINATED;
+				return NULL;
+			}
+			p = q;
+			if (hi < lo)
+				*status = CLASS_REVERSED; /* matches nothing; glob_check reports it */
+		}
+		if (c >= lo && c <= hi)
+			found = true;
+	}
+	*in = found != negate;
+	return p + 1;
+}
+
+/* Tries one pattern element at p against the character at t (not at the NUL).
+ * Returns the pattern position after the element when it matches, else NULL;
+ * *tlen is the length of the text character. */
+static const char *match_element(const char *p, const char *t, size_t *tlen)
+{
+	uint32_t c = utf8_decode(t, tlen);
+	if (*p == '?')
+		return p + 1;
+	if (*p == '[') {
+		bool in = false;
+		enum class_status st;
+		const char *end = class_match(p + 1, c, &in, &st);
+		if (end)
+			return in ? end : NULL;
+		/* Unterminated: the '[' is an ordinary character. */
+		return c == '[' ? p + 1 : NULL;
+	}
+	uint32_t pc;
+	const char *next = pattern_char(p, &pc);
+	if (!next) /* trailing backslash: a literal backslash */
+		return c == '\\' ? p + 1 : NULL;
+	return pc == c ? next : NULL;
+}
+
+/* Classic iterative matching: on a mismatch, let the most recent '*' swallow one
+ * more character and retry from just after it. Backtracking to earlier stars is
+ * never needed because '*' matches anything, so the cost is O(len(p) * len(t)). */
+bool glob_match(const char *pattern, const char *text)
+{
+	if (!pattern)
+		return false;
+	if (!text)
+		text = "";
+	const char *p = pattern, *t = text;
+	const char *star_p = NULL, *star_t = NULL;
+	for (;;) {
+		if (*p == '*') {
+			while (*p == '*')
+				p++;
+			if (!*p)
+				return true;
+			star_p = p;
+			star_t = t;
+			continue;
+		}
+		if (!*t) {
+			/* Only stars could match the empty rest, and those returned above. */
+			return !*p;
+		}
+		size_t tlen;
+		const char *next = *p ? match_element(p, t, &tlen) : NULL;
+		if (next) {
+			p = next;
+			t += tlen;
+			continue;
+		}
+		if (!star_p)
+			return false;
+		utf8_decode(star_t, &tlen);
+		star_t += tlen;
+		t = star_t;
+		p = star_p;
+	}
+}
+
+const char *glob_check(const char *pattern)
+{
+	if (!pattern || !*pattern)
+		return "empty pattern";
+	for (const char *p = pattern; *p;) {
+		size_t n;
+		if (is_escaped_byte(utf8_decode(p, &n)))
+			return "not valid UTF-8";
+		p += n;
+	}
+	for (const char *p = pattern; *p;) {
+		if (*p == '\\') {
+			if (!p[1])
+				return "trailing backslash";
+			p += 2; /* the escaped byte; continuation bytes after it are skipped below */
+		} else if (*p == '[') {
+			bool in;
+			enum class_status st;
+			const char *end = class_match(p + 1, 0, &in, &st);
+			if (st == CLASS_UNTERMINATED)
+				return "unterminated [";
+			if (st == CLASS_REVERSED)
+				return "range out of order in [...]";
+			p = end;
+		} else {
+			p++;
+		}
+	}
+	return NULL;
+}
+
+/* ---- explanations ---- */
+
+/* Longest value shown in an explanation; route inputs are short, and a hostile
+ * one must not turn a log line into a megabyte. */
+#define WHY_MAX_CHARS 200
+
+/* Appends s with backslashes, double quotes, control characters, invalid bytes
+ * and the invisible characters that reorder or break lines escaped, so a value
+ * cannot forge a line or hide what it is. Stops after WHY_MAX_CHARS characters
+ * and returns whether it did. */
+static bool put_escaped(struct strbuf *sb, const char *s)
+{
+	size_t chars = 0;
+	while (*s) {
+		if (chars++ == WHY_MAX_CHARS)
+			return true;
+		size_t n;
+		uint32_t cp = utf8_decode(s, &n);
+		if (cp == '"' || cp == '\\') {
+			strbuf_putc(sb, '\\');
+			strbuf_putc(sb, (char)cp);
+		} else if (cp == '\n') {
+			strbuf_puts(sb, "\\n");
+		} else if (cp == '\t') {
+			strbuf_puts(sb, "\\t");
+		} else if (cp == '\r') {
+			strbuf_puts(sb, "\\r");
+		} else if (cp < 0x20 || cp == 0x7F) {
+			strbuf_printf(sb, "\\x%02x", (unsigned)cp);
+		} else if (is_escaped_byte(cp)) {
+			strbuf_printf(sb, "\\x%02x", (unsigned)(cp & 0xFF));
+		} else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+		           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+		           cp == 0xFEFF) {
+			strbuf_printf(sb, "\\u%04x", (unsigned)cp);
+		} else {
+			strbuf_append(sb, s, n);
+		}
+		s += n;
+	}
+	return false;
+}
+
+/* Appends s escaped in double quotes; "..." after the quotes when cut. */
+static void put_quoted(struct strbuf *sb, const char *s)
+{
+	strbuf_putc(sb, '"');
+	bool cut = put_escaped(sb, s);
+	strbuf_putc(sb, '"');
+	if (cut)
+		strbuf_puts(sb, "...");
+}
+
+static void put_value(struct strbuf *sb, const char *v)
+{
+	put_quoted(sb, v ? v : "");
+	if (!v)
+		strbuf_puts(sb, " (missing)");
+}
+
+static void put_pattern_list(struct strbuf *sb, const struct route_globs *g)
+{
+	if (g->n == 0) {
+		strbuf_puts(sb, "(an empty list)");
+		return;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		if (i)
+			strbuf_puts(sb, ", ");
+		put_quoted(sb, g->patterns[i]);
+	}
+}
+
+/* ---- rules ---- */
+
+static const char *event_value(const struct zuul_event *ev, enum route_field f)
+{
+	switch (f) {
+	case ROUTE_TENANT:
+		return ev->tenant;
+	case ROUTE_PIPELINE:
+		return ev->pipeline;
+	case ROUTE_PROJECT:
+		return ev->item.project;
+	case ROUTE_BRANCH:
+		return ev->item.branch;
+	case ROUTE_ACTION:
+		return ev->action;
+	case ROUTE_BUILDSET_RESULT:
+		return ev->buildset_result;
+	case ROUTE_BUILD_RESULT:
+	case ROUTE_NFIELDS:
+		break;
+	}
+	return NULL;
+}
+
+/* Index of the first pattern of g matching v (NULL matched as ""), or -1. */
+static long first_match(const struct route_globs *g, const char *v)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (glob_match(g->patterns[i], v ? v : ""))
+			return (long)i;
+	return -1;
+}
+
+/* Whether field f of ev matches g; explains into why (may be NULL) with the
+ * given prefix ("match" or "exclude"). */
+static bool field_matches(const struct route_globs *g, enum route_field f,
+                          const struct zuul_event *ev, const char *prefix, struct strbuf *why)
+{
+	if (f != ROUTE_BUILD_RESULT) {
+		const char *v = event_value(ev, f);
+		long i = first_match(g, v);
+		if (why) {
+			strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
+			put_value(why, v);
+			if (i >= 0) {
+				strbuf_puts(why, " matches ");
+				put_quoted(why, g->patterns[i]);
+			} else {
+				strbuf_puts(why, " matches none of ");
+				put_pattern_list(why, g);
+			}
+		}
+		return i >= 0;
+	}
+
+	/* Any build decides; with no builds the field is one missing value. */
+	if (ev->n_builds == 0) {
+		long i = first_match(g, NULL);
+		if (why) {
+			strbuf_printf(why, "%s %s: no builds, \"\"", prefix, field_keys[f]);
+			if (i >= 0) {
+				strbuf_puts(why, " matches ");
+				put_quoted(why, g->patterns[i]);
+			} else {
+				strbuf_puts(why, " matches none of ");
+				put_pattern_list(why, g);
+			}
+		}
+		return i >= 0;
+	}
+	for (size_t b = 0; b < ev->n_builds; b++) {
+		const struct zuul_build *build = &ev->builds[b];
+		long i = first_match(g, build->result);
+		if (i < 0)
+			continue;
+		if (why) {
+			strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
+			put_value(why, build->result);
+			strbuf_puts(why, " (job ");
+			put_quoted(why, build->job_name ? build->job_name : "");
+			strbuf_puts(why, ") matches ");
+			put_quoted(why, g->patterns[i]);
+		}
+		return true;
+	}
+	if (why) {
+		/* List each distinct result once: a buildset can have hundreds of builds. */
+		strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
+		size_t shown = 0;
+		for (size_t b = 0; b < ev->n_builds; b++) {
+			const char *r = ev->builds[b].result;
+			bool seen = false;
+			for (size_t k = 0; k < b && !seen; k++) {
+				const char *o = ev->builds[k].result;
+				seen = (r == NULL) == (o == NULL) && (!r || strcmp(r, o) == 0);
+			}
+			if (seen)
+				continue;
+			if (shown++)
+				strbuf_puts(why, ", ");
+			put_value(why, r);
+		}
+		strbuf_printf(why, " (%zu build%s) match none of ", ev->n_builds,
+		              ev->n_builds == 1 ? "" : "s");
+		put_pattern_list(why, g);
+	}
+	return false;
+}
+
+bool route_matches(const struct route *r, const struct zuul_event *ev, struct strbuf *why)
+{
+	bool matched = true;
+	if (!r->has_match) {
+		if (why)
+			strbuf_puts(why, "match: no match rules, takes every report\n");
+	} else {
+		/* Without an explanation the first failing field decides; with one,
+		 * every field is shown so an operator sees all reasons at once. */
+		for (int f = 0; f < ROUTE_NFIELDS && (matched || why); f++) {
+			const struct route_globs *g = &r->match.field[f];
+			if (!g->patterns)
+				continue;
+			if (!field_matches(g, (enum route_field)f, ev, "match", why))
+				matched = false;
+			if (why)
+				strbuf_putc(why, '\n');
+		}
+	}
+	/* Exclusion only matters for a report the match rules took. */
+	for (int f = 0; f < ROUTE_NFIELDS && matched; f++) {
+		const struct route_globs *g = &r->exclude.field[f];
+		if (!g->patterns)
+			continue;
+		if (field_matches(g, (enum route_field)f, ev, "exclude", why)) {
+			matched = false;
+			if (why)
+				strbuf_puts(why, " -> excluded");
+		}
+		if (why)
+			strbuf_putc(why, '\n');
+	}
+	if (why) {
+		strbuf_puts(why, "route ");
+		put_escaped(why, r->name ? r->name : "(unnamed)");
+		strbuf_puts(why, matched ? ": matches\n" : ": does not match\n");
+	}
+	return matched;
+}
+
+void route_rules_clear(struct route_rules *rules)
+{
+	for (int f = 0; f < ROUTE_NFIELDS; f++) {
+		struct route_globs *g = &rules->field[f];
+		for (size_t i = 0; i < g->n; i++)
+			free(g->patterns[i]);
+		free(g->patterns);
+		g->patterns = NULL;
+		g->n = 0;
+	}
+}
+
+void route_clear(struct route *r)
+{
+	free(r->name);
+	free(r->room);
+	free(r->template_path);
+	route_rules_clear(&r->match);
+	route_rules_clear(&r->exclude);
+	memset(r, 0, sizeof *r);
+}
