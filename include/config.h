@@ -68,6 +68,11 @@ enum config_flags {
 struct config *config_load(const char *path, unsigned flags, struct strbuf *errors);
 void config_free(struct config *cfg);
 
+/* Every dotted key the loader accepts ("mqtt.host", "mqtt.tls.ca_file",
+ * "routes.match.tenants", groups included), NULL-terminated; static, not freed.
+ * The docs test checks each one is documented. */
+const char *const *config_all_keys(void);
+
 /* The route called name, or NULL. */
 const struct route *config_find_route(const struct config *cfg, const char *name);
 

@@ -1,0 +1,87 @@
+/* store: the bridge's durable state in SQLite (state_dir/state.db, WAL): the outbox of
+ * deliveries, dedup keys, sent events, dead letters, and small key/values (sync token).
+ * Knows nothing of HTTP or MQTT. Writes are grouped: one transaction per loop turn. */
+#ifndef ZMB_STORE_H
+#define ZMB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* One pending delivery: a message content for a room, with its transaction id. */
+struct outbox_item {
+	int64_t id;          /* insertion order; delivery order within a room follows it */
+	char *route;
+	char *room;          /* as configured (id or alias); resolved by the deliverer */
+	char *txn_id;        /* deterministic, see DESIGN.md */
+	char *event_key;     /* buildset uuid / item uuid / payload hash */
+	char *action;
+	char *content_json;  /* the m.room.message content */
+	int attempts;        /* failed attempts so far */
+	int64_t created_ms;  /* wall clock, Unix ms, when the report was accepted */
+};
+
+struct dead_letter {
+	int64_t id;
+	char *route;
+	char *room;
+	char *txn_id;
+	char *event_key;
+	char *action;
+	char *reason;        /* "403 M_FORBIDDEN: You are not in this room" */
+	int attempts;
+	int64_t created_ms;
+	int64_t failed_ms;
+};
+
+/* Creates state_dir (mode 0700) if missing, opens or creates state.db, enables WAL,
+ * migrates the schema. NULL with a reason in err ("STATE_DIR/state.db: ...") on failure. */
+struct store *store_open(const char *state_dir, char *err, size_t errlen);
+/* Commits any open batch and closes. */
+void store_close(struct store *st);
+
+/* Batching: every write below joins the current batch, opening it when needed;
+ * store_commit() makes the batch durable (one fsync). Returns 0 or -1 (logged). */
+int store_commit(struct store *st);
+bool store_in_batch(const struct store *st);
+
+/* Queues a delivery unless (event_key, action, route) was already accepted within the
+ * retention window, or txn_id is already known. Returns 1 when queued (and sets *id,
+ * if id is not NULL, to the new outbox id), 0 when a duplicate (nothing written),
+ * -1 on error. now_ms is wall-clock Unix ms. */
+int store_outbox_push(struct store *st, const char *route, const char *room, const char *txn_id,
+		      const char *event_key, const char *action, const char *content_json, int64_t now_ms,
+		      int64_t *id);
+
+/* Every pending item in id order. Caller frees with store_items_free. */
+int store_outbox_load(struct store *st, struct outbox_item **items, size_t *n);
+void store_items_free(struct outbox_item *items, size_t n);
+size_t store_outbox_depth(struct store *st);
+
+/* The homeserver answered 200: removes the item and remembers (txn_id -> event_id, room). */
+int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms);
+/* A failed attempt that will be retried: bumps attempts. */
+int store_outbox_attempt_failed(struct store *st, int64_t id);
+/* A permanent failure: moves the item to the dead-letter table with reason. */
+int store_outbox_kill(struct store *st, int64_t id, const char *reason, int64_t now_ms);
+
+/* The event id a delivered txn_id got, or NULL. Caller frees. */
+char *store_sent_event_id(struct store *st, const char *txn_id);
+
+/* Dead letters, oldest first. Caller frees with store_dead_free. */
+int store_dead_list(struct store *st, struct dead_letter **items, size_t *n);
+void store_dead_free(struct dead_letter *items, size_t n);
+/* Moves dead letter id (or all of them when id == 0) back into the outbox, keeping
+ * its txn_id. Returns how many were moved, or -1. */
+int store_dead_retry(struct store *st, int64_t id);
+
+/* Forgets dedup keys accepted before cutoff_ms. Returns how many were removed, or -1. */
+int store_dedup_prune(struct store *st, int64_t cutoff_ms);
+
+/* Small persistent values (the /sync token...). store_kv_get: caller frees; NULL if unset. */
+char *store_kv_get(struct store *st, const char *key);
+int store_kv_set(struct store *st, const char *key, const char *value);
+
+#endif

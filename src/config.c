@@ -1,0 +1,1157 @@
+/* config: the libconfig file turned into struct config, every value checked.
+ * All problems are collected as "FILE:LINE: what (expected)" so an operator fixes them in one pass. */
+#include "config.h"
+
+#include "build_config.h"
+#include "duration.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Secrets larger than this are not tokens or passwords but a wrong file. */
+#define SECRET_MAX 16384
+#define REDACTED "[redacted]"
+
+/* The keys each group accepts, in the order messages list them. The keys of
+ * match/exclude come from route_field_key() so route owns that vocabulary. */
+static const char *const top_keys[] = {
+	"state_dir", "template_dir", "log_level", "dedup_retention", "mqtt", "matrix", "routes", NULL,
+};
+static const char *const mqtt_keys[] = {
+	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
+	"protocol", "share_group", "topics", "reconnect_min", "reconnect_max", "tls", NULL,
+};
+static const char *const tls_keys[] = {
+	"ca_file", "ca_dir", "cert_file", "key_file", "verify", NULL,
+};
+static const char *const matrix_keys[] = {
+	"homeserver", "access_token_file", "insecure_skip_tls_verify", "request_timeout", "retry_min",
+	"retry_max", NULL,
+};
+static const char *const route_keys[] = {
+	"name", "room", "template", "match", "exclude", NULL,
+};
+
+static const char *const all_keys[] = {
+	"state_dir", "template_dir", "log_level", "dedup_retention",
+	"mqtt", "mqtt.host", "mqtt.port", "mqtt.client_id", "mqtt.username", "mqtt.password_file",
+	"mqtt.qos", "mqtt.clean_session", "mqtt.keepalive", "mqtt.protocol", "mqtt.share_group",
+	"mqtt.topics", "mqtt.reconnect_min", "mqtt.reconnect_max",
+	"mqtt.tls", "mqtt.tls.ca_file", "mqtt.tls.ca_dir", "mqtt.tls.cert_file", "mqtt.tls.key_file",
+	"mqtt.tls.verify",
+	"matrix", "matrix.homeserver", "matrix.access_token_file", "matrix.insecure_skip_tls_verify",
+	"matrix.request_timeout", "matrix.retry_min", "matrix.retry_max",
+	"routes", "routes.name", "routes.room", "routes.template",
+	"routes.match", "routes.match.tenants", "routes.match.pipelines", "routes.match.projects",
+	"routes.match.branches", "routes.match.actions", "routes.match.buildset_results",
+	"routes.match.build_results",
+	"routes.exclude", "routes.exclude.tenants", "routes.exclude.pipelines",
+	"routes.exclude.projects", "routes.exclude.branches", "routes.exclude.actions",
+	"routes.exclude.buildset_results", "routes.exclude.build_results",
+	NULL,
+};
+
+const char *const *config_all_keys(void)
+{
+	return all_keys;
+}
+
+/* State of one config_load call. */
+struct loader {
+	const char *path;   /* as the caller gave it, for messages */
+	char *dir;          /* absolute directory of the config file; relative paths start here */
+	struct msg {
+		int line;
+		bool included; /* from an @include'd file: listed after the main file's */
+		char *text;    /* "FILE:LINE: ...\n" */
+	} *msgs;            /* this load's messages, redacted and sorted before they leave */
+	size_t n_errors;
+	char **redact;      /* secret values that must never appear in a message */
+	size_t n_redact;
+};
+
+/* Records "FILE:LINE: message\n"; s == NULL or a setting without a line (the root) gives line 1. */
+__attribute__((format(printf, 3, 4)))
+static void report(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
+{
+	const char *file = s && config_setting_source_file(s) ? config_setting_source_file(s) : ld->path;
+	int line = s ? config_setting_source_line(s) : 0;
+	if (line < 1)
+		line = 1;
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "%s:%d: ", file, line);
+	va_list ap;
+	va_start(ap, fmt);
+	strbuf_vprintf(&sb, fmt, ap);
+	va_end(ap);
+	strbuf_putc(&sb, '\n');
+	ld->msgs = xrealloc(ld->msgs, (ld->n_errors + 1) * sizeof(*ld->msgs));
+	ld->msgs[ld->n_errors++] = (struct msg){line, strcmp(file, ld->path) != 0, strbuf_detach(&sb)};
+}
+
+static void remember_secret(struct loader *ld, const char *value)
+{
+	if (!value || !*value)
+		return;
+	ld->redact = xrealloc(ld->redact, (ld->n_redact + 1) * sizeof(*ld->redact));
+	ld->redact[ld->n_redact++] = xstrdup(value);
+}
+
+static void secret_free(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Appends text to out with every secret value replaced. Messages quote config
+ * values (a bad room, a bad glob); one that happens to hold a token must not leak
+ * it. Secrets shorter than 4 bytes would garble every message and protect
+ * nothing, so they are left alone. */
+static void put_redacted(struct loader *ld, const char *p, struct strbuf *out)
+{
+	while (*p) {
+		size_t best = 0;
+		for (size_t i = 0; i < ld->n_redact; i++) {
+			size_t n = strlen(ld->redact[i]);
+			if (n >= 4 && n > best && strncmp(p, ld->redact[i], n) == 0)
+				best = n;
+		}
+		if (best) {
+			strbuf_puts(out, REDACTED);
+			p += best;
+		} else {
+			strbuf_putc(out, *p++);
+		}
+	}
+}
+
+/* Hands the messages to the caller in file order (checks run section by section,
+ * an operator reads top to bottom), then forgets them. */
+static void flush_errors(struct loader *ld, struct strbuf *out)
+{
+	/* Insertion sort: stable, and there are only a handful. */
+	for (size_t i = 1; i < ld->n_errors; i++) {
+		struct msg m = ld->msgs[i];
+		size_t j = i;
+		while (j > 0 && (ld->msgs[j - 1].included > m.included ||
+				 (ld->msgs[j - 1].included == m.included && ld->msgs[j - 1].line > m.line))) {
+			ld->msgs[j] = ld->msgs[j - 1];
+			j--;
+		}
+		ld->msgs[j] = m;
+	}
+	for (size_t i = 0; i < ld->n_errors; i++) {
+		put_redacted(ld, ld->msgs[i].text, out);
+		explicit_bzero(ld->msgs[i].text, strlen(ld->msgs[i].text));
+		free(ld->msgs[i].text);
+	}
+	free(ld->msgs);
+	ld->msgs = NULL;
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "an integer";
+	case CONFIG_TYPE_FLOAT: return "a float";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	default: return "nothing";
+	}
+}
+
+static void type_error(struct loader *ld, const config_setting_t *s, const char *key, const char *expected)
+{
+	report(ld, s, "%s: expected %s, got %s", key, expected, type_name(config_setting_type(s)));
+}
+
+/* "prefix.key", or key alone at the top level. */
+static void key_path(char *buf, size_t n, const char *prefix, const char *key)
+{
+	if (prefix && *prefix)
+		snprintf(buf, n, "%s.%s", prefix, key);
+	else
+		snprintf(buf, n, "%s", key);
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	int t = config_setting_type(s);
+	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+/* ---- paths ---------------------------------------------------------------- */
+
+/* Lexically cleans an absolute path: no "." components, no "//", ".." removes
+ * the component before it (like Go's filepath.Clean). Caller frees. */
+static char *path_clean(const char *path)
+{
+	size_t len = strlen(path);
+	char *out = xmalloc(len + 2);
+	size_t o = 0;
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *start = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - start);
+		if (n == 0 || (n == 1 && start[0] == '.'))
+			continue;
+		if (n == 2 && start[0] == '.' && start[1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--; /* the slash before the dropped component */
+			continue;
+		}
+		out[o++] = '/';
+		memcpy(out + o, start, n);
+		o += n;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
+/* The directory holding the config file, absolute. Caller frees; NULL only when
+ * the working directory cannot be determined. */
+static char *config_dir(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (path[0] != '/') {
+		char *cwd = getcwd(NULL, 0);
+		if (!cwd)
+			return NULL;
+		strbuf_puts(&sb, cwd);
+		strbuf_putc(&sb, '/');
+		free(cwd);
+	}
+	const char *slash = strrchr(path, '/');
+	if (slash)
+		strbuf_append(&sb, path, (size_t)(slash - path) + 1);
+	char *joined = strbuf_detach(&sb);
+	char *dir = path_clean(joined);
+	free(joined);
+	return dir;
+}
+
+/* base/rel, cleaned; rel when it is absolute. Caller frees. */
+static char *path_resolve(const char *base, const char *rel)
+{
+	if (rel[0] == '/')
+		return path_clean(rel);
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "%s/%s", base, rel);
+	char *joined = strbuf_detach(&sb);
+	char *out = path_clean(joined);
+	free(joined);
+	return out;
+}
+
+/* 0 when path is a readable regular file, else an errno value. */
+static int check_readable_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) != 0)
+		rc = errno;
+	else if (S_ISDIR(st.st_mode))
+		rc = EISDIR;
+	close(fd);
+	return rc;
+}
+
+/* ---- typed getters -----------------------------------------------------------
+ * Each returns false after reporting a problem; an absent key is not a problem
+ * (the caller's default stays). */
+
+static bool get_string(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		       const char *key, const char **out)
+{
+	const config_setting_t *s = grp ? config_setting_get_member(grp, key) : NULL;
+	if (!s)
+		return true;
+	char path[128];
+	key_path(path, sizeof(path), prefix, key);
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		type_error(ld, s, path, "a string");
+		return false;
+	}
+	*out = config_setting_get_string(s);
+	return true;
+}
+
+/* A string that must not be empty when present. */
+static bool get_nonempty(struct loader *ld, const config_setting_t *grp, const char *prefix,
+			 const char *key, const char *expected, const char **out)
+{
+	const char *v = NULL;
+	if (!get_string(ld, grp, prefix, key, &v))
+		return false;
+	if (v && !*v) {
+		char path[128];
+		key_path(path, sizeof(path), prefix, key);
+		report(ld, config_setting_get_member(grp, key), "%s: empty string (expected %s)", path, expected);
+		return false;
+	}
+	if (v)
+		*out = v;
+	return true;
+}
+
+/* A path, resolved against the config file's directory; *out is replaced only when present. */
+static bool get_path(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		     const char *key, char **out)
+{
+	const char *v = NULL;
+	if (!get_nonempty(ld, grp, prefix, key, "a path", &v))
+		return false;
+	if (v) {
+		free(*out);
+		*out = path_resolve(ld->dir, v);
+	}
+	return true;
+}
+
+static bool get_int(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		    const char *key, long long min, long long max, int *out)
+{
+	const config_setting_t *s = grp ? config_setting_get_member(grp, key) : NULL;
+	if (!s)
+		return true;
+	char path[128];
+	key_path(path, sizeof(path), prefix, key);
+	if (!is_int(s)) {
+		type_error(ld, s, path, "an integer");
+		return false;
+	}
+	long long v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		report(ld, s, "%s: %lld is out of range (expected %lld..%lld)", path, v, min, max);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+static bool get_bool(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		     const char *key, bool *out)
+{
+	const config_setting_t *s = grp ? config_setting_get_member(grp, key) : NULL;
+	if (!s)
+		return true;
+	char path[128];
+	key_path(path, sizeof(path), prefix, key);
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		type_error(ld, s, path, "a boolean (true or false)");
+		return false;
+	}
+	*out = config_setting_get_bool(s) != 0;
+	return true;
+}
+
+/* A duration string ("90s", "1h30m") or a non-negative integer of seconds, within min..max. */
+static bool get_duration(struct loader *ld, const config_setting_t *grp, const char *prefix,
+			 const char *key, long long min, long long max, long long *out)
+{
+	const config_setting_t *s = grp ? config_setting_get_member(grp, key) : NULL;
+	if (!s)
+		return true;
+	char path[128];
+	key_path(path, sizeof(path), prefix, key);
+	long long v;
+	if (is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 0) {
+			report(ld, s, "%s: bad duration %lld (expected a non-negative number of seconds "
+				      "or a duration like \"90s\", \"5m\", \"1h30m\")", path, v);
+			return false;
+		}
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *text = config_setting_get_string(s);
+		if (duration_parse(text, &v) != 0) {
+			report(ld, s, "%s: bad duration \"%s\" (expected a duration like \"90s\", \"5m\", "
+				      "\"1h30m\", \"7d\" or an integer of seconds)", path, text);
+			return false;
+		}
+	} else {
+		type_error(ld, s, path, "a duration (a string like \"5m\" or an integer of seconds)");
+		return false;
+	}
+	if (v < min || v > max) {
+		char a[32], b[32], c[32];
+		report(ld, s, "%s: %s is out of range (expected %s..%s)", path,
+		       duration_format((double)v, a, sizeof(a)), duration_format((double)min, b, sizeof(b)),
+		       duration_format((double)max, c, sizeof(c)));
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* A list or array of strings, or (when single_ok) one string meaning a one-element
+ * list. On success *out holds copies (NULL when empty); on failure nothing is kept. */
+static bool get_string_list(struct loader *ld, const config_setting_t *s, const char *path,
+			    bool single_ok, char ***out, size_t *n_out)
+{
+	int t = config_setting_type(s);
+	*out = NULL;
+	*n_out = 0;
+	if (single_ok && t == CONFIG_TYPE_STRING) {
+		*out = xmalloc(sizeof(char *));
+		(*out)[0] = xstrdup(config_setting_get_string(s));
+		*n_out = 1;
+		return true;
+	}
+	if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+		type_error(ld, s, path, single_ok ? "a list of strings or a string" : "a list of strings");
+		return false;
+	}
+	int n = config_setting_length(s);
+	char **v = n > 0 ? xcalloc((size_t)n, sizeof(char *)) : NULL;
+	bool ok = true;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			char epath[160];
+			snprintf(epath, sizeof(epath), "%s[%d]", path, i);
+			type_error(ld, e, epath, "a string");
+			ok = false;
+			continue;
+		}
+		v[i] = xstrdup(config_setting_get_string(e));
+	}
+	if (!ok) {
+		free_strings(v, (size_t)n);
+		return false;
+	}
+	*out = v;
+	*n_out = (size_t)n;
+	return true;
+}
+
+/* ---- unknown keys ---------------------------------------------------------- */
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 99;
+	size_t prev[65], cur[65];
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+/* Reports every member of grp not in known (NULL-terminated). Inline secrets get
+ * their own message that names the safe alternative and never the value. */
+static void check_keys(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		       const char *const *known)
+{
+	int n = config_setting_length(grp);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(s);
+		if (!name)
+			continue;
+		bool found = false;
+		for (size_t k = 0; known[k]; k++)
+			if (strcmp(name, known[k]) == 0)
+				found = true;
+		if (found)
+			continue;
+		char path[128];
+		key_path(path, sizeof(path), prefix, name);
+		if (strcmp(name, "access_token") == 0 || strcmp(name, "password") == 0) {
+			bool token = name[0] == 'a';
+			if (config_setting_type(s) == CONFIG_TYPE_STRING)
+				remember_secret(ld, config_setting_get_string(s));
+			report(ld, s, "%s: secrets are not accepted in the config file (put the %s in a file "
+				      "named by %s, or in the environment variable %s)", path,
+			       token ? "access token" : "password",
+			       token ? "matrix.access_token_file" : "mqtt.password_file",
+			       token ? "ZMB_MATRIX_ACCESS_TOKEN" : "ZMB_MQTT_PASSWORD");
+			continue;
+		}
+		struct strbuf list = STRBUF_INIT;
+		const char *best = NULL;
+		size_t best_d = 3;
+		for (size_t k = 0; known[k]; k++) {
+			strbuf_printf(&list, "%s%s", k ? ", " : "", known[k]);
+			size_t d = edit_distance(name, known[k]);
+			if (d < best_d) {
+				best_d = d;
+				best = known[k];
+			}
+		}
+		if (best)
+			report(ld, s, "unknown key '%s' (expected one of: %s); did you mean '%s'?", path,
+			       strbuf_str(&list), best);
+		else
+			report(ld, s, "unknown key '%s' (expected one of: %s)", path, strbuf_str(&list));
+		strbuf_free(&list);
+	}
+}
+
+/* A group member that must be a group; NULL when absent or of the wrong type (reported). */
+static const config_setting_t *get_group(struct loader *ld, const config_setting_t *grp,
+					 const char *prefix, const char *key)
+{
+	const config_setting_t *s = config_setting_get_member(grp, key);
+	if (!s)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		char path[128];
+		key_path(path, sizeof(path), prefix, key);
+		type_error(ld, s, path, "a group");
+		return NULL;
+	}
+	return s;
+}
+
+/* ---- sections ---------------------------------------------------------------- */
+
+/* NULL when filter is a valid MQTT topic filter, else why not. */
+static const char *topic_filter_problem(const char *filter)
+{
+	if (!*filter)
+		return "empty topic filter";
+	if (strlen(filter) > 65535)
+		return "longer than 65535 bytes";
+	for (const char *p = filter; *p; p++) {
+		bool level_start = p == filter || p[-1] == '/';
+		bool level_end = p[1] == '\0' || p[1] == '/';
+		if (*p == '#') {
+			if (!level_start || !level_end)
+				return "'#' must be a whole level";
+			if (p[1] != '\0')
+				return "'#' must be the last level";
+		} else if (*p == '+') {
+			if (!level_start || !level_end)
+				return "'+' must be a whole level";
+		}
+	}
+	return NULL;
+}
+
+static void load_tls(struct loader *ld, const config_setting_t *tls, struct config_mqtt *m)
+{
+	const char *pfx = "mqtt.tls";
+	check_keys(ld, tls, pfx, tls_keys);
+	m->tls.enabled = true;
+	get_path(ld, tls, pfx, "ca_file", &m->tls.ca_file);
+	get_path(ld, tls, pfx, "ca_dir", &m->tls.ca_dir);
+	get_path(ld, tls, pfx, "cert_file", &m->tls.cert_file);
+	get_path(ld, tls, pfx, "key_file", &m->tls.key_file);
+	get_bool(ld, tls, pfx, "verify", &m->tls.verify);
+	bool has_cert = config_setting_get_member(tls, "cert_file") != NULL;
+	bool has_key = config_setting_get_member(tls, "key_file") != NULL;
+	if (has_cert != has_key)
+		report(ld, tls, "mqtt.tls: %s without %s (expected cert_file and key_file together, or neither)",
+		       has_cert ? "cert_file" : "key_file", has_cert ? "key_file" : "cert_file");
+}
+
+static void load_mqtt(struct loader *ld, const config_setting_t *grp, struct config_mqtt *m)
+{
+	const char *pfx = "mqtt";
+	const char *v;
+	const config_setting_t *tls = NULL;
+
+	m->qos = 1;
+	m->keepalive = 60;
+	m->protocol = 4;
+	m->reconnect_min_s = 1;
+	m->reconnect_max_s = 60;
+	m->tls.verify = true;
+	if (grp) {
+		check_keys(ld, grp, pfx, mqtt_keys);
+		tls = get_group(ld, grp, pfx, "tls");
+		if (tls)
+			load_tls(ld, tls, m);
+	}
+	m->port = tls ? 8883 : 1883;
+
+	v = "localhost";
+	get_nonempty(ld, grp, pfx, "host", "a host name or address", &v);
+	m->host = xstrdup(v);
+	get_int(ld, grp, pfx, "port", 1, 65535, &m->port);
+	v = "zuul-matrix-bridge";
+	get_nonempty(ld, grp, pfx, "client_id", "an MQTT client id", &v);
+	m->client_id = xstrdup(v);
+	v = NULL;
+	get_nonempty(ld, grp, pfx, "username", "a user name, or remove the key", &v);
+	m->username = xstrdup(v);
+	get_int(ld, grp, pfx, "qos", 0, 2, &m->qos);
+	get_bool(ld, grp, pfx, "clean_session", &m->clean_session);
+
+	long long secs = m->keepalive;
+	if (get_duration(ld, grp, pfx, "keepalive", 5, 3600, &secs))
+		m->keepalive = (int)secs;
+
+	const config_setting_t *s = grp ? config_setting_get_member(grp, "protocol") : NULL;
+	if (s) {
+		const char *p = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+		if (p && strcmp(p, "3.1.1") == 0)
+			m->protocol = 4;
+		else if ((p && strcmp(p, "5") == 0) || (is_int(s) && config_setting_get_int64(s) == 5))
+			m->protocol = 5;
+		else if (p)
+			report(ld, s, "mqtt.protocol: unsupported protocol \"%s\" (expected \"3.1.1\" or \"5\")", p);
+		else
+			type_error(ld, s, "mqtt.protocol", "\"3.1.1\" or \"5\"");
+	}
+
+	v = NULL;
+	if (get_nonempty(ld, grp, pfx, "share_group", "a group name, or remove the key", &v) && v) {
+		/* MQTT 5 4.8.2: a ShareName must not contain '/', '+' or '#'. */
+		if (strpbrk(v, "/+#"))
+			report(ld, config_setting_get_member(grp, "share_group"),
+			       "mqtt.share_group: bad group name \"%s\" (expected no '/', '+' or '#')", v);
+		else
+			m->share_group = xstrdup(v);
+	}
+
+	s = grp ? config_setting_get_member(grp, "topics") : NULL;
+	if (s) {
+		char **topics;
+		size_t n;
+		if (get_string_list(ld, s, "mqtt.topics", true, &topics, &n)) {
+			bool ok = true;
+			if (n == 0) {
+				report(ld, s, "mqtt.topics: empty list (expected at least one topic filter, e.g. \"zuul/#\")");
+				ok = false;
+			}
+			for (size_t i = 0; i < n; i++) {
+				const char *why = topic_filter_problem(topics[i]);
+				if (why) {
+					const config_setting_t *e = config_setting_type(s) == CONFIG_TYPE_STRING
+									    ? s : config_setting_get_elem(s, (unsigned)i);
+					report(ld, e, "mqtt.topics[%zu]: bad topic filter \"%s\" (%s)", i, topics[i], why);
+					ok = false;
+				}
+			}
+			if (ok) {
+				m->topics = topics;
+				m->n_topics = n;
+			} else {
+				free_strings(topics, n);
+			}
+		}
+	}
+	if (!m->topics) {
+		m->topics = xmalloc(sizeof(char *));
+		m->topics[0] = xstrdup("zuul/#");
+		m->n_topics = 1;
+	}
+
+	long long rmin = m->reconnect_min_s, rmax = m->reconnect_max_s;
+	bool ok_min = get_duration(ld, grp, pfx, "reconnect_min", 1, 86400, &rmin);
+	bool ok_max = get_duration(ld, grp, pfx, "reconnect_max", 1, 86400, &rmax);
+	if (ok_min && ok_max && rmax < rmin) {
+		char a[32], b[32];
+		report(ld, config_setting_get_member(grp, "reconnect_max") ? config_setting_get_member(grp, "reconnect_max") : grp,
+		       "mqtt.reconnect_max: %s is less than reconnect_min %s (expected reconnect_max >= reconnect_min)",
+		       duration_format((double)rmax, a, sizeof(a)), duration_format((double)rmin, b, sizeof(b)));
+	}
+	m->reconnect_min_s = (int)rmin;
+	m->reconnect_max_s = (int)rmax;
+}
+
+/* http(s)://host[...]; NULL when fine, else why not. */
+static const char *url_problem(const char *url)
+{
+	const char *rest;
+	if (strncmp(url, "https://", 8) == 0)
+		rest = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		rest = url + 7;
+	else
+		return "expected http:// or https:// followed by a host";
+	if (!*rest || *rest == '/')
+		return "no host after the scheme";
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "contains whitespace or control characters";
+	if (strpbrk(url, "?#"))
+		return "expected no query or fragment";
+	return NULL;
+}
+
+static void load_matrix(struct loader *ld, const config_setting_t *grp, struct config_matrix *mx)
+{
+	const char *pfx = "matrix";
+	mx->tls_verify = true;
+	mx->request_timeout_s = 30;
+	mx->retry_min_ms = 1000;
+	mx->retry_max_ms = 300000;
+	check_keys(ld, grp, pfx, matrix_keys);
+
+	const config_setting_t *hs = config_setting_get_member(grp, "homeserver");
+	const char *url = NULL;
+	if (!hs) {
+		report(ld, grp, "matrix.homeserver: missing (expected the homeserver URL, e.g. "
+				"homeserver = \"https://matrix.example.org\";)");
+	} else if (get_string(ld, grp, pfx, "homeserver", &url)) {
+		const char *why = url_problem(url);
+		if (why) {
+			report(ld, hs, "matrix.homeserver: bad URL \"%s\" (%s)", url, why);
+		} else {
+			size_t n = strlen(url);
+			while (n > 0 && url[n - 1] == '/')
+				n--;
+			mx->homeserver = xstrndup(url, n);
+		}
+	}
+
+	bool insecure = false;
+	if (get_bool(ld, grp, pfx, "insecure_skip_tls_verify", &insecure))
+		mx->tls_verify = !insecure;
+
+	long long v = mx->request_timeout_s;
+	if (get_duration(ld, grp, pfx, "request_timeout", 1, 3600, &v))
+		mx->request_timeout_s = (int)v;
+	long long rmin = 1, rmax = 300;
+	bool ok_min = get_duration(ld, grp, pfx, "retry_min", 1, 86400, &rmin);
+	bool ok_max = get_duration(ld, grp, pfx, "retry_max", 1, 86400, &rmax);
+	if (ok_min && ok_max && rmax < rmin) {
+		const config_setting_t *at = config_setting_get_member(grp, "retry_max");
+		char a[32], b[32];
+		report(ld, at ? at : grp,
+		       "matrix.retry_max: %s is less than retry_min %s (expected retry_max >= retry_min)",
+		       duration_format((double)rmax, a, sizeof(a)), duration_format((double)rmin, b, sizeof(b)));
+	}
+	mx->retry_min_ms = (int)(rmin * 1000);
+	mx->retry_max_ms = (int)(rmax * 1000);
+}
+
+static bool route_name_ok(const char *name)
+{
+	if (!*name)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* "!opaque:server" or "#alias:server": a sigil, a non-empty local part, a non-empty server. */
+static bool room_ok(const char *room)
+{
+	if (room[0] != '!' && room[0] != '#')
+		return false;
+	const char *colon = strchr(room + 1, ':');
+	if (!colon || colon == room + 1 || colon[1] == '\0')
+		return false;
+	for (const char *p = room; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* match (is_match) or exclude of one route. */
+static void load_rules(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		       bool is_match, struct route_rules *out)
+{
+	if (config_setting_length(grp) == 0) {
+		if (is_match)
+			report(ld, grp, "%s: empty group (expected at least one of %s, ...; "
+					"remove it to take every report)", prefix, route_field_key(ROUTE_TENANT));
+		return;
+	}
+	const char *known[ROUTE_NFIELDS + 1];
+	for (int f = 0; f < ROUTE_NFIELDS; f++)
+		known[f] = route_field_key((enum route_field)f);
+	known[ROUTE_NFIELDS] = NULL;
+	check_keys(ld, grp, prefix, known);
+
+	int n = config_setting_length(grp);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		int f = route_field_from_key(config_setting_name(s));
+		if (f < 0 || f >= ROUTE_NFIELDS)
+			continue;
+		char path[160];
+		key_path(path, sizeof(path), prefix, config_setting_name(s));
+		char **pats;
+		size_t np;
+		if (!get_string_list(ld, s, path, true, &pats, &np))
+			continue;
+		bool ok = true;
+		if (np == 0 && is_match) {
+			report(ld, s, "%s: empty list (expected at least one pattern; remove the key to "
+				      "accept any value)", path);
+			ok = false;
+		}
+		for (size_t k = 0; k < np; k++) {
+			const char *why = glob_check(pats[k]);
+			if (!why)
+				continue;
+			bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+			const config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned)k);
+			if (single)
+				report(ld, e, "%s: bad glob \"%s\" (%s)", path, pats[k], why);
+			else
+				report(ld, e, "%s[%zu]: bad glob \"%s\" (%s)", path, k, pats[k], why);
+			ok = false;
+		}
+		if (!ok || np == 0) {
+			free_strings(pats, np);
+			continue;
+		}
+		free_strings(out->field[f].patterns, out->field[f].n);
+		out->field[f].patterns = pats;
+		out->field[f].n = np;
+	}
+}
+
+static void load_route(struct loader *ld, const config_setting_t *s, size_t idx,
+		       const char *template_dir, struct config *cfg)
+{
+	struct route *r = &cfg->routes[idx];
+	char pfx[48];
+	snprintf(pfx, sizeof(pfx), "routes[%zu]", idx);
+	r->line = config_setting_source_line(s);
+	check_keys(ld, s, pfx, route_keys);
+
+	const config_setting_t *ns = config_setting_get_member(s, "name");
+	const char *name = NULL;
+	if (!ns) {
+		report(ld, s, "%s.name: missing (expected a route name of letters, digits, '.', '_' or '-')", pfx);
+	} else if (get_string(ld, s, pfx, "name", &name)) {
+		if (!route_name_ok(name)) {
+			report(ld, ns, "%s.name: bad route name \"%s\" (expected letters, digits, '.', '_' or '-')",
+			       pfx, name);
+		} else {
+			for (size_t j = 0; j < idx; j++) {
+				if (cfg->routes[j].name && strcmp(cfg->routes[j].name, name) == 0) {
+					report(ld, ns, "%s.name: duplicate route name \"%s\" (expected a unique name; "
+						       "routes[%zu] on line %d has it)", pfx, name, j, cfg->routes[j].line);
+					name = NULL;
+					break;
+				}
+			}
+			r->name = xstrdup(name);
+		}
+	}
+
+	const config_setting_t *rs = config_setting_get_member(s, "room");
+	const char *room = NULL;
+	if (!rs) {
+		report(ld, s, "%s.room: missing (expected a room id \"!id:server\" or alias \"#alias:server\")", pfx);
+	} else if (get_string(ld, s, pfx, "room", &room)) {
+		if (room_ok(room))
+			r->room = xstrdup(room);
+		else
+			report(ld, rs, "%s.room: bad room \"%s\" (expected a room id \"!id:server\" or alias "
+				       "\"#alias:server\")", pfx, room);
+	}
+
+	const char *tpl = "default.html";
+	if (get_nonempty(ld, s, pfx, "template", "a template file name or absolute path", &tpl) && template_dir) {
+		char *path = tpl[0] == '/' ? path_clean(tpl) : path_resolve(template_dir, tpl);
+		int err = check_readable_file(path);
+		if (err) {
+			const config_setting_t *ts = config_setting_get_member(s, "template");
+			report(ld, ts ? ts : s, "%s.template: cannot read %s: %s", pfx, path, strerror(err));
+			free(path);
+		} else {
+			r->template_path = path;
+		}
+	}
+
+	char rpfx[64];
+	const config_setting_t *g = get_group(ld, s, pfx, "match");
+	if (g) {
+		snprintf(rpfx, sizeof(rpfx), "%s.match", pfx);
+		r->has_match = true;
+		load_rules(ld, g, rpfx, true, &r->match);
+	}
+	g = get_group(ld, s, pfx, "exclude");
+	if (g) {
+		snprintf(rpfx, sizeof(rpfx), "%s.exclude", pfx);
+		load_rules(ld, g, rpfx, false, &r->exclude);
+	}
+}
+
+static void load_routes(struct loader *ld, const config_setting_t *root, const char *template_dir,
+			struct config *cfg)
+{
+	const config_setting_t *rs = config_setting_get_member(root, "routes");
+	if (!rs) {
+		report(ld, NULL, "routes: missing (expected routes = ( { name = \"...\"; room = \"#...\"; } ); "
+				 "at least one route)");
+		return;
+	}
+	if (config_setting_type(rs) != CONFIG_TYPE_LIST) {
+		type_error(ld, rs, "routes", "a list of groups: routes = ( { ... }, { ... } )");
+		return;
+	}
+	int n = config_setting_length(rs);
+	if (n == 0) {
+		report(ld, rs, "routes: empty list (expected at least one route)");
+		return;
+	}
+	cfg->routes = xcalloc((size_t)n, sizeof(struct route));
+	cfg->n_routes = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(rs, (unsigned)i);
+		if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+			char pfx[48];
+			snprintf(pfx, sizeof(pfx), "routes[%d]", i);
+			type_error(ld, s, pfx, "a group");
+			continue;
+		}
+		load_route(ld, s, (size_t)i, template_dir, cfg);
+	}
+}
+
+/* ---- secrets ------------------------------------------------------------------ */
+
+/* The contents of a secret file without trailing whitespace; NULL after reporting.
+ * Caller frees with secret_free. */
+static char *read_secret_file(struct loader *ld, const config_setting_t *s, const char *key, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		report(ld, s, "%s: cannot read %s: %s", key, path, strerror(errno));
+		return NULL;
+	}
+	char *buf = xmalloc(SECRET_MAX + 1);
+	size_t len = 0;
+	int err = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + len, SECRET_MAX + 1 - len);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			err = errno;
+			break;
+		}
+		if (got == 0 || (len += (size_t)got) > SECRET_MAX)
+			break;
+	}
+	close(fd);
+	char *out = NULL;
+	if (err) {
+		report(ld, s, "%s: cannot read %s: %s", key, path, strerror(err));
+	} else if (len > SECRET_MAX) {
+		report(ld, s, "%s: %s is larger than %d bytes (expected only the secret)", key, path, SECRET_MAX);
+	} else {
+		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+				   buf[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			report(ld, s, "%s: %s is empty (expected the secret in it)", key, path);
+		else if (memchr(buf, '\0', len))
+			report(ld, s, "%s: %s contains a NUL byte (expected text)", key, path);
+		else
+			out = xstrndup(buf, len);
+	}
+	explicit_bzero(buf, SECRET_MAX + 1);
+	free(buf);
+	if (out)
+		remember_secret(ld, out);
+	return out;
+}
+
+static void load_secrets(struct loader *ld, const config_setting_t *root, struct config *cfg,
+			 const char *token_file, const char *password_file)
+{
+	const config_setting_t *mx = config_setting_get_member(root, "matrix");
+	const config_setting_t *mq = config_setting_get_member(root, "mqtt");
+	if (token_file) {
+		cfg->matrix.access_token = read_secret_file(ld, config_setting_get_member(mx, "access_token_file"),
+							     "matrix.access_token_file", token_file);
+	} else {
+		const char *env = getenv("ZMB_MATRIX_ACCESS_TOKEN");
+		if (env && *env) {
+			cfg->matrix.access_token = xstrdup(env);
+			remember_secret(ld, env);
+		} else if (mx && config_setting_type(mx) == CONFIG_TYPE_GROUP) {
+			report(ld, mx, "matrix: no access token (set access_token_file or ZMB_MATRIX_ACCESS_TOKEN)");
+		}
+	}
+	if (password_file) {
+		cfg->mqtt.password = read_secret_file(ld, config_setting_get_member(mq, "password_file"),
+						      "mqtt.password_file", password_file);
+	} else {
+		const char *env = getenv("ZMB_MQTT_PASSWORD");
+		if (env && *env) {
+			cfg->mqtt.password = xstrdup(env);
+			remember_secret(ld, env);
+		}
+	}
+}
+
+/* ---- load / free ------------------------------------------------------------------ */
+
+static void load_root(struct loader *ld, const config_setting_t *root, unsigned flags, struct config *cfg)
+{
+	check_keys(ld, root, NULL, top_keys);
+
+	cfg->state_dir = xstrdup(ZMB_STATE_DIR);
+	get_path(ld, root, NULL, "state_dir", &cfg->state_dir);
+	cfg->template_dir = xstrdup(ZMB_TEMPLATE_DIR);
+	bool template_dir_ok = get_path(ld, root, NULL, "template_dir", &cfg->template_dir);
+
+	cfg->log_level = ZLOG_INFO;
+	const char *lvl = NULL;
+	if (get_string(ld, root, NULL, "log_level", &lvl) && lvl) {
+		int l = log_level_parse(lvl);
+		if (l < 0)
+			report(ld, config_setting_get_member(root, "log_level"),
+			       "log_level: bad log level \"%s\" (expected \"error\", \"warn\", \"info\" or \"debug\")", lvl);
+		else
+			cfg->log_level = l;
+	}
+	long long keep = 7LL * 86400;
+	get_duration(ld, root, NULL, "dedup_retention", 0, INT_MAX, &keep);
+	cfg->dedup_retention_s = (int)keep;
+
+	const config_setting_t *mq = get_group(ld, root, NULL, "mqtt");
+	load_mqtt(ld, mq, &cfg->mqtt);
+
+	const config_setting_t *mx = config_setting_get_member(root, "matrix");
+	if (!mx)
+		report(ld, NULL, "matrix: missing (expected matrix: { homeserver = \"https://...\"; })");
+	else if ((mx = get_group(ld, root, NULL, "matrix")))
+		load_matrix(ld, mx, &cfg->matrix);
+
+	/* A template_dir that is itself wrong would make every template look missing. */
+	load_routes(ld, root, template_dir_ok ? cfg->template_dir : NULL, cfg);
+
+	/* The secret file names are checked always, the files read only on request. */
+	char *token_path = NULL, *password_path = NULL;
+	bool files_ok = true;
+	if (mx)
+		files_ok &= get_path(ld, mx, "matrix", "access_token_file", &token_path);
+	if (mq)
+		files_ok &= get_path(ld, mq, "mqtt", "password_file", &password_path);
+	if (password_path && !cfg->mqtt.username)
+		report(ld, config_setting_get_member(mq, "password_file"),
+		       "mqtt.password_file: a password without a user name (expected mqtt.username too)");
+	/* After a wrong key type, "no access token" would only repeat the problem. */
+	if ((flags & CONFIG_NEED_SECRETS) && files_ok)
+		load_secrets(ld, root, cfg, token_path, password_path);
+	free(token_path);
+	free(password_path);
+}
+
+struct config *config_load(const char *path, unsigned flags, struct strbuf *errors)
+{
+	int err = check_readable_file(path);
+	if (err) {
+		strbuf_printf(errors, "%s: cannot read: %s\n", path, strerror(err));
+		return NULL;
+	}
+	struct loader ld = {.path = path};
+	ld.dir = config_dir(path);
+	if (!ld.dir) {
+		strbuf_printf(errors, "%s: cannot resolve relative paths: %s\n", path, strerror(errno));
+		return NULL;
+	}
+
+	config_t cf;
+	config_init(&cf);
+	/* @include "x" is relative to the config file, like every other path in it. */
+	config_set_include_dir(&cf, ld.dir);
+	if (!config_read_file(&cf, path)) {
+		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+			strbuf_printf(errors, "%s: cannot read: %s\n", path, config_error_text(&cf));
+		else
+			strbuf_printf(errors, "%s:%d: %s (expected libconfig syntax: name = value; groups in "
+					      "{ }, lists in ( ), arrays in [ ])\n",
+				      config_error_file(&cf) ? config_error_file(&cf) : path,
+				      config_error_line(&cf), config_error_text(&cf));
+		config_destroy(&cf);
+		free(ld.dir);
+		return NULL;
+	}
+
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	load_root(&ld, config_root_setting(&cf), flags, cfg);
+	config_destroy(&cf);
+
+	if (ld.n_errors) {
+		flush_errors(&ld, errors);
+		config_free(cfg);
+		cfg = NULL;
+	}
+	for (size_t i = 0; i < ld.n_redact; i++)
+		secret_free(ld.redact[i]);
+	free(ld.redact);
+	free(ld.dir);
+	return cfg;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->mqtt.host);
+	free(cfg->mqtt.client_id);
+	free(cfg->mqtt.username);
+	secret_free(cfg->mqtt.password);
+	free(cfg->mqtt.share_group);
+	free_strings(cfg->mqtt.topics, cfg->mqtt.n_topics);
+	free(cfg->mqtt.tls.ca_file);
+	free(cfg->mqtt.tls.ca_dir);
+	free(cfg->mqtt.tls.cert_file);
+	free(cfg->mqtt.tls.key_file);
+	free(cfg->matrix.homeserver);
+	secret_free(cfg->matrix.access_token);
+	free(cfg->state_dir);
+	free(cfg->template_dir);
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		route_clear(&cfg->routes[i]);
+	free(cfg->routes);
+	free(cfg);
+}
+
+const struct route *config_find_route(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; cfg && name && i < cfg->n_routes; i++)
+		if (cfg->routes[i].name && strcmp(cfg->routes[i].name, name) == 0)
+			return &cfg->routes[i];
+	return NULL;
+}

@@ -1,0 +1,652 @@
+/* store: the bridge's durable state in one SQLite file (WAL, synchronous=FULL).
+ * Writes join one batch per loop turn; statements are prepared once at open. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+/* ---- schema: one function per version; adding version N+1 is one more entry ---- */
+
+static const char schema_v1[] =
+	"CREATE TABLE outbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" route TEXT NOT NULL, room TEXT NOT NULL, txn_id TEXT NOT NULL UNIQUE,"
+	" event_key TEXT NOT NULL, action TEXT NOT NULL, content_json TEXT NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL);"
+	"CREATE TABLE dedup ("
+	" event_key TEXT NOT NULL, action TEXT NOT NULL, route TEXT NOT NULL,"
+	" accepted_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (event_key, action, route)) WITHOUT ROWID;"
+	"CREATE INDEX dedup_accepted ON dedup (accepted_ms);"
+	"CREATE TABLE sent ("
+	" txn_id TEXT PRIMARY KEY, room TEXT NOT NULL, event_id TEXT NOT NULL,"
+	" event_key TEXT NOT NULL, route TEXT NOT NULL, action TEXT NOT NULL,"
+	" sent_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	/* id is the outbox id the item had, so a retry puts it back where it was. */
+	"CREATE TABLE dead_letter ("
+	" id INTEGER PRIMARY KEY,"
+	" route TEXT NOT NULL, room TEXT NOT NULL, txn_id TEXT NOT NULL UNIQUE,"
+	" event_key TEXT NOT NULL, action TEXT NOT NULL, content_json TEXT NOT NULL,"
+	" attempts INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	" reason TEXT NOT NULL, failed_ms INTEGER NOT NULL);"
+	"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;";
+
+static int migrate_to_v1(sqlite3 *db) { return sqlite3_exec(db, schema_v1, NULL, NULL, NULL); }
+
+/* migrations[i] brings a database from user_version i to i + 1. */
+static int (*const migrations[])(sqlite3 *db) = {
+	migrate_to_v1,
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- prepared statements ---- */
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_TXN_TAKEN,
+	S_DEDUP_INSERT,
+	S_DEDUP_FORGET,
+	S_OUTBOX_INSERT,
+	S_OUTBOX_LOAD,
+	S_OUTBOX_DEPTH,
+	S_OUTBOX_DELETE,
+	S_SENT_FROM_OUTBOX,
+	S_ATTEMPT_FAILED,
+	S_DEAD_FROM_OUTBOX,
+	S_SENT_EVENT_ID,
+	S_DEAD_LIST,
+	S_RETRY_ONE,
+	S_RETRY_ALL,
+	S_DEAD_DELETE_ONE,
+	S_DEAD_DELETE_ALL,
+	S_DEDUP_PRUNE,
+	S_KV_GET,
+	S_KV_SET,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	/* A txn id already queued, delivered or dead would make the homeserver drop the
+	 * new message silently (or clash on retry): treat it as a duplicate. */
+	[S_TXN_TAKEN] = "SELECT EXISTS (SELECT 1 FROM outbox WHERE txn_id = ?1)"
+			" OR EXISTS (SELECT 1 FROM sent WHERE txn_id = ?1)"
+			" OR EXISTS (SELECT 1 FROM dead_letter WHERE txn_id = ?1)",
+	[S_DEDUP_INSERT] = "INSERT OR IGNORE INTO dedup (event_key, action, route, accepted_ms)"
+			   " VALUES (?, ?, ?, ?)",
+	[S_DEDUP_FORGET] = "DELETE FROM dedup WHERE event_key = ? AND action = ? AND route = ?",
+	[S_OUTBOX_INSERT] = "INSERT INTO outbox (route, room, txn_id, event_key, action,"
+			    " content_json, attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+	[S_OUTBOX_LOAD] = "SELECT id, route, room, txn_id, event_key, action, content_json,"
+			  " attempts, created_ms FROM outbox ORDER BY id",
+	[S_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox",
+	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?",
+	[S_SENT_FROM_OUTBOX] = "INSERT OR REPLACE INTO sent (txn_id, room, event_id, event_key, route,"
+			       " action, sent_ms) SELECT txn_id, room, ?2, event_key, route, action, ?3"
+			       " FROM outbox WHERE id = ?1",
+	[S_ATTEMPT_FAILED] = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?",
+	/* The permanent failure is itself an attempt, hence attempts + 1. */
+	[S_DEAD_FROM_OUTBOX] = "INSERT INTO dead_letter (id, route, room, txn_id, event_key, action,"
+			       " content_json, attempts, created_ms, reason, failed_ms)"
+			       " SELECT id, route, room, txn_id, event_key, action, content_json,"
+			       " attempts + 1, created_ms, ?2, ?3 FROM outbox WHERE id = ?1",
+	[S_SENT_EVENT_ID] = "SELECT event_id FROM sent WHERE txn_id = ?",
+	[S_DEAD_LIST] = "SELECT id, route, room, txn_id, event_key, action, reason, attempts,"
+			" created_ms, failed_ms FROM dead_letter ORDER BY id",
+	[S_RETRY_ONE] = "INSERT INTO outbox (id, route, room, txn_id, event_key, action, content_json,"
+			" attempts, created_ms) SELECT id, route, room, txn_id, event_key, action,"
+			" content_json, 0, created_ms FROM dead_letter WHERE id = ?",
+	[S_RETRY_ALL] = "INSERT INTO outbox (id, route, room, txn_id, event_key, action, content_json,"
+			" attempts, created_ms) SELECT id, route, room, txn_id, event_key, action,"
+			" content_json, 0, created_ms FROM dead_letter ORDER BY id",
+	[S_DEAD_DELETE_ONE] = "DELETE FROM dead_letter WHERE id = ?",
+	[S_DEAD_DELETE_ALL] = "DELETE FROM dead_letter",
+	[S_DEDUP_PRUNE] = "DELETE FROM dedup WHERE accepted_ms < ?",
+	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
+	[S_KV_SET] = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;                 /* STATE_DIR/state.db, for log lines */
+	sqlite3_stmt *stmt[S_COUNT];
+	bool in_batch;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
+};
+
+/* One line per failure: what the store was doing and what SQLite said. */
+static int fail(struct store *st, const char *op)
+{
+	log_kv(ZLOG_ERROR, "store: sqlite operation failed", "op", op, "db", st->path, "error",
+	       sqlite3_errmsg(st->db), NULL);
+	return -1;
+}
+
+/* Prepared statements are reset and unbound before use, so a failed step never leaves
+ * one holding a read lock or stale values. */
+static sqlite3_stmt *use(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* Steps a statement that returns no rows; resets it. 0 or -1 (logged). */
+static int run(struct store *st, sqlite3_stmt *s, const char *op)
+{
+	int rc = sqlite3_step(s);
+	int result = rc == SQLITE_DONE ? 0 : fail(st, op);
+	sqlite3_reset(s);
+	return result;
+}
+
+static char *column_dup(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+	return xstrdup(t ? (const char *)t : "");
+}
+
+/* Every write goes through here: the first one of a turn opens the batch. */
+static int begin_batch(struct store *st)
+{
+	if (st->in_batch)
+		return 0;
+	if (run(st, use(st, S_BEGIN), "begin batch") < 0)
+		return -1;
+	st->in_batch = true;
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	if (!st->in_batch)
+		return 0;
+	int rc = run(st, use(st, S_COMMIT), "commit batch");
+	/* A failed COMMIT may leave the transaction open (BUSY) or rolled back (I/O
+	 * error); SQLite knows which. */
+	st->in_batch = !sqlite3_get_autocommit(st->db);
+	return rc;
+}
+
+bool store_in_batch(const struct store *st) { return st->in_batch; }
+
+/* ---- open / close ---- */
+
+static int make_state_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat sb;
+	if (stat(dir, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode)) {
+			snprintf(err, errlen, "%s: not a directory", dir);
+			return -1;
+		}
+		return 0; /* an existing directory keeps the mode its owner gave it */
+	}
+	if (errno != ENOENT || mkdir(dir, 0700) < 0 || chmod(dir, 0700) < 0) {
+		snprintf(err, errlen, "%s: cannot create state directory: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* SQLite would create the file 0644 (less the umask); create it ourselves, 0600,
+ * so that the -wal and -shm files, which copy its mode, are private too. */
+static int precreate_db_file(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = fchmod(fd, 0600);
+	int saved = errno;
+	close(fd);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: chmod 0600: %s", path, strerror(saved));
+		return -1;
+	}
+	return 0;
+}
+
+static int get_user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Brings the schema to SCHEMA_VERSION, one version per transaction. */
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int version;
+	if (get_user_version(db, &version) < 0) {
+		snprintf(err, errlen, "%s: reading schema version: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	if (version > SCHEMA_VERSION || version < 0) {
+		snprintf(err, errlen,
+			 "%s: schema version %d is newer than this build understands (%d);"
+			 " refusing to open it (was the bridge downgraded?)",
+			 path, version, SCHEMA_VERSION);
+		return -1;
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		char bump[64];
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", version + 1);
+		if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+		    migrations[version](db) != SQLITE_OK ||
+		    sqlite3_exec(db, bump, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: migrating schema to version %d: %s", path, version + 1,
+				 sqlite3_errmsg(db));
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		log_msgf(ZLOG_INFO, "store: %s migrated to schema version %d", path, version + 1);
+	}
+	return 0;
+}
+
+/* journal_mode answers with the mode it got: a filesystem without shared memory
+ * support silently stays in "delete", which we refuse rather than run slowly. */
+static int configure(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	int rc = sqlite3_step(s);
+	bool wal = rc == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+		   strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+	sqlite3_finalize(s);
+	if (!wal) {
+		snprintf(err, errlen, "%s: cannot enable WAL journal: %s", path,
+			 rc == SQLITE_ROW ? "unsupported here" : sqlite3_errmsg(db));
+		return -1;
+	}
+	/* FULL: a report acknowledged to the broker must survive power loss, so every
+	 * commit fsyncs the WAL. */
+	if (sqlite3_exec(db,
+			 "PRAGMA synchronous = FULL;"
+			 "PRAGMA foreign_keys = ON;"
+			 "PRAGMA busy_timeout = 5000;",
+			 NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+struct store *store_open(const char *state_dir, char *err, size_t errlen)
+{
+	if (make_state_dir(state_dir, err, errlen) < 0)
+		return NULL;
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "%s/state.db", state_dir);
+	struct store *st = xcalloc(1, sizeof *st);
+	st->path = strbuf_detach(&path);
+
+	if (precreate_db_file(st->path, err, errlen) < 0)
+		goto fail;
+	int rc = sqlite3_open_v2(st->path, &st->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	if (configure(st->db, st->path, err, errlen) < 0 || migrate(st->db, st->path, err, errlen) < 0)
+		goto fail;
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+				       NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "%s: preparing \"%s\": %s", st->path, stmt_sql[i],
+				 sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	return st;
+fail:
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	store_commit(st);
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (sqlite3_close(st->db) != SQLITE_OK)
+		fail(st, "close");
+	free(st->path);
+	free(st);
+}
+
+/* ---- outbox ---- */
+
+int store_outbox_push(struct store *st, const char *route, const char *room, const char *txn_id,
+		      const char *event_key, const char *action, const char *content_json, int64_t now_ms,
+		      int64_t *id)
+{
+	if (!route || !room || !txn_id || !event_key || !action || !content_json) {
+		log_kv(ZLOG_ERROR, "store: outbox push without a required field; dropped", "route", route,
+		       "txn_id", txn_id, "event_key", event_key, NULL);
+		return -1;
+	}
+	if (begin_batch(st) < 0)
+		return -1;
+
+	sqlite3_stmt *s = use(st, S_TXN_TAKEN);
+	bind_text(s, 1, txn_id);
+	int rc = sqlite3_step(s);
+	bool taken = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+	if (rc != SQLITE_ROW) {
+		fail(st, "outbox push: txn id lookup");
+		sqlite3_reset(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	if (taken)
+		return 0;
+
+	s = use(st, S_DEDUP_INSERT);
+	bind_text(s, 1, event_key);
+	bind_text(s, 2, action);
+	bind_text(s, 3, route);
+	sqlite3_bind_int64(s, 4, now_ms);
+	if (run(st, s, "outbox push: dedup insert") < 0)
+		return -1;
+	if (sqlite3_changes(st->db) == 0)
+		return 0; /* (event_key, action, route) already accepted */
+
+	s = use(st, S_OUTBOX_INSERT);
+	bind_text(s, 1, route);
+	bind_text(s, 2, room);
+	bind_text(s, 3, txn_id);
+	bind_text(s, 4, event_key);
+	bind_text(s, 5, action);
+	bind_text(s, 6, content_json);
+	sqlite3_bind_int64(s, 7, now_ms);
+	if (run(st, s, "outbox push: insert") < 0) {
+		/* Without its outbox row the dedup key would swallow the redelivery. */
+		s = use(st, S_DEDUP_FORGET);
+		bind_text(s, 1, event_key);
+		bind_text(s, 2, action);
+		bind_text(s, 3, route);
+		sqlite3_step(s);
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (id)
+		*id = sqlite3_last_insert_rowid(st->db);
+	return 1;
+}
+
+int store_outbox_load(struct store *st, struct outbox_item **items, size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	size_t cap = 0;
+	sqlite3_stmt *s = use(st, S_OUTBOX_LOAD);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*items = xrealloc(*items, cap * sizeof **items);
+		}
+		struct outbox_item *it = &(*items)[(*n)++];
+		it->id = sqlite3_column_int64(s, 0);
+		it->route = column_dup(s, 1);
+		it->room = column_dup(s, 2);
+		it->txn_id = column_dup(s, 3);
+		it->event_key = column_dup(s, 4);
+		it->action = column_dup(s, 5);
+		it->content_json = column_dup(s, 6);
+		it->attempts = sqlite3_column_int(s, 7);
+		it->created_ms = sqlite3_column_int64(s, 8);
+	}
+	if (rc != SQLITE_DONE)
+		fail(st, "outbox load");
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_items_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+		return -1;
+	}
+	return 0;
+}
+
+void store_items_free(struct outbox_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].route);
+		free(items[i].room);
+		free(items[i].txn_id);
+		free(items[i].event_key);
+		free(items[i].action);
+		free(items[i].content_json);
+	}
+	free(items);
+}
+
+size_t store_outbox_depth(struct store *st)
+{
+	sqlite3_stmt *s = use(st, S_OUTBOX_DEPTH);
+	size_t depth = 0;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		depth = (size_t)sqlite3_column_int64(s, 0);
+	else
+		fail(st, "outbox depth");
+	sqlite3_reset(s);
+	return depth;
+}
+
+static int delete_outbox_row(struct store *st, int64_t id, const char *op)
+{
+	sqlite3_stmt *s = use(st, S_OUTBOX_DELETE);
+	sqlite3_bind_int64(s, 1, id);
+	return run(st, s, op);
+}
+
+static int unknown_item(const char *op, int64_t id)
+{
+	log_msgf(ZLOG_WARN, "store: %s: no outbox item %lld; nothing changed", op, (long long)id);
+	return -1;
+}
+
+int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_SENT_FROM_OUTBOX);
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, event_id ? event_id : "");
+	sqlite3_bind_int64(s, 3, now_ms);
+	if (run(st, s, "outbox delivered: record sent") < 0)
+		return -1;
+	if (sqlite3_changes(st->db) == 0)
+		return unknown_item("outbox delivered", id);
+	return delete_outbox_row(st, id, "outbox delivered: delete");
+}
+
+int store_outbox_attempt_failed(struct store *st, int64_t id)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_ATTEMPT_FAILED);
+	sqlite3_bind_int64(s, 1, id);
+	if (run(st, s, "outbox attempt failed") < 0)
+		return -1;
+	return sqlite3_changes(st->db) ? 0 : unknown_item("outbox attempt failed", id);
+}
+
+int store_outbox_kill(struct store *st, int64_t id, const char *reason, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_DEAD_FROM_OUTBOX);
+	sqlite3_bind_int64(s, 1, id);
+	bind_text(s, 2, reason ? reason : "");
+	sqlite3_bind_int64(s, 3, now_ms);
+	if (run(st, s, "outbox kill: insert dead letter") < 0)
+		return -1;
+	if (sqlite3_changes(st->db) == 0)
+		return unknown_item("outbox kill", id);
+	return delete_outbox_row(st, id, "outbox kill: delete");
+}
+
+char *store_sent_event_id(struct store *st, const char *txn_id)
+{
+	sqlite3_stmt *s = use(st, S_SENT_EVENT_ID);
+	bind_text(s, 1, txn_id);
+	char *event_id = NULL;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		event_id = column_dup(s, 0);
+	else if (rc != SQLITE_DONE)
+		fail(st, "sent event id lookup");
+	sqlite3_reset(s);
+	return event_id;
+}
+
+/* ---- dead letters ---- */
+
+int store_dead_list(struct store *st, struct dead_letter **items, size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	size_t cap = 0;
+	sqlite3_stmt *s = use(st, S_DEAD_LIST);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*items = xrealloc(*items, cap * sizeof **items);
+		}
+		struct dead_letter *d = &(*items)[(*n)++];
+		d->id = sqlite3_column_int64(s, 0);
+		d->route = column_dup(s, 1);
+		d->room = column_dup(s, 2);
+		d->txn_id = column_dup(s, 3);
+		d->event_key = column_dup(s, 4);
+		d->action = column_dup(s, 5);
+		d->reason = column_dup(s, 6);
+		d->attempts = sqlite3_column_int(s, 7);
+		d->created_ms = sqlite3_column_int64(s, 8);
+		d->failed_ms = sqlite3_column_int64(s, 9);
+	}
+	if (rc != SQLITE_DONE)
+		fail(st, "dead letter list");
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_dead_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+		return -1;
+	}
+	return 0;
+}
+
+void store_dead_free(struct dead_letter *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].route);
+		free(items[i].room);
+		free(items[i].txn_id);
+		free(items[i].event_key);
+		free(items[i].action);
+		free(items[i].reason);
+	}
+	free(items);
+}
+
+int store_dead_retry(struct store *st, int64_t id)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, id ? S_RETRY_ONE : S_RETRY_ALL);
+	if (id)
+		sqlite3_bind_int64(s, 1, id);
+	if (run(st, s, "dead letter retry: insert") < 0)
+		return -1;
+	int moved = sqlite3_changes(st->db);
+	if (moved == 0)
+		return 0;
+	s = use(st, id ? S_DEAD_DELETE_ONE : S_DEAD_DELETE_ALL);
+	if (id)
+		sqlite3_bind_int64(s, 1, id);
+	if (run(st, s, "dead letter retry: delete") < 0)
+		return -1;
+	return moved;
+}
+
+int store_dedup_prune(struct store *st, int64_t cutoff_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_DEDUP_PRUNE);
+	sqlite3_bind_int64(s, 1, cutoff_ms);
+	if (run(st, s, "dedup prune") < 0)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+/* ---- key/value ---- */
+
+char *store_kv_get(struct store *st, const char *key)
+{
+	sqlite3_stmt *s = use(st, S_KV_GET);
+	bind_text(s, 1, key);
+	char *value = NULL;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		value = column_dup(s, 0);
+	else if (rc != SQLITE_DONE)
+		fail(st, "kv get");
+	sqlite3_reset(s);
+	return value;
+}
+
+int store_kv_set(struct store *st, const char *key, const char *value)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_KV_SET);
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	return run(st, s, "kv set");
+}

@@ -1,0 +1,668 @@
+/* Tests of config: the example config, defaults, path resolution, secrets, and one
+ * fixture per kind of mistake with its exact FILE:LINE message (tests/data/config/). */
+#include "config.h"
+
+#include "build_config.h"
+#include "log.h"
+#include "test.h"
+
+#include <stdbool.h>
+#include <unistd.h>
+
+#define DIR "tests/data/config/"
+#define TOKEN "syt_ZmFrZQ_fixtureTOKEN_0001" /* tests/data/config/secrets/matrix-token */
+#define PASSWORD "fixture-mqtt-password"     /* tests/data/config/secrets/mqtt-password */
+
+static char cwd[4096];
+
+/* cwd + "/" + rel, in a static buffer (one use per expression). */
+static const char *abs_path(const char *rel)
+{
+	static char buf[2][4200];
+	static int which;
+	which ^= 1;
+	snprintf(buf[which], sizeof(buf[which]), "%s/%s", cwd, rel);
+	return buf[which];
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct strbuf sb = STRBUF_INIT;
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		strbuf_append(&sb, chunk, n);
+	fclose(f);
+	return strbuf_detach(&sb);
+}
+
+/* Writes text to a new temporary .conf file; returns its path (caller unlinks and frees). */
+static char *write_temp(const char *text)
+{
+	char *path = xstrdup("/tmp/zmb-test-config-XXXXXX.conf");
+	int fd = mkstemps(path, 5);
+	if (fd < 0) {
+		perror("mkstemps");
+		abort();
+	}
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void print_lines(const char *label, const char *text)
+{
+	printf("#   %s:\n", label);
+	for (const char *p = text; *p;) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		printf("#     %.*s%s\n", n, p, nl ? "" : "  (no final newline)");
+		p += n + (nl ? 1 : 0);
+	}
+}
+
+/* Like CHECK_STR for multi-line text, keeping every diagnostic line a TAP comment. */
+#define CHECK_LINES(got, want)                                                                       \
+	do {                                                                                         \
+		const char *g_ = (got), *w_ = (want);                                                \
+		if (strcmp(g_, w_) != 0) {                                                           \
+			test_current_failed = 1;                                                     \
+			printf("# %s:%d: %s differs\n", __FILE__, __LINE__, #got);                   \
+			print_lines("expected", w_);                                                 \
+			print_lines("got", g_);                                                      \
+		}                                                                                    \
+	} while (0)
+
+static void clear_env(void)
+{
+	unsetenv("ZMB_MATRIX_ACCESS_TOKEN");
+	unsetenv("ZMB_MQTT_PASSWORD");
+}
+
+/* ---- valid configs ---- */
+
+static void test_example_config_loads_with_repo_templates(void)
+{
+	char *text = read_all("config/zuul-matrix-bridge.conf.example");
+	CHECK(text != NULL);
+	if (!text)
+		return;
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "%s\ntemplate_dir = \"%s\";\n", text, abs_path("templates"));
+	char *path = write_temp(strbuf_str(&sb));
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(path, 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->matrix.homeserver, "https://matrix.example.org");
+		CHECK_STR(cfg->mqtt.host, "localhost");
+		CHECK_INT(cfg->mqtt.port, 1883);
+		CHECK_STR(cfg->mqtt.username, "zuul");
+		CHECK(!cfg->mqtt.tls.enabled);
+		CHECK_STR(cfg->state_dir, "/var/lib/zuul-matrix-bridge");
+		CHECK_INT(cfg->n_routes, 1);
+		const struct route *r = config_find_route(cfg, "periodic-failures");
+		CHECK(r != NULL);
+		if (r) {
+			CHECK_STR(r->room, "#zuul-alerts:example.org");
+			CHECK_STR(r->template_path, abs_path("templates/default.html"));
+			CHECK(r->has_match);
+			CHECK_INT(r->match.field[ROUTE_PIPELINE].n, 2);
+			CHECK_STR(r->match.field[ROUTE_PIPELINE].patterns[0], "periodic-*");
+			CHECK(r->match.field[ROUTE_BRANCH].patterns == NULL);
+		}
+		/* Without CONFIG_NEED_SECRETS the credential files are not even opened. */
+		CHECK(cfg->matrix.access_token == NULL);
+		CHECK(cfg->mqtt.password == NULL);
+	}
+	config_free(cfg);
+	unlink(path);
+	free(path);
+	strbuf_free(&sb);
+	strbuf_free(&err);
+	free(text);
+}
+
+/* Each key's last component must appear as "leaf =" or "leaf:" in text. */
+static void check_every_key_appears(const char *text, const char *what)
+{
+	for (const char *const *k = config_all_keys(); *k; k++) {
+		const char *leaf = strrchr(*k, '.');
+		leaf = leaf ? leaf + 1 : *k;
+		char a[64], b[64];
+		snprintf(a, sizeof(a), "%s =", leaf);
+		snprintf(b, sizeof(b), "%s:", leaf);
+		if (!strstr(text, a) && !strstr(text, b)) {
+			test_current_failed = 1;
+			printf("# key %s does not appear in %s\n", *k, what);
+		}
+	}
+}
+
+static void test_example_config_shows_every_key(void)
+{
+	char *text = read_all("config/zuul-matrix-bridge.conf.example");
+	CHECK(text != NULL);
+	if (text)
+		check_every_key_appears(text, "the example config");
+	free(text);
+}
+
+static void test_all_keys_lists_every_route_field(void)
+{
+	int count = 0;
+	for (const char *const *k = config_all_keys(); *k; k++)
+		count++;
+	CHECK(count > 40);
+	for (int f = 0; f < ROUTE_NFIELDS; f++) {
+		for (int ex = 0; ex < 2; ex++) {
+			char want[64];
+			snprintf(want, sizeof(want), "routes.%s.%s", ex ? "exclude" : "match",
+				 route_field_key((enum route_field)f));
+			bool found = false;
+			for (const char *const *k = config_all_keys(); *k; k++)
+				found |= strcmp(*k, want) == 0;
+			if (!found) {
+				test_current_failed = 1;
+				printf("# %s missing from config_all_keys()\n", want);
+			}
+		}
+	}
+	CHECK(config_all_keys()[count] == NULL);
+}
+
+static void test_minimal_config_takes_defaults(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "minimal.conf", 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK_STR(cfg->path, DIR "minimal.conf");
+	CHECK_STR(cfg->mqtt.host, "localhost");
+	CHECK_INT(cfg->mqtt.port, 1883);
+	CHECK_STR(cfg->mqtt.client_id, "zuul-matrix-bridge");
+	CHECK(cfg->mqtt.username == NULL);
+	CHECK(cfg->mqtt.password == NULL);
+	CHECK_INT(cfg->mqtt.qos, 1);
+	CHECK(!cfg->mqtt.clean_session);
+	CHECK_INT(cfg->mqtt.keepalive, 60);
+	CHECK_INT(cfg->mqtt.protocol, 4);
+	CHECK(cfg->mqtt.share_group == NULL);
+	CHECK_INT(cfg->mqtt.n_topics, 1);
+	CHECK_STR(cfg->mqtt.topics[0], "zuul/#");
+	CHECK_INT(cfg->mqtt.reconnect_min_s, 1);
+	CHECK_INT(cfg->mqtt.reconnect_max_s, 60);
+	CHECK(!cfg->mqtt.tls.enabled);
+	CHECK(cfg->mqtt.tls.verify);
+	CHECK(cfg->mqtt.tls.ca_file == NULL);
+	/* The trailing '/' is dropped so paths can be appended with one '/'. */
+	CHECK_STR(cfg->matrix.homeserver, "https://matrix.example.org");
+	CHECK(cfg->matrix.access_token == NULL);
+	CHECK(cfg->matrix.tls_verify);
+	CHECK_INT(cfg->matrix.request_timeout_s, 30);
+	CHECK_INT(cfg->matrix.retry_min_ms, 1000);
+	CHECK_INT(cfg->matrix.retry_max_ms, 300000);
+	CHECK_STR(cfg->state_dir, ZMB_STATE_DIR);
+	CHECK_INT(cfg->log_level, ZLOG_INFO);
+	CHECK_INT(cfg->dedup_retention_s, 7 * 86400);
+	CHECK_INT(cfg->n_routes, 1);
+	CHECK_STR(cfg->routes[0].name, "all");
+	CHECK_STR(cfg->routes[0].room, "!abcdef:example.org");
+	CHECK_STR(cfg->routes[0].template_path, abs_path("templates/default.html"));
+	CHECK(!cfg->routes[0].has_match);
+	CHECK_INT(cfg->routes[0].line, 4);
+	for (int f = 0; f < ROUTE_NFIELDS; f++)
+		CHECK(cfg->routes[0].match.field[f].patterns == NULL &&
+		      cfg->routes[0].exclude.field[f].patterns == NULL);
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+static void test_template_dir_defaults_to_installed_dir(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "matrix: { homeserver = \"https://hs\"; };\n"
+			   "routes = ( { name = \"a\"; room = \"#a:hs\"; template = \"%s\"; } );\n",
+		      abs_path("templates/default.html"));
+	char *path = write_temp(strbuf_str(&sb));
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(path, 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->template_dir, ZMB_TEMPLATE_DIR);
+		CHECK_STR(cfg->state_dir, ZMB_STATE_DIR);
+		/* An absolute template ignores template_dir. */
+		CHECK_STR(cfg->routes[0].template_path, abs_path("templates/default.html"));
+	}
+	config_free(cfg);
+	unlink(path);
+	free(path);
+	strbuf_free(&sb);
+	strbuf_free(&err);
+}
+
+static void test_every_key_parses_to_its_field(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "all-keys.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK_STR(cfg->state_dir, "/srv/zmb/state");
+	CHECK_STR(cfg->template_dir, abs_path("templates"));
+	CHECK_INT(cfg->log_level, ZLOG_DEBUG);
+	CHECK_INT(cfg->dedup_retention_s, 2 * 86400);
+	CHECK_STR(cfg->mqtt.host, "broker.example.org");
+	CHECK_INT(cfg->mqtt.port, 8884);
+	CHECK_STR(cfg->mqtt.client_id, "zmb-test");
+	CHECK_STR(cfg->mqtt.username, "zuul");
+	CHECK_STR(cfg->mqtt.password, PASSWORD);
+	CHECK_INT(cfg->mqtt.qos, 2);
+	CHECK(cfg->mqtt.clean_session);
+	CHECK_INT(cfg->mqtt.keepalive, 120);
+	CHECK_INT(cfg->mqtt.protocol, 5);
+	CHECK_STR(cfg->mqtt.share_group, "bridges");
+	CHECK_INT(cfg->mqtt.n_topics, 2);
+	CHECK_STR(cfg->mqtt.topics[0], "zuul/+/tenant/#");
+	CHECK_STR(cfg->mqtt.topics[1], "other/topic");
+	CHECK_INT(cfg->mqtt.reconnect_min_s, 2);
+	CHECK_INT(cfg->mqtt.reconnect_max_s, 300);
+	CHECK(cfg->mqtt.tls.enabled);
+	CHECK_STR(cfg->mqtt.tls.ca_file, "/etc/ssl/ca.pem");
+	CHECK_STR(cfg->mqtt.tls.ca_dir, "/etc/ssl/certs");
+	CHECK_STR(cfg->mqtt.tls.cert_file, "/etc/zmb/client.pem");
+	CHECK_STR(cfg->mqtt.tls.key_file, "/etc/zmb/client.key");
+	CHECK(!cfg->mqtt.tls.verify);
+	CHECK_STR(cfg->matrix.homeserver, "http://127.0.0.1:8008");
+	CHECK_STR(cfg->matrix.access_token, TOKEN);
+	CHECK(!cfg->matrix.tls_verify);
+	CHECK_INT(cfg->matrix.request_timeout_s, 45);
+	CHECK_INT(cfg->matrix.retry_min_ms, 2000);
+	CHECK_INT(cfg->matrix.retry_max_ms, 600000);
+	CHECK_INT(cfg->n_routes, 2);
+	const struct route *r = config_find_route(cfg, "periodic-failures");
+	CHECK(r == &cfg->routes[0]);
+	if (r) {
+		CHECK(r->has_match);
+		CHECK_INT(r->match.field[ROUTE_TENANT].n, 1);
+		CHECK_STR(r->match.field[ROUTE_TENANT].patterns[0], "scs");
+		/* A single string is a one-pattern list. */
+		CHECK_INT(r->match.field[ROUTE_BRANCH].n, 1);
+		CHECK_STR(r->match.field[ROUTE_BRANCH].patterns[0], "main");
+		CHECK_INT(r->match.field[ROUTE_BUILD_RESULT].n, 2);
+		CHECK_STR(r->match.field[ROUTE_BUILD_RESULT].patterns[1], "POST_FAILURE");
+		for (int f = 0; f < ROUTE_NFIELDS; f++)
+			CHECK(r->exclude.field[f].n == 1);
+		CHECK_STR(r->exclude.field[ROUTE_PROJECT].patterns[0], "*/playground");
+	}
+	CHECK(config_find_route(cfg, "everything_2.0") == &cfg->routes[1]);
+	CHECK(config_find_route(cfg, "nope") == NULL);
+	CHECK(!cfg->routes[1].has_match);
+	CHECK_INT(cfg->routes[1].line, 44);
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+static void test_all_keys_fixture_sets_every_known_key(void)
+{
+	char *text = read_all(DIR "all-keys.conf");
+	CHECK(text != NULL);
+	if (text)
+		check_every_key_appears(text, DIR "all-keys.conf");
+	free(text);
+}
+
+static void test_relative_paths_resolve_against_config_dir(void)
+{
+	clear_env();
+	char absolute[4200];
+	snprintf(absolute, sizeof(absolute), "%s", abs_path(DIR "relative-paths.conf"));
+	const char *paths[] = {DIR "relative-paths.conf", absolute};
+	for (size_t i = 0; i < 2; i++) {
+		struct strbuf err = STRBUF_INIT;
+		struct config *cfg = config_load(paths[i], 0, &err);
+		CHECK_LINES(strbuf_str(&err), "");
+		CHECK(cfg != NULL);
+		if (!cfg)
+			continue;
+		CHECK_STR(cfg->state_dir, abs_path(DIR "state"));
+		/* "./../../../templates/" is cleaned to the repository's templates. */
+		CHECK_STR(cfg->template_dir, abs_path("templates"));
+		CHECK_STR(cfg->mqtt.tls.ca_file, abs_path(DIR "tls/ca.pem"));
+		CHECK_STR(cfg->mqtt.tls.ca_dir, abs_path(DIR "tls/certs"));
+		CHECK_STR(cfg->mqtt.tls.cert_file, abs_path(DIR "tls/client.pem"));
+		CHECK_STR(cfg->mqtt.tls.key_file, abs_path(DIR "tls/client.key"));
+		CHECK_STR(cfg->routes[0].template_path, abs_path("templates/default.html"));
+		/* A tls group without a port means the TLS port. */
+		CHECK(cfg->mqtt.tls.enabled);
+		CHECK_INT(cfg->mqtt.port, 8883);
+		config_free(cfg);
+		strbuf_free(&err);
+	}
+}
+
+/* ---- secrets ---- */
+
+static void test_secrets_come_from_files_relative_to_config(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "relative-paths.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		/* Trailing newline, CR and space are stripped. */
+		CHECK_STR(cfg->matrix.access_token, TOKEN);
+		CHECK_STR(cfg->mqtt.password, PASSWORD);
+	}
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+static void test_secret_files_win_over_environment(void)
+{
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "env-token-value", 1);
+	setenv("ZMB_MQTT_PASSWORD", "env-password-value", 1);
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "relative-paths.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	if (cfg) {
+		CHECK_STR(cfg->matrix.access_token, TOKEN);
+		CHECK_STR(cfg->mqtt.password, PASSWORD);
+	}
+	config_free(cfg);
+	clear_env();
+	strbuf_free(&err);
+}
+
+static void test_secrets_come_from_environment_without_files(void)
+{
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "env-token-value", 1);
+	setenv("ZMB_MQTT_PASSWORD", "env-password-value", 1);
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->matrix.access_token, "env-token-value");
+		CHECK_STR(cfg->mqtt.password, "env-password-value");
+	}
+	config_free(cfg);
+	/* Without the flag the environment is not consulted either. */
+	cfg = config_load(DIR "minimal.conf", 0, &err);
+	CHECK(cfg && cfg->matrix.access_token == NULL && cfg->mqtt.password == NULL);
+	config_free(cfg);
+	clear_env();
+	strbuf_free(&err);
+}
+
+static void test_missing_access_token_is_an_error_only_when_needed(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_LINES(strbuf_str(&err), DIR "minimal.conf:3: matrix: no access token "
+				    "(set access_token_file or ZMB_MATRIX_ACCESS_TOKEN)\n");
+	config_free(cfg);
+	strbuf_reset(&err);
+	/* An empty variable counts as unset. */
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "", 1);
+	cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_CONTAINS(strbuf_str(&err), "no access token");
+	config_free(cfg);
+	clear_env();
+	strbuf_reset(&err);
+	/* The MQTT password is optional. */
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "t0ken", 1);
+	cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg && cfg->mqtt.password == NULL);
+	config_free(cfg);
+	clear_env();
+	strbuf_free(&err);
+}
+
+static void test_secrets_never_appear_in_errors(void)
+{
+	setenv("ZMB_MQTT_PASSWORD", "env-password-value-42", 1);
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "secret-reused.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_NOT_CONTAINS(strbuf_str(&err), TOKEN);
+	CHECK_NOT_CONTAINS(strbuf_str(&err), "env-password-value-42");
+	CHECK_LINES(strbuf_str(&err),
+		  DIR "secret-reused.conf:4: log_level: bad log level \"[redacted]\" "
+		      "(expected \"error\", \"warn\", \"info\" or \"debug\")\n"
+		  DIR "secret-reused.conf:7: routes[0].room: bad room \"[redacted]\" "
+		      "(expected a room id \"!id:server\" or alias \"#alias:server\")\n");
+	config_free(cfg);
+	clear_env();
+
+	/* Inline secrets are refused by name, their values never echoed. */
+	strbuf_reset(&err);
+	cfg = config_load(DIR "inline-secrets.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_NOT_CONTAINS(strbuf_str(&err), "hunter2-inline-password");
+	CHECK_NOT_CONTAINS(strbuf_str(&err), "syt_inline_token_value");
+	config_free(cfg);
+
+	/* Every error fixture, with secrets in the environment: none leaks them. */
+	const char *fixtures[] = {"bad-room.conf", "bad-url.conf", "wrong-type.conf", "bad-glob.conf",
+				  "unknown-key-typos.conf", "token-file-empty.conf"};
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "zmb-env-token-xyz", 1);
+	setenv("ZMB_MQTT_PASSWORD", "zmb-env-password-xyz", 1);
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		char path[256];
+		snprintf(path, sizeof(path), DIR "%s", fixtures[i]);
+		strbuf_reset(&err);
+		cfg = config_load(path, CONFIG_NEED_SECRETS, &err);
+		CHECK(cfg == NULL);
+		CHECK(err.len > 0);
+		CHECK_NOT_CONTAINS(strbuf_str(&err), "zmb-env-token-xyz");
+		CHECK_NOT_CONTAINS(strbuf_str(&err), "zmb-env-password-xyz");
+		CHECK_NOT_CONTAINS(strbuf_str(&err), TOKEN);
+		config_free(cfg);
+	}
+	clear_env();
+	strbuf_free(&err);
+}
+
+/* ---- mistakes: one fixture each, exact messages ---- */
+
+struct bad_case {
+	const char *file; /* under DIR, or a path that does not exist */
+	unsigned flags;
+	const char *errors;
+};
+
+#define F(name) DIR name
+static const struct bad_case bad_cases[] = {
+	{F("does-not-exist.conf"), 0,
+	 F("does-not-exist.conf") ": cannot read: No such file or directory\n"},
+	{"tests/data/config", 0, "tests/data/config: cannot read: Is a directory\n"},
+	{F("syntax-error.conf"), 0,
+	 F("syntax-error.conf") ":3: syntax error (expected libconfig syntax: name = value; groups in "
+				"{ }, lists in ( ), arrays in [ ])\n"},
+	{F("unknown-key-top.conf"), 0,
+	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
+				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes)\n"
+	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
+	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
+				   "\"#...\"; } ); at least one route)\n"},
+	{F("unknown-key-nested.conf"), 0,
+	 F("unknown-key-nested.conf") ":5: unknown key 'mqtt.tls.cafile' (expected one of: ca_file, "
+				      "ca_dir, cert_file, key_file, verify); did you mean 'ca_file'?\n"},
+	{F("unknown-key-typos.conf"), 0,
+	 F("unknown-key-typos.conf") ":4: unknown key 'mqtt.topic' (expected one of: host, port, "
+				     "client_id, username, password_file, qos, clean_session, keepalive, "
+				     "protocol, share_group, topics, reconnect_min, reconnect_max, tls); "
+				     "did you mean 'topics'?\n"
+	 F("unknown-key-typos.conf") ":7: unknown key 'routes[0].match.tenant' (expected one of: "
+				     "tenants, pipelines, projects, branches, actions, buildset_results, "
+				     "build_results); did you mean 'tenants'?\n"
+	 F("unknown-key-typos.conf") ":8: unknown key 'routes[0].colour' (expected one of: name, room, "
+				     "template, match, exclude)\n"},
+	{F("wrong-type.conf"), 0,
+	 F("wrong-type.conf") ":3: mqtt.port: expected an integer, got a string\n"
+	 F("wrong-type.conf") ":4: mqtt.clean_session: expected a boolean (true or false), got an integer\n"
+	 F("wrong-type.conf") ":6: routes[0].match.projects: expected a list of strings or a string, "
+			      "got an integer\n"},
+	{F("out-of-range.conf"), 0,
+	 F("out-of-range.conf") ":4: mqtt.port: 0 is out of range (expected 1..65535)\n"
+	 F("out-of-range.conf") ":5: mqtt.qos: 3 is out of range (expected 0..2)\n"
+	 F("out-of-range.conf") ":6: mqtt.keepalive: 2s is out of range (expected 5s..1h)\n"},
+	{F("bad-topic-filter.conf"), 0,
+	 F("bad-topic-filter.conf") ":4: mqtt.topics[1]: bad topic filter \"zuul/#/x\" "
+				    "('#' must be the last level)\n"
+	 F("bad-topic-filter.conf") ":5: mqtt.topics[2]: bad topic filter \"zuul/a+\" "
+				    "('+' must be a whole level)\n"},
+	{F("bad-duration.conf"), 0,
+	 F("bad-duration.conf") ":4: matrix.retry_max: bad duration \"5x\" (expected a duration like "
+				"\"90s\", \"5m\", \"1h30m\", \"7d\" or an integer of seconds)\n"
+	 F("bad-duration.conf") ":5: matrix.request_timeout: bad duration -1 (expected a non-negative "
+				"number of seconds or a duration like \"90s\", \"5m\", \"1h30m\")\n"},
+	{F("bad-url.conf"), 0,
+	 F("bad-url.conf") ":3: matrix.homeserver: bad URL \"matrix.example.org\" "
+			   "(expected http:// or https:// followed by a host)\n"},
+	{F("bad-room.conf"), 0,
+	 F("bad-room.conf") ":5: routes[0].room: bad room \"zuul-alerts\" (expected a room id "
+			    "\"!id:server\" or alias \"#alias:server\")\n"},
+	{F("bad-route-name.conf"), 0,
+	 F("bad-route-name.conf") ":4: routes[0].name: bad route name \"periodic failures\" "
+				  "(expected letters, digits, '.', '_' or '-')\n"},
+	{F("duplicate-route-name.conf"), 0,
+	 F("duplicate-route-name.conf") ":6: routes[1].name: duplicate route name \"alerts\" "
+					"(expected a unique name; routes[0] on line 5 has it)\n"},
+	{F("bad-log-level.conf"), 0,
+	 F("bad-log-level.conf") ":3: log_level: bad log level \"verbose\" "
+				 "(expected \"error\", \"warn\", \"info\" or \"debug\")\n"},
+	{F("missing-homeserver.conf"), 0,
+	 F("missing-homeserver.conf") ":3: matrix.homeserver: missing (expected the homeserver URL, "
+				      "e.g. homeserver = \"https://matrix.example.org\";)\n"},
+	{F("missing-matrix-and-routes.conf"), 0,
+	 F("missing-matrix-and-routes.conf") ":1: matrix: missing (expected matrix: "
+					     "{ homeserver = \"https://...\"; })\n"
+	 F("missing-matrix-and-routes.conf") ":1: routes: missing (expected routes = ( { name = "
+					     "\"...\"; room = \"#...\"; } ); at least one route)\n"},
+	{F("empty-routes.conf"), 0,
+	 F("empty-routes.conf") ":4: routes: empty list (expected at least one route)\n"},
+	{F("missing-route-name-and-room.conf"), 0,
+	 F("missing-route-name-and-room.conf") ":5: routes[0].name: missing (expected a route name of "
+					       "letters, digits, '.', '_' or '-')\n"
+	 F("missing-route-name-and-room.conf") ":5: routes[0].room: missing (expected a room id "
+					       "\"!id:server\" or alias \"#alias:server\")\n"},
+	{F("bad-glob.conf"), 0,
+	 F("bad-glob.conf") ":6: routes[0].match.projects[1]: bad glob \"foo[\" (unterminated [)\n"},
+	{F("empty-match-list.conf"), 0,
+	 F("empty-match-list.conf") ":5: routes[0].match.pipelines: empty list (expected at least one "
+				    "pattern; remove the key to accept any value)\n"},
+	{F("empty-match-group.conf"), 0,
+	 F("empty-match-group.conf") ":5: routes[0].match: empty group (expected at least one of "
+				     "tenants, ...; remove it to take every report)\n"},
+	{F("missing-template.conf"), 0, NULL /* absolute path: built at run time */},
+	{F("inline-secrets.conf"), 0,
+	 F("inline-secrets.conf") ":4: mqtt.password: secrets are not accepted in the config file (put "
+				  "the password in a file named by mqtt.password_file, or in the "
+				  "environment variable ZMB_MQTT_PASSWORD)\n"
+	 F("inline-secrets.conf") ":6: matrix.access_token: secrets are not accepted in the config file "
+				  "(put the access token in a file named by matrix.access_token_file, or "
+				  "in the environment variable ZMB_MATRIX_ACCESS_TOKEN)\n"},
+	{F("cert-without-key.conf"), 0,
+	 F("cert-without-key.conf") ":3: mqtt.tls: cert_file without key_file (expected cert_file and "
+				    "key_file together, or neither)\n"},
+	{F("reconnect-max-below-min.conf"), 0,
+	 F("reconnect-max-below-min.conf") ":4: mqtt.reconnect_max: 5s is less than reconnect_min 10s "
+					   "(expected reconnect_max >= reconnect_min)\n"},
+	{F("password-without-username.conf"), 0,
+	 F("password-without-username.conf") ":3: mqtt.password_file: a password without a user name "
+					     "(expected mqtt.username too)\n"},
+	{F("wrong-group-types.conf"), 0,
+	 F("wrong-group-types.conf") ":2: mqtt: expected a group, got an integer\n"
+	 F("wrong-group-types.conf") ":3: matrix: expected a group, got a string\n"
+	 F("wrong-group-types.conf") ":4: routes[0]: expected a group, got a string\n"},
+	/* An empty list in exclude is allowed: it excludes nothing. */
+	{F("bad-protocol-and-share-group.conf"), 0,
+	 F("bad-protocol-and-share-group.conf") ":3: mqtt.protocol: unsupported protocol \"3.1\" "
+						"(expected \"3.1.1\" or \"5\")\n"
+	 F("bad-protocol-and-share-group.conf") ":4: mqtt.share_group: bad group name \"a/b\" "
+						"(expected no '/', '+' or '#')\n"},
+	{F("bad-template-dir.conf"), 0,
+	 F("bad-template-dir.conf") ":2: template_dir: expected a string, got an integer\n"},
+	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
+	{F("token-file-empty.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
+};
+
+static void check_bad_case(const struct bad_case *c)
+{
+	char want[1024];
+	const char *expected = c->errors;
+	if (!expected) {
+		if (strstr(c->file, "missing-template"))
+			snprintf(want, sizeof(want), "%s:5: routes[0].template: cannot read %s: "
+						     "No such file or directory\n",
+				 c->file, abs_path("templates/nope.html"));
+		else if (strstr(c->file, "token-file-missing"))
+			snprintf(want, sizeof(want), "%s:4: matrix.access_token_file: cannot read %s: "
+						     "No such file or directory\n",
+				 c->file, abs_path(DIR "secrets/nope"));
+		else
+			snprintf(want, sizeof(want), "%s:4: matrix.access_token_file: %s is empty "
+						     "(expected the secret in it)\n",
+				 c->file, abs_path(DIR "secrets/empty"));
+		expected = want;
+	}
+	clear_env();
+	/* Messages are appended: what the caller had stays. */
+	struct strbuf err = STRBUF_INIT;
+	strbuf_puts(&err, ">");
+	struct config *cfg = config_load(c->file, c->flags, &err);
+	CHECK(cfg == NULL);
+	CHECK(err.len > 0 && err.data[0] == '>');
+	CHECK_LINES(strbuf_str(&err) + 1, expected);
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+static void test_config_free_accepts_null(void)
+{
+	config_free(NULL);
+	CHECK(config_find_route(NULL, "a") == NULL);
+}
+
+int main(void)
+{
+	if (!getcwd(cwd, sizeof(cwd)))
+		return 99;
+	RUN(test_example_config_loads_with_repo_templates);
+	RUN(test_example_config_shows_every_key);
+	RUN(test_all_keys_lists_every_route_field);
+	RUN(test_minimal_config_takes_defaults);
+	RUN(test_template_dir_defaults_to_installed_dir);
+	RUN(test_every_key_parses_to_its_field);
+	RUN(test_all_keys_fixture_sets_every_known_key);
+	RUN(test_relative_paths_resolve_against_config_dir);
+	RUN(test_secrets_come_from_files_relative_to_config);
+	RUN(test_secret_files_win_over_environment);
+	RUN(test_secrets_come_from_environment_without_files);
+	RUN(test_missing_access_token_is_an_error_only_when_needed);
+	RUN(test_secrets_never_appear_in_errors);
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		char name[300];
+		snprintf(name, sizeof(name), "rejects %s with its file:line message", bad_cases[i].file);
+		RUN_NAMED(name, check_bad_case(&bad_cases[i]));
+	}
+	RUN(test_config_free_accepts_null);
+	return test_done();
+}

@@ -1,0 +1,518 @@
+/* Tests of store against a real SQLite file in a fresh /tmp directory: outbox, dedup,
+ * dead letters, kv, file modes, and what survives a crash with and without commit. */
+#include "store.h"
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strbuf.h"
+#include "test.h"
+
+static char base_dir[64];   /* mkdtemp()ed per test */
+static char state_dir[128]; /* base_dir/state: store_open creates it */
+static char err[512];
+
+static void fresh_dirs(void)
+{
+	snprintf(base_dir, sizeof base_dir, "/tmp/zmb-store-XXXXXX");
+	if (!mkdtemp(base_dir)) {
+		perror("mkdtemp");
+		abort();
+	}
+	snprintf(state_dir, sizeof state_dir, "%s/state", base_dir);
+	err[0] = '\0';
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void remove_dirs(void) { nftw(base_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS); }
+
+static struct store *open_store(void)
+{
+	struct store *st = store_open(state_dir, err, sizeof err);
+	if (!st)
+		printf("# store_open(%s) failed: %s\n", state_dir, err);
+	return st;
+}
+
+/* Pushes a report with the conventional txn id "txn-KEY-ACTION-ROUTE". */
+static int push(struct store *st, const char *key, const char *action, const char *route, int64_t now)
+{
+	char txn[128];
+	snprintf(txn, sizeof txn, "txn-%s-%s-%s", key, action, route);
+	return store_outbox_push(st, route, "!room:example.org", txn, key, action, "{\"body\":\"hi\"}", now, NULL);
+}
+
+/* "id:txn," for every outbox item, for order checks in one string. */
+static char *outbox_summary(struct store *st)
+{
+	struct outbox_item *items;
+	size_t n;
+	struct strbuf sb = STRBUF_INIT;
+	if (store_outbox_load(st, &items, &n) < 0)
+		return xstrdup("(load failed)");
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&sb, "%lld:%s,", (long long)items[i].id, items[i].event_key);
+	store_items_free(items, n);
+	return strbuf_detach(&sb);
+}
+
+static void test_open_creates_private_dir_and_db_file(void)
+{
+	fresh_dirs();
+	mode_t old = umask(022);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	struct stat sb;
+	CHECK_INT(stat(state_dir, &sb), 0);
+	CHECK_INT(sb.st_mode & 07777, 0700);
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	CHECK_INT(stat(path, &sb), 0);
+	CHECK_INT(sb.st_mode & 07777, 0600);
+	CHECK_INT(push(st, "k1", "failure", "r", 1), 1);
+	CHECK_INT(store_commit(st), 0);
+	snprintf(path, sizeof path, "%s/state.db-wal", state_dir);
+	CHECK_INT(stat(path, &sb), 0);
+	CHECK_INT(sb.st_mode & 07777, 0600);
+	store_close(st);
+	umask(old);
+	remove_dirs();
+}
+
+static void test_open_refuses_a_state_dir_that_is_a_file(void)
+{
+	fresh_dirs();
+	FILE *f = fopen(state_dir, "w");
+	CHECK(f != NULL);
+	if (f)
+		fclose(f);
+	struct store *st = store_open(state_dir, err, sizeof err);
+	CHECK(st == NULL);
+	CHECK_CONTAINS(err, "not a directory");
+	CHECK_CONTAINS(err, state_dir);
+	remove_dirs();
+}
+
+static void test_pushed_items_load_in_push_order_with_all_fields(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK(!store_in_batch(st));
+	int64_t first_id = -1;
+	CHECK_INT(store_outbox_push(st, "route-a", "#alerts:example.org", "t1", "uuid-1", "failure",
+				    "{\"msgtype\":\"m.text\"}", 1700000000000, &first_id),
+		  1);
+	CHECK(first_id > 0);
+	CHECK(store_in_batch(st));
+	CHECK_INT(push(st, "uuid-2", "failure", "route-a", 1700000000001), 1);
+	CHECK_INT(push(st, "uuid-0", "success", "route-b", 1700000000002), 1);
+	CHECK_INT(store_commit(st), 0);
+	CHECK(!store_in_batch(st));
+	CHECK_INT(store_commit(st), 0); /* nothing open: a no-op */
+
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK(items[0].id < items[1].id && items[1].id < items[2].id);
+		CHECK_INT(items[0].id, first_id);
+		CHECK_STR(items[0].route, "route-a");
+		CHECK_STR(items[0].room, "#alerts:example.org");
+		CHECK_STR(items[0].txn_id, "t1");
+		CHECK_STR(items[0].event_key, "uuid-1");
+		CHECK_STR(items[0].action, "failure");
+		CHECK_STR(items[0].content_json, "{\"msgtype\":\"m.text\"}");
+		CHECK_INT(items[0].attempts, 0);
+		CHECK_INT(items[0].created_ms, 1700000000000);
+		CHECK_STR(items[1].event_key, "uuid-2");
+		CHECK_STR(items[2].event_key, "uuid-0");
+		CHECK_STR(items[2].txn_id, "txn-uuid-0-success-route-b");
+	}
+	store_items_free(items, n);
+	CHECK_INT(store_outbox_depth(st), 3);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_duplicate_key_or_txn_id_is_refused(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "k", "failure", "r1", 1), 1);
+	/* Same (event_key, action, route) under another txn id: duplicate. */
+	CHECK_INT(store_outbox_push(st, "r1", "!room", "other-txn", "k", "failure", "{}", 2, NULL), 0);
+	/* Same txn id for a different key: duplicate too, nothing written. */
+	CHECK_INT(store_outbox_push(st, "r9", "!room", "txn-k-failure-r1", "k9", "start", "{}", 3, NULL), 0);
+	/* Different route or action: a separate delivery. */
+	CHECK_INT(push(st, "k", "failure", "r2", 4), 1);
+	CHECK_INT(push(st, "k", "merge-conflict", "r1", 5), 1);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_outbox_depth(st), 3);
+	/* The refused k9 left no dedup key behind: it can still be queued. */
+	CHECK_INT(store_outbox_push(st, "r9", "!room", "fresh-txn", "k9", "start", "{}", 6, NULL), 1);
+
+	/* A txn id that was already delivered stays taken. */
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK_INT(store_outbox_delivered(st, items[0].id, "$ev1", 7), 0);
+	store_items_free(items, n);
+	CHECK_INT(store_dedup_prune(st, 100), 4);
+	CHECK_INT(push(st, "k", "failure", "r1", 8), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_delivered_removes_item_and_records_event_id(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "a", "failure", "r", 1), 1);
+	CHECK_INT(push(st, "b", "failure", "r", 1), 1);
+	CHECK_INT(store_commit(st), 0);
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK_INT(n, 2);
+	int64_t first = n ? items[0].id : 0;
+	store_items_free(items, n);
+
+	CHECK_INT(store_outbox_delivered(st, first, "$abc:example.org", 10), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_outbox_depth(st), 1);
+	char *ev = store_sent_event_id(st, "txn-a-failure-r");
+	CHECK_STR(ev, "$abc:example.org");
+	free(ev);
+	CHECK(store_sent_event_id(st, "txn-b-failure-r") == NULL);
+	char *summary = outbox_summary(st);
+	CHECK_CONTAINS(summary, ":b,");
+	CHECK_NOT_CONTAINS(summary, ":a,");
+	free(summary);
+
+	/* An id that is not in the outbox: -1 and one warning line, nothing else. */
+	FILE *logf = tmpfile();
+	log_set_stream(logf);
+	CHECK_INT(store_outbox_delivered(st, first, "$again", 11), -1);
+	log_set_stream(NULL);
+	char line[512] = "";
+	rewind(logf);
+	int lines = 0;
+	while (fgets(line, sizeof line, logf))
+		lines++;
+	fclose(logf);
+	CHECK_INT(lines, 1);
+	CHECK_CONTAINS(line, "no outbox item");
+	ev = store_sent_event_id(st, "txn-a-failure-r");
+	CHECK_STR(ev, "$abc:example.org");
+	free(ev);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_failed_attempt_counts_and_kill_moves_to_dead_letters(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "a", "failure", "r", 100), 1);
+	CHECK_INT(push(st, "b", "failure", "r", 101), 1);
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	int64_t a = items[0].id;
+	store_items_free(items, n);
+
+	CHECK_INT(store_outbox_attempt_failed(st, a), 0);
+	CHECK_INT(store_outbox_attempt_failed(st, a), 0);
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK_INT(items[0].attempts, 2);
+	store_items_free(items, n);
+
+	CHECK_INT(store_outbox_kill(st, a, "403 M_FORBIDDEN: You are not in this room", 500), 0);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_outbox_depth(st), 1);
+	struct dead_letter *dead;
+	CHECK_INT(store_dead_list(st, &dead, &n), 0);
+	CHECK_INT(n, 1);
+	if (n == 1) {
+		CHECK_INT(dead[0].id, a);
+		CHECK_STR(dead[0].reason, "403 M_FORBIDDEN: You are not in this room");
+		CHECK_STR(dead[0].txn_id, "txn-a-failure-r");
+		CHECK_STR(dead[0].event_key, "a");
+		CHECK_STR(dead[0].room, "!room:example.org");
+		CHECK_INT(dead[0].attempts, 3); /* two retried failures + the fatal one */
+		CHECK_INT(dead[0].created_ms, 100);
+		CHECK_INT(dead[0].failed_ms, 500);
+	}
+	store_dead_free(dead, n);
+	CHECK_INT(store_outbox_kill(st, a, "again", 501), -1);
+	CHECK_INT(store_outbox_attempt_failed(st, a), -1);
+	/* A dead txn id is still taken: a new push with it would clash on retry. */
+	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-a-failure-r", "zz", "failure", "{}", 600, NULL), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_dead_retry_one_then_all_restores_original_order(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	const char *keys[] = {"k1", "k2", "k3", "k4"};
+	int64_t ids[4];
+	for (int i = 0; i < 4; i++)
+		CHECK_INT(push(st, keys[i], "failure", "r", 10 + i), 1);
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	for (size_t i = 0; i < 4 && i < n; i++)
+		ids[i] = items[i].id;
+	store_items_free(items, n);
+	CHECK_INT(store_outbox_attempt_failed(st, ids[2]), 0);
+	/* Killed out of order: k3, k1, k2; k4 stays queued. */
+	CHECK_INT(store_outbox_kill(st, ids[2], "x", 20), 0);
+	CHECK_INT(store_outbox_kill(st, ids[0], "x", 21), 0);
+	CHECK_INT(store_outbox_kill(st, ids[1], "x", 22), 0);
+	CHECK_INT(store_commit(st), 0);
+
+	struct dead_letter *dead;
+	CHECK_INT(store_dead_list(st, &dead, &n), 0);
+	CHECK_INT(n, 3);
+	if (n == 3)
+		CHECK(dead[0].id == ids[0] && dead[1].id == ids[1] && dead[2].id == ids[2]);
+	store_dead_free(dead, n);
+
+	CHECK_INT(store_dead_retry(st, ids[1]), 1);
+	CHECK_INT(store_dead_retry(st, ids[1]), 0); /* gone from the dead letters */
+	char want[128];
+	snprintf(want, sizeof want, "%lld:k2,%lld:k4,", (long long)ids[1], (long long)ids[3]);
+	char *summary = outbox_summary(st);
+	CHECK_STR(summary, want);
+	free(summary);
+
+	CHECK_INT(store_dead_retry(st, 0), 2);
+	CHECK_INT(store_commit(st), 0);
+	snprintf(want, sizeof want, "%lld:k1,%lld:k2,%lld:k3,%lld:k4,", (long long)ids[0],
+		 (long long)ids[1], (long long)ids[2], (long long)ids[3]);
+	summary = outbox_summary(st);
+	CHECK_STR(summary, want);
+	free(summary);
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	if (n == 4) {
+		CHECK_STR(items[2].txn_id, "txn-k3-failure-r"); /* the homeserver still dedups */
+		CHECK_INT(items[2].attempts, 0);
+		CHECK_INT(items[2].created_ms, 12);
+	}
+	store_items_free(items, n);
+	CHECK_INT(store_dead_list(st, &dead, &n), 0);
+	CHECK_INT(n, 0);
+	store_dead_free(dead, n);
+	CHECK_INT(store_dead_retry(st, 0), 0);
+	/* New pushes still get ids after every restored one. */
+	CHECK_INT(push(st, "k5", "failure", "r", 30), 1);
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK(n == 5 && items[4].id > ids[3]);
+	CHECK_STR(n == 5 ? items[4].event_key : NULL, "k5");
+	store_items_free(items, n);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_prune_forgets_only_keys_older_than_cutoff(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "old1", "failure", "r", 1000), 1);
+	CHECK_INT(push(st, "old2", "failure", "r", 2000), 1);
+	CHECK_INT(push(st, "new", "failure", "r", 3000), 1);
+	CHECK_INT(store_dedup_prune(st, 2500), 2);
+	CHECK_INT(store_dedup_prune(st, 2500), 0);
+	CHECK_INT(store_commit(st), 0);
+	/* A pruned key is accepted again (under a new txn id); the kept one is not. */
+	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-old1-second", "old1", "failure", "{}", 4000, NULL), 1);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-new-second", "new", "failure", "{}", 4000, NULL), 0);
+	CHECK_INT(store_outbox_depth(st), 4);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_kv_set_get_overwrite_and_unset(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK(store_kv_get(st, "sync_token") == NULL);
+	CHECK_INT(store_kv_set(st, "sync_token", "s72594_4483_1934"), 0);
+	char *v = store_kv_get(st, "sync_token");
+	CHECK_STR(v, "s72594_4483_1934");
+	free(v);
+	CHECK_INT(store_kv_set(st, "sync_token", "s72595"), 0);
+	CHECK_INT(store_commit(st), 0);
+	v = store_kv_get(st, "sync_token");
+	CHECK_STR(v, "s72595");
+	free(v);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_data_survives_close_and_reopen(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "a", "failure", "r", 1), 1);
+	CHECK_INT(push(st, "b", "failure", "r", 2), 1);
+	CHECK_INT(store_kv_set(st, "sync_token", "tok"), 0);
+	store_close(st); /* commits the open batch */
+	st = open_store();
+	CHECK(st != NULL);
+	CHECK_INT(store_outbox_depth(st), 2);
+	char *v = store_kv_get(st, "sync_token");
+	CHECK_STR(v, "tok");
+	free(v);
+	CHECK_INT(push(st, "a", "failure", "r", 3), 0); /* dedup keys persisted too */
+	store_close(st);
+	remove_dirs();
+}
+
+/* A child process opens the store, pushes, optionally commits, and dies without any
+ * cleanup: as close to pulling the plug as a test gets without a VM. */
+static void crash_child_after_push(bool commit)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *st = store_open(state_dir, err, sizeof err);
+		if (!st || push(st, "crash", "failure", "r", 1) != 1)
+			_exit(2);
+		if (commit && store_commit(st) != 0)
+			_exit(3);
+		_exit(0);
+	}
+	int status = 0;
+	CHECK(pid > 0);
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_INT(WEXITSTATUS(status), 0);
+}
+
+static void test_uncommitted_batch_is_lost_in_a_crash(void)
+{
+	fresh_dirs();
+	crash_child_after_push(false);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	CHECK_INT(store_outbox_depth(st), 0);
+	CHECK_INT(push(st, "crash", "failure", "r", 2), 1); /* no dedup key survived either */
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_committed_batch_survives_a_crash(void)
+{
+	fresh_dirs();
+	crash_child_after_push(true);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	CHECK_INT(store_outbox_depth(st), 1);
+	char *summary = outbox_summary(st);
+	CHECK_CONTAINS(summary, ":crash,");
+	free(summary);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_database_is_in_wal_mode(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	store_close(st);
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *s = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+	CHECK_STR((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(s, 0), 1);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	remove_dirs();
+}
+
+static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	store_close(st);
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	st = store_open(state_dir, err, sizeof err);
+	CHECK(st == NULL);
+	CHECK_CONTAINS(err, "state.db");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (1)");
+	store_close(st);
+	remove_dirs();
+}
+
+/* Not a benchmark gate, a smoke figure: 5,000 pushes committed 100 at a time (one
+ * commit per loop turn under load), each commit an fsync on whatever /tmp is. */
+static void test_five_thousand_pushes_in_batches(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int queued = 0;
+	for (int i = 0; i < 5000; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "uuid-%d", i);
+		queued += push(st, key, "failure", "periodic", i);
+		if (i % 100 == 99)
+			CHECK_INT(store_commit(st), 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK_INT(queued, 5000);
+	CHECK_INT(store_outbox_depth(st), 5000);
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	printf("# 5000 pushes, 50 commits: %.1f ms\n", ms);
+	store_close(st);
+	remove_dirs();
+}
+
+int main(void)
+{
+	RUN(test_open_creates_private_dir_and_db_file);
+	RUN(test_open_refuses_a_state_dir_that_is_a_file);
+	RUN(test_pushed_items_load_in_push_order_with_all_fields);
+	RUN(test_duplicate_key_or_txn_id_is_refused);
+	RUN(test_delivered_removes_item_and_records_event_id);
+	RUN(test_failed_attempt_counts_and_kill_moves_to_dead_letters);
+	RUN(test_dead_retry_one_then_all_restores_original_order);
+	RUN(test_prune_forgets_only_keys_older_than_cutoff);
+	RUN(test_kv_set_get_overwrite_and_unset);
+	RUN(test_data_survives_close_and_reopen);
+	RUN(test_uncommitted_batch_is_lost_in_a_crash);
+	RUN(test_committed_batch_survives_a_crash);
+	RUN(test_database_is_in_wal_mode);
+	RUN(test_schema_from_the_future_is_refused_with_a_clear_message);
+	RUN(test_five_thousand_pushes_in_batches);
+	return test_done();
+}
