@@ -8,14 +8,17 @@
 
 /* Every string below is owned by the event, NUL-terminated, valid UTF-8, and
  * NULL when the payload did not carry it (missing, null, or an unusable type).
- * An empty string in the payload is kept as "" only where "" means something;
- * for change/patchset "" is treated like null. Times are Unix seconds; 0 = unknown. */
+ * An empty string in the payload is kept as "" only where "" means something
+ * (message); everywhere else Zuul's '' means "none" and becomes NULL, as for
+ * change/patchset. Strings may still contain control characters and markup:
+ * escaping is the consumer's job. Times are Unix seconds; 0 = unknown (null,
+ * negative, non-finite, or a string that is not a plain decimal number). */
 
 struct zuul_change {
 	char *project;
 	char *branch;
 	char *change_url;
-	char *change;   /* normalised: 812 -> "812", "3" -> "3", null/"" -> NULL */
+	char *change;   /* normalised: 812 -> "812", 3.0 -> "3", "3" -> "3"; null, "", 3.5, -1 -> NULL */
 	char *patchset;
 	char *commit_id;
 	char *owner;    /* a name; Zuul sends a string, older drivers an object (name/username) */
@@ -49,6 +52,11 @@ struct zuul_build {
 
 enum zuul_schema { ZUUL_SCHEMA_LEGACY, ZUUL_SCHEMA_CURRENT };
 
+/* Payloads larger than this, or with arrays/objects nested deeper than this, are rejected
+ * (real reports are a few KiB and about 6 levels deep). */
+#define ZUUL_PAYLOAD_MAX (4 * 1024 * 1024)
+#define ZUUL_NESTING_MAX 256
+
 struct zuul_event {
 	enum zuul_schema schema; /* CURRENT when the payload carries uuid, changes or buildset.result */
 	char *action;            /* always set: "start", "success", "failure", "merge-conflict", ... */
@@ -76,19 +84,25 @@ struct zuul_event {
 
 /* Decodes one MQTT payload. Returns the event (caller frees with zuul_event_free),
  * or NULL with a one-line, human-readable reason in err (never containing raw
- * payload bytes): "not valid UTF-8 at byte 17", "not JSON: ...", "not an object",
- * "no action". Never crashes, whatever the input. */
+ * payload bytes; byte positions are 0-based): "not valid UTF-8 at byte 17",
+ * "not JSON: ...", "not an object", "no action". Never crashes, whatever the input.
+ * One trailing NUL (a C publisher's terminator) is ignored; any other NUL is rejected.
+ * JSON escapes "\u0000" and lone surrogates ("\ud800") decode to U+FFFD instead of
+ * truncating the string or failing the whole report. */
 struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, size_t errlen);
 void zuul_event_free(struct zuul_event *ev);
 
 /* A short preview of an arbitrary payload safe to log: at most max_chars
- * characters, control bytes and invalid UTF-8 replaced, "..." when cut.
- * Caller frees. */
+ * characters, "..." included when cut (max_chars < 3 gives just "..." when cut).
+ * Control characters (C0, DEL, C1, U+2028/9, bidi controls) become '?', each
+ * invalid UTF-8 byte becomes U+FFFD; a UTF-8 sequence is never split. Caller frees. */
 char *zuul_payload_preview(const char *payload, size_t len, size_t max_chars);
 
 /* A stable identity of the item this report is about, for dedup and transaction
  * ids: the buildset uuid when there is one, else the item uuid, else a hex hash of
- * the payload bytes. Caller frees. */
+ * the payload bytes ("fnv1a64:" and 16 hex digits). A uuid is used only when it is
+ * 1-128 characters of [A-Za-z0-9._-], so the key is always URL-safe. ev may be NULL.
+ * Caller frees. */
 char *zuul_event_key(const struct zuul_event *ev, const char *payload, size_t len);
 
 #endif
