@@ -1,0 +1,1404 @@
+/* report: turns a decoded Zuul event into what a template needs (the view model),
+ * renders the route's templates into Matrix message content, and converts HTML to text. */
+#include "report.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "duration.h"
+#include "strbuf.h"
+
+/* ------------------------------------------------------------------------ */
+/* Small string helpers                                                      */
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return s && strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool starts_with_nocase(const char *s, const char *prefix)
+{
+	return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool is_digits(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+/* Longest URL we hand to a template: longer ones are hostile or broken, and a
+ * chat message is no place for them either way. */
+#define URL_MAX 4096
+
+/* Only absolute http(s) URLs with a host become links: anything else
+ * (javascript:, data:, relative paths, whitespace tricks) is dropped so the
+ * field is absent and no template can render it. */
+static bool url_is_safe(const char *url)
+{
+	if (!url)
+		return false;
+	const char *rest;
+	if (starts_with_nocase(url, "https://"))
+		rest = url + 8;
+	else if (starts_with_nocase(url, "http://"))
+		rest = url + 7;
+	else
+		return false;
+	if (*rest == '\0' || *rest == '/' || *rest == '?' || *rest == '#' || *rest == '@' || *rest == ':')
+		return false;
+	size_t n = strlen(url);
+	if (n > URL_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\' || *p == '`')
+			return false;
+	return true;
+}
+
+/* RFC 3986: everything but the unreserved characters is percent-encoded, so a
+ * value can never end the query parameter or the path segment it sits in. */
+static void pct_encode(struct strbuf *sb, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			strbuf_putc(sb, (char)*p);
+		} else {
+			strbuf_putc(sb, '%');
+			strbuf_putc(sb, hex[*p >> 4]);
+			strbuf_putc(sb, hex[*p & 15]);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* cJSON helpers. Every documented key is always present, null when unknown:
+ * Mustache looks a missing key up in the enclosing contexts, so a build without
+ * a duration would otherwise show the buildset's. */
+
+static void add_str(cJSON *obj, const char *key, const char *value)
+{
+	if (value)
+		cJSON_AddStringToObject(obj, key, value);
+	else
+		cJSON_AddNullToObject(obj, key);
+}
+
+static void add_url(cJSON *obj, const char *key, const char *url)
+{
+	add_str(obj, key, url_is_safe(url) ? url : NULL);
+}
+
+static void add_bool(cJSON *obj, const char *key, bool value)
+{
+	cJSON_AddBoolToObject(obj, key, value);
+}
+
+static void add_int(cJSON *obj, const char *key, long long value)
+{
+	cJSON_AddNumberToObject(obj, key, (double)value);
+}
+
+/* Unix seconds that gmtime can print as a four-digit year: anything else is
+ * treated as unknown rather than rendered as nonsense. */
+static bool time_is_known(double t)
+{
+	return isfinite(t) && t > 0 && t < 253402300800.0;
+}
+
+/* T (the number), T_iso "2024-11-21T09:33:10Z", T_text "2024-11-21 09:33:10 UTC",
+ * T_clock "09:33:10"; all absent when the time is unknown. */
+static void add_time(cJSON *obj, const char *key, double t)
+{
+	char name[64], buf[64];
+	time_t secs = (time_t)floor(time_is_known(t) ? t : 0);
+	struct tm tm;
+	if (!time_is_known(t) || !gmtime_r(&secs, &tm)) {
+		static const char *const suffixes[] = {"", "_iso", "_text", "_clock"};
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(name, sizeof name, "%s%s", key, suffixes[i]);
+			cJSON_AddNullToObject(obj, name);
+		}
+		return;
+	}
+	cJSON_AddNumberToObject(obj, key, t);
+	snprintf(name, sizeof name, "%s_iso", key);
+	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	cJSON_AddStringToObject(obj, name, buf);
+	snprintf(name, sizeof name, "%s_text", key);
+	strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	cJSON_AddStringToObject(obj, name, buf);
+	snprintf(name, sizeof name, "%s_clock", key);
+	strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+	cJSON_AddStringToObject(obj, name, buf);
+}
+
+/* KEY "4m 29s" and KEY_seconds 269 for the span from start to end, when both
+ * are known and in order. */
+static void add_duration(cJSON *obj, const char *key, double start, double end)
+{
+	char name[64], buf[64];
+	if (!time_is_known(start) || !time_is_known(end) || end < start) {
+		cJSON_AddNullToObject(obj, key);
+		snprintf(name, sizeof name, "%s_seconds", key);
+		cJSON_AddNullToObject(obj, name);
+		return;
+	}
+	duration_format(end - start, buf, sizeof buf);
+	cJSON_AddStringToObject(obj, key, buf);
+	snprintf(name, sizeof name, "%s_seconds", key);
+	cJSON_AddNumberToObject(obj, name, floor(end - start));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Actions and results: labels, icons, colours                               */
+
+/* Colours for data-mx-color; GitHub's palette, readable on light and dark themes. */
+#define COLOR_GREEN "#1a7f37"
+#define COLOR_RED "#cf222e"
+#define COLOR_ORANGE "#bc4c00"
+#define COLOR_BLUE "#0969da"
+#define COLOR_GREY "#6e7781"
+
+struct action_style {
+	const char *action;
+	const char *label;
+	const char *icon;
+	const char *color;
+	bool problem; /* someone should look at it */
+	bool final;   /* the buildset is over */
+};
+
+static const struct action_style action_styles[] = {
+	{"start", "Started", "\xe2\x96\xb6\xef\xb8\x8f", COLOR_BLUE, false, false},           /* ▶️ */
+	{"enqueue", "Enqueued", "\xf0\x9f\x93\xa5", COLOR_BLUE, false, false},               /* 📥 */
+	{"success", "Succeeded", "\xe2\x9c\x85", COLOR_GREEN, false, true},                  /* ✅ */
+	{"failure", "Failed", "\xe2\x9d\x8c", COLOR_RED, true, true},                         /* ❌ */
+	{"merge-conflict", "Merge conflict", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},  /* 🔀 */
+	{"merge-failure", "Merge failed", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},     /* 🔀 */
+	{"config-error", "Configuration error", "\xe2\x9a\xa0\xef\xb8\x8f", COLOR_ORANGE, true, true}, /* ⚠️ */
+	{"no-jobs", "No jobs", "\xe2\x84\xb9\xef\xb8\x8f", COLOR_GREY, false, true},          /* ℹ️ */
+	{"dequeue", "Dequeued", "\xe2\x8f\x8f\xef\xb8\x8f", COLOR_GREY, false, true},         /* ⏏️ */
+	{"disabled", "Disabled", "\xe2\x9b\x94", COLOR_RED, true, true},                      /* ⛔ */
+};
+
+static const struct action_style unknown_action = {NULL, NULL, "\xe2\x9d\x93", COLOR_GREY, false, true}; /* ❓ */
+
+static const struct action_style *action_style_of(const char *action)
+{
+	for (size_t i = 0; i < sizeof action_styles / sizeof action_styles[0]; i++)
+		if (action && strcmp(action, action_styles[i].action) == 0)
+			return &action_styles[i];
+	return &unknown_action;
+}
+
+enum result_class { RC_SUCCESS, RC_FAILURE, RC_PENDING, RC_NEUTRAL };
+
+struct result_style {
+	const char *result;
+	enum result_class cls;
+	const char *icon;
+	const char *color;
+};
+
+static const struct result_style result_styles[] = {
+	{"SUCCESS", RC_SUCCESS, "\xe2\x9c\x85", COLOR_GREEN},                      /* ✅ */
+	{"FAILURE", RC_FAILURE, "\xe2\x9d\x8c", COLOR_RED},                        /* ❌ */
+	{"POST_FAILURE", RC_FAILURE, "\xe2\x9d\x8c", COLOR_RED},                   /* ❌ */
+	{"TIMED_OUT", RC_FAILURE, "\xe2\x8f\xb1\xef\xb8\x8f", COLOR_RED},          /* ⏱️ */
+	{"RETRY_LIMIT", RC_FAILURE, "\xf0\x9f\x94\x81", COLOR_RED},                /* 🔁 */
+	{"NODE_FAILURE", RC_FAILURE, "\xf0\x9f\x92\xa5", COLOR_RED},               /* 💥 */
+	{"ERROR", RC_FAILURE, "\xf0\x9f\x92\xa5", COLOR_RED},                      /* 💥 */
+	{"EXCEPTION", RC_FAILURE, "\xf0\x9f\x92\xa5", COLOR_RED},                  /* 💥 */
+	{"LOST", RC_FAILURE, "\xf0\x9f\x92\xa5", COLOR_RED},                       /* 💥 */
+	{"DISK_FULL", RC_FAILURE, "\xf0\x9f\x92\xa5", COLOR_RED},                  /* 💥 */
+	{"MERGE_CONFLICT", RC_FAILURE, "\xf0\x9f\x94\x80", COLOR_ORANGE},          /* 🔀 */
+	{"MERGE_FAILURE", RC_FAILURE, "\xf0\x9f\x94\x80", COLOR_ORANGE},           /* 🔀 */
+	{"CONFIG_ERROR", RC_FAILURE, "\xe2\x9a\xa0\xef\xb8\x8f", COLOR_ORANGE},    /* ⚠️ */
+	{"SKIPPED", RC_NEUTRAL, "\xe2\x8f\xad\xef\xb8\x8f", COLOR_GREY},           /* ⏭️ */
+	{"ABORTED", RC_NEUTRAL, "\xe2\x8f\xb9\xef\xb8\x8f", COLOR_GREY},           /* ⏹️ */
+	{"CANCELED", RC_NEUTRAL, "\xe2\x8f\xb9\xef\xb8\x8f", COLOR_GREY},          /* ⏹️ */
+	{"DEQUEUED", RC_NEUTRAL, "\xe2\x8f\xb9\xef\xb8\x8f", COLOR_GREY},          /* ⏹️ */
+	{"RETRY", RC_NEUTRAL, "\xf0\x9f\x94\x81", COLOR_GREY},                     /* 🔁 */
+};
+
+/* A result Zuul may add later is counted as a failure: a new way to fail must
+ * not be hidden among the successes. */
+static const struct result_style unknown_result = {NULL, RC_FAILURE, "\xe2\x9d\x93", COLOR_RED}; /* ❓ */
+static const struct result_style pending_result = {NULL, RC_PENDING, "\xe2\x8f\xb3", COLOR_BLUE}; /* ⏳ */
+
+static const struct result_style *result_style_of(const char *result)
+{
+	if (!result || !*result)
+		return &pending_result;
+	for (size_t i = 0; i < sizeof result_styles / sizeof result_styles[0]; i++)
+		if (strcmp(result, result_styles[i].result) == 0)
+			return &result_styles[i];
+	return &unknown_result;
+}
+
+/* The overall result for payloads without buildset.result (legacy schema). */
+static const char *result_from_action(const char *action)
+{
+	static const char *const map[][2] = {
+		{"success", "SUCCESS"},          {"failure", "FAILURE"},
+		{"merge-conflict", "MERGE_CONFLICT"}, {"merge-failure", "MERGE_FAILURE"},
+		{"config-error", "CONFIG_ERROR"}, {"dequeue", "DEQUEUED"},
+	};
+	for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (action && strcmp(action, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Message, change and URL derivations                                        */
+
+/* Longest summary, in bytes: the title of a chat message, not the whole log. */
+#define SUMMARY_MAX 500
+
+/* The message up to its first blank line or "Warning:" line: Zuul appends long
+ * configuration warnings that would drown the one sentence that matters.
+ * Caller frees; NULL when nothing is left. */
+static char *message_summary_new(const char *message)
+{
+	if (!message)
+		return NULL;
+	const char *end = message + strlen(message);
+	for (const char *p = message; *p; p++) {
+		if (p[0] == '\n') {
+			const char *q = p + 1;
+			while (*q == ' ' || *q == '\t' || *q == '\r')
+				q++;
+			if (*q == '\n' || starts_with(q, "Warning:")) {
+				end = p;
+				break;
+			}
+		}
+	}
+	const char *w = strstr(message, "Warning:");
+	if (w && w < end)
+		end = w;
+	const char *start = message;
+	while (start < end && isspace((unsigned char)*start))
+		start++;
+	while (end > start && isspace((unsigned char)end[-1]))
+		end--;
+	if (end == start)
+		return NULL;
+	bool cut = false;
+	if ((size_t)(end - start) > SUMMARY_MAX) {
+		end = start + SUMMARY_MAX;
+		/* Back up to the start of a UTF-8 sequence so the cut keeps the text valid. */
+		while (end > start && ((unsigned char)*end & 0xC0) == 0x80)
+			end--;
+		cut = true;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	/* Line breaks inside the first paragraph would only reach the HTML as spaces
+	 * anyway; make text and HTML agree. */
+	for (const char *p = start; p < end; p++)
+		strbuf_putc(&sb, (*p == '\n' || *p == '\r' || *p == '\t') ? ' ' : *p);
+	if (cut)
+		strbuf_puts(&sb, "\xe2\x80\xa6"); /* … */
+	return strbuf_detach(&sb);
+}
+
+/* Longest details block, in bytes: enough for a configuration error and its
+ * YAML excerpt, short of flooding the room. */
+#define DETAILS_MAX 2000
+
+/* What follows the first paragraph (configuration errors put the error there),
+ * without Zuul's trailing "Warning:" sections; NULL when nothing is left.
+ * Caller frees. */
+static char *message_details_new(const char *message)
+{
+	if (!message)
+		return NULL;
+	const char *start = NULL;
+	for (const char *p = message; *p && !start; p++) {
+		if (p[0] != '\n')
+			continue;
+		const char *q = p + 1;
+		while (*q == ' ' || *q == '\t' || *q == '\r')
+			q++;
+		if (*q == '\n')
+			start = q + 1;
+	}
+	if (!start)
+		return NULL;
+	const char *end = start + strlen(start);
+	/* Warnings start a line of their own ("\n\nWarning:"), or the details. */
+	for (const char *w = start; (w = strstr(w, "Warning:")) != NULL; w++)
+		if (w == start || w[-1] == '\n') {
+			end = w;
+			break;
+		}
+	while (start < end && (*start == '\n' || *start == '\r'))
+		start++;
+	while (end > start && isspace((unsigned char)end[-1]))
+		end--;
+	if (end == start)
+		return NULL;
+	bool cut = false;
+	if ((size_t)(end - start) > DETAILS_MAX) {
+		end = start + DETAILS_MAX;
+		while (end > start && ((unsigned char)*end & 0xC0) == 0x80)
+			end--;
+		cut = true;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_append(&sb, start, (size_t)(end - start));
+	if (cut)
+		strbuf_puts(&sb, "\xe2\x80\xa6");
+	return strbuf_detach(&sb);
+}
+
+/* Branch or tag name of a ref, or NULL when the ref is neither. */
+static const char *ref_name_of(const char *ref, const char **kind)
+{
+	if (starts_with(ref, "refs/heads/") && ref[11]) {
+		*kind = "branch";
+		return ref + 11;
+	}
+	if (starts_with(ref, "refs/tags/") && ref[10]) {
+		*kind = "tag";
+		return ref + 10;
+	}
+	return NULL;
+}
+
+/* The forge's project page, when change_url is a known forge URL ending in
+ * .../<project>/(pull|commit|-/merge_requests|...)/... so we never guess. */
+static char *project_url_new(const char *change_url, const char *project)
+{
+	static const char *const markers[] = {"/-/merge_requests/", "/-/commit/", "/merge_requests/",
+					      "/pull/", "/pulls/", "/commit/", "/tree/"};
+	if (!url_is_safe(change_url) || !project || !*project)
+		return NULL;
+	for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+		const char *m = strstr(change_url, markers[i]);
+		if (!m)
+			continue;
+		size_t plen = strlen(project);
+		size_t prefix = (size_t)(m - change_url);
+		if (prefix > plen && change_url[prefix - plen - 1] == '/' &&
+		    strncmp(change_url + prefix - plen, project, plen) == 0)
+			return xstrndup(change_url, prefix);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Adds the fields of one change (item or entry of changes[]) to obj: payload
+ * fields plus change_label/change_kind/short_commit/ref_name/project_url. */
+static void add_change_fields(cJSON *obj, const struct zuul_change *c)
+{
+	add_str(obj, "project", c->project);
+	add_str(obj, "branch", c->branch);
+	add_str(obj, "change", c->change);
+	add_str(obj, "patchset", c->patchset);
+	add_str(obj, "commit_id", c->commit_id);
+	add_str(obj, "owner", c->owner);
+	add_str(obj, "ref", c->ref);
+	add_str(obj, "topic", c->topic);
+	add_url(obj, "change_url", c->change_url);
+
+	const char *commit = c->commit_id;
+	/* Legacy payloads carry the commit only as the patchset of a push. */
+	if (!commit && c->patchset && strlen(c->patchset) >= 12 && !is_digits(c->patchset))
+		commit = c->patchset;
+	bool have_short = false;
+	if (commit && *commit) {
+		char short_commit[8];
+		snprintf(short_commit, sizeof short_commit, "%.7s", commit);
+		/* A cut in the middle of a multi-byte character would be invalid UTF-8. */
+		size_t n = strlen(short_commit);
+		while (n > 0 && ((unsigned char)short_commit[n - 1] & 0x80))
+			short_commit[--n] = '\0';
+		if (n > 0) {
+			add_str(obj, "short_commit", short_commit);
+			have_short = true;
+		}
+	}
+	if (!have_short)
+		add_str(obj, "short_commit", NULL);
+
+	const char *ref_kind = NULL;
+	const char *ref_name = ref_name_of(c->ref, &ref_kind);
+	add_str(obj, "ref_name", ref_name);
+
+	const char *kind = NULL;
+	struct strbuf label = STRBUF_INIT;
+	const char *url = c->change_url ? c->change_url : "";
+	if (c->change && *c->change) {
+		if (strstr(url, "/merge_requests/")) {
+			kind = "merge_request";
+			strbuf_printf(&label, "!%s", c->change);
+		} else if (strstr(url, "/pull/") || strstr(url, "/pulls/") || strstr(url, "/pull-request/")) {
+			kind = "pull_request";
+			strbuf_printf(&label, "#%s", c->change);
+		} else if (is_digits(c->patchset) || (!c->patchset && !*url)) {
+			/* Gerrit: Zuul itself names an item "change,patchset". */
+			kind = "change";
+			if (c->patchset)
+				strbuf_printf(&label, "%s,%s", c->change, c->patchset);
+			else
+				strbuf_puts(&label, c->change);
+		} else {
+			/* A change number with a commit patchset and an unknown forge: most
+			 * forges besides Gerrit and GitLab number their requests with '#'. */
+			kind = "pull_request";
+			strbuf_printf(&label, "#%s", c->change);
+		}
+	} else if (ref_name) {
+		kind = ref_kind;
+		strbuf_puts(&label, ref_name);
+	} else if (c->branch && *c->branch) {
+		kind = "branch";
+		strbuf_puts(&label, c->branch);
+	} else if (commit && *commit) {
+		kind = "commit";
+		strbuf_printf(&label, "%.7s", commit);
+	} else if (c->ref && *c->ref) {
+		kind = "ref";
+		strbuf_puts(&label, c->ref);
+	}
+	static const char *const kind_labels[][2] = {
+		{"pull_request", "Pull request"}, {"merge_request", "Merge request"}, {"change", "Change"},
+		{"branch", "Branch"},             {"tag", "Tag"},                     {"commit", "Commit"},
+		{"ref", "Ref"},
+	};
+	const char *kind_label = NULL;
+	for (size_t i = 0; kind && i < sizeof kind_labels / sizeof kind_labels[0]; i++)
+		if (strcmp(kind, kind_labels[i][0]) == 0)
+			kind_label = kind_labels[i][1];
+	add_str(obj, "change_label", kind ? strbuf_str(&label) : NULL);
+	add_str(obj, "change_kind", kind);
+	add_str(obj, "change_kind_label", kind_label);
+	strbuf_free(&label);
+	add_bool(obj, "has_change", c->change && *c->change);
+	add_bool(obj, "is_pull_request", kind && strcmp(kind, "pull_request") == 0);
+	add_bool(obj, "is_merge_request", kind && strcmp(kind, "merge_request") == 0);
+	add_bool(obj, "is_gerrit_change", kind && strcmp(kind, "change") == 0);
+	add_bool(obj, "is_branch", kind && strcmp(kind, "branch") == 0);
+	add_bool(obj, "is_tag", kind && strcmp(kind, "tag") == 0);
+	add_bool(obj, "is_commit", kind && strcmp(kind, "commit") == 0);
+	add_bool(obj, "is_ref", kind && strcmp(kind, "ref") == 0);
+
+	char *project_url = project_url_new(c->change_url, c->project);
+	add_str(obj, "project_url", project_url);
+	free(project_url);
+}
+
+/* The Zuul web root, from the first build's web_url: the part before
+ * "/t/<tenant>/", or scheme://host as the Go bridge did when that is missing.
+ * Caller frees; NULL when no build has a usable web_url. */
+static char *zuul_base_url_new(const struct zuul_event *ev)
+{
+	for (size_t i = 0; i < ev->n_builds + ev->n_retry_builds; i++) {
+		const struct zuul_build *b =
+			i < ev->n_builds ? &ev->builds[i] : &ev->retry_builds[i - ev->n_builds];
+		if (!url_is_safe(b->web_url))
+			continue;
+		const char *url = b->web_url;
+		if (ev->tenant && *ev->tenant) {
+			struct strbuf marker = STRBUF_INIT;
+			strbuf_printf(&marker, "/t/%s/", ev->tenant);
+			const char *m = strstr(url, strbuf_str(&marker));
+			strbuf_free(&marker);
+			if (m && m > strstr(url, "//") + 2)
+				return xstrndup(url, (size_t)(m - url));
+		}
+		const char *host = strstr(url, "//") + 2;
+		size_t n = strcspn(host, "/?#");
+		return xstrndup(url, (size_t)(host - url) + n);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The view model                                                             */
+
+struct view_ctx {
+	const struct zuul_event *ev;
+	const char *base;    /* Zuul web root, may be NULL */
+	const char *project; /* item project, fallback for builds */
+};
+
+static int build_rank(const struct zuul_build *b)
+{
+	const struct result_style *rs = result_style_of(b->result);
+	switch (rs->cls) {
+	case RC_FAILURE:
+		return b->voting ? 0 : 1;
+	case RC_PENDING:
+		return 2;
+	case RC_NEUTRAL:
+		return 3;
+	case RC_SUCCESS:
+		break;
+	}
+	return 4;
+}
+
+static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build *b)
+{
+	cJSON *o = cJSON_CreateObject();
+	const struct result_style *rs = result_style_of(b->result);
+	add_str(o, "job_name", b->job_name);
+	add_str(o, "job_uuid", b->job_uuid);
+	add_str(o, "uuid", b->uuid);
+	add_str(o, "result", b->result);
+	if (b->result && *b->result)
+		add_str(o, "result_label", b->result);
+	else
+		add_str(o, "result_label", time_is_known(b->start_time) ? "RUNNING" : "PENDING");
+	add_str(o, "icon", rs->icon);
+	add_str(o, "color", rs->color);
+	add_bool(o, "voting", b->voting);
+	add_bool(o, "non_voting", !b->voting);
+	add_bool(o, "retried", b->retried);
+	add_bool(o, "is_success", rs->cls == RC_SUCCESS);
+	add_bool(o, "is_failure", rs->cls == RC_FAILURE);
+	add_bool(o, "is_pending", rs->cls == RC_PENDING);
+	add_url(o, "log_url", b->log_url);
+	add_url(o, "web_url", b->web_url);
+	if (url_is_safe(b->web_url))
+		add_str(o, "url", b->web_url);
+	else
+		add_url(o, "url", b->log_url);
+
+	const char *project = b->change && b->change->project ? b->change->project : vc->project;
+	add_str(o, "project", project);
+	const char *history = NULL;
+	struct strbuf u = STRBUF_INIT;
+	if (vc->base && b->job_name && *b->job_name && vc->ev->tenant) {
+		strbuf_printf(&u, "%s/t/", vc->base);
+		pct_encode(&u, vc->ev->tenant);
+		strbuf_puts(&u, "/builds?job_name=");
+		pct_encode(&u, b->job_name);
+		if (project && *project) {
+			strbuf_puts(&u, "&project=");
+			pct_encode(&u, project);
+		}
+		history = strbuf_str(&u);
+	}
+	add_url(o, "history_url", history);
+	strbuf_free(&u);
+
+	add_time(o, "execute_time", b->execute_time);
+	add_time(o, "start_time", b->start_time);
+	add_time(o, "end_time", b->end_time);
+	add_duration(o, "duration", b->start_time, b->end_time);
+
+	if (b->change) {
+		cJSON *c = cJSON_CreateObject();
+		add_change_fields(c, b->change);
+		cJSON_AddItemToObject(o, "change", c);
+	} else {
+		cJSON_AddNullToObject(o, "change");
+	}
+	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
+	for (size_t i = 0; i < b->n_artifacts; i++) {
+		cJSON *a = cJSON_CreateObject();
+		add_str(a, "name", b->artifacts[i].name);
+		add_url(a, "url", b->artifacts[i].url);
+		cJSON_AddItemToArray(arts, a);
+	}
+	add_bool(o, "has_artifacts", b->n_artifacts > 0);
+	cJSON *deps = cJSON_AddArrayToObject(o, "dependencies");
+	for (size_t i = 0; i < b->n_dependencies; i++)
+		if (b->dependencies[i])
+			cJSON_AddItemToArray(deps, cJSON_CreateString(b->dependencies[i]));
+	add_bool(o, "has_dependencies", b->n_dependencies > 0);
+	return o;
+}
+
+static void add_builds(cJSON *view, const struct view_ctx *vc)
+{
+	const struct zuul_event *ev = vc->ev;
+	cJSON *builds = cJSON_AddArrayToObject(view, "builds");
+	cJSON *sorted = cJSON_AddArrayToObject(view, "sorted_builds");
+	cJSON *failed = cJSON_AddArrayToObject(view, "failed_builds");
+	cJSON *nv = cJSON_AddArrayToObject(view, "non_voting_builds");
+	cJSON *nv_failed = cJSON_AddArrayToObject(view, "non_voting_failed_builds");
+	cJSON *succeeded = cJSON_AddArrayToObject(view, "succeeded_builds");
+	cJSON *pending = cJSON_AddArrayToObject(view, "pending_builds");
+	cJSON *other = cJSON_AddArrayToObject(view, "other_builds");
+	cJSON *retried = cJSON_AddArrayToObject(view, "retried_builds");
+
+	/* Stable order by rank (failed voting, failed non-voting, pending, neutral,
+	 * success): the failures are what the reader came for. */
+	for (int rank = 0; rank <= 4; rank++)
+		for (size_t i = 0; i < ev->n_builds; i++)
+			if (build_rank(&ev->builds[i]) == rank)
+				cJSON_AddItemToArray(sorted, build_view_new(vc, &ev->builds[i]));
+
+	for (size_t i = 0; i < ev->n_builds; i++) {
+		const struct zuul_build *b = &ev->builds[i];
+		cJSON_AddItemToArray(builds, build_view_new(vc, b));
+		int rank = build_rank(b);
+		cJSON *list = rank == 0 ? failed : rank == 1 ? nv_failed : rank == 2 ? pending
+			    : rank == 3 ? other : succeeded;
+		cJSON_AddItemToArray(list, build_view_new(vc, b));
+		if (!b->voting)
+			cJSON_AddItemToArray(nv, build_view_new(vc, b));
+	}
+	for (size_t i = 0; i < ev->n_retry_builds; i++)
+		cJSON_AddItemToArray(retried, build_view_new(vc, &ev->retry_builds[i]));
+
+	add_int(view, "build_count", (long long)ev->n_builds);
+	add_int(view, "failed_count", cJSON_GetArraySize(failed));
+	add_int(view, "non_voting_count", cJSON_GetArraySize(nv));
+	add_int(view, "non_voting_failed_count", cJSON_GetArraySize(nv_failed));
+	add_int(view, "succeeded_count", cJSON_GetArraySize(succeeded));
+	add_int(view, "pending_count", cJSON_GetArraySize(pending));
+	add_int(view, "other_count", cJSON_GetArraySize(other));
+	add_int(view, "retried_count", (long long)ev->n_retry_builds);
+	add_bool(view, "has_builds", ev->n_builds > 0);
+	add_bool(view, "has_failed_builds", cJSON_GetArraySize(failed) > 0);
+	add_bool(view, "has_non_voting_builds", cJSON_GetArraySize(nv) > 0);
+	add_bool(view, "has_non_voting_failed_builds", cJSON_GetArraySize(nv_failed) > 0);
+	add_bool(view, "has_succeeded_builds", cJSON_GetArraySize(succeeded) > 0);
+	add_bool(view, "has_pending_builds", cJSON_GetArraySize(pending) > 0);
+	add_bool(view, "has_retried_builds", ev->n_retry_builds > 0);
+}
+
+cJSON *report_view_new(const struct zuul_event *ev, const struct report_context *ctx)
+{
+	cJSON *view = cJSON_CreateObject();
+	const struct action_style *as = action_style_of(ev->action);
+
+	add_str(view, "route", ctx ? ctx->route_name : NULL);
+	add_str(view, "schema", ev->schema == ZUUL_SCHEMA_CURRENT ? "current" : "legacy");
+	add_str(view, "action", ev->action);
+	add_str(view, "action_label", as->label ? as->label : ev->action);
+	add_str(view, "icon", as->icon);
+	add_str(view, "color", as->color);
+	/* is_<action> for every known action, so a template can branch on any. */
+	for (size_t i = 0; i < sizeof action_styles / sizeof action_styles[0]; i++) {
+		char key[64] = "is_";
+		size_t k = 3;
+		for (const char *p = action_styles[i].action; *p && k + 1 < sizeof key; p++)
+			key[k++] = *p == '-' ? '_' : *p;
+		key[k] = '\0';
+		add_bool(view, key, ev->action && strcmp(ev->action, action_styles[i].action) == 0);
+	}
+	/* merge-failure is the legacy name of merge-conflict: one section covers both. */
+	if (ev->action && strcmp(ev->action, "merge-failure") == 0)
+		cJSON_ReplaceItemInObject(view, "is_merge_conflict", cJSON_CreateTrue());
+	add_bool(view, "is_problem", as->problem);
+	add_bool(view, "is_final", as->final);
+
+	add_str(view, "tenant", ev->tenant);
+	add_str(view, "pipeline", ev->pipeline);
+	add_str(view, "queue", ev->queue);
+	add_str(view, "uuid", ev->uuid);
+	add_str(view, "zuul_ref", ev->zuul_ref);
+	add_str(view, "zuul_event_id", ev->zuul_event_id);
+	add_str(view, "message", ev->message);
+	char *summary = message_summary_new(ev->message);
+	add_str(view, "message_summary", summary);
+	add_bool(view, "has_message", summary != NULL);
+	char *details = message_details_new(ev->message);
+	add_str(view, "message_details", details);
+	free(details);
+	add_str(view, "title", summary ? summary : (as->label ? as->label : ev->action));
+	free(summary);
+
+	add_change_fields(view, &ev->item);
+	cJSON *changes = cJSON_AddArrayToObject(view, "changes");
+	if (ev->n_changes == 0) {
+		/* Legacy payloads describe one change at the top level: list it so a
+		 * template can iterate changes whatever the schema. */
+		cJSON *c = cJSON_CreateObject();
+		add_change_fields(c, &ev->item);
+		cJSON_AddItemToArray(changes, c);
+	}
+	for (size_t i = 0; i < ev->n_changes; i++) {
+		cJSON *c = cJSON_CreateObject();
+		add_change_fields(c, &ev->changes[i]);
+		cJSON_AddItemToArray(changes, c);
+	}
+	add_int(view, "change_count", cJSON_GetArraySize(changes));
+	add_bool(view, "has_several_changes", cJSON_GetArraySize(changes) > 1);
+
+	add_time(view, "timestamp", ev->timestamp);
+	add_time(view, "trigger_time", ev->trigger_time);
+	add_time(view, "enqueue_time", ev->enqueue_time);
+	add_duration(view, "duration", ev->enqueue_time, ev->timestamp);
+
+	char *base = zuul_base_url_new(ev);
+	add_url(view, "zuul_url", base);
+	const char *result = ev->buildset_result ? ev->buildset_result : result_from_action(ev->action);
+	cJSON *bs = cJSON_AddObjectToObject(view, "buildset");
+	add_str(bs, "uuid", ev->buildset_uuid);
+	add_str(bs, "result", ev->buildset_result);
+	struct strbuf u = STRBUF_INIT;
+	if (base && ev->tenant && ev->buildset_uuid && *ev->buildset_uuid) {
+		strbuf_printf(&u, "%s/t/", base);
+		pct_encode(&u, ev->tenant);
+		strbuf_puts(&u, "/buildset/");
+		pct_encode(&u, ev->buildset_uuid);
+		add_url(bs, "url", strbuf_str(&u));
+		add_url(view, "buildset_url", strbuf_str(&u));
+	} else {
+		add_str(bs, "url", NULL);
+		add_str(view, "buildset_url", NULL);
+	}
+	strbuf_reset(&u);
+	if (base && ev->tenant && ev->item.project) {
+		strbuf_printf(&u, "%s/t/", base);
+		pct_encode(&u, ev->tenant);
+		strbuf_puts(&u, "/buildsets?project=");
+		pct_encode(&u, ev->item.project);
+		if (ev->pipeline) {
+			strbuf_puts(&u, "&pipeline=");
+			pct_encode(&u, ev->pipeline);
+		}
+		add_url(view, "buildsets_url", strbuf_str(&u));
+	} else {
+		add_str(view, "buildsets_url", NULL);
+	}
+	strbuf_free(&u);
+	add_str(view, "result", result);
+	const struct result_style *rs = result ? result_style_of(result) : NULL;
+	add_str(view, "result_icon", rs ? rs->icon : NULL);
+	add_str(view, "result_color", rs ? rs->color : NULL);
+
+	struct view_ctx vc = {ev, base, ev->item.project};
+	add_builds(view, &vc);
+	free(base);
+	return view;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Templates and content                                                      */
+
+int report_templates_load(struct report_templates *rt, const char *path, char *err, size_t errlen)
+{
+	rt->html = NULL;
+	rt->text = NULL;
+	struct template *html = template_load_file(path, NULL, err, errlen);
+	if (!html)
+		return -1;
+
+	/* The companion: same name, last extension replaced by .txt (never the file itself). */
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(path, '.');
+	size_t stem = (dot && (!slash || dot > slash + 1)) ? (size_t)(dot - path) : strlen(path);
+	struct strbuf txt = STRBUF_INIT;
+	strbuf_append(&txt, path, stem);
+	strbuf_puts(&txt, ".txt");
+	struct template *text = NULL;
+	if (strcmp(strbuf_str(&txt), path) != 0) {
+		FILE *f = fopen(strbuf_str(&txt), "r");
+		if (f) {
+			fclose(f);
+			text = template_load_file(strbuf_str(&txt), NULL, err, errlen);
+			if (!text) {
+				strbuf_free(&txt);
+				template_free(html);
+				return -1;
+			}
+		}
+	}
+	strbuf_free(&txt);
+	rt->html = html;
+	rt->text = text;
+	return 0;
+}
+
+void report_templates_clear(struct report_templates *rt)
+{
+	template_free(rt->html);
+	template_free(rt->text);
+	rt->html = NULL;
+	rt->text = NULL;
+}
+
+/* Template files end with a newline and may start with comments' leftovers:
+ * the message itself should not. Returns s trimmed in place. */
+static char *trim_in_place(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	size_t lead = strspn(s, " \t\r\n");
+	if (lead)
+		memmove(s, s + lead, n - lead + 1);
+	return s;
+}
+
+cJSON *report_content_new(const struct report_templates *rt, const struct zuul_event *ev,
+			  const struct report_context *ctx)
+{
+	cJSON *view = report_view_new(ev, ctx);
+	struct strbuf sb = STRBUF_INIT;
+	if (rt->html)
+		template_render(rt->html, view, &sb);
+	char *html = trim_in_place(strbuf_detach(&sb));
+	char *text;
+	if (rt->text) {
+		template_render(rt->text, view, &sb);
+		text = trim_in_place(strbuf_detach(&sb));
+	} else {
+		text = report_html_to_text(html);
+	}
+	cJSON_Delete(view);
+
+	cJSON *content = cJSON_CreateObject();
+	cJSON_AddStringToObject(content, "msgtype", "m.notice");
+	cJSON_AddStringToObject(content, "body", text);
+	cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
+	cJSON_AddStringToObject(content, "formatted_body", html);
+	free(html);
+	free(text);
+	return content;
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTML -> plain text                                                         */
+
+#define H2T_MAX_LISTS 32
+
+struct h2t {
+	struct strbuf out;
+	int pending_nl;      /* line breaks owed before the next text (0..2) */
+	bool pending_space;  /* collapsed whitespace owed before the next text */
+	bool line_started;   /* the current line's prefix has been written */
+	bool line_empty;     /* nothing but prefix/bullet on the current line */
+	bool after_bullet;   /* a bullet was just written: block breaks would orphan it */
+	int pre;             /* depth of <pre>: whitespace kept */
+	int quote;           /* depth of <blockquote>: "> " per level */
+	int li_depth;        /* open <li>: continuation lines are indented */
+	int list_depth;
+	struct {
+		bool ordered;
+		long next;
+	} lists[H2T_MAX_LISTS];
+	bool in_link;
+	size_t link_start;
+	char *href;
+	int cell; /* cells seen in the current table row */
+};
+
+static void h2t_prefix(struct h2t *h)
+{
+	for (int i = 0; i < h->quote; i++)
+		strbuf_puts(&h->out, "> ");
+	for (int i = 0; i < h->li_depth; i++)
+		strbuf_puts(&h->out, "  ");
+	h->line_started = true;
+	h->line_empty = true;
+}
+
+/* Pays the line breaks owed, then the prefix of the new line. */
+static void h2t_flush(struct h2t *h)
+{
+	if (h->pending_nl > 0 && h->out.len > 0) {
+		for (int i = 0; i < h->pending_nl; i++)
+			strbuf_putc(&h->out, '\n');
+		h->line_started = false;
+		h->pending_space = false;
+	}
+	h->pending_nl = 0;
+	if (!h->line_started)
+		h2t_prefix(h);
+}
+
+static void h2t_block(struct h2t *h, int lines)
+{
+	if (h->after_bullet)
+		return;
+	if (h->pending_nl < lines)
+		h->pending_nl = lines;
+	h->pending_space = false;
+}
+
+/* Text outside <pre>: whitespace runs become one space, none at a line start. */
+static void h2t_text(struct h2t *h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (h->pre) {
+			if (c == '\r')
+				continue;
+			h2t_flush(h);
+			if (c == '\n') {
+				strbuf_putc(&h->out, '\n');
+				h->line_started = false;
+				continue;
+			}
+			strbuf_putc(&h->out, c);
+			h->line_empty = false;
+			h->after_bullet = false;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+			if (h->line_started && !h->line_empty && h->pending_nl == 0)
+				h->pending_space = true;
+			continue;
+		}
+		h2t_flush(h);
+		if (h->pending_space && !h->line_empty)
+			strbuf_putc(&h->out, ' ');
+		h->pending_space = false;
+		strbuf_putc(&h->out, c);
+		h->line_empty = false;
+		h->after_bullet = false;
+	}
+}
+
+/* Text that must appear as is (bullets, separators, URLs, &nbsp;). */
+static void h2t_raw(struct h2t *h, const char *s)
+{
+	h2t_flush(h);
+	if (h->pending_space && !h->line_empty)
+		strbuf_putc(&h->out, ' ');
+	h->pending_space = false;
+	strbuf_puts(&h->out, s);
+	h->line_empty = false;
+	h->after_bullet = false;
+}
+
+static void utf8_put(char *buf, size_t *n, unsigned long cp)
+{
+	if (cp < 0x80) {
+		buf[(*n)++] = (char)cp;
+	} else if (cp < 0x800) {
+		buf[(*n)++] = (char)(0xC0 | (cp >> 6));
+		buf[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	} else if (cp < 0x10000) {
+		buf[(*n)++] = (char)(0xE0 | (cp >> 12));
+		buf[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		buf[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	} else {
+		buf[(*n)++] = (char)(0xF0 | (cp >> 18));
+		buf[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+		buf[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+		buf[(*n)++] = (char)(0x80 | (cp & 0x3F));
+	}
+}
+
+/* Decodes the entity at p ('&'), writing UTF-8 to buf (>= 5 bytes). Returns the
+ * bytes consumed from p, or 0 when p is not a complete entity we know (then the
+ * '&' is text). Code points that are not characters become U+FFFD. */
+static size_t entity_decode(const char *p, char *buf, size_t *buflen)
+{
+	static const struct {
+		const char *name;
+		unsigned long cp;
+	} named[] = {
+		{"amp", '&'},      {"lt", '<'},        {"gt", '>'},       {"quot", '"'},
+		{"apos", '\''},    {"nbsp", 0xA0},     {"hellip", 0x2026}, {"mdash", 0x2014},
+		{"ndash", 0x2013}, {"rarr", 0x2192},   {"larr", 0x2190},  {"middot", 0xB7},
+		{"bull", 0x2022},  {"copy", 0xA9},     {"reg", 0xAE},     {"trade", 0x2122},
+		{"laquo", 0xAB},   {"raquo", 0xBB},    {"times", 0xD7},   {"deg", 0xB0},
+		{"euro", 0x20AC},  {"lsquo", 0x2018},  {"rsquo", 0x2019}, {"ldquo", 0x201C},
+		{"rdquo", 0x201D}, {"shy", 0xAD},      {"zwj", 0x200D},   {"zwnj", 0x200C},
+	};
+	*buflen = 0;
+	unsigned long cp = 0;
+	size_t i = 1;
+	if (p[1] == '#') {
+		bool hex = p[2] == 'x' || p[2] == 'X';
+		i = hex ? 3 : 2;
+		size_t digits = 0;
+		for (;; i++, digits++) {
+			int d;
+			char c = p[i];
+			if (c >= '0' && c <= '9')
+				d = c - '0';
+			else if (hex && c >= 'a' && c <= 'f')
+				d = c - 'a' + 10;
+			else if (hex && c >= 'A' && c <= 'F')
+				d = c - 'A' + 10;
+			else
+				break;
+			if (cp <= 0x10FFFF)
+				cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+		}
+		if (digits == 0 || p[i] != ';')
+			return 0;
+		if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+		    (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || (cp >= 0x7F && cp < 0xA0))
+			cp = 0xFFFD;
+		utf8_put(buf, buflen, cp);
+		return i + 1;
+	}
+	while (isalnum((unsigned char)p[i]) && i < 12)
+		i++;
+	if (p[i] != ';' || i == 1)
+		return 0;
+	for (size_t k = 0; k < sizeof named / sizeof named[0]; k++) {
+		if (strlen(named[k].name) == i - 1 && strncmp(p + 1, named[k].name, i - 1) == 0) {
+			utf8_put(buf, buflen, named[k].cp);
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* Text with entities decoded, fed to the whitespace-collapsing writer. */
+static void h2t_text_entities(struct h2t *h, const char *s, size_t n)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < n;) {
+		if (s[i] != '&') {
+			i++;
+			continue;
+		}
+		char buf[8];
+		size_t len;
+		size_t used = entity_decode(s + i, buf, &len);
+		/* entity_decode reads up to the ';', which lies within the text run
+		 * because text ends at '<' or NUL, never inside an entity. */
+		if (used == 0 || i + used > n) {
+			i++;
+			continue;
+		}
+		h2t_text(h, s + run, i - run);
+		buf[len] = '\0';
+		if (strcmp(buf, "\xc2\xa0") == 0)
+			h2t_raw(h, " "); /* &nbsp; is a space that does not collapse */
+		else
+			h2t_text(h, buf, len);
+		i += used;
+		run = i;
+	}
+	h2t_text(h, s + run, n - run);
+}
+
+/* An attribute value with entities decoded. Caller frees. */
+static char *attr_value_new(const char *s, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n;) {
+		char buf[8];
+		size_t len;
+		size_t used = s[i] == '&' ? entity_decode(s + i, buf, &len) : 0;
+		if (used && i + used <= n) {
+			strbuf_append(&sb, buf, len);
+			i += used;
+		} else {
+			strbuf_putc(&sb, s[i++]);
+		}
+	}
+	return strbuf_detach(&sb);
+}
+
+struct tag {
+	char name[16];
+	bool closing;
+	char *href;
+	char *alt;
+	char *start;
+};
+
+/* Parses the tag at p ('<'). Returns the bytes it spans, or 0 when p does not
+ * start a tag (a lone '<' in text) or the tag never closes. */
+static size_t tag_parse(const char *p, struct tag *t)
+{
+	memset(t, 0, sizeof *t);
+	size_t i = 1;
+	if (p[i] == '/') {
+		t->closing = true;
+		i++;
+	}
+	if (!isalpha((unsigned char)p[i]))
+		return 0;
+	size_t k = 0;
+	while (isalnum((unsigned char)p[i])) {
+		if (k + 1 < sizeof t->name)
+			t->name[k++] = (char)tolower((unsigned char)p[i]);
+		i++;
+	}
+	t->name[k] = '\0';
+	for (;;) {
+		while (isspace((unsigned char)p[i]) || p[i] == '/')
+			i++;
+		if (p[i] == '>')
+			return i + 1;
+		if (p[i] == '\0')
+			goto unterminated;
+		size_t name_at = i;
+		while (p[i] && !isspace((unsigned char)p[i]) && p[i] != '=' && p[i] != '>' && p[i] != '/')
+			i++;
+		size_t name_len = i - name_at;
+		while (isspace((unsigned char)p[i]))
+			i++;
+		const char *val = NULL;
+		size_t val_len = 0;
+		if (p[i] == '=') {
+			i++;
+			while (isspace((unsigned char)p[i]))
+				i++;
+			if (p[i] == '"' || p[i] == '\'') {
+				char q = p[i++];
+				val = p + i;
+				while (p[i] && p[i] != q)
+					i++;
+				if (!p[i])
+					goto unterminated;
+				val_len = (size_t)(p + i - val);
+				i++;
+			} else {
+				val = p + i;
+				while (p[i] && !isspace((unsigned char)p[i]) && p[i] != '>')
+					i++;
+				val_len = (size_t)(p + i - val);
+			}
+		}
+		char **slot = NULL;
+		if (name_len == 4 && strncasecmp(p + name_at, "href", 4) == 0)
+			slot = &t->href;
+		else if (name_len == 3 && strncasecmp(p + name_at, "alt", 3) == 0)
+			slot = &t->alt;
+		else if (name_len == 5 && strncasecmp(p + name_at, "start", 5) == 0)
+			slot = &t->start;
+		if (slot && val && !*slot)
+			*slot = attr_value_new(val, val_len);
+	}
+unterminated:
+	free(t->href);
+	free(t->alt);
+	free(t->start);
+	memset(t, 0, sizeof *t);
+	return 0;
+}
+
+static bool tag_is(const struct tag *t, const char *const *names)
+{
+	for (; *names; names++)
+		if (strcmp(t->name, *names) == 0)
+			return true;
+	return false;
+}
+
+static void h2t_link_end(struct h2t *h)
+{
+	if (!h->in_link)
+		return;
+	h->in_link = false;
+	char *href = h->href;
+	h->href = NULL;
+	if (!href || !*href) {
+		free(href);
+		return;
+	}
+	const char *text = h->out.len > h->link_start ? h->out.data + h->link_start : "";
+	text += strspn(text, " \n");
+	size_t tlen = strlen(text);
+	while (tlen > 0 && (text[tlen - 1] == ' ' || text[tlen - 1] == '\n'))
+		tlen--;
+	bool saved_space = h->pending_space;
+	h->pending_space = false;
+	if (tlen == 0) {
+		h2t_raw(h, href);
+	} else if (tlen != strlen(href) || strncmp(text, href, tlen) != 0) {
+		h2t_raw(h, " (");
+		strbuf_puts(&h->out, href);
+		strbuf_putc(&h->out, ')');
+	}
+	h->pending_space = saved_space;
+	free(href);
+}
+
+static void h2t_tag(struct h2t *h, const struct tag *t)
+{
+	static const char *const para[] = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", NULL};
+	static const char *const line[] = {"div", "tr", "caption", "details", "summary",
+					   "thead", "tbody", "dl", "dt", "dd", NULL};
+	const char *n = t->name;
+
+	if (strcmp(n, "br") == 0) {
+		/* Consecutive <br> make a blank line, never more. */
+		if (h->out.len > 0 && h->pending_nl < 2)
+			h->pending_nl++;
+		h->pending_space = false;
+		h->after_bullet = false;
+	} else if (strcmp(n, "hr") == 0) {
+		h2t_block(h, 1);
+		h2t_raw(h, "---");
+		h2t_block(h, 1);
+	} else if (strcmp(n, "li") == 0) {
+		if (t->closing) {
+			if (h->li_depth > 0)
+				h->li_depth--;
+			h->after_bullet = false;
+			h2t_block(h, 1);
+			return;
+		}
+		h->after_bullet = false;
+		h2t_block(h, 1);
+		h2t_flush(h);
+		int d = h->list_depth - 1;
+		if (d >= 0 && d < H2T_MAX_LISTS && h->lists[d].ordered) {
+			char num[32];
+			snprintf(num, sizeof num, "%ld. ", h->lists[d].next);
+			if (h->lists[d].next < 1000000000L)
+				h->lists[d].next++;
+			strbuf_puts(&h->out, num);
+		} else {
+			strbuf_puts(&h->out, "- ");
+		}
+		h->li_depth++;
+		h->line_empty = true;
+		h->after_bullet = true;
+	} else if (strcmp(n, "ul") == 0 || strcmp(n, "ol") == 0) {
+		if (t->closing) {
+			if (h->list_depth > 0)
+				h->list_depth--;
+		} else {
+			if (h->list_depth < H2T_MAX_LISTS) {
+				long start = t->start ? strtol(t->start, NULL, 10) : 1;
+				if (start < 0 || start > 1000000000L)
+					start = 1;
+				h->lists[h->list_depth].ordered = n[0] == 'o';
+				h->lists[h->list_depth].next = start;
+			}
+			h->list_depth++;
+		}
+		h->after_bullet = false;
+		h2t_block(h, 1);
+	} else if (strcmp(n, "blockquote") == 0) {
+		h->after_bullet = false;
+		h2t_block(h, 2);
+		if (t->closing) {
+			if (h->quote > 0)
+				h->quote--;
+		} else {
+			h->quote++;
+		}
+	} else if (strcmp(n, "pre") == 0) {
+		h2t_block(h, 2);
+		if (t->closing) {
+			if (h->pre > 0)
+				h->pre--;
+		} else {
+			h->pre++;
+		}
+	} else if (tag_is(t, para)) {
+		h2t_block(h, 2);
+	} else if (tag_is(t, line)) {
+		if (strcmp(n, "tr") == 0)
+			h->cell = 0;
+		h2t_block(h, 1);
+	} else if (strcmp(n, "td") == 0 || strcmp(n, "th") == 0) {
+		if (!t->closing && h->cell++ > 0)
+			h2t_raw(h, " | ");
+	} else if (strcmp(n, "a") == 0) {
+		if (t->closing) {
+			h2t_link_end(h);
+		} else if (!h->in_link) {
+			/* A link's text starts after any break owed before it. */
+			h2t_flush(h);
+			h->in_link = true;
+			h->link_start = h->out.len;
+			free(h->href);
+			h->href = xstrdup(t->href);
+		}
+	} else if (strcmp(n, "img") == 0) {
+		if (t->alt && *t->alt)
+			h2t_text(h, t->alt, strlen(t->alt));
+	}
+}
+
+/* Skips the content of elements that are not text (script, style, head). */
+static const char *skip_element(const char *p, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *q = p; (q = strchr(q, '<')) != NULL; q++)
+		if (q[1] == '/' && strncasecmp(q + 2, name, n) == 0 && !isalnum((unsigned char)q[2 + n])) {
+			const char *gt = strchr(q, '>');
+			return gt ? gt + 1 : q + strlen(q);
+		}
+	return p + strlen(p);
+}
+
+/* Final tidy-up: no trailing blanks on a line, at most one blank line in a row,
+ * nothing blank at either end. Returns a new string; caller frees. */
+static char *tidy_lines(const char *s)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int newlines = 0;
+	bool any = false;
+	while (*s) {
+		size_t len = strcspn(s, "\n");
+		size_t end = len;
+		while (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+			end--;
+		if (end == 0) {
+			newlines++;
+		} else {
+			if (any)
+				for (int i = 0; i < (newlines > 0 ? 2 : 1); i++)
+					strbuf_putc(&sb, '\n');
+			strbuf_append(&sb, s, end);
+			any = true;
+			newlines = 0;
+		}
+		s += len;
+		if (*s == '\n')
+			s++;
+	}
+	return strbuf_detach(&sb);
+}
+
+char *report_html_to_text(const char *html)
+{
+	struct h2t h;
+	memset(&h, 0, sizeof h);
+	const char *p = html ? html : "";
+	while (*p) {
+		if (*p != '<') {
+			size_t n = strcspn(p, "<");
+			h2t_text_entities(&h, p, n);
+			p += n;
+			continue;
+		}
+		if (strncmp(p, "<!--", 4) == 0) {
+			const char *end = strstr(p + 4, "-->");
+			p = end ? end + 3 : p + strlen(p);
+			continue;
+		}
+		if (p[1] == '!' || p[1] == '?') {
+			const char *end = strchr(p, '>');
+			p = end ? end + 1 : p + strlen(p);
+			continue;
+		}
+		struct tag t;
+		size_t used = tag_parse(p, &t);
+		if (used == 0) {
+			h2t_text(&h, "<", 1);
+			p++;
+			continue;
+		}
+		p += used;
+		if (!t.closing && (strcmp(t.name, "script") == 0 || strcmp(t.name, "style") == 0 ||
+				   strcmp(t.name, "head") == 0))
+			p = skip_element(p, t.name);
+		else
+			h2t_tag(&h, &t);
+		free(t.href);
+		free(t.alt);
+		free(t.start);
+	}
+	h2t_link_end(&h);
+	free(h.href);
+	char *text = tidy_lines(strbuf_str(&h.out));
+	strbuf_free(&h.out);
+	return text;
+}

@@ -1,0 +1,972 @@
+/* Tests of report: HTML -> text, the view model (labels, URLs, lists, times), message content,
+ * injection safety, and golden renderings of templates/default.html over every corpus payload. */
+#include "report.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+#include "test.h"
+
+#ifndef ZMB_SOURCE_ROOT
+#define ZMB_SOURCE_ROOT "."
+#endif
+
+#define PAYLOAD_DIR ZMB_SOURCE_ROOT "/tests/data/payloads"
+#define GOLDEN_DIR ZMB_SOURCE_ROOT "/tests/golden"
+#define DEFAULT_TEMPLATE ZMB_SOURCE_ROOT "/templates/default.html"
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                    */
+
+static char *h2t(const char *html)
+{
+	return report_html_to_text(html);
+}
+
+#define CHECK_H2T(html, want)                                                                        \
+	do {                                                                                         \
+		char *got_ = h2t(html);                                                              \
+		CHECK_STR(got_, want);                                                               \
+		free(got_);                                                                          \
+	} while (0)
+
+static struct zuul_event *parse(const char *json)
+{
+	char err[256] = "";
+	struct zuul_event *ev = zuul_event_parse(json, strlen(json), err, sizeof err);
+	if (!ev)
+		printf("# parse failed: %s\n", err);
+	return ev;
+}
+
+static const char *vstr(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+static int vbool(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsBool(it) ? cJSON_IsTrue(it) : -1;
+}
+
+static double vnum(const cJSON *obj, const char *key)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsNumber(it) ? it->valuedouble : -1;
+}
+
+static const cJSON *vitem(const cJSON *obj, const char *key, int index)
+{
+	return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(obj, key), index);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct strbuf sb = STRBUF_INIT;
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		strbuf_append(&sb, buf, n);
+	fclose(f);
+	if (len)
+		*len = sb.len;
+	return strbuf_detach(&sb);
+}
+
+/* A GitHub PR failure in the current schema, used by several view tests. */
+static const char *const github_failure =
+	"{\"action\":\"failure\",\"tenant\":\"scs\",\"pipeline\":\"check\",\"uuid\":\"item1\","
+	"\"project\":\"org/repo\",\"branch\":\"main\",\"change\":812,"
+	"\"patchset\":\"6f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6\","
+	"\"commit_id\":\"6f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6\",\"owner\":\"jdoe\","
+	"\"change_url\":\"https://github.com/org/repo/pull/812\",\"ref\":\"refs/pull/812/head\","
+	"\"message\":\"Build failed.\\n\\nWarning:\\n  Job x uses a deprecated nodeset.\","
+	"\"timestamp\":1732181412.08,\"trigger_time\":1732180790.11,\"enqueue_time\":1732180791.87,"
+	"\"changes\":[{\"project\":\"org/repo\",\"change\":812,\"owner\":\"jdoe\","
+	"\"change_url\":\"https://github.com/org/repo/pull/812\"}],"
+	"\"buildset\":{\"uuid\":\"bs1\",\"result\":\"FAILURE\",\"builds\":["
+	"{\"job_name\":\"ok-job\",\"voting\":true,\"result\":\"SUCCESS\",\"uuid\":\"u0\","
+	"\"web_url\":\"https://zuul.example.org/zuul/t/scs/build/u0\"},"
+	"{\"job_name\":\"tox py311&x=1\",\"voting\":true,\"result\":\"FAILURE\",\"uuid\":\"u1\","
+	"\"start_time\":1732180851.4,\"end_time\":1732181120.9,"
+	"\"log_url\":\"https://logs.example.org/u1/\","
+	"\"web_url\":\"https://zuul.example.org/zuul/t/scs/build/u1\"},"
+	"{\"job_name\":\"nv-job\",\"voting\":false,\"result\":\"TIMED_OUT\",\"uuid\":\"u2\","
+	"\"log_url\":\"javascript:alert(1)\",\"web_url\":\"data:text/html,x\"},"
+	"{\"job_name\":\"running-job\",\"voting\":true,\"result\":null,\"start_time\":1732180851}],"
+	"\"retry_builds\":[{\"job_name\":\"tox py311&x=1\",\"result\":\"RETRY\",\"uuid\":\"u9\"}]}}";
+
+/* ------------------------------------------------------------------------ */
+/* report_html_to_text                                                        */
+
+static void test_h2t_decodes_named_and_numeric_entities(void)
+{
+	CHECK_H2T("a &amp; b &lt;c&gt; &quot;d&quot; &apos;e&#39; &#x1F600; &#128512;",
+		  "a & b <c> \"d\" 'e' \xf0\x9f\x98\x80 \xf0\x9f\x98\x80");
+	/* Decoded once only: an escaped entity stays an entity in text. */
+	CHECK_H2T("&amp;lt; &amp;amp;", "&lt; &amp;");
+	CHECK_H2T("x&nbsp;&nbsp;y &rarr; z &hellip;", "x  y \xe2\x86\x92 z \xe2\x80\xa6");
+	CHECK_H2T("&#X41;&#x42;&#67;", "ABC");
+}
+
+static void test_h2t_leaves_unknown_or_broken_entities_as_text(void)
+{
+	CHECK_H2T("AT&T &bogus; &amp &#; &#x; &#12a;", "AT&T &bogus; &amp &#; &#x; &#12a;");
+	CHECK_H2T("tail &", "tail &");
+}
+
+static void test_h2t_replaces_entities_that_are_not_characters(void)
+{
+	/* NUL, surrogates, beyond U+10FFFF and C0/C1 controls would corrupt the body. */
+	CHECK_H2T("a&#0;b&#xD800;c&#x110000;d&#99999999999;e&#27;f&#x9b;g",
+		  "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xef\xbf\xbd" "d\xef\xbf\xbd" "e\xef\xbf\xbd" "f\xef\xbf\xbdg");
+}
+
+static void test_h2t_collapses_whitespace_outside_pre(void)
+{
+	CHECK_H2T("  a \n\t b   c  ", "a b c");
+	CHECK_H2T("<p>  lead</p><p>trail   </p>", "lead\n\ntrail");
+	CHECK_H2T("<b>bold</b> <i>it</i>", "bold it");
+	CHECK_H2T("x<b> y</b>", "x y");
+}
+
+static void test_h2t_paragraphs_and_br_make_lines(void)
+{
+	CHECK_H2T("<p>one</p><p>two</p>", "one\n\ntwo");
+	CHECK_H2T("a<br>b<br/>c<br />d", "a\nb\nc\nd");
+	CHECK_H2T("a<br><br><br><br>b", "a\n\nb");
+	CHECK_H2T("<p>a<br></p><p></p><p></p><p>b</p>", "a\n\nb");
+	CHECK_H2T("<h3>Title</h3>text<div>block</div>more", "Title\n\ntext\nblock\nmore");
+	CHECK_H2T("<br><p></p>x<br>", "x");
+}
+
+static void test_h2t_lists_become_dash_and_number_lines(void)
+{
+	CHECK_H2T("<ul><li>a</li><li>b</li></ul>", "- a\n- b");
+	CHECK_H2T("<p>x</p><ul>\n<li>a</li>\n</ul><p>y</p>", "x\n\n- a\n\ny");
+	CHECK_H2T("<ol><li>a</li><li>b</li></ol>", "1. a\n2. b");
+	CHECK_H2T("<ol start=\"7\"><li>a</li><li>b</li></ol>", "7. a\n8. b");
+	CHECK_H2T("<ul><li><p>para</p></li></ul>", "- para");
+}
+
+static void test_h2t_nested_lists_are_indented(void)
+{
+	CHECK_H2T("<ul><li>a<ul><li>a1</li><li>a2<ol><li>x</li></ol></li></ul></li><li>b</li></ul>",
+		  "- a\n  - a1\n  - a2\n    1. x\n- b");
+	/* A line break inside an item continues under the item's text. */
+	CHECK_H2T("<ul><li>first<br>second</li></ul>", "- first\n  second");
+}
+
+static void test_h2t_links_show_their_url_when_text_differs(void)
+{
+	CHECK_H2T("see <a href=\"https://x.org/a\">logs</a>.", "see logs (https://x.org/a).");
+	CHECK_H2T("<a href=\"https://x.org/\">https://x.org/</a>", "https://x.org/");
+	CHECK_H2T("<a href=\"https://x.org/\"></a>", "https://x.org/");
+	CHECK_H2T("<a href=\"https://x.org/?a=1&amp;b=2\">q</a>", "q (https://x.org/?a=1&b=2)");
+	CHECK_H2T("<a href='https://x.org/s'><b>bold</b> link</a> after", "bold link (https://x.org/s) after");
+	CHECK_H2T("<a>no href</a>", "no href");
+	CHECK_H2T("<a href=https://u.org/>unquoted</a>", "unquoted (https://u.org/)");
+}
+
+static void test_h2t_pre_keeps_whitespace(void)
+{
+	CHECK_H2T("<p>x</p><pre>  a  b\n    c &lt;d&gt;</pre><p>y</p>", "x\n\n  a  b\n    c <d>\n\ny");
+	CHECK_H2T("<pre><code>line1\nline2</code></pre>", "line1\nline2");
+}
+
+static void test_h2t_drops_scripts_styles_comments_and_unknown_tags(void)
+{
+	CHECK_H2T("a<script>alert(1)</script>b<style>p{}</style>c<!-- hidden -->d<!DOCTYPE html>e",
+		  "abcde");
+	CHECK_H2T("<font data-mx-color=\"#ff0000\">red</font> <span>s</span> <code>c</code>", "red s c");
+	CHECK_H2T("<img src=\"mxc://x/y\" alt=\"pic\">", "pic");
+}
+
+static void test_h2t_keeps_a_lone_less_than_sign(void)
+{
+	CHECK_H2T("1 < 2 and 3 <4", "1 < 2 and 3 <4");
+	CHECK_H2T("broken <a href=\"x", "broken <a href=\"x");
+	CHECK_H2T("x <", "x <");
+}
+
+static void test_h2t_blockquote_hr_and_table(void)
+{
+	CHECK_H2T("<blockquote>quoted<br>two</blockquote>after", "> quoted\n> two\n\nafter");
+	CHECK_H2T("a<hr>b", "a\n---\nb");
+	CHECK_H2T("<table><tr><th>h1</th><th>h2</th></tr><tr><td>a</td><td>b</td></tr></table>",
+		  "h1 | h2\na | b");
+}
+
+static void test_h2t_empty_and_null_input(void)
+{
+	CHECK_H2T("", "");
+	CHECK_H2T(NULL, "");
+	CHECK_H2T("<p> </p>\n\n<br>", "");
+}
+
+/* ------------------------------------------------------------------------ */
+/* the view model                                                             */
+
+static void test_view_github_pr_label_link_and_owner(void)
+{
+	struct zuul_event *ev = parse(github_failure);
+	struct report_context ctx = {"r1"};
+	cJSON *v = ev ? report_view_new(ev, &ctx) : NULL;
+	CHECK(v != NULL);
+	CHECK_STR(vstr(v, "route"), "r1");
+	CHECK_STR(vstr(v, "change_label"), "#812");
+	CHECK_STR(vstr(v, "change_kind"), "pull_request");
+	CHECK_STR(vstr(v, "change_kind_label"), "Pull request");
+	CHECK_STR(vstr(v, "change_url"), "https://github.com/org/repo/pull/812");
+	CHECK_STR(vstr(v, "project_url"), "https://github.com/org/repo");
+	CHECK_STR(vstr(v, "owner"), "jdoe");
+	CHECK_STR(vstr(v, "short_commit"), "6f1e2d3");
+	CHECK_INT(vbool(v, "has_change"), 1);
+	CHECK_INT(vbool(v, "is_pull_request"), 1);
+	CHECK_STR(vstr(vitem(v, "changes", 0), "change_label"), "#812");
+	cJSON_Delete(v);
+	zuul_event_free(ev);
+}
+
+static cJSON *view_of(const char *json)
+{
+	struct zuul_event *ev = parse(json);
+	if (!ev)
+		return NULL;
+	cJSON *v = report_view_new(ev, NULL);
+	zuul_event_free(ev);
+	return v;
+}
+
+static void test_view_gerrit_gitlab_and_ref_labels(void)
+{
+	cJSON *v = view_of("{\"action\":\"success\",\"change\":\"3\",\"patchset\":\"1\","
+			   "\"change_url\":\"https://gerrit.example.com/r/3\",\"ref\":\"refs/changes/03/3/1\"}");
+	CHECK_STR(vstr(v, "change_label"), "3,1");
+	CHECK_STR(vstr(v, "change_kind"), "change");
+	CHECK_INT(vbool(v, "is_gerrit_change"), 1);
+	CHECK(vstr(v, "project_url") == NULL);
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"failure\",\"project\":\"grp/sub/proj\",\"change\":12,\"patchset\":\"abcdef1234567\","
+		    "\"change_url\":\"https://gitlab.com/grp/sub/proj/-/merge_requests/12\"}");
+	CHECK_STR(vstr(v, "change_label"), "!12");
+	CHECK_STR(vstr(v, "change_kind"), "merge_request");
+	CHECK_STR(vstr(v, "project_url"), "https://gitlab.com/grp/sub/proj");
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"failure\",\"project\":\"o/r\",\"branch\":\"main\",\"change\":null,"
+		    "\"ref\":\"refs/heads/main\",\"commit_id\":\"a1b2c3d4e5f60718\","
+		    "\"change_url\":\"https://github.com/o/r/commit/a1b2c3d4e5f60718\"}");
+	CHECK_STR(vstr(v, "change_label"), "main");
+	CHECK_STR(vstr(v, "change_kind"), "branch");
+	CHECK_STR(vstr(v, "ref_name"), "main");
+	CHECK_STR(vstr(v, "short_commit"), "a1b2c3d");
+	CHECK_STR(vstr(v, "project_url"), "https://github.com/o/r");
+	CHECK_INT(vbool(v, "has_change"), 0);
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"success\",\"branch\":\"\",\"ref\":\"refs/tags/29.1.0\",\"newrev\":\"x\"}");
+	CHECK_STR(vstr(v, "change_label"), "29.1.0");
+	CHECK_STR(vstr(v, "change_kind"), "tag");
+	CHECK_INT(vbool(v, "is_tag"), 1);
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"success\",\"commit_id\":\"0123456789abcdef\"}");
+	CHECK_STR(vstr(v, "change_label"), "0123456");
+	CHECK_STR(vstr(v, "change_kind"), "commit");
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"success\"}");
+	CHECK(vstr(v, "change_label") == NULL);
+	CHECK(vstr(v, "change_kind") == NULL);
+	cJSON_Delete(v);
+}
+
+static void test_view_buildset_and_history_urls_are_derived_and_encoded(void)
+{
+	cJSON *v = view_of(github_failure);
+	/* The Zuul root keeps its sub-path (/zuul) when web_url has /t/<tenant>/. */
+	CHECK_STR(vstr(v, "zuul_url"), "https://zuul.example.org/zuul");
+	CHECK_STR(vstr(v, "buildset_url"), "https://zuul.example.org/zuul/t/scs/buildset/bs1");
+	CHECK_STR(vstr(cJSON_GetObjectItem(v, "buildset"), "url"), "https://zuul.example.org/zuul/t/scs/buildset/bs1");
+	CHECK_STR(vstr(v, "buildsets_url"),
+		  "https://zuul.example.org/zuul/t/scs/buildsets?project=org%2Frepo&pipeline=check");
+	const cJSON *b = vitem(v, "failed_builds", 0);
+	CHECK_STR(vstr(b, "job_name"), "tox py311&x=1");
+	CHECK_STR(vstr(b, "history_url"),
+		  "https://zuul.example.org/zuul/t/scs/builds?job_name=tox%20py311%26x%3D1&project=org%2Frepo");
+	CHECK_STR(vstr(b, "url"), "https://zuul.example.org/zuul/t/scs/build/u1");
+	CHECK_STR(vstr(b, "log_url"), "https://logs.example.org/u1/");
+	cJSON_Delete(v);
+
+	/* Without /t/<tenant>/ in web_url, the root is scheme://host like the Go bridge. */
+	v = view_of("{\"action\":\"failure\",\"tenant\":\"a b\",\"project\":\"p\",\"buildset\":{\"uuid\":\"x/y\","
+		    "\"builds\":[{\"job_name\":\"j\",\"web_url\":\"https://z.example:8443/other/path?q#f\"}]}}");
+	CHECK_STR(vstr(v, "zuul_url"), "https://z.example:8443");
+	CHECK_STR(vstr(v, "buildset_url"), "https://z.example:8443/t/a%20b/buildset/x%2Fy");
+	CHECK_STR(vstr(vitem(v, "builds", 0), "history_url"), "https://z.example:8443/t/a%20b/builds?job_name=j&project=p");
+	cJSON_Delete(v);
+
+	/* Legacy payloads have no web_url: no derived URLs at all. */
+	v = view_of("{\"action\":\"success\",\"tenant\":\"t\",\"buildset\":{\"uuid\":\"b\",\"builds\":"
+		    "[{\"job_name\":\"j\",\"log_url\":\"https://logs/x\"}]}}");
+	CHECK(vstr(v, "buildset_url") == NULL);
+	CHECK(vstr(v, "zuul_url") == NULL);
+	CHECK(vstr(vitem(v, "builds", 0), "history_url") == NULL);
+	CHECK_STR(vstr(vitem(v, "builds", 0), "url"), "https://logs/x");
+	cJSON_Delete(v);
+}
+
+static void test_view_drops_every_url_that_is_not_absolute_http(void)
+{
+	static const char *const bad[] = {
+		"javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html;base64,PHNjcmlwdD4=",
+		"vbscript:x", "/relative/path", "//evil.example/x", "https://", "http:///path",
+		"https://a b.org/", "https://x.org/\"onmouseover=\"x", " https://x.org/", "https://x.org/\n",
+		"ftp://x.org/", "mailto:a@b", "https://@evil", "https:evil.org",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "action", "failure");
+		cJSON_AddStringToObject(p, "tenant", "t");
+		cJSON_AddStringToObject(p, "change_url", bad[i]);
+		cJSON *bs = cJSON_AddObjectToObject(p, "buildset");
+		cJSON_AddStringToObject(bs, "uuid", "b");
+		cJSON *builds = cJSON_AddArrayToObject(bs, "builds");
+		cJSON *b = cJSON_CreateObject();
+		cJSON_AddStringToObject(b, "job_name", "j");
+		cJSON_AddStringToObject(b, "log_url", bad[i]);
+		cJSON_AddStringToObject(b, "web_url", bad[i]);
+		cJSON *arts = cJSON_AddArrayToObject(b, "artifacts");
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddStringToObject(a, "name", "n");
+		cJSON_AddStringToObject(a, "url", bad[i]);
+		cJSON_AddItemToArray(arts, a);
+		cJSON_AddItemToArray(builds, b);
+		char *json = cJSON_PrintUnformatted(p);
+		cJSON *v = view_of(json);
+		const cJSON *vb = vitem(v, "builds", 0);
+		if (vstr(v, "change_url") || vstr(vb, "log_url") || vstr(vb, "web_url") || vstr(vb, "url") ||
+		    vstr(v, "buildset_url") || vstr(vb, "history_url") || vstr(vitem(vb, "artifacts", 0), "url")) {
+			test_current_failed = 1;
+			printf("# URL %s: expected to be dropped everywhere, got a link\n", bad[i]);
+		}
+		CHECK_STR(vstr(vitem(vb, "artifacts", 0), "name"), "n");
+		cJSON_Delete(v);
+		free(json);
+		cJSON_Delete(p);
+	}
+	cJSON *v = view_of("{\"action\":\"success\",\"change_url\":\"HTTPS://Example.ORG/x?a=1&b=2#f\"}");
+	CHECK_STR(vstr(v, "change_url"), "HTTPS://Example.ORG/x?a=1&b=2#f");
+	cJSON_Delete(v);
+}
+
+static void test_view_message_summary_stops_at_warning_or_blank_line(void)
+{
+	cJSON *v = view_of(github_failure);
+	CHECK_STR(vstr(v, "message_summary"), "Build failed.");
+	CHECK_STR(vstr(v, "title"), "Build failed.");
+	CHECK_CONTAINS(vstr(v, "message"), "deprecated nodeset");
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"failure\",\"message\":\"  Line one\\nline two.\\n  \\nSecond paragraph\"}");
+	CHECK_STR(vstr(v, "message_summary"), "Line one line two.");
+	cJSON_Delete(v);
+	v = view_of("{\"action\":\"failure\",\"message\":\"Build failed. Warning: inline\"}");
+	CHECK_STR(vstr(v, "message_summary"), "Build failed.");
+	cJSON_Delete(v);
+	v = view_of("{\"action\":\"config-error\",\"message\":\"Syntax error. The error was:\\n\\n  Job x\\n\\n"
+		    "  project:\\n    check: {}\\n\\nWarning:\\n  w\"}");
+	CHECK_STR(vstr(v, "message_summary"), "Syntax error. The error was:");
+	CHECK_STR(vstr(v, "message_details"), "  Job x\n\n  project:\n    check: {}");
+	cJSON_Delete(v);
+	v = view_of("{\"action\":\"failure\",\"message\":\"Build failed.\\n\\nWarning:\\n  w\"}");
+	CHECK(vstr(v, "message_details") == NULL);
+	cJSON_Delete(v);
+	/* Nothing before the warnings: no summary, the title falls back to the action label. */
+	v = view_of("{\"action\":\"config-error\",\"message\":\"Warning:\\n bad\"}");
+	CHECK(vstr(v, "message_summary") == NULL);
+	CHECK_INT(vbool(v, "has_message"), 0);
+	CHECK_STR(vstr(v, "title"), "Configuration error");
+	cJSON_Delete(v);
+
+	/* A huge first paragraph is cut, on a character boundary, with an ellipsis. */
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, "{\"action\":\"failure\",\"message\":\"");
+	for (int i = 0; i < 400; i++)
+		strbuf_puts(&sb, "\xc3\xa9"); /* é, two bytes */
+	strbuf_puts(&sb, "\"}");
+	v = view_of(strbuf_str(&sb));
+	const char *s = vstr(v, "message_summary");
+	CHECK(s && strlen(s) <= 503);
+	CHECK(s && strcmp(s + strlen(s) - 3, "\xe2\x80\xa6") == 0);
+	CHECK(s && strncmp(s, "\xc3\xa9\xc3\xa9", 4) == 0 && ((unsigned char)s[strlen(s) - 4] == 0xa9));
+	cJSON_Delete(v);
+	strbuf_free(&sb);
+}
+
+static void test_view_times_are_iso_utc_and_durations_human(void)
+{
+	cJSON *v = view_of(github_failure);
+	CHECK_STR(vstr(v, "trigger_time_iso"), "2024-11-21T09:19:50Z");
+	CHECK_STR(vstr(v, "trigger_time_text"), "2024-11-21 09:19:50 UTC");
+	CHECK_STR(vstr(v, "trigger_time_clock"), "09:19:50");
+	CHECK(vnum(v, "trigger_time") > 1732180790 && vnum(v, "trigger_time") < 1732180791);
+	CHECK_STR(vstr(v, "duration"), "10m 20s");
+	CHECK_INT(vnum(v, "duration_seconds"), 620);
+	const cJSON *b = vitem(v, "failed_builds", 0);
+	CHECK_STR(vstr(b, "start_time_iso"), "2024-11-21T09:20:51Z");
+	CHECK_STR(vstr(b, "end_time_clock"), "09:25:20");
+	CHECK_STR(vstr(b, "duration"), "4m 29s");
+	CHECK_INT(vnum(b, "duration_seconds"), 269);
+	cJSON_Delete(v);
+
+	/* Unknown, negative and absurd times are absent, not "1970" or garbage. */
+	v = view_of("{\"action\":\"failure\",\"trigger_time\":-5,\"enqueue_time\":1e300,\"buildset\":{\"builds\":"
+		    "[{\"job_name\":\"j\",\"start_time\":100,\"end_time\":50}]}}");
+	CHECK(vstr(v, "trigger_time_iso") == NULL);
+	CHECK(vstr(v, "enqueue_time_iso") == NULL);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(v, "trigger_time")));
+	CHECK(vstr(vitem(v, "builds", 0), "duration") == NULL);
+	cJSON_Delete(v);
+}
+
+static void test_view_lists_counts_and_failed_first_order(void)
+{
+	cJSON *v = view_of(github_failure);
+	CHECK_INT(vnum(v, "build_count"), 4);
+	CHECK_INT(vnum(v, "failed_count"), 1);
+	CHECK_INT(vnum(v, "non_voting_count"), 1);
+	CHECK_INT(vnum(v, "non_voting_failed_count"), 1);
+	CHECK_INT(vnum(v, "succeeded_count"), 1);
+	CHECK_INT(vnum(v, "pending_count"), 1);
+	CHECK_INT(vnum(v, "retried_count"), 1);
+	CHECK_INT(vbool(v, "has_failed_builds"), 1);
+	CHECK_INT(vbool(v, "has_retried_builds"), 1);
+	CHECK_INT(vbool(v, "has_non_voting_failed_builds"), 1);
+	CHECK_STR(vstr(vitem(v, "sorted_builds", 0), "job_name"), "tox py311&x=1");
+	CHECK_STR(vstr(vitem(v, "sorted_builds", 1), "job_name"), "nv-job");
+	CHECK_STR(vstr(vitem(v, "sorted_builds", 2), "job_name"), "running-job");
+	CHECK_STR(vstr(vitem(v, "sorted_builds", 3), "job_name"), "ok-job");
+	CHECK_STR(vstr(vitem(v, "builds", 0), "job_name"), "ok-job");
+	CHECK_STR(vstr(vitem(v, "non_voting_builds", 0), "job_name"), "nv-job");
+	CHECK_INT(vbool(vitem(v, "non_voting_builds", 0), "non_voting"), 1);
+	CHECK_STR(vstr(vitem(v, "pending_builds", 0), "result_label"), "RUNNING");
+	const cJSON *r = vitem(v, "retried_builds", 0);
+	CHECK_STR(vstr(r, "result"), "RETRY");
+	CHECK_INT(vbool(r, "retried"), 1);
+	CHECK_INT(vbool(r, "is_failure"), 0);
+	cJSON_Delete(v);
+
+	/* A result Zuul may invent later counts as a failure, and no result is PENDING. */
+	v = view_of("{\"action\":\"failure\",\"buildset\":{\"builds\":[{\"job_name\":\"a\",\"result\":\"BRAND_NEW\"},"
+		    "{\"job_name\":\"b\"},{\"job_name\":\"c\",\"result\":\"SKIPPED\"}]}}");
+	CHECK_INT(vnum(v, "failed_count"), 1);
+	CHECK_STR(vstr(vitem(v, "failed_builds", 0), "job_name"), "a");
+	CHECK_STR(vstr(vitem(v, "pending_builds", 0), "result_label"), "PENDING");
+	CHECK_STR(vstr(vitem(v, "other_builds", 0), "job_name"), "c");
+	CHECK_INT(vbool(v, "has_retried_builds"), 0);
+	cJSON_Delete(v);
+}
+
+static void test_view_action_booleans_icons_and_result(void)
+{
+	cJSON *v = view_of(github_failure);
+	CHECK_INT(vbool(v, "is_failure"), 1);
+	CHECK_INT(vbool(v, "is_start"), 0);
+	CHECK_INT(vbool(v, "is_problem"), 1);
+	CHECK_INT(vbool(v, "is_final"), 1);
+	CHECK_STR(vstr(v, "icon"), "\xe2\x9d\x8c");
+	CHECK_STR(vstr(v, "color"), "#cf222e");
+	CHECK_STR(vstr(v, "result"), "FAILURE");
+	CHECK_STR(vstr(v, "action_label"), "Failed");
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"merge-failure\"}");
+	CHECK_INT(vbool(v, "is_merge_conflict"), 1);
+	CHECK_INT(vbool(v, "is_merge_failure"), 1);
+	CHECK_STR(vstr(v, "result"), "MERGE_FAILURE");
+	CHECK_STR(vstr(v, "schema"), "legacy");
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"start\",\"uuid\":\"u\"}");
+	CHECK_INT(vbool(v, "is_start"), 1);
+	CHECK_INT(vbool(v, "is_final"), 0);
+	CHECK(vstr(v, "result") == NULL);
+	cJSON_Delete(v);
+
+	v = view_of("{\"action\":\"something-new\"}");
+	CHECK_STR(vstr(v, "action_label"), "something-new");
+	CHECK_INT(vbool(v, "is_problem"), 0);
+	cJSON_Delete(v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* content and injection                                                      */
+
+static struct report_templates default_templates(void)
+{
+	struct report_templates rt = {NULL, NULL};
+	char err[512] = "";
+	if (report_templates_load(&rt, DEFAULT_TEMPLATE, err, sizeof err) != 0)
+		printf("# cannot load %s: %s\n", DEFAULT_TEMPLATE, err);
+	return rt;
+}
+
+static void test_content_has_matrix_fields_and_failed_build_first(void)
+{
+	struct report_templates rt = default_templates();
+	struct zuul_event *ev = parse(github_failure);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	cJSON *c = report_content_new(&rt, ev, NULL);
+	CHECK_STR(vstr(c, "msgtype"), "m.notice");
+	CHECK_STR(vstr(c, "format"), "org.matrix.custom.html");
+	const char *html = vstr(c, "formatted_body");
+	const char *body = vstr(c, "body");
+	CHECK_CONTAINS(html, "<b>Build failed.</b>");
+	CHECK_CONTAINS(html, "<a href=\"https://github.com/org/repo/pull/812\">#812</a> by jdoe");
+	CHECK_CONTAINS(html, "<font data-mx-color=\"#cf222e\">FAILURE</font>");
+	CHECK_CONTAINS(html, "job_name=tox%20py311%26x%3D1&amp;project=org%2Frepo");
+	CHECK_NOT_CONTAINS(html, "javascript:");
+	CHECK_NOT_CONTAINS(html, "data:");
+	CHECK_NOT_CONTAINS(html, "Warning");
+	const char *failed = html ? strstr(html, "tox py311&amp;x=1") : NULL;
+	const char *ok = html ? strstr(html, "ok-job") : NULL;
+	CHECK(failed && ok && failed < ok);
+	CHECK_CONTAINS(body, "Build failed.");
+	CHECK_CONTAINS(body, "- \xe2\x9d\x8c tox py311&x=1: FAILURE (https://zuul.example.org/zuul/t/scs/build/u1)");
+	CHECK_CONTAINS(body, "logs (https://logs.example.org/u1/)");
+	CHECK_NOT_CONTAINS(body, "<");
+	CHECK_NOT_CONTAINS(body, "&amp;");
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	report_templates_clear(&rt);
+}
+
+static void test_content_escapes_hostile_values(void)
+{
+	static const char *const hostile =
+		"{\"action\":\"failure\",\"tenant\":\"t\\\"><img src=x>\",\"pipeline\":\"<b>p</b>\","
+		"\"project\":\"<script>alert(1)</script>\",\"branch\":\"</a><a href=\\\"javascript:x\\\">\","
+		"\"change\":1,\"patchset\":\"2\",\"owner\":\"<a href='https://evil.example'>me</a>&amp;\","
+		"\"change_url\":\"https://ok.example/1\\\" onclick=\\\"x\","
+		"\"message\":\"{{#x}}<iframe src=//evil>{{/x}} &lt;\","
+		"\"buildset\":{\"uuid\":\"b\",\"builds\":[{\"job_name\":\"<font data-mx-color='#000'>j</font>'\","
+		"\"result\":\"<i>FAIL</i>\",\"log_url\":\"https://ok.example/log?<x>\","
+		"\"web_url\":\"https://zuul.example/t/t/build/1\"}]}}";
+	struct report_templates rt = default_templates();
+	struct zuul_event *ev = parse(hostile);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	cJSON *c = report_content_new(&rt, ev, NULL);
+	const char *html = vstr(c, "formatted_body");
+	const char *body = vstr(c, "body");
+	CHECK_NOT_CONTAINS(html, "<script");
+	CHECK_NOT_CONTAINS(html, "<img");
+	CHECK_NOT_CONTAINS(html, "<iframe");
+	CHECK_NOT_CONTAINS(html, "<i>FAIL");
+	CHECK_NOT_CONTAINS(html, "href=\"javascript");
+	CHECK_NOT_CONTAINS(html, "href='");
+	CHECK_NOT_CONTAINS(html, "evil.example'>");
+	CHECK_NOT_CONTAINS(html, "onclick");
+	CHECK_NOT_CONTAINS(html, "<font data-mx-color='#000'>");
+	CHECK_CONTAINS(html, "&lt;script&gt;alert(1)&lt;/script&gt;");
+	CHECK_CONTAINS(html, "&lt;a href=&#39;https://evil.example&#39;&gt;me&lt;/a&gt;&amp;amp;");
+	CHECK_CONTAINS(html, "{{#x}}&lt;iframe");
+	/* The body shows the values as the payload had them, as text. */
+	CHECK_CONTAINS(body, "<script>alert(1)</script>");
+	CHECK_CONTAINS(body, "by <a href='https://evil.example'>me</a>&amp;");
+	CHECK_CONTAINS(body, "{{#x}}<iframe src=//evil>{{/x}} &lt;");
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	report_templates_clear(&rt);
+}
+
+static char *temp_dir_new(void)
+{
+	char *dir = xstrdup("/tmp/zmb-test-report-XXXXXX");
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	struct strbuf p = STRBUF_INIT;
+	strbuf_printf(&p, "%s/%s", dir, name);
+	FILE *f = fopen(strbuf_str(&p), "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	strbuf_free(&p);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+	struct strbuf p = STRBUF_INIT;
+	strbuf_printf(&p, "%s/%s", dir, name);
+	unlink(strbuf_str(&p));
+	strbuf_free(&p);
+}
+
+static void test_templates_load_uses_txt_companion_and_partials(void)
+{
+	char *dir = temp_dir_new();
+	CHECK(dir != NULL);
+	if (!dir)
+		return;
+	write_file(dir, "r.html", "<p>{{> head}} {{project}}</p>\n");
+	write_file(dir, "head", "<b>{{action}}</b>");
+	write_file(dir, "r.txt", "TEXT {{action}} {{project}}\n");
+	write_file(dir, "plain.html", "<p>{{action}} &amp; {{project}}</p>");
+	struct strbuf p = STRBUF_INIT;
+	char err[512] = "";
+
+	struct report_templates rt;
+	strbuf_printf(&p, "%s/r.html", dir);
+	CHECK_INT(report_templates_load(&rt, strbuf_str(&p), err, sizeof err), 0);
+	CHECK(rt.html != NULL && rt.text != NULL);
+	struct zuul_event *ev = parse("{\"action\":\"success\",\"project\":\"a&b\"}");
+	if (rt.html && ev) {
+		cJSON *c = report_content_new(&rt, ev, NULL);
+		CHECK_STR(vstr(c, "formatted_body"), "<p><b>success</b> a&amp;b</p>");
+		CHECK_STR(vstr(c, "body"), "TEXT success a&amp;b");
+		cJSON_Delete(c);
+	}
+	report_templates_clear(&rt);
+	CHECK(rt.html == NULL && rt.text == NULL);
+
+	strbuf_reset(&p);
+	strbuf_printf(&p, "%s/plain.html", dir);
+	CHECK_INT(report_templates_load(&rt, strbuf_str(&p), err, sizeof err), 0);
+	CHECK(rt.html != NULL && rt.text == NULL);
+	if (rt.html && ev) {
+		cJSON *c = report_content_new(&rt, ev, NULL);
+		CHECK_STR(vstr(c, "body"), "success & a&b");
+		cJSON_Delete(c);
+	}
+	report_templates_clear(&rt);
+	zuul_event_free(ev);
+
+	/* A broken companion fails the load, naming the companion file. */
+	write_file(dir, "r.txt", "{{#open}}\n");
+	strbuf_reset(&p);
+	strbuf_printf(&p, "%s/r.html", dir);
+	CHECK_INT(report_templates_load(&rt, strbuf_str(&p), err, sizeof err), -1);
+	CHECK_CONTAINS(err, "r.txt");
+	CHECK(rt.html == NULL && rt.text == NULL);
+
+	strbuf_reset(&p);
+	strbuf_printf(&p, "%s/missing.html", dir);
+	CHECK_INT(report_templates_load(&rt, strbuf_str(&p), err, sizeof err), -1);
+	CHECK_CONTAINS(err, "missing.html");
+
+	remove_file(dir, "r.html");
+	remove_file(dir, "r.txt");
+	remove_file(dir, "head");
+	remove_file(dir, "plain.html");
+	rmdir(dir);
+	free(dir);
+	strbuf_free(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* golden files and properties over the whole corpus                          */
+
+/* Tags and attributes the Matrix spec recommends clients allow. */
+static bool tag_allowed(const char *name)
+{
+	static const char *const tags[] = {
+		"font", "del", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "p", "a", "ul", "ol", "sup", "sub",
+		"li", "b", "i", "u", "strong", "em", "strike", "code", "hr", "br", "div", "table", "thead", "tbody",
+		"tr", "th", "td", "caption", "pre", "span", "img", "details", "summary", NULL,
+	};
+	for (const char *const *t = tags; *t; t++)
+		if (strcmp(name, *t) == 0)
+			return true;
+	return false;
+}
+
+static bool attr_allowed(const char *tag, const char *attr, const char *value)
+{
+	if ((strcmp(tag, "font") == 0 || strcmp(tag, "span") == 0) &&
+	    (strcmp(attr, "data-mx-color") == 0 || strcmp(attr, "data-mx-bg-color") == 0))
+		return value[0] == '#' && strlen(value) == 7;
+	if (strcmp(tag, "a") == 0 && strcmp(attr, "href") == 0)
+		return strncmp(value, "https://", 8) == 0 || strncmp(value, "http://", 7) == 0;
+	if (strcmp(tag, "a") == 0 && strcmp(attr, "target") == 0)
+		return true;
+	if (strcmp(tag, "ol") == 0 && strcmp(attr, "start") == 0)
+		return true;
+	if (strcmp(tag, "code") == 0 && strcmp(attr, "class") == 0)
+		return strncmp(value, "language-", 9) == 0;
+	return false;
+}
+
+/* Every '<' in html starts an allowed tag with allowed, double-quoted attributes. */
+static void check_html_subset(const char *name, const char *html)
+{
+	for (const char *p = html; (p = strchr(p, '<')) != NULL;) {
+		p++;
+		if (*p == '/')
+			p++;
+		char tag[32];
+		size_t n = 0;
+		while (isalnum((unsigned char)*p) && n + 1 < sizeof tag)
+			tag[n++] = *p++;
+		tag[n] = '\0';
+		if (!tag_allowed(tag)) {
+			test_current_failed = 1;
+			printf("# %s: tag <%s> not in the Matrix subset near: %.60s\n", name, tag, p);
+			return;
+		}
+		for (;;) {
+			while (*p == ' ')
+				p++;
+			if (*p == '>')
+				break;
+			char attr[32];
+			n = 0;
+			while (*p && *p != '=' && *p != '>' && *p != ' ' && n + 1 < sizeof attr)
+				attr[n++] = *p++;
+			attr[n] = '\0';
+			if (p[0] != '=' || p[1] != '"') {
+				test_current_failed = 1;
+				printf("# %s: <%s> attribute %s is not name=\"value\"\n", name, tag, attr);
+				return;
+			}
+			p += 2;
+			const char *end = strchr(p, '"');
+			if (!end)
+				return;
+			char *value = xstrndup(p, (size_t)(end - p));
+			if (!attr_allowed(tag, attr, value)) {
+				test_current_failed = 1;
+				printf("# %s: <%s %s=\"%.60s\"> not allowed\n", name, tag, attr, value);
+			}
+			free(value);
+			p = end + 1;
+		}
+	}
+	if (strcasestr(html, "<script")) {
+		test_current_failed = 1;
+		printf("# %s: formatted_body contains <script\n", name);
+	}
+}
+
+static void collect_strings(const cJSON *item, struct strbuf *sb)
+{
+	if (cJSON_IsString(item)) {
+		strbuf_puts(sb, item->valuestring);
+		strbuf_putc(sb, '\n');
+	}
+	for (const cJSON *c = item ? item->child : NULL; c; c = c->next)
+		collect_strings(c, sb);
+}
+
+/* The body is text: a tag or an entity in it must come from the payload itself. */
+static void check_body_is_text(const char *name, const char *body, const char *payload_strings)
+{
+	for (const char *p = body; *p; p++) {
+		size_t n = 0;
+		if (*p == '<' && (isalpha((unsigned char)p[1]) || p[1] == '/'))
+			n = strcspn(p, ">") + 1;
+		else if (*p == '&' && (isalpha((unsigned char)p[1]) || p[1] == '#'))
+			n = strspn(p + 1, "#abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + 1;
+		if (n == 0 || (p[0] == '&' && p[n] != ';'))
+			continue;
+		if (p[0] == '&')
+			n++;
+		char *tok = xstrndup(p, n > 40 ? 40 : n);
+		if (!strstr(payload_strings, tok)) {
+			test_current_failed = 1;
+			printf("# %s: body has markup %s that the payload never contained\n", name, tok);
+		}
+		free(tok);
+	}
+}
+
+/* Up to 120 bytes of s on one TAP diagnostic line: newlines and tabs escaped. */
+static void print_excerpt(const char *label, const char *s)
+{
+	printf("#   %s", label);
+	for (int i = 0; i < 120 && s[i]; i++) {
+		if (s[i] == '\n')
+			fputs("\\n", stdout);
+		else if (s[i] == '\t')
+			fputs("\\t", stdout);
+		else
+			putchar(s[i]);
+	}
+	putchar('\n');
+}
+
+static void show_first_difference(const char *want, const char *got)
+{
+	int line = 1;
+	const char *w = want, *g = got;
+	while (*w && *w == *g) {
+		if (*w == '\n')
+			line++;
+		w++;
+		g++;
+	}
+	printf("#   first difference at line %d:\n", line);
+	print_excerpt("expected: ", w);
+	print_excerpt("got:      ", g);
+}
+
+static void golden_case(const struct report_templates *rt, const char *file)
+{
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "%s/%s", PAYLOAD_DIR, file);
+	size_t len = 0;
+	char *payload = read_file(strbuf_str(&path), &len);
+	char err[256] = "";
+	struct zuul_event *ev = payload ? zuul_event_parse(payload, len, err, sizeof err) : NULL;
+	if (!ev) {
+		test_current_failed = 1;
+		printf("# %s: cannot decode: %s\n", file, payload ? err : "unreadable");
+		goto out;
+	}
+	struct report_context ctx = {"golden"};
+	cJSON *content = report_content_new(rt, ev, &ctx);
+	char *json = cJSON_Print(content);
+	struct strbuf got = STRBUF_INIT;
+	strbuf_puts(&got, json);
+	strbuf_putc(&got, '\n');
+
+	/* properties */
+	check_html_subset(file, vstr(content, "formatted_body"));
+	cJSON *raw = cJSON_ParseWithLength(payload, len);
+	struct strbuf strings = STRBUF_INIT;
+	collect_strings(raw, &strings);
+	check_body_is_text(file, vstr(content, "body"), strbuf_str(&strings));
+	strbuf_free(&strings);
+	cJSON_Delete(raw);
+
+	/* golden */
+	struct strbuf gpath = STRBUF_INIT;
+	strbuf_printf(&gpath, "%s/%.*s.json", GOLDEN_DIR, (int)(strlen(file) - 5), file);
+	const char *update = getenv("ZMB_UPDATE_GOLDEN");
+	if (update && strcmp(update, "1") == 0) {
+		mkdir(GOLDEN_DIR, 0755);
+		FILE *f = fopen(strbuf_str(&gpath), "w");
+		if (!f || fputs(strbuf_str(&got), f) < 0) {
+			test_current_failed = 1;
+			printf("# cannot write %s: %s\n", strbuf_str(&gpath), strerror(errno));
+		}
+		if (f)
+			fclose(f);
+	} else {
+		char *want = read_file(strbuf_str(&gpath), NULL);
+		if (!want) {
+			test_current_failed = 1;
+			printf("# %s missing; run with ZMB_UPDATE_GOLDEN=1 and review it\n", strbuf_str(&gpath));
+		} else if (strcmp(want, strbuf_str(&got)) != 0) {
+			test_current_failed = 1;
+			printf("# %s differs from the rendering of %s\n", strbuf_str(&gpath), file);
+			show_first_difference(want, strbuf_str(&got));
+		}
+		free(want);
+	}
+	strbuf_free(&gpath);
+	strbuf_free(&got);
+	free(json);
+	cJSON_Delete(content);
+out:
+	zuul_event_free(ev);
+	free(payload);
+	strbuf_free(&path);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void run_golden_tests(void)
+{
+	struct report_templates rt = default_templates();
+	DIR *d = opendir(PAYLOAD_DIR);
+	if (!rt.html || !d) {
+		RUN_NAMED("golden: templates/default.html and the payload corpus load",
+			  (test_current_failed = 1, printf("# template %s, corpus %s\n", rt.html ? "ok" : "failed",
+							     d ? "ok" : strerror(errno))));
+		if (d)
+			closedir(d);
+		report_templates_clear(&rt);
+		return;
+	}
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (len > 5 && strcmp(e->d_name + len - 5, ".json") == 0) {
+			names = xrealloc(names, (n + 1) * sizeof *names);
+			names[n++] = xstrdup(e->d_name);
+		}
+	}
+	closedir(d);
+	qsort(names, n, sizeof *names, name_cmp);
+	RUN_NAMED("golden: the corpus has payloads", CHECK(n >= 4));
+	for (size_t i = 0; i < n; i++) {
+		char title[512];
+		snprintf(title, sizeof title, "golden: %s renders as tests/golden/%.*s.json, Matrix subset only",
+			 names[i], (int)(strlen(names[i]) - 5), names[i]);
+		RUN_NAMED(title, golden_case(&rt, names[i]));
+		free(names[i]);
+	}
+	free(names);
+	report_templates_clear(&rt);
+}
+
+int main(void)
+{
+	RUN(test_h2t_decodes_named_and_numeric_entities);
+	RUN(test_h2t_leaves_unknown_or_broken_entities_as_text);
+	RUN(test_h2t_replaces_entities_that_are_not_characters);
+	RUN(test_h2t_collapses_whitespace_outside_pre);
+	RUN(test_h2t_paragraphs_and_br_make_lines);
+	RUN(test_h2t_lists_become_dash_and_number_lines);
+	RUN(test_h2t_nested_lists_are_indented);
+	RUN(test_h2t_links_show_their_url_when_text_differs);
+	RUN(test_h2t_pre_keeps_whitespace);
+	RUN(test_h2t_drops_scripts_styles_comments_and_unknown_tags);
+	RUN(test_h2t_keeps_a_lone_less_than_sign);
+	RUN(test_h2t_blockquote_hr_and_table);
+	RUN(test_h2t_empty_and_null_input);
+	RUN(test_view_github_pr_label_link_and_owner);
+	RUN(test_view_gerrit_gitlab_and_ref_labels);
+	RUN(test_view_buildset_and_history_urls_are_derived_and_encoded);
+	RUN(test_view_drops_every_url_that_is_not_absolute_http);
+	RUN(test_view_message_summary_stops_at_warning_or_blank_line);
+	RUN(test_view_times_are_iso_utc_and_durations_human);
+	RUN(test_view_lists_counts_and_failed_first_order);
+	RUN(test_view_action_booleans_icons_and_result);
+	RUN(test_content_has_matrix_fields_and_failed_build_first);
+	RUN(test_content_escapes_hostile_values);
+	RUN(test_templates_load_uses_txt_companion_and_partials);
+	run_golden_tests();
+	return test_done();
+}
