@@ -1,5 +1,6 @@
 /* fuzz_template: libFuzzer target for the Mustache engine.
- * Input is TEMPLATE NUL JSON-DATA; every partial name resolves to the template itself. */
+ * Input is TEMPLATE NUL JSON-DATA; every partial name resolves to the template itself.
+ * Build src/template.c with -DTEMPLATE_MAX_STEPS=20000: "{{>a}}{{>a}}" then stops 50x sooner. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -606,10 +606,10 @@ static bool over_budget(struct render *r)
 {
 	if (r->stopped)
 		return true;
-	if (++r->steps > TEMPLATE_MAX_STEPS || r->out->len - r->out_start > TEMPLATE_MAX_OUTPUT) {
+	if (++r->steps > (unsigned long)TEMPLATE_MAX_STEPS || r->out->len - r->out_start > TEMPLATE_MAX_OUTPUT) {
 		r->stopped = true;
 		log_warn("template: rendering stopped: more than %lu steps or %lu bytes; output is truncated",
-			 TEMPLATE_MAX_STEPS, TEMPLATE_MAX_OUTPUT);
+			 (unsigned long)TEMPLATE_MAX_STEPS, (unsigned long)TEMPLATE_MAX_OUTPUT);
 		return true;
 	}
 	return false;
