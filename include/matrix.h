@@ -1,0 +1,71 @@
+/* matrix: a Matrix client-server API client over libcurl's multi interface, driven by
+ * our loop (no threads, no blocking calls). Generic JSON requests plus the few calls the
+ * bridge makes. Knows nothing of Zuul. */
+#ifndef ZMB_MATRIX_H
+#define ZMB_MATRIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct matrix_client;
+
+/* The outcome of one request. Exactly one of these is true:
+ *  - transport failure: status == 0, curl_error says why (timeout, refused, reset...);
+ *  - an HTTP answer: status is the HTTP status; json is the parsed body when it was a
+ *    JSON object (else NULL), errcode/error are copied from a Matrix error body. */
+struct matrix_response {
+	long status;
+	const char *curl_error;  /* NULL unless status == 0 */
+	bool timed_out;          /* transport failure was a timeout */
+	const char *body;        /* raw body, NUL-terminated, may be "" */
+	size_t body_len;
+	const cJSON *json;       /* owned by the client; valid during the callback only */
+	const char *errcode;     /* "M_FORBIDDEN"..., or NULL */
+	const char *error;       /* human text from the homeserver, or NULL */
+	long retry_after_ms;     /* body's retry_after_ms, else Retry-After (seconds or HTTP-date); -1 if none */
+	double elapsed_s;        /* request duration */
+};
+
+/* Called once per request, from the loop (never from inside matrix_request). The
+ * callback may start new requests, and may call matrix_client_free: the other requests
+ * in flight are then dropped without their callbacks, and the client must not be used
+ * again. resp and everything it points to are valid during the callback only. */
+typedef void (*matrix_response_fn)(const struct matrix_response *resp, void *data);
+
+/* cfg must outlive the client (the bridge keeps the config alive until reload swaps both). */
+struct matrix_client *matrix_client_new(struct loop *loop, const struct config_matrix *cfg);
+/* Aborts requests still in flight without calling their callbacks; closes the
+ * kept-alive connections. Allowed from a response callback (see matrix_response_fn). */
+void matrix_client_free(struct matrix_client *mc);
+
+/* Starts a request. path is already percent-encoded where needed and starts with
+ * "/_matrix/"; json_body may be NULL. Returns 0, or -1 if it could not even start
+ * (then fn is not called). Connections are kept alive and reused. */
+int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+		   matrix_response_fn fn, void *data);
+
+/* GET /_matrix/client/v3/account/whoami */
+int matrix_whoami(struct matrix_client *mc, matrix_response_fn fn, void *data);
+/* POST /_matrix/client/v3/join/{roomIdOrAlias}: joins by id or alias; the answer's
+ * room_id is the resolved id. */
+int matrix_join(struct matrix_client *mc, const char *room_id_or_alias, matrix_response_fn fn, void *data);
+/* PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId} */
+int matrix_send(struct matrix_client *mc, const char *room_id, const char *event_type, const char *txn_id,
+		const char *content_json, matrix_response_fn fn, void *data);
+
+/* Requests started and not yet answered. */
+size_t matrix_in_flight(const struct matrix_client *mc);
+
+/* Percent-encodes one path segment (RFC 3986 unreserved kept). Caller frees. */
+char *matrix_escape_segment(const char *segment);
+
+/* Whether a response is worth retrying: transport failures, 5xx, 429 (and 408).
+ * Anything else (4xx with a Matrix errcode) is permanent. */
+bool matrix_response_is_transient(const struct matrix_response *resp);
+
+#endif

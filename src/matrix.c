@@ -1,0 +1,581 @@
+/* matrix: Matrix client-server requests over libcurl's multi *socket* interface, with
+ * curl's sockets and timeout driven by our loop (no threads, no blocking calls). */
+#include "matrix.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build_config.h"
+#include "log.h"
+#include "strbuf.h"
+
+/* A lying or broken server must not make us buffer without bound; no Matrix answer
+ * the bridge asks for comes anywhere near this. */
+#define MATRIX_MAX_BODY (8L * 1024 * 1024)
+/* A dead host is noticed quickly even when request_timeout_s is long. */
+#define MATRIX_CONNECT_TIMEOUT_MS 10000L
+#define MATRIX_DEFAULT_TIMEOUT_S 30
+/* An outbox flushed after an outage may start hundreds of sends at once; beyond this
+ * many connections to the homeserver they queue inside curl (their timeout runs
+ * while they wait) instead of opening a connection each. */
+#define MATRIX_MAX_CONNECTIONS 8L
+
+/* One request in flight: its easy handle and everything curl points into. */
+struct mreq {
+	struct matrix_client *mc;
+	CURL *easy;
+	struct curl_slist *headers;
+	struct strbuf body;
+	bool body_too_big;
+	char *method;
+	char *path;
+	matrix_response_fn fn;
+	void *data;
+	char errbuf[CURL_ERROR_SIZE];
+	struct mreq *prev, *next;
+};
+
+struct matrix_client {
+	struct loop *loop;
+	const struct config_matrix *cfg;
+	CURLM *multi;            /* one multi handle: its connection cache gives keep-alive */
+	char *base_url;          /* homeserver without trailing '/' */
+	char *auth_header;       /* "Authorization: Bearer ..."; never logged */
+	char *user_agent;
+	uint64_t timer_id;       /* the loop timer standing in for curl's timeout, 0 if none */
+	int *fds;                /* sockets we watch for curl, so free can unwatch them */
+	size_t nfds, cap_fds;
+	struct mreq *reqs;       /* requests in flight (doubly linked) */
+	size_t n_in_flight;
+	int dispatching;         /* >0 while response callbacks run */
+	bool closing;            /* tearing down: curl callbacks only clean up */
+	bool free_pending;       /* matrix_client_free was called from a response callback */
+};
+
+/* ---- curl <-> loop glue ---- */
+
+static void process_done(struct matrix_client *mc);
+
+static void track_fd(struct matrix_client *mc, int fd)
+{
+	for (size_t i = 0; i < mc->nfds; i++)
+		if (mc->fds[i] == fd)
+			return;
+	if (mc->nfds == mc->cap_fds) {
+		mc->cap_fds = mc->cap_fds ? mc->cap_fds * 2 : 8;
+		mc->fds = xrealloc(mc->fds, mc->cap_fds * sizeof *mc->fds);
+	}
+	mc->fds[mc->nfds++] = fd;
+}
+
+static void untrack_fd(struct matrix_client *mc, int fd)
+{
+	for (size_t i = 0; i < mc->nfds; i++) {
+		if (mc->fds[i] == fd) {
+			mc->fds[i] = mc->fds[--mc->nfds];
+			return;
+		}
+	}
+}
+
+static void on_socket_ready(struct loop *loop, int fd, int ready, void *data)
+{
+	(void)loop;
+	struct matrix_client *mc = data;
+	int ev = 0;
+	if (ready & LOOP_READ)
+		ev |= CURL_CSELECT_IN;
+	if (ready & LOOP_WRITE)
+		ev |= CURL_CSELECT_OUT;
+	int running;
+	curl_multi_socket_action(mc->multi, fd, ev, &running);
+	process_done(mc); /* may free mc: nothing after this */
+}
+
+/* CURLMOPT_SOCKETFUNCTION: curl tells us which sockets to wait for. loop_watch
+ * changes the mask of an fd already watched, so a change of mind needs no state. */
+static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	(void)socketp;
+	struct matrix_client *mc = userp;
+	if (what == CURL_POLL_REMOVE) {
+		loop_unwatch(mc->loop, s);
+		untrack_fd(mc, s);
+		return 0;
+	}
+	if (mc->closing)
+		return 0;
+	int events = 0;
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		events |= LOOP_READ;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		events |= LOOP_WRITE;
+	if (loop_watch(mc->loop, s, events, on_socket_ready, mc) < 0)
+		return -1;
+	track_fd(mc, s);
+	return 0;
+}
+
+static void on_curl_timer(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct matrix_client *mc = data;
+	mc->timer_id = 0; /* fired; curl may set a new one from inside socket_action */
+	int running;
+	curl_multi_socket_action(mc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	process_done(mc); /* may free mc: nothing after this */
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer for the whole multi handle. A timeout of 0
+ * becomes a loop timer of 0 ms, which the loop runs on its next turn: never a call
+ * back into curl from inside curl. -1 deletes the timer. */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	struct matrix_client *mc = userp;
+	if (mc->timer_id) {
+		loop_timer_cancel(mc->loop, mc->timer_id);
+		mc->timer_id = 0;
+	}
+	if (timeout_ms >= 0 && !mc->closing)
+		mc->timer_id = loop_timer_add(mc->loop, (uint64_t)timeout_ms, on_curl_timer, mc);
+	return 0;
+}
+
+/* ---- one request ---- */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct mreq *r = userdata;
+	size_t n = size * nmemb;
+	if (r->body.len + n > (size_t)MATRIX_MAX_BODY) {
+		r->body_too_big = true;
+		return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+	}
+	strbuf_append(&r->body, ptr, n);
+	return n;
+}
+
+static void mreq_free(struct mreq *r)
+{
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	strbuf_free(&r->body);
+	free(r->method);
+	free(r->path);
+	free(r);
+}
+
+static void unlink_req(struct matrix_client *mc, struct mreq *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		mc->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	mc->n_in_flight--;
+}
+
+/* Retry-After is delta-seconds or an HTTP-date (RFC 9110 10.2.3); curl_getdate reads
+ * the date forms. Returns milliseconds, or -1 when absent or unreadable. */
+static long retry_after_header_ms(CURL *easy)
+{
+	struct curl_header *h;
+	if (curl_easy_header(easy, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
+		return -1;
+	const char *v = h->value;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v >= '0' && *v <= '9') {
+		char *end;
+		long long secs = strtoll(v, &end, 10);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end != '\0' || secs < 0)
+			return -1;
+		if (secs > 86400LL * 365)
+			secs = 86400LL * 365;
+		return (long)(secs * 1000);
+	}
+	time_t when = curl_getdate(v, NULL);
+	if (when == (time_t)-1)
+		return -1;
+	time_t now = time(NULL);
+	return when > now ? (long)(when - now) * 1000L : 0;
+}
+
+/* Fills resp from a finished transfer. Returns the parsed body (caller deletes). */
+static cJSON *build_response(struct mreq *r, CURLcode rc, struct matrix_response *resp)
+{
+	memset(resp, 0, sizeof *resp);
+	resp->retry_after_ms = -1;
+	double total = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
+	resp->elapsed_s = total;
+	resp->body = strbuf_str(&r->body);
+	resp->body_len = r->body.len;
+
+	if (rc != CURLE_OK) {
+		resp->status = 0;
+		resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
+		if (r->body_too_big || rc == CURLE_FILESIZE_EXCEEDED)
+			snprintf(r->errbuf, sizeof r->errbuf, "response body larger than %ld bytes",
+				 MATRIX_MAX_BODY);
+		resp->curl_error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+		return NULL;
+	}
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+
+	cJSON *json = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+	if (json && !cJSON_IsObject(json)) {
+		cJSON_Delete(json);
+		json = NULL;
+	}
+	resp->json = json;
+	if (json && (resp->status < 200 || resp->status > 299)) {
+		const cJSON *ec = cJSON_GetObjectItemCaseSensitive(json, "errcode");
+		const cJSON *er = cJSON_GetObjectItemCaseSensitive(json, "error");
+		resp->errcode = cJSON_IsString(ec) ? ec->valuestring : NULL;
+		resp->error = cJSON_IsString(er) ? er->valuestring : NULL;
+	}
+	const cJSON *ra = json ? cJSON_GetObjectItemCaseSensitive(json, "retry_after_ms") : NULL;
+	if (ra && cJSON_IsNumber(ra) && ra->valuedouble >= 0 && ra->valuedouble < 1e12)
+		resp->retry_after_ms = (long)ra->valuedouble;
+	else
+		resp->retry_after_ms = retry_after_header_ms(r->easy);
+	return json;
+}
+
+/* Delivers one finished transfer. The request is out of the list (and of
+ * matrix_in_flight) before its callback runs, so the callback sees only the others. */
+static void finish_request(struct matrix_client *mc, struct mreq *r, CURLcode rc)
+{
+	curl_multi_remove_handle(mc->multi, r->easy);
+	unlink_req(mc, r);
+
+	struct matrix_response resp;
+	cJSON *json = build_response(r, rc, &resp);
+	if (resp.status == 0)
+		log_msgf(ZLOG_DEBUG, "matrix: %s %s failed after %.3fs: %s", r->method, r->path,
+			 resp.elapsed_s, resp.curl_error);
+	else
+		log_msgf(ZLOG_DEBUG, "matrix: %s %s -> %ld in %.3fs%s%s", r->method, r->path, resp.status,
+			 resp.elapsed_s, resp.errcode ? " " : "", resp.errcode ? resp.errcode : "");
+	if (r->fn)
+		r->fn(&resp, r->data);
+	cJSON_Delete(json);
+	mreq_free(r);
+}
+
+static void client_destroy(struct matrix_client *mc);
+
+/* Reads curl's finished transfers and runs their callbacks. Runs only from loop
+ * callbacks, outside any curl call, so callbacks may start requests or free mc. */
+static void process_done(struct matrix_client *mc)
+{
+	mc->dispatching++;
+	CURLMsg *msg;
+	int left;
+	while (!mc->free_pending && (msg = curl_multi_info_read(mc->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURLcode rc = msg->data.result;
+		char *priv = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv)
+			finish_request(mc, (struct mreq *)priv, rc);
+	}
+	mc->dispatching--;
+	if (mc->free_pending && mc->dispatching == 0)
+		client_destroy(mc);
+}
+
+static bool method_has_body(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+}
+
+int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+		   matrix_response_fn fn, void *data)
+{
+	if (!mc || mc->free_pending || !method || !*method || !path || path[0] != '/') {
+		log_msgf(ZLOG_ERROR, "matrix: refusing request %s %s (method and a path starting with '/' needed)",
+			 method ? method : "(null)", path ? path : "(null)");
+		return -1;
+	}
+	struct mreq *r = xcalloc(1, sizeof *r);
+	r->mc = mc;
+	r->fn = fn;
+	r->data = data;
+	r->method = xstrdup(method);
+	r->path = xstrdup(path);
+	r->easy = curl_easy_init();
+	if (!r->easy) {
+		log_msgf(ZLOG_ERROR, "matrix: curl_easy_init failed for %s %s; request not sent", method, path);
+		mreq_free(r);
+		return -1;
+	}
+	CURL *e = r->easy;
+
+	struct strbuf url = STRBUF_INIT;
+	strbuf_printf(&url, "%s%s", mc->base_url, path);
+	CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
+	strbuf_free(&url);
+
+	r->headers = curl_slist_append(r->headers, "Accept: application/json");
+	/* curl would otherwise wait for "100 Continue" before large bodies. */
+	r->headers = curl_slist_append(r->headers, "Expect:");
+	if (mc->auth_header)
+		r->headers = curl_slist_append(r->headers, mc->auth_header);
+	if (json_body || method_has_body(method)) {
+		const char *b = json_body ? json_body : "";
+		r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+		/* POSTFIELDSIZE first: COPYPOSTFIELDS copies that many bytes. */
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, b);
+	}
+	if (rc == CURLE_OK && strcmp(method, "POST") != 0 && !(strcmp(method, "GET") == 0 && !json_body))
+		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+
+	long timeout_ms = (long)(mc->cfg->request_timeout_s > 0 ? mc->cfg->request_timeout_s
+							       : MATRIX_DEFAULT_TIMEOUT_S) * 1000L;
+	long connect_ms = timeout_ms < MATRIX_CONNECT_TIMEOUT_MS ? timeout_ms : MATRIX_CONNECT_TIMEOUT_MS;
+	long verify = mc->cfg->tls_verify ? 1L : 0L;
+	/* Each setopt is checked: a silently ignored option (say, TLS verification)
+	 * is worse than a request that is not sent. */
+	struct {
+		CURLoption opt;
+		long value;
+	} longs[] = {
+		{CURLOPT_NOSIGNAL, 1L},
+		{CURLOPT_FOLLOWLOCATION, 0L},
+		{CURLOPT_TIMEOUT_MS, timeout_ms},
+		{CURLOPT_CONNECTTIMEOUT_MS, connect_ms},
+		{CURLOPT_SSL_VERIFYPEER, verify},
+		{CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L},
+		{CURLOPT_TCP_KEEPALIVE, 1L},
+		{CURLOPT_VERBOSE, 0L},
+	};
+	for (size_t i = 0; rc == CURLE_OK && i < sizeof longs / sizeof longs[0]; i++)
+		rc = curl_easy_setopt(e, longs[i].opt, longs[i].value);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MATRIX_MAX_BODY);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, mc->user_agent);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	if (rc != CURLE_OK) {
+		log_msgf(ZLOG_ERROR, "matrix: cannot set up %s %s: %s; request not sent", method, path,
+			 curl_easy_strerror(rc));
+		mreq_free(r);
+		return -1;
+	}
+
+	/* Added to the list first: add_handle may already call our timer callback. */
+	r->next = mc->reqs;
+	if (mc->reqs)
+		mc->reqs->prev = r;
+	mc->reqs = r;
+	mc->n_in_flight++;
+	CURLMcode mrc = curl_multi_add_handle(mc->multi, e);
+	if (mrc != CURLM_OK) {
+		log_msgf(ZLOG_ERROR, "matrix: cannot start %s %s: %s; request not sent", method, path,
+			 curl_multi_strerror(mrc));
+		unlink_req(mc, r);
+		mreq_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- client ---- */
+
+struct matrix_client *matrix_client_new(struct loop *loop, const struct config_matrix *cfg)
+{
+	if (!loop || !cfg || !cfg->homeserver) {
+		log_msgf(ZLOG_ERROR, "matrix: client needs a loop and a homeserver URL");
+		return NULL;
+	}
+	/* Reference-counted inside libcurl: each client holds one reference. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_msgf(ZLOG_ERROR, "matrix: curl_global_init failed");
+		return NULL;
+	}
+	struct matrix_client *mc = xcalloc(1, sizeof *mc);
+	mc->loop = loop;
+	mc->cfg = cfg;
+	mc->multi = curl_multi_init();
+	if (!mc->multi) {
+		log_msgf(ZLOG_ERROR, "matrix: curl_multi_init failed");
+		free(mc);
+		curl_global_cleanup();
+		return NULL;
+	}
+	size_t n = strlen(cfg->homeserver);
+	while (n > 0 && cfg->homeserver[n - 1] == '/')
+		n--;
+	mc->base_url = xstrndup(cfg->homeserver, n);
+	if (cfg->access_token && *cfg->access_token) {
+		struct strbuf sb = STRBUF_INIT;
+		strbuf_printf(&sb, "Authorization: Bearer %s", cfg->access_token);
+		mc->auth_header = strbuf_detach(&sb);
+	}
+	mc->user_agent = xstrdup("zuul-matrix-bridge/" ZMB_VERSION);
+	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETDATA, mc);
+	curl_multi_setopt(mc->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(mc->multi, CURLMOPT_TIMERDATA, mc);
+	curl_multi_setopt(mc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MATRIX_MAX_CONNECTIONS);
+	return mc;
+}
+
+/* Drops every request in flight without its callback, and our fds and timer. */
+static void abort_all(struct matrix_client *mc)
+{
+	mc->closing = true;
+	struct mreq *next;
+	for (struct mreq *r = mc->reqs; r; r = next) {
+		next = r->next;
+		curl_multi_remove_handle(mc->multi, r->easy);
+		mreq_free(r);
+	}
+	mc->reqs = NULL;
+	mc->n_in_flight = 0;
+	/* Unwatched while the fds are surely still curl's (cleanup closes them). */
+	for (size_t i = 0; i < mc->nfds; i++)
+		loop_unwatch(mc->loop, mc->fds[i]);
+	mc->nfds = 0;
+	if (mc->timer_id) {
+		loop_timer_cancel(mc->loop, mc->timer_id);
+		mc->timer_id = 0;
+	}
+}
+
+/* Releases curl and mc; run by free, now or, when free was called from a response
+ * callback, once that callback returned. */
+static void client_destroy(struct matrix_client *mc)
+{
+	abort_all(mc);
+	curl_multi_cleanup(mc->multi); /* closes the kept-alive connections */
+	curl_global_cleanup();
+	free(mc->fds);
+	free(mc->base_url);
+	if (mc->auth_header) {
+		/* The token should not linger in freed heap memory (explicit_bzero is
+		 * not optimised away before free, memset may be). */
+		explicit_bzero(mc->auth_header, strlen(mc->auth_header));
+		free(mc->auth_header);
+	}
+	free(mc->user_agent);
+	free(mc);
+}
+
+void matrix_client_free(struct matrix_client *mc)
+{
+	if (!mc)
+		return;
+	if (mc->dispatching) {
+		/* Called from a response callback: abort the others now (no more
+		 * callbacks), finish the teardown once the callback returns. */
+		if (mc->free_pending)
+			return;
+		mc->free_pending = true;
+		abort_all(mc);
+		return;
+	}
+	client_destroy(mc);
+}
+
+size_t matrix_in_flight(const struct matrix_client *mc) { return mc ? mc->n_in_flight : 0; }
+
+/* ---- the calls the bridge makes ---- */
+
+int matrix_whoami(struct matrix_client *mc, matrix_response_fn fn, void *data)
+{
+	return matrix_request(mc, "GET", "/_matrix/client/v3/account/whoami", NULL, fn, data);
+}
+
+int matrix_join(struct matrix_client *mc, const char *room_id_or_alias, matrix_response_fn fn, void *data)
+{
+	if (!room_id_or_alias || !*room_id_or_alias)
+		return -1;
+	char *room = matrix_escape_segment(room_id_or_alias);
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "/_matrix/client/v3/join/%s", room);
+	int rc = matrix_request(mc, "POST", strbuf_str(&path), "{}", fn, data);
+	strbuf_free(&path);
+	free(room);
+	return rc;
+}
+
+int matrix_send(struct matrix_client *mc, const char *room_id, const char *event_type, const char *txn_id,
+		const char *content_json, matrix_response_fn fn, void *data)
+{
+	if (!room_id || !*room_id || !event_type || !*event_type || !txn_id || !*txn_id)
+		return -1;
+	char *room = matrix_escape_segment(room_id);
+	char *type = matrix_escape_segment(event_type);
+	char *txn = matrix_escape_segment(txn_id);
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "/_matrix/client/v3/rooms/%s/send/%s/%s", room, type, txn);
+	int rc = matrix_request(mc, "PUT", strbuf_str(&path), content_json ? content_json : "{}", fn, data);
+	strbuf_free(&path);
+	free(room);
+	free(type);
+	free(txn);
+	return rc;
+}
+
+/* ---- helpers ---- */
+
+char *matrix_escape_segment(const char *segment)
+{
+	if (!segment)
+		return NULL;
+	static const char hex[] = "0123456789ABCDEF";
+	struct strbuf sb = STRBUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)segment; *p; p++) {
+		unsigned char c = *p;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '.' || c == '_' || c == '~') {
+			strbuf_putc(&sb, (char)c);
+		} else {
+			char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+			strbuf_append(&sb, esc, 3);
+		}
+	}
+	return strbuf_detach(&sb);
+}
+
+bool matrix_response_is_transient(const struct matrix_response *resp)
+{
+	if (!resp)
+		return false;
+	long s = resp->status;
+	return s == 0 || s >= 500 || s == 429 || s == 408;
+}
