@@ -1,0 +1,62 @@
+/* deliver: moves outbox items to Matrix. One ordered queue per room with at most one
+ * request in flight per room (order within a room is kept), retries with capped
+ * exponential backoff and jitter, a homeserver-wide pause after 429, and dead letters
+ * for permanent errors. The store is updated in the loop's current batch. */
+#ifndef ZMB_DELIVER_H
+#define ZMB_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+#include "matrix.h"
+#include "store.h"
+
+struct deliverer;
+
+/* Counters for logs, `status` and metrics. Monotonic since start. */
+struct deliver_stats {
+	uint64_t delivered;
+	uint64_t retried;      /* transient failures that will be retried */
+	uint64_t rate_limited; /* 429 answers */
+	uint64_t dead;         /* items moved to dead letters */
+};
+
+/* Called after the homeserver accepted an item (the item is still valid during the call). */
+typedef void (*deliver_done_fn)(const struct outbox_item *item, const char *event_id, void *data);
+
+/* cfg (retry_min_ms/retry_max_ms) must outlive the deliverer. */
+struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct matrix_client *mc,
+				const struct config_matrix *cfg);
+/* Frees queued items (they stay in the store's outbox). */
+void deliverer_free(struct deliverer *d);
+
+void deliverer_on_done(struct deliverer *d, deliver_done_fn fn, void *data);
+
+/* Takes ownership of item (its strings) and queues it behind its room's others.
+ * The item is sent once its room is ready. */
+void deliverer_enqueue(struct deliverer *d, struct outbox_item *item);
+
+/* The configured room (id or alias) resolved to room_id and joined: its queue may flow. */
+void deliverer_room_ready(struct deliverer *d, const char *room, const char *room_id);
+/* The room can't be used (join refused, unknown room): its items, now and later,
+ * go to dead letters with reason, until deliverer_room_ready. */
+void deliverer_room_failed(struct deliverer *d, const char *room, const char *reason);
+
+/* Stop starting new requests (shutdown); requests in flight still complete. */
+void deliverer_pause(struct deliverer *d);
+/* Items queued in memory (waiting or in flight), over all rooms. */
+size_t deliverer_queued(const struct deliverer *d);
+size_t deliverer_in_flight(const struct deliverer *d);
+/* Whether an item with this outbox id is already queued (for reloading the outbox). */
+bool deliverer_has_item(const struct deliverer *d, int64_t id);
+const struct deliver_stats *deliverer_stats(const struct deliverer *d);
+
+/* The delay before retry number `attempt` (1-based): min_ms * 2^(attempt-1), capped at
+ * max_ms, then scaled by a jitter factor in [0.5, 1.0) taken from `random01`, so retries
+ * of many rooms don't stampede together. Pure, for tests. */
+uint64_t deliver_backoff_ms(int attempt, int min_ms, int max_ms, double random01);
+
+#endif

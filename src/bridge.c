@@ -1,0 +1,584 @@
+/* bridge: the daemon's wiring. An MQTT message becomes, per matching route, an outbox
+ * row committed before the message is acknowledged, then a Matrix send. */
+#include "bridge.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "loop.h"
+#include "matrix.h"
+#include "mqtt.h"
+#include "report.h"
+#include "route.h"
+#include "store.h"
+#include "strbuf.h"
+#include "zuul.h"
+
+/* How long SIGTERM waits for requests in flight before giving up on them; they stay in
+ * the outbox and are resent (same txnId) at the next start. */
+#define SHUTDOWN_GRACE_MS 3000
+#define DEDUP_PRUNE_INTERVAL_MS (3600 * 1000)
+#define PREVIEW_CHARS 120
+/* Delivery bookkeeping (delivered, retried, dead) may wait this long for a commit: losing
+ * it in a crash only means a resend with the same txnId, which the homeserver drops.
+ * Reports read from MQTT never wait: their acknowledgements depend on the commit. */
+#define COMMIT_DELAY_MS 100
+
+struct bridge_stats {
+	unsigned long long received, rejected, filtered, queued, duplicates;
+};
+
+/* A configured room and where joining it stands. It is also the context of its join
+ * requests and retry timers, so nothing is allocated per attempt. */
+struct room_join {
+	struct bridge *b;
+	char *room;
+	int attempts;
+	uint64_t timer;
+	bool joining; /* a join request is out */
+	bool joined;
+};
+
+struct bridge {
+	struct loop *loop;
+	/* `conn` holds the mqtt/matrix settings the sessions were built from; `cfg` holds
+	 * the routes in force. They differ after a reload and both stay alive. */
+	struct config *conn;
+	struct config *cfg;
+	struct report_templates *templates; /* one per cfg->routes[i] */
+	bool verbose;
+	struct store *store;
+	struct matrix_client *matrix;
+	struct deliverer *deliverer;
+	struct mqtt_session *mqtt;
+	char *user_id;
+	int whoami_attempts;
+	uint64_t whoami_timer;
+	struct room_join **rooms; /* pointers: entries must not move while requests are out */
+	size_t n_rooms;
+	uint64_t prune_timer;
+	uint64_t shutdown_timer;
+	uint64_t commit_timer;
+	bool commit_due;      /* the commit timer fired */
+	bool read_this_turn;  /* MQTT messages arrived: commit before their acks go out */
+	bool stopping;
+	bool store_broken;
+	int exit_status;
+	struct bridge_stats stats;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *bridge_txn_id(const char *event_key, const char *action, const char *route)
+{
+	/* Readable on purpose: an operator grepping logs or the homeserver's database finds
+	 * the report by its key. Unsafe bytes can only come from a hostile action. */
+	struct strbuf sb = STRBUF_INIT;
+	const char *parts[] = {"zmb", route, action, event_key};
+	for (size_t i = 0; i < 4; i++) {
+		if (i)
+			strbuf_putc(&sb, '.');
+		size_t n = 0;
+		for (const char *p = parts[i] ? parts[i] : ""; *p && n < 128; p++, n++) {
+			char c = *p;
+			int safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+				   c == '-' || c == '_';
+			strbuf_putc(&sb, safe ? c : '_');
+		}
+	}
+	return strbuf_detach(&sb);
+}
+
+/* ---- templates ---------------------------------------------------------- */
+
+static void templates_free(struct report_templates *t, size_t n)
+{
+	for (size_t i = 0; t && i < n; i++)
+		report_templates_clear(&t[i]);
+	free(t);
+}
+
+/* Loads every route's templates; NULL (errors logged) when any fails. */
+static struct report_templates *templates_load(const struct config *cfg)
+{
+	struct report_templates *t = xcalloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *t);
+	for (size_t i = 0; i < cfg->n_routes; i++) {
+		char err[512];
+		if (report_templates_load(&t[i], cfg->routes[i].template_path, err, sizeof err) != 0) {
+			log_kv(ZLOG_ERROR, "cannot load template", "route", cfg->routes[i].name, "error", err, NULL);
+			templates_free(t, cfg->n_routes);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+/* ---- Matrix start-up: whoami, then join every room ------------------------ */
+
+static void join_room(struct bridge *b, struct room_join *rj);
+static void start_whoami(struct bridge *b);
+
+static void join_retry_fired(struct loop *loop, void *data);
+
+static void on_join(const struct matrix_response *r, void *data)
+{
+	struct room_join *rj = data;
+	struct bridge *b = rj->b;
+	rj->joining = false;
+	const cJSON *rid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "room_id") : NULL;
+	if (r->status == 200 && cJSON_IsString(rid)) {
+		rj->joined = true;
+		rj->attempts = 0;
+		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
+		deliverer_room_ready(b->deliverer, rj->room, rid->valuestring);
+		return;
+	}
+	struct strbuf why = STRBUF_INIT;
+	if (r->status == 0)
+		strbuf_printf(&why, "%s", r->curl_error ? r->curl_error : "transport error");
+	else
+		strbuf_printf(&why, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "-",
+			      r->error ? r->error : "-");
+	if (matrix_response_is_transient(r) || r->status == 200) {
+		rj->attempts++;
+		uint64_t delay = deliver_backoff_ms(rj->attempts, b->conn->matrix.retry_min_ms,
+						    b->conn->matrix.retry_max_ms, 0.5);
+		log_kv(rj->attempts == 1 ? ZLOG_WARN : ZLOG_DEBUG, "cannot join room yet; retrying", "room", rj->room,
+		       "reason", strbuf_str(&why), NULL);
+		rj->timer = loop_timer_add(b->loop, delay, join_retry_fired, rj);
+	} else {
+		log_kv(ZLOG_ERROR, "cannot join room; its reports go to dead letters until a reload",
+		       "room", rj->room, "reason", strbuf_str(&why), NULL);
+		deliverer_room_failed(b->deliverer, rj->room, strbuf_str(&why));
+	}
+	strbuf_free(&why);
+}
+
+static void join_retry_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct room_join *rj = data;
+	rj->timer = 0;
+	join_room(rj->b, rj);
+}
+
+static void join_room(struct bridge *b, struct room_join *rj)
+{
+	if (matrix_join(b->matrix, rj->room, on_join, rj) == 0)
+		rj->joining = true;
+	else
+		log_kv(ZLOG_ERROR, "cannot start a join request", "room", rj->room, NULL);
+}
+
+/* Adds every route's room to the join list (once each) and joins the new ones. */
+static void rooms_sync_with_routes(struct bridge *b)
+{
+	for (size_t i = 0; i < b->cfg->n_routes; i++) {
+		const char *room = b->cfg->routes[i].room;
+		size_t j = 0;
+		while (j < b->n_rooms && strcmp(b->rooms[j]->room, room) != 0)
+			j++;
+		if (j == b->n_rooms) {
+			struct room_join *rj = xcalloc(1, sizeof *rj);
+			rj->b = b;
+			rj->room = xstrdup(room);
+			b->rooms = xrealloc(b->rooms, (b->n_rooms + 1) * sizeof *b->rooms);
+			b->rooms[b->n_rooms++] = rj;
+		}
+	}
+	if (!b->user_id)
+		return; /* joins start once whoami answered */
+	for (size_t j = 0; j < b->n_rooms; j++)
+		if (!b->rooms[j]->joined && !b->rooms[j]->timer && !b->rooms[j]->joining)
+			join_room(b, b->rooms[j]);
+}
+
+static void whoami_retry_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct bridge *b = data;
+	b->whoami_timer = 0;
+	start_whoami(b);
+}
+
+static void on_whoami(const struct matrix_response *r, void *data)
+{
+	struct bridge *b = data;
+	const cJSON *uid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "user_id") : NULL;
+	if (r->status == 200 && cJSON_IsString(uid)) {
+		free(b->user_id);
+		b->user_id = xstrdup(uid->valuestring);
+		log_kv(ZLOG_INFO, "Matrix homeserver reachable", "homeserver", b->conn->matrix.homeserver, "user_id",
+		       b->user_id, NULL);
+		b->whoami_attempts = 0;
+		rooms_sync_with_routes(b);
+		return;
+	}
+	/* Even a refused token is retried: the operator may fix the file and reload, and the
+	 * outbox keeps every report meanwhile. Only the first failure is loud. */
+	b->whoami_attempts++;
+	struct strbuf why = STRBUF_INIT;
+	if (r->status == 0)
+		strbuf_printf(&why, "%s", r->curl_error ? r->curl_error : "transport error");
+	else
+		strbuf_printf(&why, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "-",
+			      r->error ? r->error : "-");
+	log_kv(b->whoami_attempts == 1 ? (r->status == 401 ? ZLOG_ERROR : ZLOG_WARN) : ZLOG_DEBUG,
+	       r->status == 401 ? "the homeserver refused the access token; deliveries wait"
+				: "homeserver not reachable yet; deliveries wait",
+	       "homeserver", b->conn->matrix.homeserver, "reason", strbuf_str(&why), NULL);
+	strbuf_free(&why);
+	uint64_t delay = deliver_backoff_ms(b->whoami_attempts, b->conn->matrix.retry_min_ms,
+					    b->conn->matrix.retry_max_ms, 0.5);
+	b->whoami_timer = loop_timer_add(b->loop, delay, whoami_retry_fired, b);
+}
+
+static void start_whoami(struct bridge *b)
+{
+	if (matrix_whoami(b->matrix, on_whoami, b) != 0)
+		log_kv(ZLOG_ERROR, "cannot start the whoami request", NULL);
+}
+
+/* ---- MQTT in ----------------------------------------------------------- */
+
+static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
+{
+	size_t matched = 0;
+	for (size_t i = 0; i < b->cfg->n_routes; i++) {
+		const struct route *r = &b->cfg->routes[i];
+		if (!route_matches(r, ev, NULL))
+			continue;
+		matched++;
+		char *txn = bridge_txn_id(key, ev->action, r->name);
+		struct report_context ctx = {.route_name = r->name};
+		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
+		char *json = cJSON_PrintUnformatted(content);
+		cJSON_Delete(content);
+		int64_t now = wall_ms(), id = 0;
+		int rc = store_outbox_push(b->store, r->name, r->room, txn, key, ev->action, json, now, &id);
+		if (rc == 1) {
+			b->stats.queued++;
+			log_kv(ZLOG_DEBUG, "report queued", "route", r->name, "key", key, "action", ev->action, "txn", txn,
+			       NULL);
+			struct outbox_item item = {
+				.id = id,
+				.route = xstrdup(r->name),
+				.room = xstrdup(r->room),
+				.txn_id = txn,
+				.event_key = xstrdup(key),
+				.action = xstrdup(ev->action),
+				.content_json = json,
+				.created_ms = now,
+			};
+			deliverer_enqueue(b->deliverer, &item);
+			continue;
+		}
+		if (rc == 0) {
+			b->stats.duplicates++;
+			log_kv(ZLOG_INFO, "duplicate report ignored", "route", r->name, "key", key, "action", ev->action,
+			       NULL);
+		} else {
+			/* The turn-end hook sees the broken store and stops without acknowledging. */
+			b->store_broken = true;
+		}
+		free(txn);
+		cJSON_free(json);
+	}
+	if (!matched) {
+		b->stats.filtered++;
+		log_kv(ZLOG_DEBUG, "report matches no route", "key", key, "action", ev->action, "pipeline",
+		       ev->pipeline, "project", ev->item.project, NULL);
+	}
+}
+
+static void on_mqtt_message(const struct mqtt_message *msg, void *data)
+{
+	struct bridge *b = data;
+	b->stats.received++;
+	b->read_this_turn = true;
+	if (b->store_broken)
+		return;
+	char err[256];
+	struct zuul_event *ev = zuul_event_parse(msg->payload, msg->len, err, sizeof err);
+	if (!ev) {
+		b->stats.rejected++;
+		char *preview = zuul_payload_preview(msg->payload, msg->len, PREVIEW_CHARS);
+		log_kv(ZLOG_WARN, "payload is not a Zuul report; ignored", "topic", msg->topic, "reason", err, "preview",
+		       preview, NULL);
+		free(preview);
+		return;
+	}
+	char *key = zuul_event_key(ev, msg->payload, msg->len);
+	route_report(b, ev, key);
+	free(key);
+	zuul_event_free(ev);
+}
+
+static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data)
+{
+	(void)data;
+	log_kv(ZLOG_DEBUG, "MQTT state", "state", mqtt_state_name(state), "reason", reason, NULL);
+}
+
+/* ---- the turn: commit, then acknowledge ------------------------------------ */
+
+static void commit_timer_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct bridge *b = data;
+	b->commit_timer = 0;
+	b->commit_due = true; /* the turn-end hook of this very turn commits */
+}
+
+static void on_turn_end(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	if (b->store_broken) {
+		if (!b->exit_status) {
+			log_kv(ZLOG_ERROR, "cannot write the outbox; stopping without acknowledging (the broker "
+					   "redelivers)", "state_dir", b->conn->state_dir, NULL);
+			b->exit_status = 1;
+			loop_stop(loop);
+		}
+		return;
+	}
+	if (store_in_batch(b->store)) {
+		if (b->read_this_turn || b->commit_due || b->stopping) {
+			loop_timer_cancel(loop, b->commit_timer);
+			b->commit_timer = 0;
+			b->commit_due = false;
+			if (store_commit(b->store) != 0) {
+				b->store_broken = true;
+				b->exit_status = 1;
+				log_kv(ZLOG_ERROR,
+				       "cannot commit the outbox; stopping without acknowledging (the broker redelivers)",
+				       "state_dir", b->conn->state_dir, NULL);
+				loop_stop(loop);
+				return;
+			}
+		} else if (!b->commit_timer) {
+			b->commit_timer = loop_timer_add(loop, COMMIT_DELAY_MS, commit_timer_fired, b);
+		}
+	}
+	b->read_this_turn = false;
+	if (b->mqtt)
+		mqtt_session_flush(b->mqtt);
+	if (b->stopping) {
+		if (b->mqtt) {
+			/* Everything read so far is committed and acknowledged: leave now. */
+			mqtt_session_free(b->mqtt);
+			b->mqtt = NULL;
+		}
+		if (deliverer_in_flight(b->deliverer) == 0)
+			loop_stop(loop);
+	}
+}
+
+/* ---- signals ----------------------------------------------------------- */
+
+static void shutdown_timer_fired(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	b->shutdown_timer = 0;
+	log_kv(ZLOG_WARN, "shutdown grace period over; unfinished sends stay in the outbox", NULL);
+	loop_stop(loop);
+}
+
+static void on_stop_signal(struct loop *loop, int signo, void *data)
+{
+	struct bridge *b = data;
+	if (b->stopping)
+		return;
+	b->stopping = true;
+	char sig[16];
+	snprintf(sig, sizeof sig, "%d", signo);
+	log_kv(ZLOG_INFO, "stopping: finishing requests in flight", "signal", sig, NULL);
+	deliverer_pause(b->deliverer);
+	b->shutdown_timer = loop_timer_add(loop, SHUTDOWN_GRACE_MS, shutdown_timer_fired, b);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether the connection settings differ (those need new sessions: not done live). */
+static bool connections_differ(const struct config *a, const struct config *b)
+{
+	return !same_str(a->mqtt.host, b->mqtt.host) || a->mqtt.port != b->mqtt.port ||
+	       !same_str(a->mqtt.client_id, b->mqtt.client_id) || !same_str(a->mqtt.username, b->mqtt.username) ||
+	       !same_str(a->matrix.homeserver, b->matrix.homeserver) ||
+	       !same_str(a->matrix.access_token, b->matrix.access_token) || !same_str(a->state_dir, b->state_dir);
+}
+
+/* Moves outbox rows the deliverer does not know (dead letters retried from the CLI)
+ * into its queues. */
+static void outbox_adopt(struct bridge *b)
+{
+	struct outbox_item *items;
+	size_t n;
+	if (store_outbox_load(b->store, &items, &n) != 0)
+		return;
+	size_t adopted = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (deliverer_has_item(b->deliverer, items[i].id))
+			continue;
+		deliverer_enqueue(b->deliverer, &items[i]); /* takes the strings */
+		adopted++;
+	}
+	store_items_free(items, n);
+	if (adopted) {
+		char count[24];
+		snprintf(count, sizeof count, "%zu", adopted);
+		log_kv(ZLOG_INFO, "outbox items queued for delivery", "count", count, NULL);
+	}
+}
+
+static void on_reload_signal(struct loop *loop, int signo, void *data)
+{
+	(void)loop;
+	(void)signo;
+	struct bridge *b = data;
+	log_kv(ZLOG_INFO, "reloading configuration", "config", b->conn->path, NULL);
+	struct strbuf errors = STRBUF_INIT;
+	struct config *fresh = config_load(b->conn->path, CONFIG_NEED_SECRETS, &errors);
+	if (!fresh) {
+		/* Each problem on its own line, then keep running on the old configuration. */
+		char *lines = strbuf_detach(&errors);
+		for (char *line = strtok(lines, "\n"); line; line = strtok(NULL, "\n"))
+			log_kv(ZLOG_ERROR, "configuration error", "error", line, NULL);
+		free(lines);
+		log_kv(ZLOG_ERROR, "reload failed; keeping the previous configuration", NULL);
+		return;
+	}
+	strbuf_free(&errors);
+	struct report_templates *templates = templates_load(fresh);
+	if (!templates) {
+		config_free(fresh);
+		log_kv(ZLOG_ERROR, "reload failed; keeping the previous configuration and templates", NULL);
+		return;
+	}
+	if (connections_differ(b->conn, fresh))
+		log_kv(ZLOG_WARN, "MQTT, Matrix or state_dir settings changed; they take effect at the next restart",
+		       NULL);
+	templates_free(b->templates, b->cfg->n_routes);
+	if (b->cfg != b->conn)
+		config_free(b->cfg);
+	b->cfg = fresh;
+	b->templates = templates;
+	if (!b->verbose)
+		log_set_level((enum log_level)fresh->log_level);
+	/* Rooms that failed get another chance; new routes' rooms are joined. */
+	rooms_sync_with_routes(b);
+	outbox_adopt(b);
+	char n[24];
+	snprintf(n, sizeof n, "%zu", fresh->n_routes);
+	log_kv(ZLOG_INFO, "configuration reloaded", "routes", n, NULL);
+}
+
+/* ---- housekeeping ------------------------------------------------------- */
+
+static void prune_timer_fired(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	int64_t cutoff = wall_ms() - (int64_t)b->cfg->dedup_retention_s * 1000;
+	store_dedup_prune(b->store, cutoff);
+	b->prune_timer = loop_timer_add(loop, DEDUP_PRUNE_INTERVAL_MS, prune_timer_fired, b);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+struct bridge *bridge_new(struct config *cfg, bool verbose)
+{
+	struct bridge *b = xcalloc(1, sizeof *b);
+	b->conn = b->cfg = cfg;
+	b->verbose = verbose;
+	if (!verbose)
+		log_set_level((enum log_level)cfg->log_level);
+	b->templates = templates_load(cfg);
+	if (!b->templates) {
+		bridge_free(b);
+		return NULL;
+	}
+	char err[512];
+	b->store = store_open(cfg->state_dir, err, sizeof err);
+	if (!b->store) {
+		log_kv(ZLOG_ERROR, "cannot open the state store", "error", err, NULL);
+		bridge_free(b);
+		return NULL;
+	}
+	b->loop = loop_new();
+	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
+	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix);
+	b->mqtt = mqtt_session_new(b->loop, &cfg->mqtt, on_mqtt_message, on_mqtt_state, b);
+	if (!b->matrix || !b->mqtt) {
+		log_kv(ZLOG_ERROR, "cannot create the MQTT or Matrix client", NULL);
+		bridge_free(b);
+		return NULL;
+	}
+	loop_on_turn_end(b->loop, on_turn_end, b);
+	loop_signal(b->loop, SIGTERM, on_stop_signal, b);
+	loop_signal(b->loop, SIGINT, on_stop_signal, b);
+	loop_signal(b->loop, SIGHUP, on_reload_signal, b);
+	signal(SIGPIPE, SIG_IGN);
+	return b;
+}
+
+int bridge_run(struct bridge *b)
+{
+	outbox_adopt(b); /* deliveries pending from the last run resume first */
+	char routes[24];
+	snprintf(routes, sizeof routes, "%zu", b->cfg->n_routes);
+	log_kv(ZLOG_INFO, "zuul-matrix-bridge starting", "config", b->conn->path, "routes", routes, "state_dir",
+	       b->conn->state_dir, NULL);
+	rooms_sync_with_routes(b);
+	start_whoami(b);
+	if (mqtt_session_start(b->mqtt) != 0)
+		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
+	b->prune_timer = loop_timer_add(b->loop, 1000, prune_timer_fired, b);
+	if (loop_run(b->loop) != 0)
+		b->exit_status = 1;
+	/* Whatever the turn hook has not committed yet is committed now; a broken store
+	 * is left alone so nothing unacknowledged is claimed durable. */
+	if (!b->store_broken && store_in_batch(b->store))
+		store_commit(b->store);
+	char queued[24];
+	snprintf(queued, sizeof queued, "%zu", store_outbox_depth(b->store));
+	log_kv(ZLOG_INFO, "stopped", "outbox", queued, NULL);
+	return b->exit_status;
+}
+
+void bridge_free(struct bridge *b)
+{
+	if (!b)
+		return;
+	/* MQTT first (its DISCONNECT must not carry acks for uncommitted work: the store was
+	 * committed by bridge_run), then Matrix, which drops requests still in flight. */
+	if (b->mqtt && !b->store_broken)
+		mqtt_session_free(b->mqtt);
+	deliverer_free(b->deliverer);
+	matrix_client_free(b->matrix);
+	for (size_t j = 0; j < b->n_rooms; j++) {
+		free(b->rooms[j]->room);
+		free(b->rooms[j]);
+	}
+	free(b->rooms);
+	templates_free(b->templates, b->cfg ? b->cfg->n_routes : 0);
+	store_close(b->store);
+	loop_free(b->loop);
+	free(b->user_id);
+	if (b->cfg != b->conn)
+		config_free(b->cfg);
+	config_free(b->conn);
+	free(b);
+}

@@ -1,0 +1,28 @@
+/* cmd_daemon: `zuul-matrix-bridge -c FILE`, the bridge in the foreground. Loads the
+ * configuration with its secrets, then hands over to the bridge until a stop signal. */
+#include <stdio.h>
+
+#include "bridge.h"
+#include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "mqtt.h"
+#include "strbuf.h"
+
+int cmd_daemon(const char *config_path, bool verbose)
+{
+	struct strbuf errors = STRBUF_INIT;
+	struct config *cfg = config_load(config_path, CONFIG_NEED_SECRETS, &errors);
+	if (!cfg) {
+		fputs(strbuf_str(&errors), stderr);
+		strbuf_free(&errors);
+		return EXIT_FAILURE_;
+	}
+	strbuf_free(&errors);
+	mqtt_library_init();
+	struct bridge *b = bridge_new(cfg, verbose);
+	int status = b ? bridge_run(b) : EXIT_FAILURE_;
+	bridge_free(b);
+	mqtt_library_cleanup();
+	return status;
+}

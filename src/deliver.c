@@ -1,0 +1,357 @@
+/* deliver: per-room ordered delivery of outbox items to Matrix, with retries,
+ * rate-limit pauses and dead letters. See include/deliver.h for the policy. */
+#include "deliver.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+/* One room's FIFO. Items [head, n) wait; items[head] is the one in flight, if any. */
+struct room_queue {
+	struct deliverer *d; /* back-pointer: the queue is the context of its requests and timers */
+	char *room;       /* as configured: id or alias */
+	char *room_id;    /* resolved; NULL until the room is ready */
+	char *failed;     /* non-NULL: the room is unusable, this is why */
+	struct outbox_item *items;
+	size_t head, n, cap;
+	bool in_flight;
+	uint64_t retry_timer;
+	char *last_logged; /* the failure last logged loudly, so a streak is logged once */
+};
+
+struct deliverer {
+	struct loop *loop;
+	struct store *store;
+	struct matrix_client *mc;
+	const struct config_matrix *cfg;
+	struct room_queue **rooms;
+	size_t n_rooms;
+	uint64_t paused_until_ms; /* homeserver-wide pause after a 429 */
+	uint64_t pause_timer;
+	bool shutting_down;
+	uint64_t rng;
+	struct deliver_stats stats;
+	deliver_done_fn on_done;
+	void *on_done_data;
+};
+
+static void pump(struct deliverer *d, struct room_queue *q);
+
+uint64_t deliver_backoff_ms(int attempt, int min_ms, int max_ms, double random01)
+{
+	if (attempt < 1)
+		attempt = 1;
+	if (min_ms < 1)
+		min_ms = 1;
+	if (max_ms < min_ms)
+		max_ms = min_ms;
+	double delay = (double)min_ms * pow(2.0, (double)(attempt - 1 < 40 ? attempt - 1 : 40));
+	if (delay > (double)max_ms)
+		delay = (double)max_ms;
+	if (random01 < 0 || random01 >= 1)
+		random01 = 0;
+	return (uint64_t)(delay * (0.5 + random01 / 2.0));
+}
+
+/* xorshift64*: jitter needs no cryptographic quality, only independence between rooms. */
+static double next_random01(struct deliverer *d)
+{
+	uint64_t x = d->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	d->rng = x;
+	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct matrix_client *mc,
+				const struct config_matrix *cfg)
+{
+	struct deliverer *d = xcalloc(1, sizeof *d);
+	d->loop = loop;
+	d->store = store;
+	d->mc = mc;
+	d->cfg = cfg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	d->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ULL;
+	return d;
+}
+
+static void item_clear(struct outbox_item *it)
+{
+	free(it->route);
+	free(it->room);
+	free(it->txn_id);
+	free(it->event_key);
+	free(it->action);
+	free(it->content_json);
+}
+
+void deliverer_free(struct deliverer *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n_rooms; i++) {
+		struct room_queue *q = d->rooms[i];
+		for (size_t j = q->head; j < q->n; j++)
+			item_clear(&q->items[j]);
+		loop_timer_cancel(d->loop, q->retry_timer);
+		free(q->items);
+		free(q->room);
+		free(q->room_id);
+		free(q->failed);
+		free(q->last_logged);
+		free(q);
+	}
+	loop_timer_cancel(d->loop, d->pause_timer);
+	free(d->rooms);
+	free(d);
+}
+
+void deliverer_on_done(struct deliverer *d, deliver_done_fn fn, void *data)
+{
+	d->on_done = fn;
+	d->on_done_data = data;
+}
+
+static struct room_queue *room_get(struct deliverer *d, const char *room)
+{
+	for (size_t i = 0; i < d->n_rooms; i++)
+		if (strcmp(d->rooms[i]->room, room) == 0)
+			return d->rooms[i];
+	struct room_queue *q = xcalloc(1, sizeof *q);
+	q->d = d;
+	q->room = xstrdup(room);
+	d->rooms = xrealloc(d->rooms, (d->n_rooms + 1) * sizeof *d->rooms);
+	d->rooms[d->n_rooms++] = q;
+	return q;
+}
+
+static void queue_pop(struct room_queue *q)
+{
+	item_clear(&q->items[q->head]);
+	q->head++;
+	/* Compact once the consumed prefix dominates, keeping pops amortised O(1). */
+	if (q->head == q->n) {
+		q->head = q->n = 0;
+	} else if (q->head > 64 && q->head * 2 > q->n) {
+		memmove(q->items, q->items + q->head, (q->n - q->head) * sizeof *q->items);
+		q->n -= q->head;
+		q->head = 0;
+	}
+}
+
+/* Logs a failure loudly the first time it happens in a streak, quietly after. */
+static void log_failure_once(struct room_queue *q, enum log_level level, const char *what, const char *reason,
+			     const struct outbox_item *it)
+{
+	bool repeat = q->last_logged && strcmp(q->last_logged, reason) == 0;
+	log_kv(repeat ? ZLOG_DEBUG : level, what, "room", q->room, "reason", reason, "route", it->route, "txn",
+	       it->txn_id, "key", it->event_key, NULL);
+	if (!repeat) {
+		free(q->last_logged);
+		q->last_logged = xstrdup(reason);
+	}
+}
+
+static void kill_head(struct deliverer *d, struct room_queue *q, const char *reason)
+{
+	struct outbox_item *it = &q->items[q->head];
+	log_failure_once(q, ZLOG_ERROR, "delivery failed permanently; report moved to dead letters", reason, it);
+	store_outbox_kill(d->store, it->id, reason, wall_ms());
+	d->stats.dead++;
+	queue_pop(q);
+}
+
+static void retry_timer_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct room_queue *q = data;
+	q->retry_timer = 0;
+	pump(q->d, q);
+}
+
+static void pause_timer_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct deliverer *d = data;
+	d->pause_timer = 0;
+	for (size_t i = 0; i < d->n_rooms; i++)
+		pump(d, d->rooms[i]);
+}
+
+static void schedule_retry(struct deliverer *d, struct room_queue *q, uint64_t delay_ms)
+{
+	q->retry_timer = loop_timer_add(d->loop, delay_ms, retry_timer_fired, q);
+}
+
+static void describe_failure(const struct matrix_response *r, struct strbuf *sb)
+{
+	if (r->status == 0)
+		strbuf_printf(sb, "%s", r->curl_error ? r->curl_error : "transport error");
+	else
+		strbuf_printf(sb, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "(no errcode)",
+			      r->error ? r->error : "(no error text)");
+}
+
+static void on_send_done(const struct matrix_response *r, void *data)
+{
+	struct room_queue *q = data;
+	struct deliverer *d = q->d;
+	q->in_flight = false;
+	struct outbox_item *it = &q->items[q->head];
+
+	const cJSON *eid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "event_id") : NULL;
+	if (r->status == 200 && cJSON_IsString(eid)) {
+		store_outbox_delivered(d->store, it->id, eid->valuestring, wall_ms());
+		d->stats.delivered++;
+		if (q->last_logged) {
+			log_kv(ZLOG_INFO, "delivery recovered", "room", q->room, NULL);
+			free(q->last_logged);
+			q->last_logged = NULL;
+		}
+		log_kv(ZLOG_DEBUG, "delivered", "room", q->room, "route", it->route, "txn", it->txn_id, "key",
+		       it->event_key, "event_id", eid->valuestring, NULL);
+		if (d->on_done)
+			d->on_done(it, eid->valuestring, d->on_done_data);
+		queue_pop(q);
+		pump(d, q);
+		return;
+	}
+
+	struct strbuf reason = STRBUF_INIT;
+	if (r->status == 200)
+		strbuf_puts(&reason, "HTTP 200 without an event_id");
+	else
+		describe_failure(r, &reason);
+
+	if (r->status == 200 || matrix_response_is_transient(r)) {
+		/* A 200 without event_id is a lying server: retrying is safe because the
+		 * txnId makes the send idempotent. */
+		it->attempts++;
+		store_outbox_attempt_failed(d->store, it->id);
+		uint64_t delay;
+		if (r->status == 429) {
+			d->stats.rate_limited++;
+			delay = r->retry_after_ms >= 0
+					? (uint64_t)r->retry_after_ms
+					: deliver_backoff_ms(it->attempts, d->cfg->retry_min_ms, d->cfg->retry_max_ms,
+							     next_random01(d));
+			d->paused_until_ms = loop_now_ms(d->loop) + delay;
+			loop_timer_cancel(d->loop, d->pause_timer);
+			d->pause_timer = loop_timer_add(d->loop, delay, pause_timer_fired, d);
+			log_failure_once(q, ZLOG_WARN, "rate limited by the homeserver; pausing all sends", strbuf_str(&reason),
+					 it);
+		} else {
+			d->stats.retried++;
+			delay = deliver_backoff_ms(it->attempts, d->cfg->retry_min_ms, d->cfg->retry_max_ms,
+						   next_random01(d));
+			schedule_retry(d, q, delay);
+			char delay_text[32];
+			snprintf(delay_text, sizeof delay_text, "%llums", (unsigned long long)delay);
+			log_failure_once(q, ZLOG_WARN, "delivery failed; will retry", strbuf_str(&reason), it);
+			log_kv(ZLOG_DEBUG, "retry scheduled", "room", q->room, "txn", it->txn_id, "in", delay_text, NULL);
+		}
+	} else {
+		kill_head(d, q, strbuf_str(&reason));
+		pump(d, q);
+	}
+	strbuf_free(&reason);
+}
+
+static void pump(struct deliverer *d, struct room_queue *q)
+{
+	while (q->head < q->n && q->failed)
+		kill_head(d, q, q->failed);
+	if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down)
+		return;
+	if (d->paused_until_ms > loop_now_ms(d->loop))
+		return;
+	struct outbox_item *it = &q->items[q->head];
+	if (matrix_send(d->mc, q->room_id, "m.room.message", it->txn_id, it->content_json, on_send_done, q) != 0) {
+		/* Could not even start (out of handles): try again shortly rather than spin. */
+		schedule_retry(d, q, (uint64_t)d->cfg->retry_min_ms);
+		return;
+	}
+	q->in_flight = true;
+}
+
+void deliverer_enqueue(struct deliverer *d, struct outbox_item *item)
+{
+	struct room_queue *q = room_get(d, item->room);
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 16;
+		q->items = xrealloc(q->items, q->cap * sizeof *q->items);
+	}
+	q->items[q->n++] = *item;
+	memset(item, 0, sizeof *item);
+	pump(d, q);
+}
+
+void deliverer_room_ready(struct deliverer *d, const char *room, const char *room_id)
+{
+	struct room_queue *q = room_get(d, room);
+	free(q->room_id);
+	q->room_id = xstrdup(room_id);
+	free(q->failed);
+	q->failed = NULL;
+	pump(d, q);
+}
+
+void deliverer_room_failed(struct deliverer *d, const char *room, const char *reason)
+{
+	struct room_queue *q = room_get(d, room);
+	free(q->failed);
+	q->failed = xstrdup(reason);
+	if (!q->in_flight)
+		pump(d, q);
+}
+
+void deliverer_pause(struct deliverer *d)
+{
+	d->shutting_down = true;
+}
+
+size_t deliverer_queued(const struct deliverer *d)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_rooms; i++)
+		n += d->rooms[i]->n - d->rooms[i]->head;
+	return n;
+}
+
+size_t deliverer_in_flight(const struct deliverer *d)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_rooms; i++)
+		n += d->rooms[i]->in_flight;
+	return n;
+}
+
+bool deliverer_has_item(const struct deliverer *d, int64_t id)
+{
+	for (size_t i = 0; i < d->n_rooms; i++)
+		for (size_t j = d->rooms[i]->head; j < d->rooms[i]->n; j++)
+			if (d->rooms[i]->items[j].id == id)
+				return true;
+	return false;
+}
+
+const struct deliver_stats *deliverer_stats(const struct deliverer *d)
+{
+	return &d->stats;
+}
