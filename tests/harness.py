@@ -1,0 +1,242 @@
+"""harness: real processes for the integration tests: a mosquitto broker on a free
+loopback port, the project's fake homeserver, and the bridge binary itself.
+
+Everything lives in a fresh temporary directory per test and is stopped by close()."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.environ.get("ZMB_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("ZMB_BUILD_ROOT", os.path.join(ROOT, "build"))
+BRIDGE_BIN = os.path.join(BUILD, "zuul-matrix-bridge")
+PAYLOADS = os.path.join(ROOT, "tests", "data", "payloads")
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+BRIDGE_TOKEN = "bridge-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, what="condition", interval=0.05):
+    """Polls predicate until it returns something truthy; fails the test with `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def wait_port(port, timeout=10.0):
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    wait_for(up, timeout, "port %d to accept connections" % port)
+
+
+class Broker:
+    """A real mosquitto on 127.0.0.1, with persistence so a restart keeps sessions."""
+
+    def __init__(self, workdir, port=None):
+        self.dir = os.path.join(workdir, "broker")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        with open(self.conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                    "persistence_location %s/\nautosave_interval 1\nlog_dest file %s/broker.log\n"
+                    "log_type all\n" % (self.port, self.dir, self.dir))
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def publish(self, topic, payload=None, path=None, qos=1):
+        args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", str(qos), "-t", topic]
+        args += ["-f", path] if path else ["-m", payload]
+        subprocess.run(args, check=True, timeout=10)
+
+    def publish_sample(self, name, topic=None):
+        path = os.path.join(PAYLOADS, name)
+        with open(path) as f:
+            ev = json.load(f)
+        topic = topic or "zuul/%s/%s" % (ev.get("tenant") or "t", ev.get("pipeline") or "p")
+        self.publish(topic, path=path)
+        return ev
+
+    def log(self):
+        with open(os.path.join(self.dir, "broker.log"), errors="replace") as f:
+            return f.read()
+
+
+class Homeserver:
+    """tests/fake_homeserver.py as a subprocess, with helpers for its /_fake/ API."""
+
+    def __init__(self, workdir, config=None):
+        self.dir = os.path.join(workdir, "homeserver")
+        os.makedirs(self.dir, exist_ok=True)
+        port_file = os.path.join(self.dir, "port")
+        args = ["/usr/bin/python3", os.path.join(ROOT, "tests", "fake_homeserver.py"), "--port", "0",
+                "--port-file", port_file]
+        if config:
+            path = os.path.join(self.dir, "config.json")
+            with open(path, "w") as f:
+                json.dump(config, f)
+            args += ["--config", path]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "stderr"), "w"))
+        wait_for(lambda: os.path.exists(port_file), 10, "the fake homeserver's port file")
+        with open(port_file) as f:
+            self.port = int(f.read().strip())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def events(self, room="!alerts:localhost", kind="m.room.message"):
+        evs = self.call("GET", "/_fake/rooms/%s/events" % urllib.request.quote(room, safe=""))
+        evs = evs.get("events", evs) if isinstance(evs, dict) else evs
+        return [e for e in evs if e.get("type") == kind and e.get("sender", "").startswith("@zuul-bot")]
+
+    def requests(self):
+        r = self.call("GET", "/_fake/requests")
+        return r.get("requests", r) if isinstance(r, dict) else r
+
+    def sends(self):
+        return [r for r in self.requests() if r["method"] == "PUT" and "/send/" in r["path"]]
+
+    def faults(self, rules):
+        self.call("POST", "/_fake/faults", rules)
+
+    def clear_faults(self):
+        self.call("DELETE", "/_fake/faults")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def config_text(broker, hs, state_dir, routes, extra="", mqtt_extra=""):
+    return """
+state_dir = "%s";
+template_dir = "%s";
+%s
+mqtt: { host = "127.0.0.1"; port = %d; client_id = "zmb-test"; topics = ["zuul/#"]; %s };
+matrix: { homeserver = "%s"; retry_min = "1s"; retry_max = "4s"; request_timeout = "5s"; };
+routes = (
+%s
+);
+""" % (state_dir, os.path.join(ROOT, "templates"), extra, broker.port, mqtt_extra, hs.url, routes)
+
+
+class Bridge:
+    """The real zuul-matrix-bridge binary, logging to a file the test can read."""
+
+    def __init__(self, workdir, config, env=None, verbose=True):
+        self.dir = workdir
+        self.conf = os.path.join(workdir, "bridge.conf")
+        self.write_config(config)
+        self.log_path = os.path.join(workdir, "bridge.log")
+        self.env = dict(os.environ, ZMB_MATRIX_ACCESS_TOKEN=BRIDGE_TOKEN)
+        self.env.update(env or {})
+        self.verbose = verbose
+        self.proc = None
+        self.start()
+
+    def write_config(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def start(self):
+        args = [BRIDGE_BIN, "-c", self.conf] + (["-v"] if self.verbose else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.log_path, "a"),
+                                     env=self.env)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, needle, timeout=10.0, count=1):
+        return wait_for(lambda: self.log().count(needle) >= count, timeout, "%r in the bridge log" % needle)
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("the bridge did not stop within %ds of SIGTERM" % timeout)
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def cli(self, *args):
+        return subprocess.run([BRIDGE_BIN] + list(args), capture_output=True, env=self.env, timeout=30)
+
+
+class World:
+    """One test's broker + homeserver + bridge, in a temporary directory."""
+
+    def __init__(self, routes, hs_config=None, extra="", mqtt_extra="", start_bridge=True):
+        self.dir = tempfile.mkdtemp(prefix="zmb-it-")
+        self.broker = Broker(self.dir)
+        self.hs = Homeserver(self.dir, hs_config)
+        self.state = os.path.join(self.dir, "state")
+        self.routes = routes
+        self.config = config_text(self.broker, self.hs, self.state, routes, extra, mqtt_extra)
+        self.bridge = Bridge(self.dir, self.config) if start_bridge else None
+        if self.bridge:
+            self.bridge.wait_log("MQTT connected", 10)
+            self.bridge.wait_log("joined room", 10)
+
+    def close(self):
+        for stop in (lambda: self.bridge and self.bridge.stop(), self.broker.stop, self.hs.stop):
+            try:
+                stop()
+            except Exception:
+                pass
+        if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)

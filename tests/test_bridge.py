@@ -1,0 +1,243 @@
+"""Integration tests of the live bridge: the real binary between a real mosquitto and the
+project's fake homeserver. Each test builds its own world (broker, homeserver, bridge)."""
+
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import PAYLOADS, World, wait_for  # noqa: E402
+from tap import run, test  # noqa: E402
+
+ALERTS = "!alerts:localhost"
+OPS = "!ops:localhost"
+
+TWO_ROUTES = """
+  { name = "failures"; room = "#alerts:localhost";
+    match: { actions = ["failure", "merge-conflict"]; }; },
+  { name = "periodic"; room = "#ops:localhost";
+    match: { pipelines = ["periodic-*"]; }; }
+"""
+ALL = '  { name = "all"; room = "#alerts:localhost"; }'
+
+
+def bodies(events):
+    return [e["content"]["body"] for e in events]
+
+
+def with_world(routes, fn, **kw):
+    w = World(routes, **kw)
+    try:
+        fn(w)
+    finally:
+        w.close()
+
+
+def variant(name, **changes):
+    """A copy of a corpus payload with some top-level and buildset fields changed."""
+    with open(os.path.join(PAYLOADS, name)) as f:
+        ev = json.load(f)
+    for k, v in changes.items():
+        if k == "buildset_uuid":
+            ev["buildset"]["uuid"] = v
+        else:
+            ev[k] = v
+    return json.dumps(ev)
+
+
+@test
+def reports_go_to_the_rooms_of_their_routes_and_filtered_ones_nowhere():
+    def body(w):
+        w.broker.publish_sample("shared-modern-failure.json")   # check failure -> alerts only
+        w.broker.publish_sample("shared-periodic-failure.json")  # periodic failure -> both
+        w.broker.publish_sample("shared-modern-start.json")      # check start -> nowhere
+        w.broker.publish_sample("shared-legacy-success.json")    # check success -> nowhere
+        wait_for(lambda: len(w.hs.events(ALERTS)) >= 2 and len(w.hs.events(OPS)) >= 1, 15, "3 posts")
+        w.bridge.wait_log("report matches no route", count=2)
+        time.sleep(0.5)
+        alerts, ops = w.hs.events(ALERTS), w.hs.events(OPS)
+        assert len(alerts) == 2 and len(ops) == 1, (bodies(alerts), bodies(ops))
+        assert "tox-py311" in alerts[0]["content"]["body"]
+        assert "scs-compliance-check-gx-scs-main" in alerts[1]["content"]["body"]
+        assert "scs-compliance-check-gx-scs-main" in ops[0]["content"]["body"]
+        for e in alerts + ops:
+            c = e["content"]
+            assert c["msgtype"] == "m.notice" and c["format"] == "org.matrix.custom.html", c
+    with_world(TWO_ROUTES, body)
+
+
+@test
+def garbage_payloads_are_logged_and_ignored_while_the_bridge_keeps_running():
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload="not json at all \x1b[31m")
+        w.broker.publish("zuul/scs/check", payload='["an", "array"]')
+        w.broker.publish("zuul/scs/check", payload='{"no": "action"}')
+        w.broker.publish("zuul/scs/check", path=os.path.join(PAYLOADS, "invalid", os.listdir(os.path.join(PAYLOADS, "invalid"))[0]))
+        w.bridge.wait_log("payload is not a Zuul report", count=4)
+        assert w.bridge.running()
+        log = w.bridge.log()
+        assert "topic=zuul/scs/check" in log and "preview=" in log, log[-2000:]
+        assert "\x1b" not in log, "a control byte from the payload reached the log"
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the valid report after the garbage")
+    with_world(ALL, body)
+
+
+@test
+def the_same_report_published_twice_is_posted_once():
+    def body(w):
+        for _ in range(3):
+            w.broker.publish_sample("shared-modern-failure.json")
+        w.bridge.wait_log("duplicate report ignored", count=2)
+        time.sleep(0.5)
+        assert len(w.hs.events(ALERTS)) == 1, bodies(w.hs.events(ALERTS))
+    with_world(ALL, body)
+
+
+@test
+def server_errors_are_retried_until_the_report_is_posted_once():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "status": 502, "count": 2, "errcode": "M_UNKNOWN"}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 20, "the post after two 502s")
+        sends = w.hs.sends()
+        assert [s["status"] for s in sends] == [502, 502, 200], [s["status"] for s in sends]
+        txns = {s["path"].rsplit("/", 1)[1] for s in sends}
+        assert len(txns) == 1, "each retry must reuse the transaction id: %s" % txns
+        assert w.bridge.log().count("delivery failed; will retry") >= 1
+    with_world(ALL, body)
+
+
+@test
+def rate_limiting_pauses_sends_for_retry_after_ms():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "status": 429, "count": 1,
+                      "errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 1500}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 20, "the post after a 429")
+        sends = w.hs.sends()
+        assert [s["status"] for s in sends] == [429, 200], sends
+        gap = sends[1]["time"] - sends[0]["time"]
+        assert gap >= 1.4, "the retry came %.2fs after the 429, before retry_after_ms" % gap
+        assert "rate limited" in w.bridge.log()
+    with_world(ALL, body)
+
+
+@test
+def a_permanent_error_dead_letters_the_report_and_the_cli_can_retry_it():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "status": 403, "count": 1,
+                      "errcode": "M_FORBIDDEN", "error": "You are not allowed to send"}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.bridge.wait_log("moved to dead letters", 10)
+        w.broker.publish_sample("shared-periodic-failure.json")  # the next one still flows
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the next report")
+        p = w.bridge.cli("dead-letters", "-c", w.bridge.conf)
+        listing = p.stdout.decode()
+        assert p.returncode == 0 and "1 dead letter" in listing and "M_FORBIDDEN" in listing, listing
+        dead_id = listing.split("\t", 1)[0]
+        p = w.bridge.cli("dead-letters", "-c", w.bridge.conf, "--retry", dead_id)
+        assert p.returncode == 0, p
+        w.bridge.signal(signal.SIGHUP)
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 2, 10, "the retried dead letter")
+        p = w.bridge.cli("dead-letters", "-c", w.bridge.conf)
+        assert "0 dead letters" in p.stdout.decode(), p.stdout
+    with_world(ALL, body)
+
+
+@test
+def kill_9_while_sends_hang_then_restart_delivers_every_report_exactly_once():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "action": "hang", "seconds": 30, "count": -1}])
+        for i in range(5):
+            w.broker.publish("zuul/scs/check", payload=variant("shared-modern-failure.json", buildset_uuid="b%030d" % i))
+        w.bridge.wait_log("report queued", count=5)
+        wait_for(lambda: len(w.hs.sends()) >= 1, 10, "a hanging send")
+        w.bridge.kill9()
+        w.hs.clear_faults()
+        w.bridge.start()
+        wait_for(lambda: len(w.hs.events(ALERTS)) >= 5, 20, "5 posts after the restart")
+        time.sleep(1)
+        evs = w.hs.events(ALERTS)
+        txns = [e["unsigned"].get("transaction_id") for e in evs]
+        assert len(evs) == 5, "expected each report once, got %d: %s" % (len(evs), txns)
+        assert len(set(txns)) == 5, txns
+    with_world(ALL, body)
+
+
+@test
+def reports_published_while_the_bridge_is_down_arrive_after_it_restarts():
+    def body(w):
+        assert w.bridge.stop() == 0
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.broker.publish_sample("shared-periodic-failure.json")
+        w.bridge.start()
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 2, 15, "both reports published while away")
+    with_world(ALL, body)
+
+
+@test
+def a_broker_restart_is_survived_and_later_reports_arrive():
+    def body(w):
+        w.broker.stop()
+        w.bridge.wait_log("MQTT disconnected", 10)
+        w.broker.start()
+        w.bridge.wait_log("MQTT connected", 20, count=2)
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the report after the broker restart")
+        assert w.bridge.log().count("MQTT disconnected") == 1, "a state change must be logged once"
+    with_world(ALL, body)
+
+
+@test
+def sigterm_exits_0_within_5_seconds_even_with_a_hanging_homeserver():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "action": "hang", "seconds": 30, "count": -1}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.sends()) >= 1, 10, "a hanging send")
+        start = time.monotonic()
+        w.bridge.signal(signal.SIGTERM)
+        code = w.bridge.proc.wait(10)
+        took = time.monotonic() - start
+        assert code == 0, "exit status %d" % code
+        assert took < 5, "took %.1fs to stop" % took
+        assert "outbox=1" in w.bridge.log(), w.bridge.log()[-500:]
+    with_world(ALL, body)
+
+
+@test
+def sighup_reloads_routes_and_a_bad_config_keeps_the_old_one():
+    def body(w):
+        bad = w.config.replace('name = "all";', 'name = "all"; bogus = 1;')
+        w.bridge.write_config(bad)
+        w.bridge.signal(signal.SIGHUP)
+        w.bridge.wait_log("reload failed", 10)
+        assert "bogus" in w.bridge.log()
+        w.broker.publish_sample("shared-modern-start.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "a post under the old config")
+        only_failures = w.config.replace('{ name = "all"; room = "#alerts:localhost"; }',
+                                         '{ name = "all"; room = "#alerts:localhost"; match: { actions = ["failure"]; }; }')
+        w.bridge.write_config(only_failures)
+        w.bridge.signal(signal.SIGHUP)
+        w.bridge.wait_log("configuration reloaded", 10)
+        w.broker.publish_sample("shared-legacy-success.json")   # filtered now
+        w.broker.publish_sample("shared-modern-failure.json")   # still posted
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 2, 10, "the failure after the reload")
+        time.sleep(0.5)
+        assert len(w.hs.events(ALERTS)) == 2
+    with_world(ALL, body)
+
+
+@test
+def the_access_token_never_appears_in_the_log():
+    def body(w):
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "a post")
+        w.bridge.stop()
+        assert "bridge-token" not in w.bridge.log()
+    with_world(ALL, body)
+
+
+run()
