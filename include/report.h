@@ -30,7 +30,14 @@ struct report_context {
  * Documented in docs/templates.md. Caller frees with cJSON_Delete. */
 cJSON *report_view_new(const struct zuul_event *ev, const struct report_context *ctx);
 
+/* The largest content (as compact JSON) report_content_new produces: Matrix caps a whole
+ * event at 65536 bytes, and the envelope (ids, sender, signatures) needs the rest. */
+#define REPORT_MAX_CONTENT_BYTES 60000
+
 /* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...}
+ * When that would exceed REPORT_MAX_CONTENT_BYTES, successful and retried builds are left
+ * out first, then half of the remaining builds at a time; the view then has
+ * has_omitted_builds and omitted_count for the template to say so.
  * Caller frees with cJSON_Delete. */
 cJSON *report_content_new(const struct report_templates *rt, const struct zuul_event *ev,
 			  const struct report_context *ctx);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -667,6 +668,9 @@ static void add_builds(cJSON *view, const struct view_ctx *vc)
 	add_int(view, "other_count", cJSON_GetArraySize(other));
 	add_int(view, "retried_count", (long long)ev->n_retry_builds);
 	add_bool(view, "has_builds", ev->n_builds > 0);
+	/* Set by report_content_new when the message had to leave builds out. */
+	add_int(view, "omitted_count", 0);
+	add_bool(view, "has_omitted_builds", false);
 	add_bool(view, "has_failed_builds", cJSON_GetArraySize(failed) > 0);
 	add_bool(view, "has_non_voting_builds", cJSON_GetArraySize(nv) > 0);
 	add_bool(view, "has_non_voting_failed_builds", cJSON_GetArraySize(nv_failed) > 0);
@@ -841,10 +845,9 @@ static char *trim_in_place(char *s)
 	return s;
 }
 
-cJSON *report_content_new(const struct report_templates *rt, const struct zuul_event *ev,
-			  const struct report_context *ctx)
+/* Renders view into a content object (caller frees). */
+static cJSON *content_render(const struct report_templates *rt, const cJSON *view)
 {
-	cJSON *view = report_view_new(ev, ctx);
 	struct strbuf sb = STRBUF_INIT;
 	if (rt->html)
 		template_render(rt->html, view, &sb);
@@ -856,8 +859,6 @@ cJSON *report_content_new(const struct report_templates *rt, const struct zuul_e
 	} else {
 		text = report_html_to_text(html);
 	}
-	cJSON_Delete(view);
-
 	cJSON *content = cJSON_CreateObject();
 	cJSON_AddStringToObject(content, "msgtype", "m.notice");
 	cJSON_AddStringToObject(content, "body", text);
@@ -865,6 +866,59 @@ cJSON *report_content_new(const struct report_templates *rt, const struct zuul_e
 	cJSON_AddStringToObject(content, "formatted_body", html);
 	free(html);
 	free(text);
+	return content;
+}
+
+static size_t content_size(const cJSON *content)
+{
+	char *json = cJSON_PrintUnformatted(content);
+	size_t n = json ? strlen(json) : SIZE_MAX;
+	cJSON_free(json);
+	return n;
+}
+
+/* Keeps the first `keep` entries of the view's sorted_builds (successes come last),
+ * empties the retried list, and tells the template how many builds it no longer shows. */
+static void view_shrink_builds(cJSON *view, int keep)
+{
+	cJSON *sorted = cJSON_GetObjectItemCaseSensitive(view, "sorted_builds");
+	int n = cJSON_GetArraySize(sorted);
+	while (n > keep)
+		cJSON_DeleteItemFromArray(sorted, --n);
+	cJSON *retried = cJSON_GetObjectItemCaseSensitive(view, "retried_builds");
+	const cJSON *retried_count = cJSON_GetObjectItemCaseSensitive(view, "retried_count");
+	int omitted = cJSON_IsNumber(retried_count) ? retried_count->valueint : 0;
+	while (cJSON_GetArraySize(retried) > 0)
+		cJSON_DeleteItemFromArray(retried, 0);
+	cJSON_ReplaceItemInObject(view, "has_retried_builds", cJSON_CreateFalse());
+	const cJSON *count = cJSON_GetObjectItemCaseSensitive(view, "build_count");
+	omitted += (cJSON_IsNumber(count) ? count->valueint : n) - n;
+	cJSON_ReplaceItemInObject(view, "omitted_count", cJSON_CreateNumber(omitted));
+	cJSON_ReplaceItemInObject(view, "has_omitted_builds", cJSON_CreateBool(omitted > 0));
+}
+
+cJSON *report_content_new(const struct report_templates *rt, const struct zuul_event *ev,
+			  const struct report_context *ctx)
+{
+	cJSON *view = report_view_new(ev, ctx);
+	cJSON *content = content_render(rt, view);
+	/* A homeserver refuses events over 64 KiB (M_TOO_LARGE), which would dead-letter the
+	 * report. Shed detail instead, least useful first: successful builds and retries,
+	 * then half of what is left, until the message fits. */
+	if (content_size(content) > REPORT_MAX_CONTENT_BYTES) {
+		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(view, "succeeded_count");
+		int keep = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(view, "sorted_builds")) -
+			   (cJSON_IsNumber(ok) ? ok->valueint : 0);
+		for (;;) {
+			view_shrink_builds(view, keep);
+			cJSON_Delete(content);
+			content = content_render(rt, view);
+			if (content_size(content) <= REPORT_MAX_CONTENT_BYTES || keep == 0)
+				break;
+			keep /= 2;
+		}
+	}
+	cJSON_Delete(view);
 	return content;
 }
 

@@ -628,6 +628,83 @@ static void remove_file(const char *dir, const char *name)
 	strbuf_free(&p);
 }
 
+/* A buildset of `n` builds where every `fail_every`-th one failed, as a payload. */
+static char *huge_buildset(int n, int fail_every)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, "{\"action\":\"failure\",\"tenant\":\"t\",\"pipeline\":\"periodic\","
+			 "\"project\":\"org/repo\",\"branch\":\"main\",\"buildset\":{\"uuid\":\"bs1\","
+			 "\"result\":\"FAILURE\",\"builds\":[");
+	for (int i = 0; i < n; i++)
+		strbuf_printf(&sb,
+			      "%s{\"job_name\":\"job-with-a-fairly-long-name-%04d\",\"uuid\":\"u%d\","
+			      "\"result\":\"%s\",\"voting\":true,\"start_time\":1000,\"end_time\":1300,"
+			      "\"log_url\":\"https://logs.example.org/periodic/job-%04d/abcdef0/\","
+			      "\"web_url\":\"https://zuul.example.org/t/t/build/u%d\"}",
+			      i ? "," : "", i, i, i % fail_every == 0 ? "FAILURE" : "SUCCESS", i, i);
+	strbuf_puts(&sb, "]}}");
+	return strbuf_detach(&sb);
+}
+
+static size_t printed_size(const cJSON *c)
+{
+	char *json = cJSON_PrintUnformatted(c);
+	size_t n = strlen(json);
+	cJSON_free(json);
+	return n;
+}
+
+static void test_content_too_large_for_matrix_sheds_successes_then_halves(void)
+{
+	struct report_templates rt = default_templates();
+	/* 400 builds, 1 in 10 failed: the failures fit once the successes are gone. */
+	char *json = huge_buildset(400, 10);
+	struct zuul_event *ev = parse(json);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	cJSON *c = report_content_new(&rt, ev, NULL);
+	CHECK(printed_size(c) <= REPORT_MAX_CONTENT_BYTES);
+	const char *html = vstr(c, "formatted_body");
+	CHECK_CONTAINS(html, "job-with-a-fairly-long-name-0390</b>"); /* a failure: kept */
+	CHECK_NOT_CONTAINS(html, "job-with-a-fairly-long-name-0391</b>"); /* a success: shed */
+	CHECK_CONTAINS(html, "360 more builds not shown");
+	CHECK_CONTAINS(vstr(c, "body"), "360 more builds not shown");
+	cJSON_Delete(c);
+	zuul_event_free(ev);
+	free(json);
+
+	/* 600 failures: even the failures must be cut, by halves, and the note says how many. */
+	json = huge_buildset(600, 1);
+	ev = parse(json);
+	c = report_content_new(&rt, ev, NULL);
+	CHECK(printed_size(c) <= REPORT_MAX_CONTENT_BYTES);
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "job-with-a-fairly-long-name-0000</b>");
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "more builds not shown");
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	free(json);
+	report_templates_clear(&rt);
+}
+
+static void test_content_that_fits_is_not_cut(void)
+{
+	struct report_templates rt = default_templates();
+	char *json = huge_buildset(20, 2);
+	struct zuul_event *ev = parse(json);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (rt.html && ev) {
+		cJSON *c = report_content_new(&rt, ev, NULL);
+		CHECK_NOT_CONTAINS(vstr(c, "formatted_body"), "not shown");
+		CHECK_CONTAINS(vstr(c, "formatted_body"), "job-with-a-fairly-long-name-0019</b>");
+		cJSON_Delete(c);
+	}
+	zuul_event_free(ev);
+	free(json);
+	report_templates_clear(&rt);
+}
+
 static void test_templates_load_uses_txt_companion_and_partials(void)
 {
 	char *dir = temp_dir_new();
@@ -967,6 +1044,8 @@ int main(void)
 	RUN(test_content_has_matrix_fields_and_failed_build_first);
 	RUN(test_content_escapes_hostile_values);
 	RUN(test_templates_load_uses_txt_companion_and_partials);
+	RUN(test_content_too_large_for_matrix_sheds_successes_then_halves);
+	RUN(test_content_that_fits_is_not_cut);
 	run_golden_tests();
 	return test_done();
 }
