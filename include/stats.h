@@ -1,0 +1,58 @@
+/* stats: the bridge's counters and gauges, in one plain struct the bridge updates and
+ * the metrics endpoint renders (Prometheus text format). No I/O, no clock. */
+#ifndef ZMB_STATS_H
+#define ZMB_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+/* Upper bounds (seconds) of the delivery latency histogram: report accepted -> 200. */
+#define STATS_LATENCY_BUCKETS 12
+extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS];
+
+struct route_stats {
+	char *name;
+	uint64_t routed;       /* matched and queued */
+	uint64_t deduplicated; /* matched but already accepted before */
+	uint64_t posted;       /* the homeserver answered 200 */
+	uint64_t failed;       /* moved to dead letters */
+};
+
+struct stats {
+	uint64_t received;     /* MQTT messages */
+	uint64_t rejected;     /* not a Zuul report */
+	uint64_t filtered;     /* a Zuul report no route wanted */
+	uint64_t retries;      /* transient delivery failures retried */
+	uint64_t rate_limited; /* 429 answers */
+	struct route_stats *routes;
+	size_t n_routes;
+	uint64_t latency_buckets[STATS_LATENCY_BUCKETS]; /* cumulative: [i] counts observations <= bound i */
+	uint64_t latency_count;
+	double latency_sum;
+	/* Gauges, set by the bridge when they change. */
+	uint64_t outbox_depth;
+	bool mqtt_connected;
+	bool matrix_reachable;  /* whoami answered and the last request reached the homeserver */
+	uint64_t open_claims;   /* chatops; 0 until claims exist */
+	int64_t last_report_ms; /* wall clock of the last accepted report, 0: none yet */
+	int64_t started_ms;
+};
+
+/* The counters of route `name`, added on first use. The pointer stays valid until
+ * the next stats_route call that adds a route. */
+struct route_stats *stats_route(struct stats *s, const char *name);
+void stats_observe_latency(struct stats *s, double seconds);
+/* Appends every metric in Prometheus text exposition format 0.0.4, each with # HELP
+ * and # TYPE; names prefixed zmb_; route names escaped as label values. */
+void stats_render_prometheus(const struct stats *s, struct strbuf *out);
+/* The /healthz JSON body: {"status":"ok"|"degraded","mqtt":"connected"|"disconnected",
+ * "matrix":"reachable"|"unreachable","outbox":N,"last_report":"ISO8601"|null}. */
+void stats_render_health(const struct stats *s, struct strbuf *out);
+/* 200 when MQTT is connected and the homeserver reachable, else 503. */
+int stats_health_status(const struct stats *s);
+void stats_clear(struct stats *s);
+
+#endif

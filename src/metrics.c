@@ -1,0 +1,244 @@
+/* metrics: /metrics and /healthz over libmicrohttpd, run by our poll loop through MHD's
+ * epoll fd and MHD_get_timeout(), so the HTTP side needs no thread and no lock. */
+#include "metrics.h"
+
+#include "log.h"
+#include "strbuf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* A scraper needs one connection; a handful more covers curl by hand. Beyond this MHD
+ * stops accepting, so a flood of idle sockets costs the bridge at most this many fds. */
+#define METRICS_MAX_CONNECTIONS 16
+/* Seconds a connection may sit idle (mid-request or between requests) before MHD
+ * closes it: a slow client holds a slot this long at most. */
+#define METRICS_CONNECTION_TIMEOUT 10
+/* Requests here are one line and a few headers; the default 32 KiB per connection
+ * times the limit would be memory held for nothing. */
+#define METRICS_CONNECTION_MEMORY (16 * 1024)
+
+#define CONTENT_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_JSON "application/json"
+
+struct metrics_server {
+	struct loop *loop;
+	struct MHD_Daemon *mhd;
+	const struct stats *stats;
+	int epoll_fd;     /* MHD's, watched by our loop for readability */
+	int port;         /* actually bound */
+	uint64_t timer;   /* pending MHD_get_timeout() deadline, 0: none */
+	char *start_err;  /* while starting: MHD's last complaint, for metrics_server_new's err */
+};
+
+/* MHD's messages go to our log; while the daemon starts, the last one is kept too,
+ * because MHD_start_daemon reports why it failed only this way. */
+__attribute__((format(printf, 2, 0)))
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct metrics_server *m = cls;
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	if (!m->mhd) {
+		free(m->start_err);
+		m->start_err = xstrdup(msg);
+	}
+	log_kv(ZLOG_WARN, "metrics: libmicrohttpd", "detail", msg, NULL);
+}
+
+/* Queues a response whose body is taken over (freed by MHD); false when MHD refused. */
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *content_type,
+			       struct strbuf *body)
+{
+	size_t len = body->len;
+	char *data = strbuf_detach(body);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	/* Each scrape must see the state of now, never a proxy's copy. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	enum MHD_Result rc = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* Every request is answered on its first call (headers complete): nothing we serve
+ * reads a body, so an unexpected upload is refused before it is read. Unknown paths
+ * are 404 whatever the method; known ones answer only GET and HEAD (HEAD: MHD sends
+ * the headers of the GET and no body). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	(void)upload_data;
+	(void)upload_data_size;
+	(void)con_cls;
+	struct metrics_server *m = cls;
+	struct strbuf body = STRBUF_INIT;
+	bool is_metrics = strcmp(url, "/metrics") == 0;
+	bool is_health = strcmp(url, "/healthz") == 0;
+	if (!is_metrics && !is_health) {
+		strbuf_puts(&body, "not found: try /metrics or /healthz\n");
+		return respond(conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", &body);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		strbuf_puts(&body, "method not allowed: use GET or HEAD\n");
+		return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", &body);
+	}
+	if (is_metrics) {
+		stats_render_prometheus(m->stats, &body);
+		return respond(conn, MHD_HTTP_OK, CONTENT_TYPE_PROMETHEUS, &body);
+	}
+	stats_render_health(m->stats, &body);
+	return respond(conn, (unsigned)stats_health_status(m->stats), CONTENT_TYPE_JSON, &body);
+}
+
+static void on_timer(struct loop *loop, void *data);
+
+/* MHD asks to be run again within its timeout (idle connections to expire, data
+ * it already read to process); one loop timer at a time carries that deadline. */
+static void schedule(struct metrics_server *m)
+{
+	loop_timer_cancel(m->loop, m->timer);
+	m->timer = 0;
+	MHD_UNSIGNED_LONG_LONG ms;
+	if (MHD_get_timeout(m->mhd, &ms) == MHD_YES)
+		m->timer = loop_timer_add(m->loop, (uint64_t)ms, on_timer, m);
+}
+
+static unsigned connection_count(struct metrics_server *m)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
+}
+
+/* libmicrohttpd 0.9.75 takes its listen socket out of the epoll set at the connection
+ * limit and puts it back only at the start of a later MHD_run(), while closed connections
+ * are counted down at the end of one. With no thread of its own nothing would call that
+ * later run: the server would stop accepting for good after one flood. So a run that
+ * closed connections is followed by another, which re-arms the listener. */
+static void run_mhd(struct metrics_server *m)
+{
+	unsigned before = connection_count(m);
+	if (MHD_run(m->mhd) != MHD_YES)
+		log_kv(ZLOG_WARN, "metrics: MHD_run failed; will retry on the next event", NULL);
+	else if (connection_count(m) < before)
+		MHD_run(m->mhd);
+	schedule(m);
+}
+
+static void on_timer(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct metrics_server *m = data;
+	m->timer = 0;
+	run_mhd(m);
+}
+
+static void on_epoll_ready(struct loop *loop, int fd, int ready, void *data)
+{
+	(void)loop;
+	(void)fd;
+	(void)ready;
+	run_mhd(data);
+}
+
+struct metrics_server *metrics_server_new(struct loop *loop, const char *address, int port,
+					  const struct stats *stats, char *err, size_t errlen)
+{
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} addr;
+	memset(&addr, 0, sizeof(addr));
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	if (port < 0 || port > 65535) {
+		snprintf(err, errlen, "metrics: port %d is out of range (expected 0..65535)", port);
+		return NULL;
+	}
+	if (inet_pton(AF_INET, address, &addr.v4.sin_addr) == 1) {
+		addr.v4.sin_family = AF_INET;
+		addr.v4.sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, address, &addr.v6.sin6_addr) == 1) {
+		addr.v6.sin6_family = AF_INET6;
+		addr.v6.sin6_port = htons((uint16_t)port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(err, errlen, "metrics: bad listen address \"%s\" (expected a numeric IPv4 or "
+				      "IPv6 address such as 127.0.0.1 or ::1)", address);
+		return NULL;
+	}
+
+	struct metrics_server *m = xcalloc(1, sizeof(*m));
+	m->loop = loop;
+	m->stats = stats;
+	m->epoll_fd = -1;
+	errno = 0;
+	/* The logger goes first, or MHD prints what comes before it to stderr itself. */
+	m->mhd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, m,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
+				  MHD_OPTION_SOCK_ADDR, &addr.sa,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONNECTION_TIMEOUT,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONNECTION_MEMORY,
+				  MHD_OPTION_END);
+	if (!m->mhd) {
+		int e = errno;
+		snprintf(err, errlen, "metrics: cannot listen on %s port %d: %s", address, port,
+			 m->start_err ? m->start_err : e ? strerror(e) : "libmicrohttpd refused to start");
+		free(m->start_err);
+		free(m);
+		return NULL;
+	}
+	free(m->start_err);
+	m->start_err = NULL;
+
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	m->epoll_fd = info ? info->epoll_fd : -1;
+	info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	m->port = info ? (int)info->port : port;
+	if (m->epoll_fd < 0 || loop_watch(loop, m->epoll_fd, LOOP_READ, on_epoll_ready, m) != 0) {
+		snprintf(err, errlen, "metrics: cannot watch libmicrohttpd's epoll fd");
+		MHD_stop_daemon(m->mhd);
+		free(m);
+		return NULL;
+	}
+	schedule(m);
+	char num[16];
+	snprintf(num, sizeof(num), "%d", m->port);
+	log_kv(ZLOG_INFO, "metrics: listening", "address", address, "port", num, NULL);
+	return m;
+}
+
+void metrics_server_free(struct metrics_server *m)
+{
+	if (!m)
+		return;
+	loop_timer_cancel(m->loop, m->timer);
+	loop_unwatch(m->loop, m->epoll_fd);
+	/* Closes the open connections and the epoll fd. */
+	MHD_stop_daemon(m->mhd);
+	free(m);
+}
+
+int metrics_server_port(const struct metrics_server *m)
+{
+	return m->port;
+}

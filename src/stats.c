@@ -1,0 +1,189 @@
+/* stats: the bridge's counters rendered as Prometheus text (exposition format 0.0.4)
+ * and as the /healthz JSON body. Pure: no I/O, no clock; the bridge sets the fields. */
+#include "stats.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const double stats_latency_bounds[STATS_LATENCY_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+};
+
+struct route_stats *stats_route(struct stats *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_routes; i++)
+		if (strcmp(s->routes[i].name, name) == 0)
+			return &s->routes[i];
+	s->routes = xrealloc(s->routes, (s->n_routes + 1) * sizeof(*s->routes));
+	struct route_stats *r = &s->routes[s->n_routes++];
+	*r = (struct route_stats){.name = xstrdup(name)};
+	return r;
+}
+
+/* Buckets are kept cumulative (each counts observations <= its bound), so rendering
+ * prints them as they are. A negative duration (wall clock stepped back between
+ * accept and delivery) counts as 0 rather than vanishing; NaN is not a duration. */
+void stats_observe_latency(struct stats *s, double seconds)
+{
+	if (isnan(seconds))
+		return;
+	if (seconds < 0)
+		seconds = 0;
+	for (size_t i = 0; i < STATS_LATENCY_BUCKETS; i++)
+		if (seconds <= stats_latency_bounds[i])
+			s->latency_buckets[i]++;
+	s->latency_count++;
+	s->latency_sum += seconds;
+}
+
+/* The shortest of %.15g / %.17g that reads back as the same double, so 0.1 prints
+ * as 0.1 and not 0.10000000000000001. Infinities in the Prometheus spelling. */
+static void put_float(struct strbuf *out, double v)
+{
+	if (isinf(v)) {
+		strbuf_puts(out, v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	if (isnan(v)) {
+		strbuf_puts(out, "NaN");
+		return;
+	}
+	char buf[40];
+	snprintf(buf, sizeof(buf), "%.15g", v);
+	if (strtod(buf, NULL) != v)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	strbuf_puts(out, buf);
+}
+
+/* Exposition format label value: backslash, double quote and line feed escaped. */
+static void put_label_value(struct strbuf *out, const char *v)
+{
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\')
+			strbuf_puts(out, "\\\\");
+		else if (*p == '"')
+			strbuf_puts(out, "\\\"");
+		else if (*p == '\n')
+			strbuf_puts(out, "\\n");
+		else
+			strbuf_putc(out, *p);
+	}
+}
+
+static void put_family(struct strbuf *out, const char *name, const char *type, const char *help)
+{
+	strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_counter(struct strbuf *out, const char *name, const char *help, uint64_t v)
+{
+	put_family(out, name, "counter", help);
+	strbuf_printf(out, "%s %" PRIu64 "\n", name, v);
+}
+
+static void put_gauge(struct strbuf *out, const char *name, const char *help, double v)
+{
+	put_family(out, name, "gauge", help);
+	strbuf_printf(out, "%s ", name);
+	put_float(out, v);
+	strbuf_putc(out, '\n');
+}
+
+enum route_field { R_ROUTED, R_DEDUP, R_POSTED, R_FAILED };
+
+static void put_route_counter(struct strbuf *out, const struct stats *s, const char *name,
+			      const char *help, enum route_field f)
+{
+	put_family(out, name, "counter", help);
+	for (size_t i = 0; i < s->n_routes; i++) {
+		const struct route_stats *r = &s->routes[i];
+		uint64_t v = f == R_ROUTED ? r->routed : f == R_DEDUP ? r->deduplicated
+			   : f == R_POSTED ? r->posted : r->failed;
+		strbuf_printf(out, "%s{route=\"", name);
+		put_label_value(out, r->name ? r->name : "");
+		strbuf_printf(out, "\"} %" PRIu64 "\n", v);
+	}
+}
+
+/* Milliseconds since the epoch as seconds; 0 stays 0 ("never"). */
+static double ms_to_s(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}
+
+void stats_render_prometheus(const struct stats *s, struct strbuf *out)
+{
+	put_counter(out, "zmb_reports_received_total", "MQTT messages received.", s->received);
+	put_counter(out, "zmb_reports_rejected_total", "MQTT messages that were not a Zuul report.",
+		    s->rejected);
+	put_counter(out, "zmb_reports_filtered_total", "Zuul reports no route wanted.", s->filtered);
+	put_route_counter(out, s, "zmb_route_reports_routed_total",
+			  "Reports a route matched and queued for delivery.", R_ROUTED);
+	put_route_counter(out, s, "zmb_route_reports_deduplicated_total",
+			  "Reports a route matched that were already accepted before.", R_DEDUP);
+	put_route_counter(out, s, "zmb_route_reports_posted_total",
+			  "Messages the homeserver accepted (200).", R_POSTED);
+	put_route_counter(out, s, "zmb_route_reports_failed_total",
+			  "Messages given up on and moved to dead letters.", R_FAILED);
+	put_counter(out, "zmb_delivery_retries_total", "Transient delivery failures that were retried.",
+		    s->retries);
+	put_counter(out, "zmb_delivery_rate_limited_total", "Homeserver answers 429 (rate limited).",
+		    s->rate_limited);
+
+	const char *h = "zmb_delivery_latency_seconds";
+	put_family(out, h, "histogram", "Time from accepting a report to the homeserver's 200.");
+	for (size_t i = 0; i < STATS_LATENCY_BUCKETS; i++) {
+		char le[32];
+		snprintf(le, sizeof(le), "%g", stats_latency_bounds[i]);
+		strbuf_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", h, le, s->latency_buckets[i]);
+	}
+	strbuf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", h, s->latency_count);
+	strbuf_printf(out, "%s_sum ", h);
+	put_float(out, s->latency_sum);
+	strbuf_printf(out, "\n%s_count %" PRIu64 "\n", h, s->latency_count);
+
+	put_gauge(out, "zmb_outbox_depth", "Messages waiting in the outbox.", (double)s->outbox_depth);
+	put_gauge(out, "zmb_mqtt_connected", "1 when the MQTT session is up.", s->mqtt_connected ? 1 : 0);
+	put_gauge(out, "zmb_matrix_reachable", "1 when the homeserver answered the last request.",
+		  s->matrix_reachable ? 1 : 0);
+	put_gauge(out, "zmb_open_claims", "Failures claimed and not yet resolved.", (double)s->open_claims);
+	put_gauge(out, "zmb_last_report_timestamp_seconds",
+		  "Unix time of the last accepted report, 0 before the first.", ms_to_s(s->last_report_ms));
+	put_gauge(out, "zmb_start_time_seconds", "Unix time the bridge started.", ms_to_s(s->started_ms));
+}
+
+void stats_render_health(const struct stats *s, struct strbuf *out)
+{
+	strbuf_printf(out, "{\"status\":\"%s\",\"mqtt\":\"%s\",\"matrix\":\"%s\",\"outbox\":%" PRIu64
+			   ",\"last_report\":",
+		      stats_health_status(s) == 200 ? "ok" : "degraded",
+		      s->mqtt_connected ? "connected" : "disconnected",
+		      s->matrix_reachable ? "reachable" : "unreachable", s->outbox_depth);
+	struct tm tm;
+	time_t secs = (time_t)(s->last_report_ms / 1000);
+	if (s->last_report_ms > 0 && gmtime_r(&secs, &tm)) {
+		char ts[32];
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		strbuf_printf(out, "\"%s.%03dZ\"", ts, (int)(s->last_report_ms % 1000));
+	} else {
+		strbuf_puts(out, "null");
+	}
+	strbuf_puts(out, "}\n");
+}
+
+int stats_health_status(const struct stats *s)
+{
+	return s->mqtt_connected && s->matrix_reachable ? 200 : 503;
+}
+
+void stats_clear(struct stats *s)
+{
+	for (size_t i = 0; i < s->n_routes; i++)
+		free(s->routes[i].name);
+	free(s->routes);
+	*s = (struct stats){0};
+}
