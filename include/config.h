@@ -15,7 +15,7 @@ struct config_mqtt {
 	int port;              /* default 1883 (8883 when tls is set) */
 	char *client_id;       /* default "zuul-matrix-bridge" */
 	char *username;        /* NULL: anonymous */
-	char *password;        /* from password_file or ZMB_MQTT_PASSWORD; never logged */
+	char *password;        /* password_file, ZMB_MQTT_PASSWORD or credential mqtt-password; never logged */
 	int qos;               /* 0, 1 or 2; default 1 */
 	bool clean_session;    /* default false: the broker keeps reports while we are away */
 	int keepalive;         /* seconds, default 60 */
@@ -37,11 +37,19 @@ struct config_mqtt {
 
 struct config_matrix {
 	char *homeserver;      /* required, http(s) URL without trailing slash */
-	char *access_token;    /* from access_token_file or ZMB_MATRIX_ACCESS_TOKEN; never logged */
+	char *access_token;    /* access_token_file, ZMB_MATRIX_ACCESS_TOKEN or credential
+	                        * matrix-access-token ($CREDENTIALS_DIRECTORY); never logged */
 	bool tls_verify;       /* default true; `insecure_skip_tls_verify = true` turns it off, for tests */
 	int request_timeout_s; /* default 30 */
 	int retry_min_ms;      /* first retry delay, default 1000 */
 	int retry_max_ms;      /* cap, default 300000 */
+};
+
+/* The /metrics and /healthz listener; off unless the `metrics` group is present. */
+struct config_metrics {
+	bool enabled;          /* the group is present */
+	char *listen;          /* numeric IPv4/IPv6 address, default "127.0.0.1" */
+	int port;              /* required when enabled, 1..65535 */
 };
 
 struct config {
@@ -52,6 +60,7 @@ struct config {
 	char *template_dir;    /* default ZMB_TEMPLATE_DIR (the installed templates) */
 	int log_level;         /* enum log_level; default info */
 	int dedup_retention_s; /* how long dedup keys are kept, default 7 days */
+	struct config_metrics metrics;
 	struct route *routes;
 	size_t n_routes;
 };

@@ -6,6 +6,7 @@
 #include "duration.h"
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -24,7 +25,7 @@
 /* The keys each group accepts, in the order messages list them. The keys of
  * match/exclude come from route_field_key() so route owns that vocabulary. */
 static const char *const top_keys[] = {
-	"state_dir", "template_dir", "log_level", "dedup_retention", "mqtt", "matrix", "routes", NULL,
+	"state_dir", "template_dir", "log_level", "dedup_retention", "mqtt", "matrix", "routes", "metrics", NULL,
 };
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
@@ -36,6 +37,9 @@ static const char *const tls_keys[] = {
 static const char *const matrix_keys[] = {
 	"homeserver", "access_token_file", "insecure_skip_tls_verify", "request_timeout", "retry_min",
 	"retry_max", NULL,
+};
+static const char *const metrics_keys[] = {
+	"listen", "port", NULL,
 };
 static const char *const route_keys[] = {
 	"name", "room", "template", "match", "exclude", NULL,
@@ -57,6 +61,7 @@ static const char *const all_keys[] = {
 	"routes.exclude", "routes.exclude.tenants", "routes.exclude.pipelines",
 	"routes.exclude.projects", "routes.exclude.branches", "routes.exclude.actions",
 	"routes.exclude.buildset_results", "routes.exclude.build_results",
+	"metrics", "metrics.listen", "metrics.port",
 	NULL,
 };
 
@@ -761,6 +766,30 @@ static void load_matrix(struct loader *ld, const config_setting_t *grp, struct c
 	mx->retry_max_ms = (int)(rmax * 1000);
 }
 
+/* The group's presence turns the listener on; port has no default, so that turning it
+ * on is a decision about which port, and listen stays on loopback unless told. */
+static void load_metrics(struct loader *ld, const config_setting_t *grp, struct config_metrics *mt)
+{
+	const char *pfx = "metrics";
+	check_keys(ld, grp, pfx, metrics_keys);
+	mt->enabled = true;
+	const char *addr = "127.0.0.1";
+	if (get_nonempty(ld, grp, pfx, "listen", "a numeric IP address", &addr)) {
+		unsigned char buf[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, addr, buf) == 1 || inet_pton(AF_INET6, addr, buf) == 1)
+			mt->listen = xstrdup(addr);
+		else
+			report(ld, config_setting_get_member(grp, "listen"),
+			       "metrics.listen: bad address \"%s\" (expected a numeric IPv4 or IPv6 address, "
+			       "e.g. \"127.0.0.1\" or \"::1\"; host names are not resolved)", addr);
+	}
+	if (!config_setting_get_member(grp, "port"))
+		report(ld, grp, "metrics.port: missing (expected the port for /metrics and /healthz, "
+				"1..65535, e.g. port = 9464;)");
+	else
+		get_int(ld, grp, pfx, "port", 1, 65535, &mt->port);
+}
+
 static bool route_name_ok(const char *name)
 {
 	if (!*name)
@@ -992,6 +1021,28 @@ static char *read_secret_file(struct loader *ld, const config_setting_t *s, cons
 	return out;
 }
 
+/* Reads the secret systemd passed as credential name (LoadCredential=name:...) into
+ * *out like a secret file (caller frees with secret_free). Returns false only when there
+ * is no such credential; a credential that exists but is unusable is reported here. */
+static bool read_credential(struct loader *ld, const config_setting_t *s, const char *name, char **out)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	if (!dir || !*dir)
+		return false;
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "%s/%s", dir, name);
+	bool found = access(strbuf_str(&path), F_OK) == 0;
+	if (found) {
+		char key[64];
+		snprintf(key, sizeof key, "credential %s", name);
+		*out = read_secret_file(ld, s, key, strbuf_str(&path));
+	}
+	strbuf_free(&path);
+	return found;
+}
+
+/* Each secret from the first source that has it: the *_file the config names, the
+ * environment, then systemd's credentials directory. */
 static void load_secrets(struct loader *ld, const config_setting_t *root, struct config *cfg,
 			 const char *token_file, const char *password_file)
 {
@@ -1005,8 +1056,10 @@ static void load_secrets(struct loader *ld, const config_setting_t *root, struct
 		if (env && *env) {
 			cfg->matrix.access_token = xstrdup(env);
 			remember_secret(ld, env);
-		} else if (mx && config_setting_type(mx) == CONFIG_TYPE_GROUP) {
-			report(ld, mx, "matrix: no access token (set access_token_file or ZMB_MATRIX_ACCESS_TOKEN)");
+		} else if (mx && config_setting_type(mx) == CONFIG_TYPE_GROUP &&
+			   !read_credential(ld, mx, "matrix-access-token", &cfg->matrix.access_token)) {
+			report(ld, mx, "matrix: no access token (set access_token_file, ZMB_MATRIX_ACCESS_TOKEN or the "
+				       "credential matrix-access-token)");
 		}
 	}
 	if (password_file) {
@@ -1017,6 +1070,8 @@ static void load_secrets(struct loader *ld, const config_setting_t *root, struct
 		if (env && *env) {
 			cfg->mqtt.password = xstrdup(env);
 			remember_secret(ld, env);
+		} else {
+			read_credential(ld, mq, "mqtt-password", &cfg->mqtt.password);
 		}
 	}
 }
@@ -1054,6 +1109,10 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 		report(ld, NULL, "matrix: missing (expected matrix: { homeserver = \"https://...\"; })");
 	else if ((mx = get_group(ld, root, NULL, "matrix")))
 		load_matrix(ld, mx, &cfg->matrix);
+
+	const config_setting_t *mt = get_group(ld, root, NULL, "metrics");
+	if (mt)
+		load_metrics(ld, mt, &cfg->metrics);
 
 	/* A template_dir that is itself wrong would make every template look missing. */
 	load_routes(ld, root, template_dir_ok ? cfg->template_dir : NULL, cfg);
@@ -1142,6 +1201,7 @@ void config_free(struct config *cfg)
 	secret_free(cfg->matrix.access_token);
 	free(cfg->state_dir);
 	free(cfg->template_dir);
+	free(cfg->metrics.listen);
 	for (size_t i = 0; i < cfg->n_routes; i++)
 		route_clear(&cfg->routes[i]);
 	free(cfg->routes);

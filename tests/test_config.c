@@ -81,6 +81,7 @@ static void clear_env(void)
 {
 	unsetenv("ZMB_MATRIX_ACCESS_TOKEN");
 	unsetenv("ZMB_MQTT_PASSWORD");
+	unsetenv("CREDENTIALS_DIRECTORY");
 }
 
 /* ---- valid configs ---- */
@@ -213,6 +214,9 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK_STR(cfg->state_dir, ZMB_STATE_DIR);
 	CHECK_INT(cfg->log_level, ZLOG_INFO);
 	CHECK_INT(cfg->dedup_retention_s, 7 * 86400);
+	CHECK(!cfg->metrics.enabled);
+	CHECK(cfg->metrics.listen == NULL);
+	CHECK_INT(cfg->metrics.port, 0);
 	CHECK_INT(cfg->n_routes, 1);
 	CHECK_STR(cfg->routes[0].name, "all");
 	CHECK_STR(cfg->routes[0].room, "!abcdef:example.org");
@@ -290,6 +294,9 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK_INT(cfg->matrix.request_timeout_s, 45);
 	CHECK_INT(cfg->matrix.retry_min_ms, 2000);
 	CHECK_INT(cfg->matrix.retry_max_ms, 600000);
+	CHECK(cfg->metrics.enabled);
+	CHECK_STR(cfg->metrics.listen, "::1");
+	CHECK_INT(cfg->metrics.port, 9464);
 	CHECK_INT(cfg->n_routes, 2);
 	const struct route *r = config_find_route(cfg, "periodic-failures");
 	CHECK(r == &cfg->routes[0]);
@@ -413,8 +420,8 @@ static void test_missing_access_token_is_an_error_only_when_needed(void)
 	struct strbuf err = STRBUF_INIT;
 	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
 	CHECK(cfg == NULL);
-	CHECK_LINES(strbuf_str(&err), DIR "minimal.conf:3: matrix: no access token "
-				    "(set access_token_file or ZMB_MATRIX_ACCESS_TOKEN)\n");
+	CHECK_LINES(strbuf_str(&err), DIR "minimal.conf:3: matrix: no access token (set access_token_file, "
+				    "ZMB_MATRIX_ACCESS_TOKEN or the credential matrix-access-token)\n");
 	config_free(cfg);
 	strbuf_reset(&err);
 	/* An empty variable counts as unset. */
@@ -431,6 +438,136 @@ static void test_missing_access_token_is_an_error_only_when_needed(void)
 	CHECK(cfg && cfg->mqtt.password == NULL);
 	config_free(cfg);
 	clear_env();
+	strbuf_free(&err);
+}
+
+/* A systemd credentials directory (LoadCredential=) holding the given secrets; NULL
+ * leaves a file out, "" writes it empty. Returns the directory (caller removes and frees
+ * it with credentials_remove). */
+static char *credentials_dir(const char *token, const char *password)
+{
+	char *dir = xstrdup("/tmp/zmb-test-credentials-XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		abort();
+	}
+	const char *names[] = {"matrix-access-token", "mqtt-password"};
+	const char *values[] = {token, password};
+	for (int i = 0; i < 2; i++) {
+		if (!values[i])
+			continue;
+		char path[256];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		FILE *f = fopen(path, "w");
+		if (!f) {
+			perror(path);
+			abort();
+		}
+		fputs(values[i], f);
+		fclose(f);
+	}
+	setenv("CREDENTIALS_DIRECTORY", dir, 1);
+	return dir;
+}
+
+static void credentials_remove(char *dir)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/matrix-access-token", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/mqtt-password", dir);
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+	unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+static void test_secrets_come_from_credentials_last(void)
+{
+	clear_env();
+	char *dir = credentials_dir("cred-token-value\n", "cred-password-value\n");
+	struct strbuf err = STRBUF_INIT;
+	/* Neither file nor environment: the credentials, trailing newline stripped. */
+	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->matrix.access_token, "cred-token-value");
+		CHECK_STR(cfg->mqtt.password, "cred-password-value");
+	}
+	config_free(cfg);
+	/* The environment wins over a credential. */
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "env-token-value", 1);
+	setenv("ZMB_MQTT_PASSWORD", "env-password-value", 1);
+	cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	if (cfg) {
+		CHECK_STR(cfg->matrix.access_token, "env-token-value");
+		CHECK_STR(cfg->mqtt.password, "env-password-value");
+	}
+	config_free(cfg);
+	unsetenv("ZMB_MATRIX_ACCESS_TOKEN");
+	unsetenv("ZMB_MQTT_PASSWORD");
+	/* Files named in the config win over a credential. */
+	cfg = config_load(DIR "relative-paths.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	if (cfg) {
+		CHECK_STR(cfg->matrix.access_token, TOKEN);
+		CHECK_STR(cfg->mqtt.password, PASSWORD);
+	}
+	config_free(cfg);
+	/* Without CONFIG_NEED_SECRETS the credentials are not read. */
+	cfg = config_load(DIR "minimal.conf", 0, &err);
+	CHECK(cfg && cfg->matrix.access_token == NULL && cfg->mqtt.password == NULL);
+	config_free(cfg);
+	credentials_remove(dir);
+	clear_env();
+	strbuf_free(&err);
+}
+
+static void test_missing_credentials_are_skipped(void)
+{
+	clear_env();
+	/* Only the token was passed (anonymous broker): no password, no error. */
+	char *dir = credentials_dir("cred-token-value", NULL);
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg && cfg->mqtt.password == NULL);
+	CHECK_STR(cfg ? cfg->matrix.access_token : NULL, "cred-token-value");
+	config_free(cfg);
+	credentials_remove(dir);
+	/* A credentials directory without the token is the usual "no access token". */
+	dir = credentials_dir(NULL, "cred-password-value");
+	cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_LINES(strbuf_str(&err), DIR "minimal.conf:3: matrix: no access token (set access_token_file, "
+				      "ZMB_MATRIX_ACCESS_TOKEN or the credential matrix-access-token)\n");
+	config_free(cfg);
+	credentials_remove(dir);
+	clear_env();
+	strbuf_free(&err);
+}
+
+static void test_empty_credential_is_an_error_naming_it(void)
+{
+	clear_env();
+	char *dir = credentials_dir("\n", "");
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "minimal.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	/* Errors come in line order; minimal.conf has no mqtt group, so that one is line 1. */
+	struct strbuf want = STRBUF_INIT;
+	strbuf_printf(&want,
+		      DIR "minimal.conf:1: credential mqtt-password: %s/mqtt-password is empty "
+			  "(expected the secret in it)\n"
+		      DIR "minimal.conf:3: credential matrix-access-token: %s/matrix-access-token is empty "
+			  "(expected the secret in it)\n",
+		      dir, dir);
+	CHECK_LINES(strbuf_str(&err), strbuf_str(&want));
+	config_free(cfg);
+	credentials_remove(dir);
+	strbuf_free(&want);
 	strbuf_free(&err);
 }
 
@@ -497,7 +634,7 @@ static const struct bad_case bad_cases[] = {
 				"{ }, lists in ( ), arrays in [ ])\n"},
 	{F("unknown-key-top.conf"), 0,
 	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
-				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes)\n"
+				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics)\n"
 	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
 	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
 				   "\"#...\"; } ); at least one route)\n"},
@@ -598,6 +735,15 @@ static const struct bad_case bad_cases[] = {
 						"(expected \"3.1.1\" or \"5\")\n"
 	 F("bad-protocol-and-share-group.conf") ":4: mqtt.share_group: bad group name \"a/b\" "
 						"(expected no '/', '+' or '#')\n"},
+	{F("bad-metrics.conf"), 0,
+	 F("bad-metrics.conf") ":4: metrics.listen: bad address \"localhost\" (expected a numeric IPv4 or "
+				"IPv6 address, e.g. \"127.0.0.1\" or \"::1\"; host names are not resolved)\n"
+	 F("bad-metrics.conf") ":5: metrics.port: 0 is out of range (expected 1..65535)\n"
+	 F("bad-metrics.conf") ":6: unknown key 'metrics.prot' (expected one of: listen, port); "
+				"did you mean 'port'?\n"},
+	{F("metrics-without-port.conf"), 0,
+	 F("metrics-without-port.conf") ":3: metrics.port: missing (expected the port for /metrics and "
+					"/healthz, 1..65535, e.g. port = 9464;)\n"},
 	{F("bad-template-dir.conf"), 0,
 	 F("bad-template-dir.conf") ":2: template_dir: expected a string, got an integer\n"},
 	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
@@ -657,6 +803,9 @@ int main(void)
 	RUN(test_secret_files_win_over_environment);
 	RUN(test_secrets_come_from_environment_without_files);
 	RUN(test_missing_access_token_is_an_error_only_when_needed);
+	RUN(test_secrets_come_from_credentials_last);
+	RUN(test_missing_credentials_are_skipped);
+	RUN(test_empty_credential_is_an_error_naming_it);
 	RUN(test_secrets_never_appear_in_errors);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		char name[300];
