@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "strbuf.h"
 
 struct matrix_client;
 
@@ -49,6 +50,12 @@ void matrix_client_free(struct matrix_client *mc);
 int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
 		   matrix_response_fn fn, void *data);
 
+/* matrix_request with its own overall timeout instead of request_timeout_s: a /sync
+ * long poll legitimately waits longer than any ordinary call may. timeout_ms <= 0
+ * means request_timeout_s. The connect timeout stays min(timeout, 10 s). */
+int matrix_request_timeout(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+			   long timeout_ms, matrix_response_fn fn, void *data);
+
 /* GET /_matrix/client/v3/account/whoami */
 int matrix_whoami(struct matrix_client *mc, matrix_response_fn fn, void *data);
 /* POST /_matrix/client/v3/join/{roomIdOrAlias}: joins by id or alias; the answer's
@@ -67,5 +74,9 @@ char *matrix_escape_segment(const char *segment);
 /* Whether a response is worth retrying: transport failures, 5xx, 429 (and 408).
  * Anything else (4xx with a Matrix errcode) is permanent. */
 bool matrix_response_is_transient(const struct matrix_response *resp);
+
+/* Appends a one-line description of a failed response for logs and dead letters:
+ * the transport error, or "HTTP 403 M_FORBIDDEN: <error text>". */
+void matrix_response_describe(const struct matrix_response *resp, struct strbuf *out);
 
 #endif

@@ -306,6 +306,12 @@ static bool method_has_body(const char *method)
 int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
 		   matrix_response_fn fn, void *data)
 {
+	return matrix_request_timeout(mc, method, path, json_body, 0, fn, data);
+}
+
+int matrix_request_timeout(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+			   long timeout_ms, matrix_response_fn fn, void *data)
+{
 	if (!mc || mc->free_pending || !method || !*method || !path || path[0] != '/') {
 		log_msgf(ZLOG_ERROR, "matrix: refusing request %s %s (method and a path starting with '/' needed)",
 			 method ? method : "(null)", path ? path : "(null)");
@@ -347,8 +353,9 @@ int matrix_request(struct matrix_client *mc, const char *method, const char *pat
 	if (rc == CURLE_OK && strcmp(method, "POST") != 0 && !(strcmp(method, "GET") == 0 && !json_body))
 		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 
-	long timeout_ms = (long)(mc->cfg->request_timeout_s > 0 ? mc->cfg->request_timeout_s
-							       : MATRIX_DEFAULT_TIMEOUT_S) * 1000L;
+	if (timeout_ms <= 0)
+		timeout_ms = (long)(mc->cfg->request_timeout_s > 0 ? mc->cfg->request_timeout_s
+								   : MATRIX_DEFAULT_TIMEOUT_S) * 1000L;
 	long connect_ms = timeout_ms < MATRIX_CONNECT_TIMEOUT_MS ? timeout_ms : MATRIX_CONNECT_TIMEOUT_MS;
 	long verify = mc->cfg->tls_verify ? 1L : 0L;
 	/* Each setopt is checked: a silently ignored option (say, TLS verification)
@@ -578,4 +585,13 @@ bool matrix_response_is_transient(const struct matrix_response *resp)
 		return false;
 	long s = resp->status;
 	return s == 0 || s >= 500 || s == 429 || s == 408;
+}
+
+void matrix_response_describe(const struct matrix_response *resp, struct strbuf *out)
+{
+	if (resp->status == 0)
+		strbuf_puts(out, resp->curl_error ? resp->curl_error : "transport error");
+	else
+		strbuf_printf(out, "HTTP %ld %s: %s", resp->status, resp->errcode ? resp->errcode : "(no errcode)",
+			      resp->error ? resp->error : "(no error text)");
 }

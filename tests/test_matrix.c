@@ -484,6 +484,41 @@ static void test_hang_longer_than_request_timeout_times_out(void)
 	matrix_client_free(mc);
 }
 
+static void test_per_request_timeout_overrides_request_timeout_both_ways(void)
+{
+	struct config_matrix cfg = make_cfg("bridge-token", 1);
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result slow = {0}, hung = {0};
+
+	/* Longer: a 1.5 s answer arrives although request_timeout_s is 1. */
+	add_fault("{\"path\":\"whoami\",\"action\":\"delay\",\"seconds\":1.5}");
+	CHECK_INT(matrix_request_timeout(mc, "GET", "/_matrix/client/v3/account/whoami", NULL, 4000, on_response,
+					 &slow),
+		  0);
+	CHECK(run_for(1, 6000));
+	CHECK_INT(slow.status, 200);
+	CHECK_STR(slow.user_id, "@zuul-bot:localhost");
+	CHECK(!slow.timed_out);
+
+	/* Shorter: a hang is cut after 400 ms, well before the 1 s default. */
+	add_fault("{\"path\":\"whoami\",\"action\":\"hang\",\"seconds\":10}");
+	uint64_t t0 = loop_now_ms(loop);
+	CHECK_INT(matrix_request_timeout(mc, "GET", "/_matrix/client/v3/account/whoami", NULL, 400, on_response,
+					 &hung),
+		  0);
+	CHECK(run_for(1, 4000));
+	uint64_t took = loop_now_ms(loop) - t0;
+	CHECK_INT(hung.status, 0);
+	CHECK(hung.timed_out);
+	if (took < 350 || took > 900)
+		printf("# timed out after %llu ms, expected about 400\n", (unsigned long long)took);
+	CHECK(took >= 350 && took <= 900);
+	clear_faults();
+	result_clear(&slow);
+	result_clear(&hung);
+	matrix_client_free(mc);
+}
+
 static void test_oversized_body_is_refused(void)
 {
 	struct config_matrix cfg = make_cfg("bridge-token", 5);
@@ -663,6 +698,7 @@ int main(void)
 	RUN(test_retry_after_header_alone_is_used_and_non_object_body_has_no_json);
 	RUN(test_dropped_connection_is_transport_failure);
 	RUN(test_hang_longer_than_request_timeout_times_out);
+	RUN(test_per_request_timeout_overrides_request_timeout_both_ways);
 	RUN(test_oversized_body_is_refused);
 	RUN(test_many_concurrent_requests_all_complete);
 	RUN(test_sequential_requests_reuse_one_connection);

@@ -1,0 +1,111 @@
+/* sync: the Matrix /sync long-poll client on the bridge's loop. It hands the events of
+ * the routes' rooms (of the types asked for) to one callback, in timeline order, and
+ * keeps the since token through a caller-supplied store. Knows nothing of chatops. */
+#ifndef ZMB_SYNC_H
+#define ZMB_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct sync;
+
+/* One event as handed over. Every pointer is valid during the callback only. */
+struct sync_event {
+	const char *room_id;
+	const char *event_id;
+	const char *type;
+	const char *sender;
+	const char *state_key; /* NULL for a non-state event */
+	const cJSON *event;    /* the whole client event: content, redacts, unsigned... */
+	/* true: room state as it was before this batch (the "state" section, or the
+	 * snapshot taken at start-up and when rooms are added), not something that just
+	 * happened. false: a timeline event, new since the last batch. A power-levels
+	 * change in the timeline arrives with snapshot == false and state_key "". */
+	bool snapshot;
+};
+
+/* The consumer's side. Callbacks run from the loop, one batch at a time.
+ *
+ * Delivery is at least once: the token of a batch is saved only after on_event
+ * returned for all of its events, so a crash re-delivers the batch rather than losing
+ * it. Consumers must be idempotent (key on event_id).
+ *
+ * The token lives with the caller (the bridge keeps it in store_kv, key
+ * "sync.next_batch", which the turn-end commit makes durable after the callbacks). */
+struct sync_callbacks {
+	/* The saved since token (caller of it frees), or NULL when none. Read by sync_start. */
+	char *(*token_load)(void *data);
+	/* Saves the since token; NULL forgets it (the homeserver rejected it). */
+	void (*token_save)(const char *token, void *data);
+	void (*on_event)(const struct sync_event *ev, void *data);
+	/* Events of room_id before prev_batch may have been skipped: the homeserver cut
+	 * the timeline (limited), or the token was rejected and sync started afresh.
+	 * Called before that room's events of the same batch. prev_batch is a /messages
+	 * "from" token, or NULL if the homeserver gave none. May be NULL. */
+	void (*on_gap)(const char *room_id, const char *prev_batch, void *data);
+	void *data;
+};
+
+/* Zero fields take the defaults. Tests shorten them; the bridge passes retry_* from
+ * config_matrix. */
+struct sync_options {
+	int poll_timeout_ms; /* how long the homeserver may hold a poll; default 30000 */
+	int http_timeout_ms; /* client-side cut; default poll_timeout_ms + 15000 */
+	int timeline_limit;  /* events per room and batch before "limited"; default 50 */
+	int retry_min_ms;    /* first back-off after a failure; default 1000 */
+	int retry_max_ms;    /* back-off cap, also the pace of retries after a permanent
+			      * error (401, 403...); default 60000 */
+};
+
+/* Creates a syncer; nothing is requested until sync_start. It owns its own Matrix
+ * client built from cfg (which must outlive it): the long poll then has its own
+ * kept-alive connection instead of holding one of the deliverer's, and sync_free can
+ * drop a poll in flight (matrix.h has no per-request cancel).
+ *
+ * room_ids: room ids ("!x:server"; aliases are ignored with a warning, the filter
+ * matches ids only). types: event types to deliver, '*' allowed (e.g. "m.reaction",
+ * "m.room.redaction", "m.room.message", "m.room.power_levels"); n_types == 0 means
+ * all types. Both lists are copied. cb is copied; opt may be NULL.
+ * Returns NULL (logged) if the Matrix client cannot be created. */
+struct sync *sync_new(struct loop *loop, const struct config_matrix *cfg, const char *const *room_ids,
+		      size_t n_rooms, const char *const *types, size_t n_types, const struct sync_callbacks *cb,
+		      const struct sync_options *opt);
+
+/* Loads the token and starts polling.
+ *  - No token: one initial /sync (timeline limit 1) only to learn next_batch and the
+ *    rooms' current state; its timeline is NOT delivered (old reactions are not new
+ *    claims); its state events are delivered with snapshot == true.
+ *  - A token: resumes from it. The first poll asks for full_state, so the consumer
+ *    gets the rooms' current state (snapshot == true) plus every timeline event since
+ *    the token.
+ * Then long-polls forever. Errors: transport, 5xx, 429 -> capped exponential back-off
+ * with jitter (at least retry_after_ms), same token; 401 and other 4xx -> logged once
+ * as an error, retried every retry_max_ms; 400 "Invalid stream token" (or
+ * M_UNKNOWN_POS) -> token forgotten, fresh start as above, on_gap for every room.
+ * Returns 0, or -1 if already started. */
+int sync_start(struct sync *s);
+
+/* Replaces the room list (after a reload). A poll in flight is abandoned and a new one
+ * starts with the new filter; rooms that were not in the old list get a state
+ * snapshot (full_state) and no history. Events of removed rooms stop at once. Safe
+ * from a callback. */
+void sync_set_rooms(struct sync *s, const char *const *room_ids, size_t n_rooms);
+
+/* Stops and frees; a poll in flight is dropped without callbacks. Safe from a
+ * callback (then the rest of that batch is not delivered and its token not saved). */
+void sync_free(struct sync *s);
+
+/* The token the next poll will send (NULL before the first answer). Not owned. */
+const char *sync_since(const struct sync *s);
+
+/* Builds the filter JSON sent as /sync?filter= (exposed for tests). timeline_limit
+ * <= 0 leaves the homeserver's default. Caller frees. */
+char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
+		       int timeline_limit);
+
+#endif

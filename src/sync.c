@@ -1,0 +1,579 @@
+/* sync: the Matrix /sync long poll on the bridge's loop: filter, since token, back-off,
+ * fresh starts and gaps. See include/sync.h for the delivery contract. */
+#include "sync.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "matrix.h"
+#include "strbuf.h"
+
+#define SYNC_DEFAULT_POLL_MS 30000
+/* Beyond the poll timeout: the homeserver answers a little after it, and a busy one
+ * later still; a poll cut too early only costs a retry, one never cut hangs forever. */
+#define SYNC_DEFAULT_HTTP_GRACE_MS 15000
+#define SYNC_DEFAULT_TIMELINE_LIMIT 50
+#define SYNC_DEFAULT_RETRY_MIN_MS 1000
+#define SYNC_DEFAULT_RETRY_MAX_MS 60000
+/* A homeserver asking for more than this is treated as asking for this. */
+#define SYNC_MAX_RETRY_AFTER_MS 3600000L
+
+struct sync {
+	struct loop *loop;
+	const struct config_matrix *cfg;
+	struct matrix_client *mc;  /* ours alone: freeing it is how a poll is abandoned */
+	char **rooms;              /* room ids the filter and the local check allow */
+	size_t n_rooms;
+	char **types;              /* event types asked for; none means all */
+	size_t n_types;
+	struct sync_callbacks cb;
+	struct sync_options opt;
+	char *since;               /* token of the next poll; NULL: fresh start */
+	char *saved;               /* last token handed to token_save, to skip repeats */
+	bool started;
+	bool polling;              /* a /sync request is in flight */
+	bool want_full_state;      /* next poll asks for full_state (resume, rooms added) */
+	bool lost_position;        /* token rejected: the fresh start reports gaps */
+	uint64_t retry_timer;      /* back-off timer, 0 if none */
+	int failures;              /* consecutive failed polls */
+	bool permanent_logged;     /* the current permanent error was logged loudly */
+	uint64_t rng;              /* xorshift state for jitter */
+	int dispatching;           /* >0 while a response is being handed over */
+	bool free_pending;         /* sync_free was called from a callback */
+};
+
+static void start_poll(struct sync *s);
+
+/* ---- small helpers ---- */
+
+static char **strv_copy(const char *const *v, size_t n, size_t *out_n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof *out);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] && *v[i])
+			out[k++] = xstrdup(v[i]);
+	*out_n = k;
+	return out;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n && v; i++)
+		free(v[i]);
+	free(v);
+}
+
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Matrix filters know one wildcard, '*' (any run of characters); nothing else is special. */
+static bool type_glob_match(const char *pat, const char *s)
+{
+	while (*pat) {
+		if (*pat == '*') {
+			while (*pat == '*')
+				pat++;
+			if (!*pat)
+				return true;
+			for (; *s; s++)
+				if (type_glob_match(pat, s))
+					return true;
+			return false;
+		}
+		if (*pat != *s)
+			return false;
+		pat++;
+		s++;
+	}
+	return *s == '\0';
+}
+
+static bool type_wanted(const struct sync *s, const char *type)
+{
+	if (s->n_types == 0)
+		return true;
+	for (size_t i = 0; i < s->n_types; i++)
+		if (type_glob_match(s->types[i], type))
+			return true;
+	return false;
+}
+
+/* Room ids only: a filter cannot match an alias, and silently never syncing a room
+ * would be worse than a warning. */
+static char **rooms_copy(const char *const *room_ids, size_t n, size_t *out_n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof *out);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *r = room_ids[i];
+		if (!r || r[0] != '!') {
+			log_kv(ZLOG_WARN, "sync: not a room id; its events are not synced", "room", r ? r : "", NULL);
+			continue;
+		}
+		if (!strv_has(out, k, r))
+			out[k++] = xstrdup(r);
+	}
+	*out_n = k;
+	return out;
+}
+
+static double next_random01(struct sync *s)
+{
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return (double)((s->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+static const char *json_string(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- the filter ---- */
+
+static cJSON *string_array(char *const *v, size_t n)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	return a;
+}
+
+static cJSON *empty_types_section(void)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "types", cJSON_CreateArray());
+	return o;
+}
+
+char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
+		       int timeline_limit)
+{
+	cJSON *f = cJSON_CreateObject();
+	cJSON *room = cJSON_AddObjectToObject(f, "room");
+	/* An empty list means "no rooms" (not "all"): a bridge without routes syncs nothing. */
+	cJSON_AddItemToObject(room, "rooms", string_array((char *const *)room_ids, n_rooms));
+	cJSON *timeline = cJSON_AddObjectToObject(room, "timeline");
+	cJSON *state = cJSON_AddObjectToObject(room, "state");
+	if (n_types > 0) {
+		cJSON_AddItemToObject(timeline, "types", string_array((char *const *)types, n_types));
+		cJSON_AddItemToObject(state, "types", string_array((char *const *)types, n_types));
+	}
+	if (timeline_limit > 0)
+		cJSON_AddNumberToObject(timeline, "limit", timeline_limit);
+	/* Typing, receipts, presence and account data: never needed, often the bulk. */
+	cJSON_AddItemToObject(room, "ephemeral", empty_types_section());
+	cJSON_AddItemToObject(room, "account_data", empty_types_section());
+	cJSON_AddItemToObject(f, "presence", empty_types_section());
+	cJSON_AddItemToObject(f, "account_data", empty_types_section());
+	char *out = cJSON_PrintUnformatted(f);
+	cJSON_Delete(f);
+	if (!out)
+		abort(); /* cJSON fails only on out-of-memory: same policy as xmalloc */
+	char *copy = xstrdup(out);
+	cJSON_free(out);
+	return copy;
+}
+
+/* ---- handing a batch over ---- */
+
+static void emit(struct sync *s, const char *room_id, const cJSON *ev, bool snapshot)
+{
+	const char *type = json_string(ev, "type");
+	if (!type || !type_wanted(s, type))
+		return;
+	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(ev, "state_key");
+	struct sync_event se = {
+		.room_id = room_id,
+		.event_id = json_string(ev, "event_id"),
+		.type = type,
+		.sender = json_string(ev, "sender"),
+		.state_key = cJSON_IsString(sk) ? sk->valuestring : NULL,
+		.event = ev,
+		.snapshot = snapshot,
+	};
+	if (s->cb.on_event)
+		s->cb.on_event(&se, s->cb.data);
+}
+
+static const cJSON *events_of(const cJSON *room, const char *section)
+{
+	const cJSON *sec = cJSON_GetObjectItemCaseSensitive(room, section);
+	const cJSON *evs = sec ? cJSON_GetObjectItemCaseSensitive(sec, "events") : NULL;
+	return cJSON_IsArray(evs) ? evs : NULL;
+}
+
+/* One joined room of a batch: gap first, then the state before the timeline, then the
+ * timeline in order. fresh: a start without token, whose timeline is history. */
+static void deliver_room(struct sync *s, const char *room_id, const cJSON *room, bool fresh)
+{
+	const cJSON *timeline = cJSON_GetObjectItemCaseSensitive(room, "timeline");
+	const char *prev_batch = json_string(timeline, "prev_batch");
+	bool limited = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(timeline, "limited"));
+	if (((fresh && s->lost_position) || (!fresh && limited)) && s->cb.on_gap) {
+		s->cb.on_gap(room_id, prev_batch, s->cb.data);
+		if (s->free_pending)
+			return;
+	}
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, events_of(room, "state"))
+	{
+		emit(s, room_id, ev, true);
+		if (s->free_pending)
+			return;
+	}
+	cJSON_ArrayForEach(ev, events_of(room, "timeline"))
+	{
+		bool is_state = cJSON_GetObjectItemCaseSensitive(ev, "state_key") != NULL;
+		/* A fresh start's timeline is the past: only its state still matters. */
+		if (fresh && !is_state)
+			continue;
+		emit(s, room_id, ev, fresh);
+		if (s->free_pending)
+			return;
+		/* A reload may have dropped this room meanwhile. */
+		if (!strv_has(s->rooms, s->n_rooms, room_id))
+			return;
+	}
+}
+
+static void save_token(struct sync *s)
+{
+	if (s->saved && s->since && strcmp(s->saved, s->since) == 0)
+		return;
+	if (!s->saved && !s->since)
+		return;
+	if (s->cb.token_save)
+		s->cb.token_save(s->since, s->cb.data);
+	free(s->saved);
+	s->saved = xstrdup(s->since);
+}
+
+/* A 200 with a usable body. Returns false if the body is not a /sync answer. */
+static bool handle_batch(struct sync *s, const cJSON *json)
+{
+	const char *next = json_string(json, "next_batch");
+	if (!next || !*next)
+		return false;
+	bool fresh = s->since == NULL;
+	/* Cleared before the callbacks run: a sync_set_rooms from one of them sets it
+	 * again for the next poll. */
+	s->want_full_state = false;
+	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(json, "rooms");
+	const cJSON *join = rooms ? cJSON_GetObjectItemCaseSensitive(rooms, "join") : NULL;
+	const cJSON *room;
+	cJSON_ArrayForEach(room, join)
+	{
+		/* The filter should have kept others out; a homeserver ignoring it must not
+		 * make us hand over rooms nobody routes. */
+		if (!room->string || !strv_has(s->rooms, s->n_rooms, room->string))
+			continue;
+		deliver_room(s, room->string, room, fresh);
+		if (s->free_pending)
+			return true;
+	}
+	free(s->since);
+	s->since = xstrdup(next);
+	s->lost_position = false;
+	/* Only now: every event of the batch was handed over (at least once delivery). */
+	save_token(s);
+	return true;
+}
+
+/* ---- errors and back-off ---- */
+
+static void retry_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct sync *s = data;
+	s->retry_timer = 0;
+	start_poll(s);
+}
+
+static void retry_after(struct sync *s, uint64_t delay_ms)
+{
+	if (s->retry_timer)
+		loop_timer_cancel(s->loop, s->retry_timer);
+	s->retry_timer = loop_timer_add(s->loop, delay_ms, retry_fired, s);
+}
+
+/* Capped exponential, then a jitter factor in [0.5, 1): several bridges restarted by
+ * the same homeserver outage do not come back in lockstep. */
+static uint64_t backoff_ms(struct sync *s)
+{
+	double d = s->opt.retry_min_ms;
+	for (int i = 1; i < s->failures && d < s->opt.retry_max_ms; i++)
+		d *= 2;
+	if (d > s->opt.retry_max_ms)
+		d = s->opt.retry_max_ms;
+	return (uint64_t)(d * (0.5 + next_random01(s) / 2.0));
+}
+
+static bool is_bad_token(const struct sync *s, const struct matrix_response *r)
+{
+	if (!s->since || r->status != 400 || !r->errcode)
+		return false;
+	if (strcmp(r->errcode, "M_UNKNOWN_POS") == 0)
+		return true;
+	/* Synapse: 400 M_UNKNOWN "Invalid stream token" (no dedicated errcode in v3). */
+	return strcmp(r->errcode, "M_UNKNOWN") == 0 && r->error && strcasestr(r->error, "token");
+}
+
+static void describe(const struct matrix_response *r, struct strbuf *why)
+{
+	if (r->status == 0)
+		strbuf_printf(why, "%s", r->curl_error ? r->curl_error : "transport error");
+	else
+		strbuf_printf(why, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "-",
+			      r->error ? r->error : "-");
+}
+
+static void handle_failure(struct sync *s, const struct matrix_response *r, bool bad_body)
+{
+	struct strbuf why = STRBUF_INIT;
+	if (bad_body)
+		strbuf_printf(&why, "HTTP %ld without next_batch", r->status);
+	else
+		describe(r, &why);
+	s->failures++;
+
+	if (!bad_body && is_bad_token(s, r)) {
+		log_kv(ZLOG_WARN, "sync: the homeserver rejected the since token; starting afresh, gaps reported",
+		       "token", s->since, "reason", strbuf_str(&why), NULL);
+		free(s->since);
+		s->since = NULL;
+		s->lost_position = true;
+		save_token(s); /* forgets it: a restart must not send it again */
+		strbuf_free(&why);
+		start_poll(s);
+		return;
+	}
+	if (bad_body || matrix_response_is_transient(r)) {
+		uint64_t delay = backoff_ms(s);
+		long asked = r->retry_after_ms < SYNC_MAX_RETRY_AFTER_MS ? r->retry_after_ms : SYNC_MAX_RETRY_AFTER_MS;
+		if (asked > 0 && (uint64_t)asked > delay)
+			delay = (uint64_t)asked;
+		char ms[24];
+		snprintf(ms, sizeof ms, "%llu", (unsigned long long)delay);
+		log_kv(s->failures == 1 ? ZLOG_WARN : ZLOG_DEBUG, "sync: poll failed; retrying with the same token",
+		       "reason", strbuf_str(&why), "retry_ms", ms, NULL);
+		retry_after(s, delay);
+	} else {
+		/* 401, 403, 404...: nothing we can fix; the operator may (token file + restart,
+		 * homeserver config). Loud once, then quiet and slow. */
+		log_kv(s->permanent_logged ? ZLOG_DEBUG : ZLOG_ERROR,
+		       r->status == 401 ? "sync: the homeserver refused the access token; retrying slowly"
+					: "sync: the homeserver refused /sync; retrying slowly",
+		       "reason", strbuf_str(&why), NULL);
+		s->permanent_logged = true;
+		retry_after(s, (uint64_t)s->opt.retry_max_ms);
+	}
+	strbuf_free(&why);
+}
+
+/* ---- polling ---- */
+
+static void sync_destroy(struct sync *s);
+
+static void handle_response(struct sync *s, const struct matrix_response *r)
+{
+	if (r->status == 200 && r->json) {
+		if (handle_batch(s, r->json)) {
+			if (s->free_pending)
+				return;
+			if (s->failures > 0 || s->permanent_logged) {
+				char n[24];
+				snprintf(n, sizeof n, "%d", s->failures);
+				log_kv(ZLOG_INFO, "sync: polling again", "failed_polls", n, NULL);
+			}
+			s->failures = 0;
+			s->permanent_logged = false;
+			start_poll(s);
+			return;
+		}
+		handle_failure(s, r, true);
+		return;
+	}
+	handle_failure(s, r, r->status == 200);
+}
+
+static void on_sync_response(const struct matrix_response *r, void *data)
+{
+	struct sync *s = data;
+	s->polling = false;
+	s->dispatching++;
+	handle_response(s, r);
+	s->dispatching--;
+	if (s->free_pending && s->dispatching == 0)
+		sync_destroy(s);
+}
+
+static void start_poll(struct sync *s)
+{
+	if (s->polling || s->free_pending || !s->mc)
+		return;
+	if (s->retry_timer) {
+		loop_timer_cancel(s->loop, s->retry_timer);
+		s->retry_timer = 0;
+	}
+	bool fresh = s->since == NULL;
+	/* A fresh start wants next_batch and state, not history: one timeline event per
+	 * room is the least the API allows. */
+	char *filter = sync_filter_json((const char *const *)s->rooms, s->n_rooms, (const char *const *)s->types,
+					s->n_types, fresh ? 1 : s->opt.timeline_limit);
+	char *filter_q = matrix_escape_segment(filter);
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "/_matrix/client/v3/sync?filter=%s&timeout=%d", filter_q,
+		      fresh ? 0 : s->opt.poll_timeout_ms);
+	if (!fresh) {
+		char *since_q = matrix_escape_segment(s->since);
+		strbuf_printf(&path, "&since=%s", since_q);
+		free(since_q);
+		if (s->want_full_state)
+			strbuf_puts(&path, "&full_state=true");
+	}
+	free(filter);
+	free(filter_q);
+	if (matrix_request_timeout(s->mc, "GET", strbuf_str(&path), NULL, s->opt.http_timeout_ms, on_sync_response,
+				   s) == 0) {
+		s->polling = true;
+	} else {
+		s->failures++;
+		retry_after(s, backoff_ms(s));
+	}
+	strbuf_free(&path);
+}
+
+/* ---- life cycle ---- */
+
+struct sync *sync_new(struct loop *loop, const struct config_matrix *cfg, const char *const *room_ids,
+		      size_t n_rooms, const char *const *types, size_t n_types, const struct sync_callbacks *cb,
+		      const struct sync_options *opt)
+{
+	if (!loop || !cfg || !cb) {
+		log_kv(ZLOG_ERROR, "sync: needs a loop, Matrix settings and callbacks", NULL);
+		return NULL;
+	}
+	struct sync *s = xcalloc(1, sizeof *s);
+	s->loop = loop;
+	s->cfg = cfg;
+	s->mc = matrix_client_new(loop, cfg);
+	if (!s->mc) {
+		free(s);
+		return NULL;
+	}
+	s->rooms = rooms_copy(room_ids, n_rooms, &s->n_rooms);
+	s->types = strv_copy(types, n_types, &s->n_types);
+	s->cb = *cb;
+	if (opt)
+		s->opt = *opt;
+	if (s->opt.poll_timeout_ms <= 0)
+		s->opt.poll_timeout_ms = SYNC_DEFAULT_POLL_MS;
+	if (s->opt.http_timeout_ms <= 0)
+		s->opt.http_timeout_ms = s->opt.poll_timeout_ms + SYNC_DEFAULT_HTTP_GRACE_MS;
+	if (s->opt.timeline_limit <= 0)
+		s->opt.timeline_limit = SYNC_DEFAULT_TIMELINE_LIMIT;
+	if (s->opt.retry_min_ms <= 0)
+		s->opt.retry_min_ms = SYNC_DEFAULT_RETRY_MIN_MS;
+	if (s->opt.retry_max_ms <= 0)
+		s->opt.retry_max_ms = SYNC_DEFAULT_RETRY_MAX_MS;
+	if (s->opt.retry_max_ms < s->opt.retry_min_ms)
+		s->opt.retry_max_ms = s->opt.retry_min_ms;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)s;
+	if (!s->rng)
+		s->rng = 0x9E3779B97F4A7C15ULL;
+	return s;
+}
+
+int sync_start(struct sync *s)
+{
+	if (!s || s->started)
+		return -1;
+	s->started = true;
+	char *token = s->cb.token_load ? s->cb.token_load(s->cb.data) : NULL;
+	if (token && *token) {
+		s->since = token;
+		s->saved = xstrdup(token);
+		s->want_full_state = true;
+		log_kv(ZLOG_INFO, "sync: resuming", "token", token, NULL);
+	} else {
+		free(token);
+		log_kv(ZLOG_INFO, "sync: no saved token; starting from now (history is not replayed)", NULL);
+	}
+	start_poll(s);
+	return 0;
+}
+
+void sync_set_rooms(struct sync *s, const char *const *room_ids, size_t n_rooms)
+{
+	if (!s)
+		return;
+	size_t n;
+	char **fresh = rooms_copy(room_ids, n_rooms, &n);
+	bool added = false, changed = n != s->n_rooms;
+	for (size_t i = 0; i < n; i++) {
+		if (!strv_has(s->rooms, s->n_rooms, fresh[i])) {
+			added = true;
+			changed = true;
+		}
+	}
+	strv_free(s->rooms, s->n_rooms);
+	s->rooms = fresh;
+	s->n_rooms = n;
+	if (added && s->since)
+		s->want_full_state = true; /* the new rooms' state, without their history */
+	if (!changed || !s->polling || s->dispatching)
+		return; /* the next poll (after the callbacks, or the back-off) uses the new filter */
+	/* A long poll with the old filter could hold the new rooms back for
+	 * poll_timeout_ms; a fresh client is the only way to drop it. */
+	struct matrix_client *mc = matrix_client_new(s->loop, s->cfg);
+	if (!mc)
+		return; /* the poll in flight ends in time anyway */
+	matrix_client_free(s->mc);
+	s->mc = mc;
+	s->polling = false;
+	start_poll(s);
+}
+
+static void sync_destroy(struct sync *s)
+{
+	if (s->retry_timer)
+		loop_timer_cancel(s->loop, s->retry_timer);
+	matrix_client_free(s->mc); /* from inside its callback it finishes later on its own */
+	strv_free(s->rooms, s->n_rooms);
+	strv_free(s->types, s->n_types);
+	free(s->since);
+	free(s->saved);
+	free(s);
+}
+
+void sync_free(struct sync *s)
+{
+	if (!s)
+		return;
+	if (s->dispatching) {
+		s->free_pending = true;
+		if (s->retry_timer) {
+			loop_timer_cancel(s->loop, s->retry_timer);
+			s->retry_timer = 0;
+		}
+		return;
+	}
+	sync_destroy(s);
+}
+
+const char *sync_since(const struct sync *s) { return s ? s->since : NULL; }

@@ -1,0 +1,847 @@
+/* Tests of the /sync long-poll client: real HTTP over loopback against
+ * tests/fake_homeserver.py (a subprocess, as in test_matrix.c), driven by the real loop. */
+#include "sync.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "strbuf.h"
+#include "test.h"
+
+#ifndef ZMB_SOURCE_ROOT
+#define ZMB_SOURCE_ROOT "."
+#endif
+
+#define ALERTS "!alerts:localhost"
+#define OPS "!ops:localhost"
+#define ALERTS_Q "%21alerts%3Alocalhost"
+#define OPS_Q "%21ops%3Alocalhost"
+
+/* ---- the fake homeserver subprocess and its control API ---- */
+
+static pid_t hs_pid = -1;
+static char hs_url[64];
+
+static int start_homeserver(void)
+{
+	char port_file[128];
+	snprintf(port_file, sizeof port_file, "/tmp/zmb-test-sync-%d.port", (int)getpid());
+	unlink(port_file);
+	hs_pid = fork();
+	if (hs_pid < 0)
+		return -1;
+	if (hs_pid == 0) {
+		/* A test that crashes must not leave the server behind. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execl("/usr/bin/python3", "python3", ZMB_SOURCE_ROOT "/tests/fake_homeserver.py", "--port", "0",
+		      "--port-file", port_file, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200; i++) { /* up to 10 s */
+		FILE *f = fopen(port_file, "r");
+		if (f) {
+			int port = 0;
+			int ok = fscanf(f, "%d", &port) == 1;
+			fclose(f);
+			if (ok && port > 0) {
+				snprintf(hs_url, sizeof hs_url, "http://127.0.0.1:%d", port);
+				return 0;
+			}
+		}
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static void stop_homeserver(void)
+{
+	if (hs_pid > 0) {
+		kill(hs_pid, SIGTERM);
+		waitpid(hs_pid, NULL, 0);
+		hs_pid = -1;
+	}
+}
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	strbuf_append(userdata, ptr, size * nmemb);
+	return size * nmemb;
+}
+
+/* A blocking call to the fake (fine in a test, never in the daemon); token NULL for
+ * the /_fake control API. Returns the HTTP status; *out (if given) the parsed body. */
+static long hs_call(const char *method, const char *path, const char *body, const char *token, cJSON **out)
+{
+	CURL *e = curl_easy_init();
+	struct strbuf url = STRBUF_INIT, resp = STRBUF_INIT, auth = STRBUF_INIT;
+	struct curl_slist *headers = NULL;
+	strbuf_printf(&url, "%s%s", hs_url, path);
+	curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	if (token) {
+		strbuf_printf(&auth, "Authorization: Bearer %s", token);
+		headers = curl_slist_append(headers, strbuf_str(&auth));
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	}
+	if (body)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
+	long status = 0;
+	if (curl_easy_perform(e) == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (out)
+		*out = cJSON_Parse(strbuf_str(&resp));
+	curl_easy_cleanup(e);
+	curl_slist_free_all(headers);
+	strbuf_free(&url);
+	strbuf_free(&resp);
+	strbuf_free(&auth);
+	return status;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void add_fault(const char *rule_json)
+{
+	long st = hs_call("POST", "/_fake/faults", rule_json, NULL, NULL);
+	if (st != 200)
+		printf("# could not install fault %s: HTTP %ld\n", rule_json, st);
+}
+
+static void reset_homeserver(void)
+{
+	if (hs_call("POST", "/_fake/reset", "{}", NULL, NULL) != 200)
+		printf("# /_fake/reset failed\n");
+}
+
+/* Injects an event as @alice; returns its event id (caller frees) or NULL. */
+static char *inject(const char *room_q, const char *type, const char *content_json)
+{
+	struct strbuf path = STRBUF_INIT, body = STRBUF_INIT;
+	strbuf_printf(&path, "/_fake/rooms/%s/inject", room_q);
+	strbuf_printf(&body, "{\"sender\":\"@alice:localhost\",\"type\":\"%s\",\"content\":%s}", type, content_json);
+	cJSON *out = NULL;
+	long st = hs_call("POST", strbuf_str(&path), strbuf_str(&body), NULL, &out);
+	char *id = st == 200 ? xstrdup(json_str(out, "event_id")) : NULL;
+	if (!id)
+		printf("# inject %s into %s failed: HTTP %ld\n", type, room_q, st);
+	cJSON_Delete(out);
+	strbuf_free(&path);
+	strbuf_free(&body);
+	return id;
+}
+
+static char *inject_reaction(const char *room_q, const char *key)
+{
+	char content[256];
+	snprintf(content, sizeof content,
+		 "{\"m.relates_to\":{\"rel_type\":\"m.annotation\",\"event_id\":\"$target\",\"key\":\"%s\"}}", key);
+	return inject(room_q, "m.reaction", content);
+}
+
+static char *inject_message(const char *room_q, const char *text)
+{
+	char content[256];
+	snprintf(content, sizeof content, "{\"msgtype\":\"m.text\",\"body\":\"%s\"}", text);
+	return inject(room_q, "m.room.message", content);
+}
+
+/* The /sync requests the fake saw, oldest first. Caller deletes. */
+static cJSON *sync_requests(void)
+{
+	cJSON *all = NULL, *out = cJSON_CreateArray();
+	hs_call("GET", "/_fake/requests", NULL, NULL, &all);
+	const cJSON *rec;
+	cJSON_ArrayForEach(rec, all)
+	{
+		const char *p = json_str(rec, "path");
+		if (p && strstr(p, "/sync"))
+			cJSON_AddItemToArray(out, cJSON_Duplicate(rec, true));
+	}
+	cJSON_Delete(all);
+	return out;
+}
+
+static const char *query_of(const cJSON *rec, const char *key)
+{
+	return json_str(cJSON_GetObjectItemCaseSensitive(rec, "query"), key);
+}
+
+/* ---- what the callbacks saw ---- */
+
+struct recorder {
+	char *token;        /* the "store" */
+	int saves;
+	int save_nulls;
+	int events_at_save; /* timeline events handed over when the last save happened */
+	int events;         /* timeline (non-snapshot) events */
+	int snapshots;
+	int power_level_snapshots;
+	struct strbuf log;  /* "room type what event_id\n" per timeline event */
+	struct strbuf snapshot_log; /* "room type\n" per snapshot event */
+	int gaps;
+	char *gap_room;
+	char *gap_prev;
+	struct sync *free_on_event; /* sync_free from inside on_event, once */
+};
+
+static struct recorder rec;
+
+static void rec_reset(const char *token)
+{
+	free(rec.token);
+	free(rec.gap_room);
+	free(rec.gap_prev);
+	strbuf_free(&rec.log);
+	strbuf_free(&rec.snapshot_log);
+	memset(&rec, 0, sizeof rec);
+	rec.token = xstrdup(token);
+}
+
+static char *rec_token_load(void *data)
+{
+	(void)data;
+	return xstrdup(rec.token);
+}
+
+static void rec_token_save(const char *token, void *data)
+{
+	(void)data;
+	free(rec.token);
+	rec.token = xstrdup(token);
+	rec.saves++;
+	rec.save_nulls += token == NULL;
+	rec.events_at_save = rec.events;
+}
+
+static void rec_on_event(const struct sync_event *ev, void *data)
+{
+	(void)data;
+	if (ev->snapshot) {
+		rec.snapshots++;
+		rec.power_level_snapshots += strcmp(ev->type, "m.room.power_levels") == 0;
+		strbuf_printf(&rec.snapshot_log, "%s %s\n", ev->room_id, ev->type);
+		if (!ev->state_key)
+			printf("# snapshot event %s without state_key\n", ev->type);
+		return;
+	}
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev->event, "content");
+	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
+	const char *what = json_str(content, "body");
+	if (!what)
+		what = json_str(rel, "key");
+	rec.events++;
+	strbuf_printf(&rec.log, "%s %s %s %s\n", ev->room_id, ev->type, what ? what : "-",
+		      ev->event_id ? ev->event_id : "-");
+	if (rec.free_on_event) {
+		struct sync *s = rec.free_on_event;
+		rec.free_on_event = NULL;
+		sync_free(s);
+	}
+}
+
+static void rec_on_gap(const char *room_id, const char *prev_batch, void *data)
+{
+	(void)data;
+	rec.gaps++;
+	free(rec.gap_room);
+	free(rec.gap_prev);
+	rec.gap_room = xstrdup(room_id);
+	rec.gap_prev = xstrdup(prev_batch);
+}
+
+static const struct sync_callbacks rec_callbacks = {
+	.token_load = rec_token_load,
+	.token_save = rec_token_save,
+	.on_event = rec_on_event,
+	.on_gap = rec_on_gap,
+	.data = NULL,
+};
+
+/* ---- running the loop ---- */
+
+static struct loop *loop;
+static bool (*until)(void);
+static uint64_t check_timer;
+
+static void check_fired(struct loop *l, void *data)
+{
+	(void)data;
+	check_timer = 0;
+	if (until && until()) {
+		loop_stop(l);
+		return;
+	}
+	check_timer = loop_timer_add(l, 5, check_fired, NULL);
+}
+
+static void deadline_fired(struct loop *l, void *data)
+{
+	(void)data;
+	loop_stop(l);
+}
+
+/* Runs the loop until cond() holds or max_ms passed; returns cond(). */
+static bool run_until(bool (*cond)(void), uint64_t max_ms)
+{
+	until = cond;
+	check_timer = loop_timer_add(loop, 5, check_fired, NULL);
+	uint64_t t = loop_timer_add(loop, max_ms, deadline_fired, NULL);
+	loop_run(loop);
+	loop_timer_cancel(loop, t);
+	loop_timer_cancel(loop, check_timer);
+	until = NULL;
+	bool ok = !cond || cond();
+	if (!ok)
+		printf("# condition still false after %llu ms\n", (unsigned long long)max_ms);
+	return ok;
+}
+
+static void run_idle(uint64_t ms) { run_until(NULL, ms); }
+
+static bool token_saved(void) { return rec.saves > 0 && rec.token != NULL; }
+static bool one_event(void) { return rec.events >= 1; }
+static bool two_events(void) { return rec.events >= 2; }
+static bool gap_and_m6(void) { return rec.gaps >= 1 && strstr(strbuf_str(&rec.log), " m6 "); }
+
+static struct config_matrix make_cfg(const char *token)
+{
+	struct config_matrix cfg = {0};
+	cfg.homeserver = hs_url;
+	cfg.access_token = (char *)token;
+	cfg.tls_verify = true;
+	cfg.request_timeout_s = 2; /* shorter than the polls: the per-request timeout must be used */
+	cfg.retry_min_ms = 50;
+	cfg.retry_max_ms = 400;
+	return cfg;
+}
+
+static const char *const chatops_types[] = {"m.reaction", "m.room.redaction", "m.room.message",
+					    "m.room.power_levels"};
+#define N_TYPES (sizeof chatops_types / sizeof chatops_types[0])
+
+static struct sync *new_sync(const struct config_matrix *cfg, const char *const *rooms, size_t n_rooms,
+			     int poll_ms)
+{
+	struct sync_options opt = {.poll_timeout_ms = poll_ms,
+				   .http_timeout_ms = poll_ms + 2000,
+				   .timeline_limit = 20,
+				   .retry_min_ms = 50,
+				   .retry_max_ms = 400};
+	return sync_new(loop, cfg, rooms, n_rooms, chatops_types, N_TYPES, &rec_callbacks, &opt);
+}
+
+/* Starts s and waits until its first answer was saved and the long poll is out. */
+static bool start_and_settle(struct sync *s)
+{
+	CHECK_INT(sync_start(s), 0);
+	bool ok = run_until(token_saved, 5000);
+	run_idle(200);
+	return ok;
+}
+
+static bool is_stream_token(const char *t) { return t && t[0] == 's' && t[1] >= '0' && t[1] <= '9'; }
+
+/* ---- pure ---- */
+
+static void test_filter_json_limits_rooms_types_and_sections(void)
+{
+	const char *rooms[] = {ALERTS};
+	char *f = sync_filter_json(rooms, 1, chatops_types, N_TYPES, 7);
+	cJSON *j = cJSON_Parse(f);
+	CHECK(j != NULL);
+	const cJSON *room = cJSON_GetObjectItemCaseSensitive(j, "room");
+	const cJSON *rl = cJSON_GetObjectItemCaseSensitive(room, "rooms");
+	CHECK_INT(cJSON_GetArraySize(rl), 1);
+	CHECK_STR(cJSON_GetArrayItem(rl, 0)->valuestring, ALERTS);
+	const cJSON *tl = cJSON_GetObjectItemCaseSensitive(room, "timeline");
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(tl, "limit")->valueint, 7);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tl, "types")), (int)N_TYPES);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(room, "state");
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "types")), (int)N_TYPES);
+	const cJSON *pres = cJSON_GetObjectItemCaseSensitive(j, "presence");
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(pres, "types")), 0);
+	cJSON_Delete(j);
+	free(f);
+
+	/* No types: no "types" key (all types); no rooms: an empty list (no rooms). */
+	f = sync_filter_json(NULL, 0, NULL, 0, 0);
+	CHECK_CONTAINS(f, "\"rooms\":[]");
+	CHECK_NOT_CONTAINS(f, "\"limit\"");
+	CHECK_CONTAINS(f, "\"timeline\":{}");
+	free(f);
+}
+
+/* ---- over HTTP ---- */
+
+static void test_first_sync_delivers_no_history_but_current_state(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	char *old = inject_message(ALERTS_Q, "old message");
+	char *old_reaction = inject_reaction(ALERTS_Q, "old");
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 5000);
+	CHECK(start_and_settle(s));
+	run_idle(200);
+	CHECK_INT(rec.events, 0);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), "old");
+	/* Not even disguised as state: only state events make the snapshot. */
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.snapshot_log), "m.reaction");
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.snapshot_log), "m.room.message");
+	CHECK(rec.power_level_snapshots >= 1);
+	CHECK_INT(rec.gaps, 0);
+	CHECK(is_stream_token(rec.token));
+	CHECK_STR(sync_since(s), rec.token);
+
+	/* The fresh start asked without since, the next poll long-polls from its token. */
+	cJSON *reqs = sync_requests();
+	CHECK(cJSON_GetArraySize(reqs) >= 2);
+	CHECK(query_of(cJSON_GetArrayItem(reqs, 0), "since") == NULL);
+	CHECK_STR(query_of(cJSON_GetArrayItem(reqs, 1), "since"), rec.token);
+	CHECK_STR(query_of(cJSON_GetArrayItem(reqs, 1), "timeout"), "5000");
+	CHECK_CONTAINS(query_of(cJSON_GetArrayItem(reqs, 1), "filter"), "\"rooms\":[\"" ALERTS "\"]");
+	cJSON_Delete(reqs);
+	sync_free(s);
+	free(old);
+	free(old_reaction);
+}
+
+static void test_injected_reaction_arrives_once_and_wakes_the_long_poll(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	char *id = inject_reaction(ALERTS_Q, "\xf0\x9f\x91\x80");
+	uint64_t t0 = loop_now_ms(loop);
+	CHECK(run_until(one_event, 5000));
+	uint64_t took = loop_now_ms(loop) - t0;
+	if (took > 1500)
+		printf("# the reaction took %llu ms (the poll waits up to 10000)\n", (unsigned long long)took);
+	CHECK(took <= 1500);
+	run_idle(500);
+	CHECK_INT(rec.events, 1);
+	struct strbuf want = STRBUF_INIT;
+	strbuf_printf(&want, ALERTS " m.reaction \xf0\x9f\x91\x80 %s\n", id);
+	CHECK_STR(strbuf_str(&rec.log), strbuf_str(&want));
+	strbuf_free(&want);
+	/* Saved after the event was handed over, not before. */
+	CHECK_INT(rec.events_at_save, 1);
+	sync_free(s);
+	free(id);
+}
+
+static void test_other_rooms_and_unasked_types_are_not_delivered(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	/* The bridge user joins !ops too: only the filter keeps its events out. */
+	CHECK_INT(hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	CHECK_INT(rec.events, 0);
+	char *a = inject_reaction(OPS_Q, "in-ops");
+	char *b = inject(ALERTS_Q, "m.sticker", "{\"body\":\"sticker\"}");
+	char *c = inject(ALERTS_Q, "m.room.topic", "{\"topic\":\"topic\"}");
+	char *marker = inject_reaction(ALERTS_Q, "marker");
+	CHECK(run_until(one_event, 5000));
+	run_idle(300);
+	CHECK_INT(rec.events, 1);
+	CHECK_CONTAINS(strbuf_str(&rec.log), "marker");
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), OPS);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), "sticker");
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), "topic");
+	sync_free(s);
+	free(a);
+	free(b);
+	free(c);
+	free(marker);
+}
+
+static void test_token_is_persisted_and_a_new_client_resumes_without_duplicates(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	char *r1 = inject_reaction(ALERTS_Q, "first");
+	CHECK(run_until(one_event, 5000));
+	sync_free(s);
+	char *token = xstrdup(rec.token);
+	CHECK(is_stream_token(token));
+
+	/* While no client runs: a reaction, which the next client must deliver. */
+	char *r2 = inject_reaction(ALERTS_Q, "second");
+	rec_reset(token);
+	hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK_INT(sync_start(s), 0);
+	CHECK(run_until(one_event, 5000));
+	run_idle(500);
+	CHECK_INT(rec.events, 1);
+	CHECK_CONTAINS(strbuf_str(&rec.log), r2);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), r1);
+	/* The resume asked for full state: the consumer has the power levels again. */
+	CHECK(rec.power_level_snapshots >= 1);
+	cJSON *reqs = sync_requests();
+	CHECK_STR(query_of(cJSON_GetArrayItem(reqs, 0), "since"), token);
+	CHECK_STR(query_of(cJSON_GetArrayItem(reqs, 0), "full_state"), "true");
+	CHECK(query_of(cJSON_GetArrayItem(reqs, 1), "full_state") == NULL);
+	cJSON_Delete(reqs);
+	CHECK(rec.token && strcmp(rec.token, token) != 0);
+	sync_free(s);
+	free(token);
+	free(r1);
+	free(r2);
+}
+
+static void test_long_poll_may_outlast_request_timeout(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	cfg.request_timeout_s = 1;
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 2500);
+	FILE *logf = tmpfile();
+	log_set_stream(logf);
+	CHECK(start_and_settle(s));
+	run_idle(2800); /* one whole empty poll of 2.5 s */
+	log_set_stream(stderr);
+	struct strbuf logged = STRBUF_INIT;
+	char buf[512];
+	rewind(logf);
+	while (fgets(buf, sizeof buf, logf))
+		strbuf_puts(&logged, buf);
+	fclose(logf);
+	CHECK_NOT_CONTAINS(strbuf_str(&logged), "poll failed");
+	cJSON *reqs = sync_requests();
+	CHECK_INT(cJSON_GetArraySize(reqs), 3); /* fresh start, the 2.5 s poll, the next */
+	cJSON_Delete(reqs);
+	strbuf_free(&logged);
+	sync_free(s);
+}
+
+static int fault_hits(void)
+{
+	cJSON *out = NULL;
+	hs_call("GET", "/_fake/faults", NULL, NULL, &out);
+	int hits = 0;
+	const cJSON *rule;
+	cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(out, "rules"))
+	hits += cJSON_GetObjectItemCaseSensitive(rule, "hits")->valueint;
+	cJSON_Delete(out);
+	return hits;
+}
+
+static int hits_wanted;
+static bool faults_hit(void) { return fault_hits() >= hits_wanted; }
+
+static void test_500_burst_and_a_hang_are_survived_without_loss_or_duplicates(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	/* Polls of 300 ms cut by the client after 1300 ms. */
+	struct sync *s = new_sync(&cfg, rooms, 1, 300);
+	CHECK(start_and_settle(s));
+
+	add_fault("{\"path\":\"/sync\",\"status\":500,\"count\":3}");
+	hits_wanted = 3;
+	CHECK(run_until(faults_hit, 5000));
+	char *r1 = inject_reaction(ALERTS_Q, "after-500s");
+	CHECK(run_until(one_event, 5000));
+	CHECK_INT(fault_hits(), 3);
+
+	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	add_fault("{\"path\":\"/sync\",\"action\":\"hang\",\"seconds\":20}");
+	hits_wanted = 1;
+	CHECK(run_until(faults_hit, 3000));
+	char *r2 = inject_reaction(ALERTS_Q, "after-hang");
+	uint64_t t0 = loop_now_ms(loop);
+	CHECK(run_until(two_events, 6000));
+	uint64_t took = loop_now_ms(loop) - t0;
+	/* It came only after the client gave up on the hung poll (~2300 ms). */
+	if (took < 1000)
+		printf("# the event came after %llu ms: the hang did not hold the poll\n", (unsigned long long)took);
+	CHECK(took >= 1000);
+	run_idle(500);
+	CHECK_INT(rec.events, 2);
+	CHECK_CONTAINS(strbuf_str(&rec.log), r1);
+	CHECK_CONTAINS(strbuf_str(&rec.log), r2);
+
+	/* Every request after a failure carried a token the client already had. */
+	cJSON *reqs = sync_requests();
+	const cJSON *rq;
+	int failed = 0, bad_retry = 0;
+	const char *prev_since = NULL;
+	bool prev_failed = false;
+	cJSON_ArrayForEach(rq, reqs)
+	{
+		const char *since = query_of(rq, "since");
+		if (prev_failed && (!since || !prev_since || strcmp(since, prev_since) != 0))
+			bad_retry++;
+		const cJSON *fault = cJSON_GetObjectItemCaseSensitive(rq, "fault");
+		prev_failed = fault != NULL;
+		failed += prev_failed;
+		prev_since = since;
+	}
+	CHECK_INT(failed, 4);
+	CHECK_INT(bad_retry, 0);
+	cJSON_Delete(reqs);
+	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	sync_free(s);
+	free(r1);
+	free(r2);
+}
+
+static void test_429_waits_at_least_retry_after_ms(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 300);
+	CHECK(start_and_settle(s));
+	add_fault("{\"path\":\"/sync\",\"status\":429,\"retry_after_ms\":900}");
+	hits_wanted = 1;
+	CHECK(run_until(faults_hit, 3000));
+	run_idle(1500);
+	cJSON *reqs = sync_requests();
+	double t429 = -1, next = -1;
+	const cJSON *rq;
+	cJSON_ArrayForEach(rq, reqs)
+	{
+		double t = cJSON_GetObjectItemCaseSensitive(rq, "time")->valuedouble;
+		if (t429 >= 0 && next < 0)
+			next = t;
+		if (cJSON_GetObjectItemCaseSensitive(rq, "fault"))
+			t429 = t;
+	}
+	cJSON_Delete(reqs);
+	CHECK(t429 >= 0 && next >= 0);
+	if (next - t429 < 0.85)
+		printf("# the retry came %.3f s after the 429, expected >= 0.9\n", next - t429);
+	CHECK(next - t429 >= 0.85);
+	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	sync_free(s);
+}
+
+static void test_invalid_token_is_dropped_and_sync_restarts_cleanly(void)
+{
+	reset_homeserver();
+	rec_reset("garbage");
+	char *old = inject_message(ALERTS_Q, "old message");
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK_INT(sync_start(s), 0);
+	CHECK(run_until(token_saved, 5000));
+	run_idle(200);
+	CHECK_INT(rec.save_nulls, 1); /* forgotten first */
+	CHECK(is_stream_token(rec.token));
+	CHECK_INT(rec.events, 0);     /* no history replayed */
+	CHECK_INT(rec.gaps, 1);       /* but the consumer learns it may have missed events */
+	CHECK_STR(rec.gap_room, ALERTS);
+	CHECK(rec.gap_prev != NULL);
+	char *r = inject_reaction(ALERTS_Q, "after-restart");
+	CHECK(run_until(one_event, 3000));
+	CHECK_CONTAINS(strbuf_str(&rec.log), r);
+	sync_free(s);
+	free(old);
+	free(r);
+}
+
+static void test_limited_timeline_calls_gap_and_keeps_newest_in_order(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync_options opt = {.poll_timeout_ms = 10000, .timeline_limit = 3, .retry_min_ms = 50};
+	struct sync *s = sync_new(loop, &cfg, rooms, 1, chatops_types, N_TYPES, &rec_callbacks, &opt);
+	CHECK(start_and_settle(s));
+	/* Six events between two polls, deterministically: no poll is out while they are
+	 * injected (a poll in flight would take the first one or two). */
+	sync_free(s);
+	char *token = xstrdup(rec.token);
+	char *ids[6];
+	for (int i = 0; i < 6; i++) {
+		char text[8];
+		snprintf(text, sizeof text, "m%d", i + 1);
+		ids[i] = inject_message(ALERTS_Q, text);
+	}
+	rec_reset(token);
+	s = sync_new(loop, &cfg, rooms, 1, chatops_types, N_TYPES, &rec_callbacks, &opt);
+	CHECK_INT(sync_start(s), 0);
+	CHECK(run_until(gap_and_m6, 5000));
+	run_idle(300);
+	CHECK_INT(rec.gaps, 1);
+	CHECK_STR(rec.gap_room, ALERTS);
+	CHECK(is_stream_token(rec.gap_prev));
+	const char *log = strbuf_str(&rec.log);
+	CHECK_INT(rec.events, 3);
+	CHECK_NOT_CONTAINS(log, " m3 ");
+	const char *p4 = strstr(log, " m4 "), *p5 = strstr(log, " m5 "), *p6 = strstr(log, " m6 ");
+	CHECK(p4 && p5 && p6 && p4 < p5 && p5 < p6);
+	sync_free(s);
+	free(token);
+	for (int i = 0; i < 6; i++)
+		free(ids[i]);
+}
+
+static void test_set_rooms_takes_effect_without_waiting_for_the_poll(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	CHECK_INT(hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	int snapshots_before = rec.power_level_snapshots;
+	const char *both[] = {ALERTS, OPS};
+	sync_set_rooms(s, both, 2);
+	run_idle(300);
+	/* The added room's state, without its history. */
+	CHECK_INT(rec.power_level_snapshots, snapshots_before + 2);
+	CHECK_INT(rec.events, 0);
+	char *r = inject_reaction(OPS_Q, "in-ops");
+	uint64_t t0 = loop_now_ms(loop);
+	CHECK(run_until(one_event, 3000));
+	CHECK(loop_now_ms(loop) - t0 < 1500);
+	CHECK_CONTAINS(strbuf_str(&rec.log), OPS " m.reaction in-ops");
+
+	/* Removed again: its events stop. */
+	sync_set_rooms(s, rooms, 1);
+	run_idle(200);
+	char *r2 = inject_reaction(OPS_Q, "ignored");
+	char *marker = inject_reaction(ALERTS_Q, "marker");
+	CHECK(run_until(two_events, 3000));
+	run_idle(300);
+	CHECK_INT(rec.events, 2);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), "ignored");
+	sync_free(s);
+	free(r);
+	free(r2);
+	free(marker);
+}
+
+static void test_unknown_access_token_is_retried_slowly(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("not-a-token");
+	const char *rooms[] = {ALERTS};
+	struct sync_options opt = {.poll_timeout_ms = 300, .retry_min_ms = 20, .retry_max_ms = 700};
+	struct sync *s = sync_new(loop, &cfg, rooms, 1, chatops_types, N_TYPES, &rec_callbacks, &opt);
+	CHECK_INT(sync_start(s), 0);
+	run_idle(1000);
+	cJSON *reqs = sync_requests();
+	int n = cJSON_GetArraySize(reqs);
+	CHECK_INT(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(reqs, 0), "status")->valueint, 401);
+	cJSON_Delete(reqs);
+	/* At retry_max_ms (700), not at retry_min_ms (20): two requests in one second. */
+	if (n != 2)
+		printf("# %d /sync requests in 1 s with a refused token, expected 2\n", n);
+	CHECK_INT(n, 2);
+	CHECK_INT(rec.saves, 0);
+	sync_free(s);
+}
+
+static void test_free_with_a_poll_in_flight_is_clean(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	int saves = rec.saves;
+	sync_free(s);
+	char *r = inject_reaction(ALERTS_Q, "nobody-listens");
+	run_idle(300);
+	CHECK_INT(rec.events, 0);
+	CHECK_INT(rec.saves, saves);
+	free(r);
+}
+
+static void test_free_from_the_event_callback_stops_the_batch(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
+	CHECK(start_and_settle(s));
+	int saves = rec.saves;
+	char *token = xstrdup(rec.token);
+	/* Whether both land in one batch or the poll in flight took only the first,
+	 * nothing after the first may be handed over once the syncer is gone. */
+	char *a = inject_reaction(ALERTS_Q, "a");
+	char *b = inject_reaction(ALERTS_Q, "b");
+	rec.free_on_event = s;
+	run_idle(500);
+	CHECK_INT(rec.events, 1);
+	CHECK_INT(rec.saves, saves); /* the batch was not finished: its token not saved */
+	CHECK_STR(rec.token, token);
+	free(token);
+	free(a);
+	free(b);
+}
+
+int main(void)
+{
+	RUN(test_filter_json_limits_rooms_types_and_sections);
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (start_homeserver() < 0) {
+		printf("# could not start tests/fake_homeserver.py\n");
+		stop_homeserver();
+		RUN_NAMED("fake homeserver starts", CHECK(false));
+		return test_done();
+	}
+	loop = loop_new();
+	RUN(test_first_sync_delivers_no_history_but_current_state);
+	RUN(test_injected_reaction_arrives_once_and_wakes_the_long_poll);
+	RUN(test_other_rooms_and_unasked_types_are_not_delivered);
+	RUN(test_token_is_persisted_and_a_new_client_resumes_without_duplicates);
+	RUN(test_long_poll_may_outlast_request_timeout);
+	RUN(test_500_burst_and_a_hang_are_survived_without_loss_or_duplicates);
+	RUN(test_429_waits_at_least_retry_after_ms);
+	RUN(test_invalid_token_is_dropped_and_sync_restarts_cleanly);
+	RUN(test_limited_timeline_calls_gap_and_keeps_newest_in_order);
+	RUN(test_set_rooms_takes_effect_without_waiting_for_the_poll);
+	RUN(test_unknown_access_token_is_retried_slowly);
+	RUN(test_free_with_a_poll_in_flight_is_clean);
+	RUN(test_free_from_the_event_callback_stops_the_batch);
+	loop_free(loop);
+	stop_homeserver();
+	rec_reset(NULL);
+	free(rec.token);
+	curl_global_cleanup();
+	return test_done();
+}
