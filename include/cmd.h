@@ -18,7 +18,11 @@ int cmd_explain(int argc, char **argv);
 int cmd_daemon(const char *config_path, bool verbose);
 int cmd_dead_letters(int argc, char **argv);
 
+struct config;
 struct zuul_event;
+/* Loads the configuration (config_load flags); prints every problem to stderr and
+ * returns NULL when it is unusable. Caller frees with config_free. */
+struct config *cmd_load_config(const char *config_path, unsigned flags);
 /* Reads and decodes EVENT.json ("-": stdin); prints why not to stderr. Caller frees. */
 struct zuul_event *cmd_load_event(const char *event_path);
 

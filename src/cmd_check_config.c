@@ -9,13 +9,9 @@
 
 int cmd_check_config(const char *config_path)
 {
-	struct strbuf errors = STRBUF_INIT;
-	struct config *cfg = config_load(config_path, CONFIG_NEED_SECRETS, &errors);
-	if (!cfg) {
-		fputs(strbuf_str(&errors), stderr);
-		strbuf_free(&errors);
+	struct config *cfg = cmd_load_config(config_path, CONFIG_NEED_SECRETS);
+	if (!cfg)
 		return EXIT_FAILURE_;
-	}
 	/* Templates are parsed here too: a syntax error in a template is as fatal as one in
 	 * the config, and its message names the template file and line. */
 	int bad = 0;
@@ -31,6 +27,5 @@ int cmd_check_config(const char *config_path)
 	if (!bad)
 		printf("%s: OK (%zu route%s)\n", config_path, cfg->n_routes, cfg->n_routes == 1 ? "" : "s");
 	config_free(cfg);
-	strbuf_free(&errors);
 	return bad ? EXIT_FAILURE_ : EXIT_OK;
 }

@@ -11,14 +11,9 @@
 
 int cmd_daemon(const char *config_path, bool verbose)
 {
-	struct strbuf errors = STRBUF_INIT;
-	struct config *cfg = config_load(config_path, CONFIG_NEED_SECRETS, &errors);
-	if (!cfg) {
-		fputs(strbuf_str(&errors), stderr);
-		strbuf_free(&errors);
+	struct config *cfg = cmd_load_config(config_path, CONFIG_NEED_SECRETS);
+	if (!cfg)
 		return EXIT_FAILURE_;
-	}
-	strbuf_free(&errors);
 	mqtt_library_init();
 	struct bridge *b = bridge_new(cfg, verbose);
 	int status = b ? bridge_run(b) : EXIT_FAILURE_;

@@ -68,14 +68,9 @@ int cmd_dead_letters(int argc, char **argv)
 			return cmd_usage_error("dead-letters: --retry takes a dead letter id or 'all', not '%s'", retry);
 	}
 
-	struct strbuf errors = STRBUF_INIT;
-	struct config *cfg = config_load(config_path, 0, &errors);
-	if (!cfg) {
-		fputs(strbuf_str(&errors), stderr);
-		strbuf_free(&errors);
+	struct config *cfg = cmd_load_config(config_path, 0);
+	if (!cfg)
 		return EXIT_FAILURE_;
-	}
-	strbuf_free(&errors);
 	char err[512];
 	struct store *st = store_open(cfg->state_dir, err, sizeof err);
 	if (!st) {

@@ -29,14 +29,9 @@ int cmd_explain(int argc, char **argv)
 	if (!config_path || optind != argc - 1)
 		return cmd_usage_error("explain: use -c FILE EVENT.json");
 
-	struct strbuf errors = STRBUF_INIT;
-	struct config *cfg = config_load(config_path, 0, &errors);
-	if (!cfg) {
-		fputs(strbuf_str(&errors), stderr);
-		strbuf_free(&errors);
+	struct config *cfg = cmd_load_config(config_path, 0);
+	if (!cfg)
 		return EXIT_FAILURE_;
-	}
-	strbuf_free(&errors);
 	struct zuul_event *ev = cmd_load_event(argv[optind]);
 	if (!ev) {
 		config_free(cfg);

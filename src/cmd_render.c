@@ -50,33 +50,11 @@ static int render_raw(const char *template_path, const char *partials_dir, const
 	return EXIT_OK;
 }
 
-/* Loads the event file and decodes it; prints why not on failure. Caller frees. */
-struct zuul_event *cmd_load_event(const char *event_path)
-{
-	size_t len;
-	char *payload = file_read_all(event_path, &len);
-	if (!payload) {
-		fprintf(stderr, "%s: cannot read: %s\n", event_path, strerror(errno));
-		return NULL;
-	}
-	char err[256];
-	struct zuul_event *ev = zuul_event_parse(payload, len, err, sizeof err);
-	if (!ev)
-		fprintf(stderr, "%s: not a Zuul report: %s\n", event_path, err);
-	free(payload);
-	return ev;
-}
-
 static int render_route(const char *config_path, const char *route_name, const char *event_path, int view_only)
 {
-	struct strbuf errors = STRBUF_INIT;
-	struct config *cfg = config_load(config_path, 0, &errors);
-	if (!cfg) {
-		fputs(strbuf_str(&errors), stderr);
-		strbuf_free(&errors);
+	struct config *cfg = cmd_load_config(config_path, 0);
+	if (!cfg)
 		return EXIT_FAILURE_;
-	}
-	strbuf_free(&errors);
 	int status = EXIT_FAILURE_;
 	struct zuul_event *ev = NULL;
 	struct report_templates rt = {0};
