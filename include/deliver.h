@@ -12,24 +12,19 @@
 #include "config.h"
 #include "loop.h"
 #include "matrix.h"
+#include "stats.h"
 #include "store.h"
 
 struct deliverer;
 
-/* Counters for logs, `status` and metrics. Monotonic since start. */
-struct deliver_stats {
-	uint64_t delivered;
-	uint64_t retried;      /* transient failures that will be retried */
-	uint64_t rate_limited; /* 429 answers */
-	uint64_t dead;         /* items moved to dead letters */
-};
-
 /* Called after the homeserver accepted an item (the item is still valid during the call). */
 typedef void (*deliver_done_fn)(const struct outbox_item *item, const char *event_id, void *data);
 
-/* cfg (retry_min_ms/retry_max_ms) must outlive the deliverer. */
+/* cfg (retry_min_ms/retry_max_ms) and stats must outlive the deliverer. The deliverer
+ * counts posted, failed, retries, rate_limited and delivery latency in stats, and keeps
+ * matrix_reachable up to date (any HTTP answer: reachable; a transport failure: not). */
 struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct matrix_client *mc,
-				const struct config_matrix *cfg);
+				const struct config_matrix *cfg, struct stats *stats);
 /* Frees queued items (they stay in the store's outbox). */
 void deliverer_free(struct deliverer *d);
 
@@ -52,7 +47,6 @@ size_t deliverer_queued(const struct deliverer *d);
 size_t deliverer_in_flight(const struct deliverer *d);
 /* Whether an item with this outbox id is already queued (for reloading the outbox). */
 bool deliverer_has_item(const struct deliverer *d, int64_t id);
-const struct deliver_stats *deliverer_stats(const struct deliverer *d);
 
 /* The delay before retry number `attempt` (1-based): min_ms * 2^(attempt-1), capped at
  * max_ms, then scaled by a jitter factor in [0.5, 1.0) taken from `random01`, so retries

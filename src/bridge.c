@@ -12,9 +12,12 @@
 #include "log.h"
 #include "loop.h"
 #include "matrix.h"
+#include "metrics.h"
 #include "mqtt.h"
+#include "notify.h"
 #include "report.h"
 #include "route.h"
+#include "stats.h"
 #include "store.h"
 #include "strbuf.h"
 #include "zuul.h"
@@ -24,14 +27,14 @@
 #define SHUTDOWN_GRACE_MS 3000
 #define DEDUP_PRUNE_INTERVAL_MS (3600 * 1000)
 #define PREVIEW_CHARS 120
-/* Delivery bookkeeping (delivered, retried, dead) may wait this long for a commit: losing
- * it in a crash only means a resend with the same txnId, which the homeserver drops.
- * Reports read from MQTT never wait: their acknowledgements depend on the commit. */
-#define COMMIT_DELAY_MS 100
-
-struct bridge_stats {
-	unsigned long long received, rejected, filtered, queued, duplicates;
-};
+/* Commits are grouped: one fsync for many reports is what makes a burst affordable.
+ * Reports read from MQTT are committed within ACK_DELAY_MS (or once ACK_BATCH_MAX of them
+ * are waiting): their acknowledgements wait for that commit, their deliveries do not (a
+ * resend after a crash reuses the txnId). Delivery bookkeeping alone (delivered, retried,
+ * dead) waits up to BOOKKEEPING_DELAY_MS: losing it in a crash only means a resend. */
+#define ACK_DELAY_MS 2
+#define ACK_BATCH_MAX 64
+#define BOOKKEEPING_DELAY_MS 100
 
 /* A configured room and where joining it stands. It is also the context of its join
  * requests and retry timers, so nothing is allocated per attempt. */
@@ -42,6 +45,7 @@ struct room_join {
 	uint64_t timer;
 	bool joining; /* a join request is out */
 	bool joined;
+	bool failed;  /* refused for good; counts as settled for readiness */
 };
 
 struct bridge {
@@ -64,12 +68,18 @@ struct bridge {
 	uint64_t prune_timer;
 	uint64_t shutdown_timer;
 	uint64_t commit_timer;
-	bool commit_due;      /* the commit timer fired */
-	bool read_this_turn;  /* MQTT messages arrived: commit before their acks go out */
+	bool commit_timer_for_acks; /* the pending timer is the short one */
+	bool commit_due;            /* the commit timer fired */
+	unsigned unacked;           /* MQTT messages read since the last commit + flush */
 	bool stopping;
 	bool store_broken;
+	bool ready_sent;          /* systemd was told READY=1 */
+	enum mqtt_state mqtt_state;
+	uint64_t watchdog_timer;
+	uint64_t watchdog_ms;
 	int exit_status;
-	struct bridge_stats stats;
+	struct stats stats;
+	struct metrics_server *metrics;
 };
 
 static int64_t wall_ms(void)
@@ -123,6 +133,40 @@ static struct report_templates *templates_load(const struct config *cfg)
 	return t;
 }
 
+/* ---- service manager: readiness and status -------------------------------- */
+
+static void report_status(struct bridge *b)
+{
+	size_t joined = 0;
+	for (size_t j = 0; j < b->n_rooms; j++)
+		joined += b->rooms[j]->joined;
+	notify_status("mqtt %s, rooms %zu/%zu joined, outbox %zu", mqtt_state_name(b->mqtt_state), joined,
+		      b->n_rooms, deliverer_queued(b->deliverer));
+}
+
+/* READY=1 once MQTT is subscribed and every room is joined or refused for good (a
+ * refused room must not keep the service "starting" until systemd kills it). */
+static void maybe_ready(struct bridge *b)
+{
+	report_status(b);
+	if (b->ready_sent || b->mqtt_state != MQTT_CONNECTED || !b->user_id)
+		return;
+	for (size_t j = 0; j < b->n_rooms; j++)
+		if (!b->rooms[j]->joined && !b->rooms[j]->failed)
+			return;
+	b->ready_sent = true;
+	notify_ready();
+	log_kv(ZLOG_INFO, "ready: MQTT subscribed and every room settled", NULL);
+}
+
+static void watchdog_fired(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	notify_watchdog();
+	report_status(b);
+	b->watchdog_timer = loop_timer_add(loop, b->watchdog_ms, watchdog_fired, b);
+}
+
 /* ---- Matrix start-up: whoami, then join every room ------------------------ */
 
 static void join_room(struct bridge *b, struct room_join *rj);
@@ -138,17 +182,15 @@ static void on_join(const struct matrix_response *r, void *data)
 	const cJSON *rid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "room_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(rid)) {
 		rj->joined = true;
+		rj->failed = false;
 		rj->attempts = 0;
 		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
 		deliverer_room_ready(b->deliverer, rj->room, rid->valuestring);
+		maybe_ready(b);
 		return;
 	}
 	struct strbuf why = STRBUF_INIT;
-	if (r->status == 0)
-		strbuf_printf(&why, "%s", r->curl_error ? r->curl_error : "transport error");
-	else
-		strbuf_printf(&why, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "-",
-			      r->error ? r->error : "-");
+	matrix_response_describe(r, &why);
 	if (matrix_response_is_transient(r) || r->status == 200) {
 		rj->attempts++;
 		uint64_t delay = deliver_backoff_ms(rj->attempts, b->conn->matrix.retry_min_ms,
@@ -159,7 +201,9 @@ static void on_join(const struct matrix_response *r, void *data)
 	} else {
 		log_kv(ZLOG_ERROR, "cannot join room; its reports go to dead letters until a reload",
 		       "room", rj->room, "reason", strbuf_str(&why), NULL);
+		rj->failed = true;
 		deliverer_room_failed(b->deliverer, rj->room, strbuf_str(&why));
+		maybe_ready(b);
 	}
 	strbuf_free(&why);
 }
@@ -218,6 +262,7 @@ static void on_whoami(const struct matrix_response *r, void *data)
 	if (r->status == 200 && cJSON_IsString(uid)) {
 		free(b->user_id);
 		b->user_id = xstrdup(uid->valuestring);
+		b->stats.matrix_reachable = true;
 		log_kv(ZLOG_INFO, "Matrix homeserver reachable", "homeserver", b->conn->matrix.homeserver, "user_id",
 		       b->user_id, NULL);
 		b->whoami_attempts = 0;
@@ -227,12 +272,9 @@ static void on_whoami(const struct matrix_response *r, void *data)
 	/* Even a refused token is retried: the operator may fix the file and reload, and the
 	 * outbox keeps every report meanwhile. Only the first failure is loud. */
 	b->whoami_attempts++;
+	b->stats.matrix_reachable = false;
 	struct strbuf why = STRBUF_INIT;
-	if (r->status == 0)
-		strbuf_printf(&why, "%s", r->curl_error ? r->curl_error : "transport error");
-	else
-		strbuf_printf(&why, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "-",
-			      r->error ? r->error : "-");
+	matrix_response_describe(r, &why);
 	log_kv(b->whoami_attempts == 1 ? (r->status == 401 ? ZLOG_ERROR : ZLOG_WARN) : ZLOG_DEBUG,
 	       r->status == 401 ? "the homeserver refused the access token; deliveries wait"
 				: "homeserver not reachable yet; deliveries wait",
@@ -267,7 +309,8 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		int64_t now = wall_ms(), id = 0;
 		int rc = store_outbox_push(b->store, r->name, r->room, txn, key, ev->action, json, now, &id);
 		if (rc == 1) {
-			b->stats.queued++;
+			stats_route(&b->stats, r->name)->routed++;
+			b->stats.last_report_ms = now;
 			log_kv(ZLOG_DEBUG, "report queued", "route", r->name, "key", key, "action", ev->action, "txn", txn,
 			       NULL);
 			struct outbox_item item = {
@@ -284,7 +327,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 			continue;
 		}
 		if (rc == 0) {
-			b->stats.duplicates++;
+			stats_route(&b->stats, r->name)->deduplicated++;
 			log_kv(ZLOG_INFO, "duplicate report ignored", "route", r->name, "key", key, "action", ev->action,
 			       NULL);
 		} else {
@@ -305,7 +348,7 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 {
 	struct bridge *b = data;
 	b->stats.received++;
-	b->read_this_turn = true;
+	b->unacked++;
 	if (b->store_broken)
 		return;
 	char err[256];
@@ -326,8 +369,11 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 
 static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data)
 {
-	(void)data;
+	struct bridge *b = data;
+	b->mqtt_state = state;
+	b->stats.mqtt_connected = state == MQTT_CONNECTED;
 	log_kv(ZLOG_DEBUG, "MQTT state", "state", mqtt_state_name(state), "reason", reason, NULL);
+	maybe_ready(b);
 }
 
 /* ---- the turn: commit, then acknowledge ------------------------------------ */
@@ -352,26 +398,37 @@ static void on_turn_end(struct loop *loop, void *data)
 		}
 		return;
 	}
-	if (store_in_batch(b->store)) {
-		if (b->read_this_turn || b->commit_due || b->stopping) {
+	bool in_batch = store_in_batch(b->store);
+	bool now = b->stopping || b->commit_due || b->unacked >= ACK_BATCH_MAX || (b->unacked && !in_batch);
+	if (now) {
+		loop_timer_cancel(loop, b->commit_timer);
+		b->commit_timer = 0;
+		b->commit_due = false;
+		if (in_batch && store_commit(b->store) != 0) {
+			b->store_broken = true;
+			b->exit_status = 1;
+			log_kv(ZLOG_ERROR, "cannot commit the outbox; stopping without acknowledging (the broker redelivers)",
+			       "state_dir", b->conn->state_dir, NULL);
+			loop_stop(loop);
+			return;
+		}
+		b->unacked = 0;
+	} else if (in_batch || b->unacked) {
+		/* Arm (or shorten) the deadline: acks may wait ACK_DELAY_MS, bookkeeping longer. */
+		bool for_acks = b->unacked > 0;
+		if (b->commit_timer && for_acks && !b->commit_timer_for_acks) {
 			loop_timer_cancel(loop, b->commit_timer);
 			b->commit_timer = 0;
-			b->commit_due = false;
-			if (store_commit(b->store) != 0) {
-				b->store_broken = true;
-				b->exit_status = 1;
-				log_kv(ZLOG_ERROR,
-				       "cannot commit the outbox; stopping without acknowledging (the broker redelivers)",
-				       "state_dir", b->conn->state_dir, NULL);
-				loop_stop(loop);
-				return;
-			}
-		} else if (!b->commit_timer) {
-			b->commit_timer = loop_timer_add(loop, COMMIT_DELAY_MS, commit_timer_fired, b);
+		}
+		if (!b->commit_timer) {
+			b->commit_timer = loop_timer_add(loop, for_acks ? ACK_DELAY_MS : BOOKKEEPING_DELAY_MS,
+							 commit_timer_fired, b);
+			b->commit_timer_for_acks = for_acks;
 		}
 	}
-	b->read_this_turn = false;
-	if (b->mqtt)
+	b->stats.outbox_depth = deliverer_queued(b->deliverer);
+	/* Acknowledgements go out only when everything their messages wrote is committed. */
+	if (b->mqtt && b->unacked == 0)
 		mqtt_session_flush(b->mqtt);
 	if (b->stopping) {
 		if (b->mqtt) {
@@ -400,6 +457,7 @@ static void on_stop_signal(struct loop *loop, int signo, void *data)
 	if (b->stopping)
 		return;
 	b->stopping = true;
+	notify_stopping();
 	char sig[16];
 	snprintf(sig, sizeof sig, "%d", signo);
 	log_kv(ZLOG_INFO, "stopping: finishing requests in flight", "signal", sig, NULL);
@@ -444,11 +502,25 @@ static void outbox_adopt(struct bridge *b)
 	}
 }
 
+static void reload(struct bridge *b);
+static void register_routes(struct bridge *b);
+
 static void on_reload_signal(struct loop *loop, int signo, void *data)
 {
 	(void)loop;
 	(void)signo;
 	struct bridge *b = data;
+	if (b->ready_sent)
+		notify_reloading();
+	reload(b);
+	/* systemd 252 leaves the unit "reloading" until it hears READY=1 again. */
+	if (b->ready_sent)
+		notify_ready();
+	report_status(b);
+}
+
+static void reload(struct bridge *b)
+{
 	log_kv(ZLOG_INFO, "reloading configuration", "config", b->conn->path, NULL);
 	struct strbuf errors = STRBUF_INIT;
 	struct config *fresh = config_load(b->conn->path, CONFIG_NEED_SECRETS, &errors);
@@ -459,6 +531,7 @@ static void on_reload_signal(struct loop *loop, int signo, void *data)
 			log_kv(ZLOG_ERROR, "configuration error", "error", line, NULL);
 		free(lines);
 		log_kv(ZLOG_ERROR, "reload failed; keeping the previous configuration", NULL);
+		notify_status("reload failed; running the previous configuration");
 		return;
 	}
 	strbuf_free(&errors);
@@ -466,6 +539,7 @@ static void on_reload_signal(struct loop *loop, int signo, void *data)
 	if (!templates) {
 		config_free(fresh);
 		log_kv(ZLOG_ERROR, "reload failed; keeping the previous configuration and templates", NULL);
+		notify_status("reload failed; running the previous configuration");
 		return;
 	}
 	if (connections_differ(b->conn, fresh))
@@ -476,6 +550,7 @@ static void on_reload_signal(struct loop *loop, int signo, void *data)
 		config_free(b->cfg);
 	b->cfg = fresh;
 	b->templates = templates;
+	register_routes(b);
 	if (!b->verbose)
 		log_set_level((enum log_level)fresh->log_level);
 	/* Rooms that failed get another chance; new routes' rooms are joined. */
@@ -487,6 +562,13 @@ static void on_reload_signal(struct loop *loop, int signo, void *data)
 }
 
 /* ---- housekeeping ------------------------------------------------------- */
+
+/* Every configured route shows in the metrics from the start, at 0. */
+static void register_routes(struct bridge *b)
+{
+	for (size_t i = 0; i < b->cfg->n_routes; i++)
+		stats_route(&b->stats, b->cfg->routes[i].name);
+}
 
 static void prune_timer_fired(struct loop *loop, void *data)
 {
@@ -519,7 +601,21 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	}
 	b->loop = loop_new();
 	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
-	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix);
+	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
+	b->stats.started_ms = wall_ms();
+	register_routes(b);
+	if (cfg->metrics.enabled) {
+		b->metrics = metrics_server_new(b->loop, cfg->metrics.listen, cfg->metrics.port, &b->stats, err,
+						sizeof err);
+		if (!b->metrics) {
+			log_kv(ZLOG_ERROR, "cannot start the metrics listener", "error", err, NULL);
+			bridge_free(b);
+			return NULL;
+		}
+		char port[16];
+		snprintf(port, sizeof port, "%d", metrics_server_port(b->metrics));
+		log_kv(ZLOG_INFO, "metrics and health listening", "address", cfg->metrics.listen, "port", port, NULL);
+	}
 	b->mqtt = mqtt_session_new(b->loop, &cfg->mqtt, on_mqtt_message, on_mqtt_state, b);
 	if (!b->matrix || !b->mqtt) {
 		log_kv(ZLOG_ERROR, "cannot create the MQTT or Matrix client", NULL);
@@ -546,6 +642,9 @@ int bridge_run(struct bridge *b)
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
 	b->prune_timer = loop_timer_add(b->loop, 1000, prune_timer_fired, b);
+	b->watchdog_ms = notify_watchdog_interval_ms();
+	if (b->watchdog_ms)
+		b->watchdog_timer = loop_timer_add(b->loop, b->watchdog_ms, watchdog_fired, b);
 	if (loop_run(b->loop) != 0)
 		b->exit_status = 1;
 	/* Whatever the turn hook has not committed yet is committed now; a broken store
@@ -568,6 +667,7 @@ void bridge_free(struct bridge *b)
 		mqtt_session_free(b->mqtt);
 	deliverer_free(b->deliverer);
 	matrix_client_free(b->matrix);
+	metrics_server_free(b->metrics);
 	for (size_t j = 0; j < b->n_rooms; j++) {
 		free(b->rooms[j]->room);
 		free(b->rooms[j]);
@@ -576,6 +676,7 @@ void bridge_free(struct bridge *b)
 	templates_free(b->templates, b->cfg ? b->cfg->n_routes : 0);
 	store_close(b->store);
 	loop_free(b->loop);
+	stats_clear(&b->stats);
 	free(b->user_id);
 	if (b->cfg != b->conn)
 		config_free(b->cfg);

@@ -36,7 +36,7 @@ struct deliverer {
 	uint64_t pause_timer;
 	bool shutting_down;
 	uint64_t rng;
-	struct deliver_stats stats;
+	struct stats *stats;
 	deliver_done_fn on_done;
 	void *on_done_data;
 };
@@ -78,9 +78,10 @@ static int64_t wall_ms(void)
 }
 
 struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct matrix_client *mc,
-				const struct config_matrix *cfg)
+				const struct config_matrix *cfg, struct stats *stats)
 {
 	struct deliverer *d = xcalloc(1, sizeof *d);
+	d->stats = stats;
 	d->loop = loop;
 	d->store = store;
 	d->mc = mc;
@@ -173,7 +174,7 @@ static void kill_head(struct deliverer *d, struct room_queue *q, const char *rea
 	struct outbox_item *it = &q->items[q->head];
 	log_failure_once(q, ZLOG_ERROR, "delivery failed permanently; report moved to dead letters", reason, it);
 	store_outbox_kill(d->store, it->id, reason, wall_ms());
-	d->stats.dead++;
+	stats_route(d->stats, it->route)->failed++;
 	queue_pop(q);
 }
 
@@ -199,26 +200,19 @@ static void schedule_retry(struct deliverer *d, struct room_queue *q, uint64_t d
 	q->retry_timer = loop_timer_add(d->loop, delay_ms, retry_timer_fired, q);
 }
 
-static void describe_failure(const struct matrix_response *r, struct strbuf *sb)
-{
-	if (r->status == 0)
-		strbuf_printf(sb, "%s", r->curl_error ? r->curl_error : "transport error");
-	else
-		strbuf_printf(sb, "HTTP %ld %s: %s", r->status, r->errcode ? r->errcode : "(no errcode)",
-			      r->error ? r->error : "(no error text)");
-}
-
 static void on_send_done(const struct matrix_response *r, void *data)
 {
 	struct room_queue *q = data;
 	struct deliverer *d = q->d;
 	q->in_flight = false;
 	struct outbox_item *it = &q->items[q->head];
+	d->stats->matrix_reachable = r->status != 0;
 
 	const cJSON *eid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "event_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(eid)) {
 		store_outbox_delivered(d->store, it->id, eid->valuestring, wall_ms());
-		d->stats.delivered++;
+		stats_route(d->stats, it->route)->posted++;
+		stats_observe_latency(d->stats, (double)(wall_ms() - it->created_ms) / 1000.0);
 		if (q->last_logged) {
 			log_kv(ZLOG_INFO, "delivery recovered", "room", q->room, NULL);
 			free(q->last_logged);
@@ -237,7 +231,7 @@ static void on_send_done(const struct matrix_response *r, void *data)
 	if (r->status == 200)
 		strbuf_puts(&reason, "HTTP 200 without an event_id");
 	else
-		describe_failure(r, &reason);
+		matrix_response_describe(r, &reason);
 
 	if (r->status == 200 || matrix_response_is_transient(r)) {
 		/* A 200 without event_id is a lying server: retrying is safe because the
@@ -246,7 +240,8 @@ static void on_send_done(const struct matrix_response *r, void *data)
 		store_outbox_attempt_failed(d->store, it->id);
 		uint64_t delay;
 		if (r->status == 429) {
-			d->stats.rate_limited++;
+			d->stats->rate_limited++;
+			d->stats->retries++;
 			delay = r->retry_after_ms >= 0
 					? (uint64_t)r->retry_after_ms
 					: deliver_backoff_ms(it->attempts, d->cfg->retry_min_ms, d->cfg->retry_max_ms,
@@ -257,7 +252,7 @@ static void on_send_done(const struct matrix_response *r, void *data)
 			log_failure_once(q, ZLOG_WARN, "rate limited by the homeserver; pausing all sends", strbuf_str(&reason),
 					 it);
 		} else {
-			d->stats.retried++;
+			d->stats->retries++;
 			delay = deliver_backoff_ms(it->attempts, d->cfg->retry_min_ms, d->cfg->retry_max_ms,
 						   next_random01(d));
 			schedule_retry(d, q, delay);
@@ -349,9 +344,4 @@ bool deliverer_has_item(const struct deliverer *d, int64_t id)
 			if (d->rooms[i]->items[j].id == id)
 				return true;
 	return false;
-}
-
-const struct deliver_stats *deliverer_stats(const struct deliverer *d)
-{
-	return &d->stats;
 }

@@ -4,11 +4,15 @@ project's fake homeserver. Each test builds its own world (broker, homeserver, b
 import json
 import os
 import signal
+import socket
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PAYLOADS, World, wait_for  # noqa: E402
+from harness import PAYLOADS, World, free_port, wait_for  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
 from tap import run, test  # noqa: E402
 
 ALERTS = "!alerts:localhost"
@@ -238,6 +242,96 @@ def the_access_token_never_appears_in_the_log():
         w.bridge.stop()
         assert "bridge-token" not in w.bridge.log()
     with_world(ALL, body)
+
+
+
+@test
+def systemd_hears_ready_watchdog_reloading_and_stopping():
+    sock_dir = tempfile.mkdtemp(prefix="zmb-notify-")
+    path = os.path.join(sock_dir, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    got = []
+
+    def drain():
+        while True:
+            try:
+                got.append(sock.recv(4096).decode())
+            except socket.timeout:
+                return got
+
+    w = World(ALL, start_bridge=False)
+    try:
+        from harness import Bridge
+        w.bridge = Bridge(w.dir, w.config, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        wait_for(lambda: any("READY=1" in m for m in drain()), 10, "READY=1")
+        log = w.bridge.log()
+        assert "joined room" in log and "MQTT connected" in log, "READY=1 came before MQTT and the rooms"
+        assert any(m.startswith("STATUS=mqtt connected, rooms 1/1 joined") for m in got), got
+        wait_for(lambda: any("WATCHDOG=1" in m for m in drain()), 5, "WATCHDOG=1")
+        got.clear()
+        w.bridge.signal(signal.SIGHUP)
+        wait_for(lambda: any("READY=1" in m for m in drain()), 10, "READY=1 after the reload")
+        first = [m for m in got if "RELOADING=1" in m or "READY=1" in m]
+        assert "RELOADING=1" in first[0] and "READY=1" in first[-1], got
+        got.clear()
+        w.bridge.signal(signal.SIGTERM)
+        assert w.bridge.proc.wait(10) == 0
+        assert any("STOPPING=1" in m for m in drain()), got
+    finally:
+        w.close()
+        sock.close()
+
+
+
+def scrape(port, path):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no metric %s in:\n%s" % (name, text))
+
+
+@test
+def metrics_and_health_are_served_by_the_running_bridge():
+    port = free_port()
+    w = World(ALL, extra='metrics: { listen = "127.0.0.1"; port = %d; };' % port)
+    try:
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.broker.publish_sample("shared-modern-failure.json")   # a duplicate
+        w.broker.publish("zuul/x", payload="garbage")           # rejected
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the post")
+        w.bridge.wait_log("duplicate report ignored")
+        w.bridge.wait_log("payload is not a Zuul report")
+        status, ctype, text = scrape(port, "/metrics")
+        assert status == 200 and ctype.startswith("text/plain; version=0.0.4"), (status, ctype)
+        assert metric(text, "zmb_reports_received_total") == 3, text
+        assert metric(text, "zmb_reports_rejected_total") == 1
+        assert metric(text, 'zmb_route_reports_routed_total{route="all"}') == 1
+        assert metric(text, 'zmb_route_reports_deduplicated_total{route="all"}') == 1
+        wait_for(lambda: metric(scrape(port, "/metrics")[2], 'zmb_route_reports_posted_total{route="all"}') == 1,
+                 5, "posted to reach 1")
+        text = scrape(port, "/metrics")[2]
+        assert metric(text, "zmb_delivery_latency_seconds_count") == 1
+        assert metric(text, "zmb_mqtt_connected") == 1 and metric(text, "zmb_matrix_reachable") == 1
+        assert metric(text, "zmb_outbox_depth") == 0
+        status, ctype, body = scrape(port, "/healthz")
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "ok" and health["mqtt"] == "connected", body
+        w.broker.stop()
+        w.bridge.wait_log("MQTT disconnected")
+        status, _, body = scrape(port, "/healthz")
+        assert status == 503 and json.loads(body)["mqtt"] == "disconnected", (status, body)
+    finally:
+        w.close()
 
 
 run()
