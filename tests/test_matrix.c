@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "strbuf.h"
 #include "test.h"
+#include "fake_hs.h"
 
 #ifndef ZMB_SOURCE_ROOT
 #define ZMB_SOURCE_ROOT "."
@@ -25,89 +26,14 @@
 
 /* ---- the fake homeserver subprocess and its control API ---- */
 
-static pid_t hs_pid = -1;
-static int hs_port;
-static char hs_url[64];
-
-static int start_homeserver(void)
-{
-	char port_file[128];
-	snprintf(port_file, sizeof port_file, "/tmp/zmb-test-matrix-%d.port", (int)getpid());
-	unlink(port_file);
-	hs_pid = fork();
-	if (hs_pid < 0)
-		return -1;
-	if (hs_pid == 0) {
-		/* A test that crashes must not leave the server behind. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl("/usr/bin/python3", "python3", ZMB_SOURCE_ROOT "/tests/fake_homeserver.py", "--port", "0",
-		      "--port-file", port_file, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) { /* up to 10 s */
-		FILE *f = fopen(port_file, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", &hs_port) == 1;
-			fclose(f);
-			if (ok && hs_port > 0) {
-				snprintf(hs_url, sizeof hs_url, "http://127.0.0.1:%d", hs_port);
-				return 0;
-			}
-		}
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return -1;
-}
-
-static void stop_homeserver(void)
-{
-	if (hs_pid > 0) {
-		kill(hs_pid, SIGTERM);
-		waitpid(hs_pid, NULL, 0);
-		hs_pid = -1;
-	}
-}
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	strbuf_append(userdata, ptr, size * nmemb);
-	return size * nmemb;
-}
-
-/* A blocking call to the fake's /_fake control API (fine in a test, never in the
- * daemon). Returns the HTTP status; *out (if given) gets the parsed body. */
-static long fake_control(const char *method, const char *path, const char *body, cJSON **out)
-{
-	CURL *e = curl_easy_init();
-	struct strbuf url = STRBUF_INIT, resp = STRBUF_INIT;
-	strbuf_printf(&url, "%s%s", hs_url, path);
-	curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	if (body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-	long status = 0;
-	if (curl_easy_perform(e) == CURLE_OK)
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = cJSON_Parse(strbuf_str(&resp));
-	curl_easy_cleanup(e);
-	strbuf_free(&url);
-	strbuf_free(&resp);
-	return status;
-}
-
 static void add_fault(const char *rule_json)
 {
-	long st = fake_control("POST", "/_fake/faults", rule_json, NULL);
+	long st = fake_hs_call("POST", "/_fake/faults", rule_json, NULL, NULL);
 	if (st != 200)
 		printf("# could not install fault %s: HTTP %ld\n", rule_json, st);
 }
 
-static void clear_faults(void) { fake_control("DELETE", "/_fake/faults", NULL, NULL); }
+static void clear_faults(void) { fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL); }
 
 /* ---- running the loop until the expected callbacks arrived ---- */
 
@@ -155,7 +81,7 @@ static int connection_local_port(void)
 		struct sockaddr_in peer = {0}, self = {0};
 		socklen_t len = sizeof peer;
 		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sin_family != AF_INET ||
-		    ntohs(peer.sin_port) != hs_port)
+		    ntohs(peer.sin_port) != fake_hs_port)
 			continue;
 		len = sizeof self;
 		if (getsockname(fd, (struct sockaddr *)&self, &len) < 0)
@@ -234,7 +160,7 @@ static void run_idle(uint64_t ms)
 static struct config_matrix make_cfg(const char *token, int timeout_s)
 {
 	struct config_matrix cfg = {0};
-	cfg.homeserver = hs_url;
+	cfg.homeserver = fake_hs_url;
 	cfg.access_token = (char *)token;
 	cfg.tls_verify = true;
 	cfg.request_timeout_s = timeout_s;
@@ -288,7 +214,7 @@ static void test_whoami_returns_user_id_and_sends_identity_headers(void)
 	struct config_matrix cfg = make_cfg("bridge-token", 5);
 	struct matrix_client *mc = matrix_client_new(loop, &cfg);
 	struct result r = {0};
-	fake_control("DELETE", "/_fake/requests", NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
 	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
 	CHECK_INT(matrix_in_flight(mc), 1);
 	CHECK(run_for(1, 5000));
@@ -299,7 +225,7 @@ static void test_whoami_returns_user_id_and_sends_identity_headers(void)
 	CHECK_INT(matrix_in_flight(mc), 0);
 
 	cJSON *reqs = NULL;
-	fake_control("GET", "/_fake/requests", NULL, &reqs);
+	fake_hs_call("GET", "/_fake/requests", NULL, NULL, &reqs);
 	CHECK_INT(cJSON_GetArraySize(reqs), 1);
 	const cJSON *rec = cJSON_GetArrayItem(reqs, 0);
 	const cJSON *headers = cJSON_GetObjectItemCaseSensitive(rec, "headers");
@@ -363,7 +289,7 @@ static void test_send_returns_event_id_and_same_txn_is_idempotent(void)
 
 	/* The request as the homeserver saw it: escaped room id, JSON body and type. */
 	cJSON *reqs = NULL;
-	fake_control("GET", "/_fake/requests", NULL, &reqs);
+	fake_hs_call("GET", "/_fake/requests", NULL, NULL, &reqs);
 	const cJSON *last = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
 	CHECK_CONTAINS(json_str(last, "path"), "/_matrix/client/v3/rooms/%21alerts%3Alocalhost/send/m.room.message/");
 	CHECK_STR(json_str(last, "method"), "PUT");
@@ -681,9 +607,9 @@ int main(void)
 	RUN(test_transient_classification);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (start_homeserver() < 0) {
+	if (fake_hs_start() < 0) {
 		printf("# could not start tests/fake_homeserver.py\n");
-		stop_homeserver();
+		fake_hs_stop();
 		RUN_NAMED("fake homeserver starts", CHECK(false));
 		return test_done();
 	}
@@ -705,7 +631,7 @@ int main(void)
 	RUN(test_free_with_requests_in_flight_calls_nothing);
 	RUN(test_free_from_a_callback_stops_the_rest);
 	loop_free(loop);
-	stop_homeserver();
+	fake_hs_stop();
 	curl_global_cleanup();
 	return test_done();
 }

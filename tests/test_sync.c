@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "strbuf.h"
 #include "test.h"
+#include "fake_hs.h"
 
 #ifndef ZMB_SOURCE_ROOT
 #define ZMB_SOURCE_ROOT "."
@@ -26,88 +27,6 @@
 
 /* ---- the fake homeserver subprocess and its control API ---- */
 
-static pid_t hs_pid = -1;
-static char hs_url[64];
-
-static int start_homeserver(void)
-{
-	char port_file[128];
-	snprintf(port_file, sizeof port_file, "/tmp/zmb-test-sync-%d.port", (int)getpid());
-	unlink(port_file);
-	hs_pid = fork();
-	if (hs_pid < 0)
-		return -1;
-	if (hs_pid == 0) {
-		/* A test that crashes must not leave the server behind. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl("/usr/bin/python3", "python3", ZMB_SOURCE_ROOT "/tests/fake_homeserver.py", "--port", "0",
-		      "--port-file", port_file, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) { /* up to 10 s */
-		FILE *f = fopen(port_file, "r");
-		if (f) {
-			int port = 0;
-			int ok = fscanf(f, "%d", &port) == 1;
-			fclose(f);
-			if (ok && port > 0) {
-				snprintf(hs_url, sizeof hs_url, "http://127.0.0.1:%d", port);
-				return 0;
-			}
-		}
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return -1;
-}
-
-static void stop_homeserver(void)
-{
-	if (hs_pid > 0) {
-		kill(hs_pid, SIGTERM);
-		waitpid(hs_pid, NULL, 0);
-		hs_pid = -1;
-	}
-}
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	strbuf_append(userdata, ptr, size * nmemb);
-	return size * nmemb;
-}
-
-/* A blocking call to the fake (fine in a test, never in the daemon); token NULL for
- * the /_fake control API. Returns the HTTP status; *out (if given) the parsed body. */
-static long hs_call(const char *method, const char *path, const char *body, const char *token, cJSON **out)
-{
-	CURL *e = curl_easy_init();
-	struct strbuf url = STRBUF_INIT, resp = STRBUF_INIT, auth = STRBUF_INIT;
-	struct curl_slist *headers = NULL;
-	strbuf_printf(&url, "%s%s", hs_url, path);
-	curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
-	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-	if (token) {
-		strbuf_printf(&auth, "Authorization: Bearer %s", token);
-		headers = curl_slist_append(headers, strbuf_str(&auth));
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	}
-	if (body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-	long status = 0;
-	if (curl_easy_perform(e) == CURLE_OK)
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	if (out)
-		*out = cJSON_Parse(strbuf_str(&resp));
-	curl_easy_cleanup(e);
-	curl_slist_free_all(headers);
-	strbuf_free(&url);
-	strbuf_free(&resp);
-	strbuf_free(&auth);
-	return status;
-}
 
 static const char *json_str(const cJSON *o, const char *key)
 {
@@ -117,14 +36,14 @@ static const char *json_str(const cJSON *o, const char *key)
 
 static void add_fault(const char *rule_json)
 {
-	long st = hs_call("POST", "/_fake/faults", rule_json, NULL, NULL);
+	long st = fake_hs_call("POST", "/_fake/faults", rule_json, NULL, NULL);
 	if (st != 200)
 		printf("# could not install fault %s: HTTP %ld\n", rule_json, st);
 }
 
 static void reset_homeserver(void)
 {
-	if (hs_call("POST", "/_fake/reset", "{}", NULL, NULL) != 200)
+	if (fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL) != 200)
 		printf("# /_fake/reset failed\n");
 }
 
@@ -135,7 +54,7 @@ static char *inject(const char *room_q, const char *type, const char *content_js
 	strbuf_printf(&path, "/_fake/rooms/%s/inject", room_q);
 	strbuf_printf(&body, "{\"sender\":\"@alice:localhost\",\"type\":\"%s\",\"content\":%s}", type, content_json);
 	cJSON *out = NULL;
-	long st = hs_call("POST", strbuf_str(&path), strbuf_str(&body), NULL, &out);
+	long st = fake_hs_call("POST", strbuf_str(&path), strbuf_str(&body), NULL, &out);
 	char *id = st == 200 ? xstrdup(json_str(out, "event_id")) : NULL;
 	if (!id)
 		printf("# inject %s into %s failed: HTTP %ld\n", type, room_q, st);
@@ -164,7 +83,7 @@ static char *inject_message(const char *room_q, const char *text)
 static cJSON *sync_requests(void)
 {
 	cJSON *all = NULL, *out = cJSON_CreateArray();
-	hs_call("GET", "/_fake/requests", NULL, NULL, &all);
+	fake_hs_call("GET", "/_fake/requests", NULL, NULL, &all);
 	const cJSON *rec;
 	cJSON_ArrayForEach(rec, all)
 	{
@@ -321,7 +240,7 @@ static bool gap_and_m6(void) { return rec.gaps >= 1 && strstr(strbuf_str(&rec.lo
 static struct config_matrix make_cfg(const char *token)
 {
 	struct config_matrix cfg = {0};
-	cfg.homeserver = hs_url;
+	cfg.homeserver = fake_hs_url;
 	cfg.access_token = (char *)token;
 	cfg.tls_verify = true;
 	cfg.request_timeout_s = 2; /* shorter than the polls: the per-request timeout must be used */
@@ -454,7 +373,7 @@ static void test_other_rooms_and_unasked_types_are_not_delivered(void)
 	reset_homeserver();
 	rec_reset(NULL);
 	/* The bridge user joins !ops too: only the filter keeps its events out. */
-	CHECK_INT(hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
+	CHECK_INT(fake_hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
 	struct config_matrix cfg = make_cfg("bridge-token");
 	const char *rooms[] = {ALERTS};
 	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
@@ -495,7 +414,7 @@ static void test_token_is_persisted_and_a_new_client_resumes_without_duplicates(
 	/* While no client runs: a reaction, which the next client must deliver. */
 	char *r2 = inject_reaction(ALERTS_Q, "second");
 	rec_reset(token);
-	hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
 	s = new_sync(&cfg, rooms, 1, 10000);
 	CHECK_INT(sync_start(s), 0);
 	CHECK(run_until(one_event, 5000));
@@ -547,7 +466,7 @@ static void test_long_poll_may_outlast_request_timeout(void)
 static int fault_hits(void)
 {
 	cJSON *out = NULL;
-	hs_call("GET", "/_fake/faults", NULL, NULL, &out);
+	fake_hs_call("GET", "/_fake/faults", NULL, NULL, &out);
 	int hits = 0;
 	const cJSON *rule;
 	cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(out, "rules"))
@@ -576,7 +495,7 @@ static void test_500_burst_and_a_hang_are_survived_without_loss_or_duplicates(vo
 	CHECK(run_until(one_event, 5000));
 	CHECK_INT(fault_hits(), 3);
 
-	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
 	add_fault("{\"path\":\"/sync\",\"action\":\"hang\",\"seconds\":20}");
 	hits_wanted = 1;
 	CHECK(run_until(faults_hit, 3000));
@@ -612,7 +531,7 @@ static void test_500_burst_and_a_hang_are_survived_without_loss_or_duplicates(vo
 	CHECK_INT(failed, 4);
 	CHECK_INT(bad_retry, 0);
 	cJSON_Delete(reqs);
-	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
 	sync_free(s);
 	free(r1);
 	free(r2);
@@ -646,7 +565,7 @@ static void test_429_waits_at_least_retry_after_ms(void)
 	if (next - t429 < 0.85)
 		printf("# the retry came %.3f s after the 429, expected >= 0.9\n", next - t429);
 	CHECK(next - t429 >= 0.85);
-	hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
 	sync_free(s);
 }
 
@@ -717,7 +636,7 @@ static void test_set_rooms_takes_effect_without_waiting_for_the_poll(void)
 {
 	reset_homeserver();
 	rec_reset(NULL);
-	CHECK_INT(hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
+	CHECK_INT(fake_hs_call("POST", "/_matrix/client/v3/join/" OPS_Q, "{}", "bridge-token", NULL), 200);
 	struct config_matrix cfg = make_cfg("bridge-token");
 	const char *rooms[] = {ALERTS};
 	struct sync *s = new_sync(&cfg, rooms, 1, 10000);
@@ -818,9 +737,9 @@ int main(void)
 	RUN(test_filter_json_limits_rooms_types_and_sections);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (start_homeserver() < 0) {
+	if (fake_hs_start() < 0) {
 		printf("# could not start tests/fake_homeserver.py\n");
-		stop_homeserver();
+		fake_hs_stop();
 		RUN_NAMED("fake homeserver starts", CHECK(false));
 		return test_done();
 	}
@@ -839,7 +758,7 @@ int main(void)
 	RUN(test_free_with_a_poll_in_flight_is_clean);
 	RUN(test_free_from_the_event_callback_stops_the_batch);
 	loop_free(loop);
-	stop_homeserver();
+	fake_hs_stop();
 	rec_reset(NULL);
 	free(rec.token);
 	curl_global_cleanup();
