@@ -1,0 +1,35 @@
+/* relations: Matrix message contents that refer to other events: edits (m.replace),
+ * thread replies (m.thread with a reply fallback) and user mentions (pills plus
+ * m.mentions). Pure cJSON in, cJSON out; the chatops stage builds on these. */
+#ifndef ZMB_RELATIONS_H
+#define ZMB_RELATIONS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* An edit of target_event_id whose new content is new_content (a full message content:
+ * msgtype, body, format, formatted_body, optionally m.mentions). The fallback for clients
+ * without edits is the new content with "* " in front, as the spec shows. The edit's own
+ * m.mentions names only the users in new_content's m.mentions that are not in
+ * already_mentioned (NULL-terminated, may be NULL), so an edit does not ping again.
+ * target_event_id may be NULL: the deliverer fills it in with relations_set_target().
+ * Caller frees with cJSON_Delete. */
+cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned);
+
+/* Makes content a reply in the thread of root_event_id. latest_event_id (the thread's
+ * newest event, or the root) is the reply fallback for clients without threads; NULL
+ * means the root. root NULL: filled in later with relations_set_target(). */
+void relations_make_thread_reply(cJSON *content, const char *root_event_id, const char *latest_event_id);
+
+/* Sets the event a relation points at (edit target or thread root, and the reply
+ * fallback when it pointed at the root) once the deliverer knows its id. */
+void relations_set_target(cJSON *content, const char *event_id);
+
+/* Mentions users: a line of pills (<a href="https://matrix.to/#/@u:hs">@u:hs</a>) is put in
+ * front of formatted_body and the plain ids in front of body, and the ids are added to
+ * m.mentions.user_ids (without duplicates). Ids that are not valid Matrix user ids are
+ * skipped. */
+void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t n);
+
+#endif

@@ -1,0 +1,159 @@
+/* relations: edits, thread replies and mentions as the Matrix spec shapes them
+ * (client-server API: event replacements, threading, user mentions). */
+#include "relations.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "strbuf.h"
+
+static const char *str_item(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* @localpart:server with the characters the spec allows in historical ids too, so a pill
+ * can never carry markup: no quotes, angle brackets, spaces or controls. */
+static bool user_id_is_safe(const char *id)
+{
+	if (!id || id[0] != '@' || !strchr(id, ':') || strlen(id) > 255)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)id + 1; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("\"'<>&\\`", *p))
+			return false;
+	return true;
+}
+
+static bool list_has(const cJSON *array, const char *s)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, array)
+	if (cJSON_IsString(it) && strcmp(it->valuestring, s) == 0)
+		return true;
+	return false;
+}
+
+static bool in_null_list(const char *const *list, const char *s)
+{
+	for (; list && *list; list++)
+		if (strcmp(*list, s) == 0)
+			return true;
+	return false;
+}
+
+cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned)
+{
+	cJSON *edit = cJSON_CreateObject();
+	const char *msgtype = str_item(new_content, "msgtype");
+	cJSON_AddStringToObject(edit, "msgtype", msgtype ? msgtype : "m.notice");
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "* %s", str_item(new_content, "body") ? str_item(new_content, "body") : "");
+	cJSON_AddStringToObject(edit, "body", strbuf_str(&sb));
+	const char *formatted = str_item(new_content, "formatted_body");
+	if (formatted) {
+		strbuf_reset(&sb);
+		strbuf_printf(&sb, "* %s", formatted);
+		cJSON_AddStringToObject(edit, "format", "org.matrix.custom.html");
+		cJSON_AddStringToObject(edit, "formatted_body", strbuf_str(&sb));
+	}
+	strbuf_free(&sb);
+
+	/* Only users the edit newly mentions are pinged by it (spec: mentions in replacements). */
+	cJSON *mentions = cJSON_AddObjectToObject(edit, "m.mentions");
+	cJSON *fresh = cJSON_AddArrayToObject(mentions, "user_ids");
+	const cJSON *all = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(new_content, "m.mentions"),
+							  "user_ids");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, all)
+	if (cJSON_IsString(it) && !in_null_list(already_mentioned, it->valuestring))
+		cJSON_AddItemToArray(fresh, cJSON_CreateString(it->valuestring));
+
+	/* m.new_content is the whole replacement, without any relation of its own. */
+	cJSON *copy = cJSON_Duplicate(new_content, 1);
+	cJSON_DeleteItemFromObjectCaseSensitive(copy, "m.relates_to");
+	if (!cJSON_GetObjectItemCaseSensitive(copy, "m.mentions"))
+		cJSON_AddItemToObject(copy, "m.mentions", cJSON_CreateObject());
+	cJSON_AddItemToObject(edit, "m.new_content", copy);
+
+	cJSON *rel = cJSON_AddObjectToObject(edit, "m.relates_to");
+	cJSON_AddStringToObject(rel, "rel_type", "m.replace");
+	if (target_event_id)
+		cJSON_AddStringToObject(rel, "event_id", target_event_id);
+	return edit;
+}
+
+void relations_make_thread_reply(cJSON *content, const char *root_event_id, const char *latest_event_id)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.relates_to");
+	cJSON *rel = cJSON_AddObjectToObject(content, "m.relates_to");
+	cJSON_AddStringToObject(rel, "rel_type", "m.thread");
+	if (root_event_id)
+		cJSON_AddStringToObject(rel, "event_id", root_event_id);
+	/* The reply fallback is for clients without threads; it is not a real reply. */
+	cJSON_AddBoolToObject(rel, "is_falling_back", 1);
+	cJSON *reply = cJSON_AddObjectToObject(rel, "m.in_reply_to");
+	const char *to = latest_event_id ? latest_event_id : root_event_id;
+	if (to)
+		cJSON_AddStringToObject(reply, "event_id", to);
+}
+
+void relations_set_target(cJSON *content, const char *event_id)
+{
+	cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
+	if (!cJSON_IsObject(rel) || !event_id)
+		return;
+	if (!cJSON_GetObjectItemCaseSensitive(rel, "event_id"))
+		cJSON_AddStringToObject(rel, "event_id", event_id);
+	cJSON *reply = cJSON_GetObjectItemCaseSensitive(rel, "m.in_reply_to");
+	if (cJSON_IsObject(reply) && !cJSON_GetObjectItemCaseSensitive(reply, "event_id"))
+		cJSON_AddStringToObject(reply, "event_id", event_id);
+}
+
+/* Puts text in front of the string item key (creating it when missing). */
+static void prepend(cJSON *content, const char *key, const char *text)
+{
+	const char *old = str_item(content, key);
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, text);
+	strbuf_puts(&sb, old ? old : "");
+	if (cJSON_GetObjectItemCaseSensitive(content, key))
+		cJSON_ReplaceItemInObjectCaseSensitive(content, key, cJSON_CreateString(strbuf_str(&sb)));
+	else
+		cJSON_AddStringToObject(content, key, strbuf_str(&sb));
+	strbuf_free(&sb);
+}
+
+void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t n)
+{
+	cJSON *mentions = cJSON_GetObjectItemCaseSensitive(content, "m.mentions");
+	if (!cJSON_IsObject(mentions)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(content, "m.mentions");
+		mentions = cJSON_AddObjectToObject(content, "m.mentions");
+	}
+	cJSON *ids = cJSON_GetObjectItemCaseSensitive(mentions, "user_ids");
+	if (!cJSON_IsArray(ids)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(mentions, "user_ids");
+		ids = cJSON_AddArrayToObject(mentions, "user_ids");
+	}
+	struct strbuf html = STRBUF_INIT, text = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = user_ids[i];
+		if (!user_id_is_safe(id) || list_has(ids, id))
+			continue;
+		cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+		/* Safe ids contain nothing HTML-special, so they go into the pill as they are. */
+		strbuf_printf(&html, "%s<a href=\"https://matrix.to/#/%s\">%s</a>", html.len ? " " : "", id, id);
+		strbuf_printf(&text, "%s%s", text.len ? " " : "", id);
+	}
+	if (text.len) {
+		strbuf_puts(&html, "<br>");
+		strbuf_puts(&text, "\n");
+		prepend(content, "formatted_body", strbuf_str(&html));
+		prepend(content, "body", strbuf_str(&text));
+		if (!cJSON_GetObjectItemCaseSensitive(content, "format"))
+			cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
+	}
+	strbuf_free(&html);
+	strbuf_free(&text);
+}

@@ -1,0 +1,137 @@
+/* Tests of relations: the exact shapes of edits, thread replies and mentions, since
+ * clients ignore relations that are even slightly malformed. */
+#include "relations.h"
+
+#include "strbuf.h"
+#include "test.h"
+
+static cJSON *message(const char *body, const char *html)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "msgtype", "m.notice");
+	cJSON_AddStringToObject(c, "body", body);
+	cJSON_AddStringToObject(c, "format", "org.matrix.custom.html");
+	cJSON_AddStringToObject(c, "formatted_body", html);
+	return c;
+}
+
+static const char *s(const cJSON *o, const char *path)
+{
+	/* a dotted path of object keys, where a key may itself contain dots after "m." */
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", path);
+	const cJSON *cur = o;
+	char *save = NULL;
+	for (char *k = strtok_r(buf, "/", &save); k && cur; k = strtok_r(NULL, "/", &save))
+		cur = cJSON_GetObjectItemCaseSensitive(cur, k);
+	return cJSON_IsString(cur) ? cur->valuestring : NULL;
+}
+
+static char *print(const cJSON *o)
+{
+	return cJSON_PrintUnformatted(o);
+}
+
+static void test_edit_has_fallback_new_content_and_replace_relation(void)
+{
+	cJSON *fresh = message("claimed by @a:hs", "<b>claimed</b> by @a:hs");
+	cJSON *edit = relations_edit_new(fresh, "$root", NULL);
+	CHECK_STR(s(edit, "msgtype"), "m.notice");
+	CHECK_STR(s(edit, "body"), "* claimed by @a:hs");
+	CHECK_STR(s(edit, "formatted_body"), "* <b>claimed</b> by @a:hs");
+	CHECK_STR(s(edit, "m.new_content/body"), "claimed by @a:hs");
+	CHECK_STR(s(edit, "m.new_content/formatted_body"), "<b>claimed</b> by @a:hs");
+	CHECK_STR(s(edit, "m.relates_to/rel_type"), "m.replace");
+	CHECK_STR(s(edit, "m.relates_to/event_id"), "$root");
+	cJSON_Delete(fresh);
+	cJSON_Delete(edit);
+}
+
+static void test_edit_pings_only_newly_mentioned_users(void)
+{
+	cJSON *fresh = message("x", "x");
+	const char *users[] = {"@oncall:hs", "@claimer:hs"};
+	relations_add_mentions(fresh, users, 2);
+	const char *before[] = {"@oncall:hs", NULL};
+	cJSON *edit = relations_edit_new(fresh, "$root", before);
+	char *txt = print(cJSON_GetObjectItemCaseSensitive(edit, "m.mentions"));
+	CHECK_STR(txt, "{\"user_ids\":[\"@claimer:hs\"]}");
+	cJSON_free(txt);
+	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
+	CHECK_STR(txt, "{\"user_ids\":[\"@oncall:hs\",\"@claimer:hs\"]}");
+	cJSON_free(txt);
+	cJSON_Delete(fresh);
+	cJSON_Delete(edit);
+}
+
+static void test_edit_of_a_thread_reply_drops_the_relation_from_new_content(void)
+{
+	cJSON *fresh = message("x", "x");
+	relations_make_thread_reply(fresh, "$root", NULL);
+	cJSON *edit = relations_edit_new(fresh, "$reply", NULL);
+	CHECK(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"),
+					       "m.relates_to") == NULL);
+	CHECK_STR(s(edit, "m.relates_to/event_id"), "$reply");
+	cJSON_Delete(fresh);
+	cJSON_Delete(edit);
+}
+
+static void test_thread_reply_falls_back_to_a_reply_to_the_latest_event(void)
+{
+	cJSON *c = message("again", "again");
+	relations_make_thread_reply(c, "$root", "$latest");
+	char *txt = print(cJSON_GetObjectItemCaseSensitive(c, "m.relates_to"));
+	CHECK_STR(txt, "{\"rel_type\":\"m.thread\",\"event_id\":\"$root\",\"is_falling_back\":true,"
+		       "\"m.in_reply_to\":{\"event_id\":\"$latest\"}}");
+	cJSON_free(txt);
+	relations_make_thread_reply(c, "$root", NULL); /* replacing, not stacking */
+	CHECK_STR(s(c, "m.relates_to/m.in_reply_to/event_id"), "$root");
+	cJSON_Delete(c);
+}
+
+static void test_target_filled_in_later_for_thread_and_edit(void)
+{
+	cJSON *c = message("again", "again");
+	relations_make_thread_reply(c, NULL, NULL);
+	CHECK(s(c, "m.relates_to/event_id") == NULL);
+	relations_set_target(c, "$root");
+	CHECK_STR(s(c, "m.relates_to/event_id"), "$root");
+	CHECK_STR(s(c, "m.relates_to/m.in_reply_to/event_id"), "$root");
+	cJSON *edit = relations_edit_new(c, NULL, NULL);
+	relations_set_target(edit, "$e");
+	CHECK_STR(s(edit, "m.relates_to/event_id"), "$e");
+	relations_set_target(edit, "$other"); /* a known target is never overwritten */
+	CHECK_STR(s(edit, "m.relates_to/event_id"), "$e");
+	cJSON_Delete(c);
+	cJSON_Delete(edit);
+}
+
+static void test_mentions_add_pills_ids_and_skip_bad_or_repeated_ids(void)
+{
+	cJSON *c = message("Build failed.", "<p>Build failed.</p>");
+	const char *users[] = {"@alice:example.org", "@bob\"><script>:x", "not-a-user", "@alice:example.org",
+			       "@carol:example.org"};
+	relations_add_mentions(c, users, 5);
+	CHECK_STR(s(c, "formatted_body"),
+		  "<a href=\"https://matrix.to/#/@alice:example.org\">@alice:example.org</a> "
+		  "<a href=\"https://matrix.to/#/@carol:example.org\">@carol:example.org</a><br><p>Build failed.</p>");
+	CHECK_STR(s(c, "body"), "@alice:example.org @carol:example.org\nBuild failed.");
+	char *txt = print(cJSON_GetObjectItemCaseSensitive(c, "m.mentions"));
+	CHECK_STR(txt, "{\"user_ids\":[\"@alice:example.org\",\"@carol:example.org\"]}");
+	cJSON_free(txt);
+	const char *again[] = {"@alice:example.org"};
+	relations_add_mentions(c, again, 1); /* nothing new: nothing prepended */
+	CHECK_STR(s(c, "body"), "@alice:example.org @carol:example.org\nBuild failed.");
+	cJSON_Delete(c);
+}
+
+int main(void)
+{
+	RUN(test_edit_has_fallback_new_content_and_replace_relation);
+	RUN(test_edit_pings_only_newly_mentioned_users);
+	RUN(test_edit_of_a_thread_reply_drops_the_relation_from_new_content);
+	RUN(test_thread_reply_falls_back_to_a_reply_to_the_latest_event);
+	RUN(test_target_filled_in_later_for_thread_and_edit);
+	RUN(test_mentions_add_pills_ids_and_skip_bad_or_repeated_ids);
+	return test_done();
+}
