@@ -259,7 +259,8 @@ static void on_send_done(const struct matrix_response *r, void *data)
 			char delay_text[32];
 			snprintf(delay_text, sizeof delay_text, "%llums", (unsigned long long)delay);
 			log_failure_once(q, ZLOG_WARN, "delivery failed; will retry", strbuf_str(&reason), it);
-			log_kv(ZLOG_DEBUG, "retry scheduled", "room", q->room, "txn", it->txn_id, "in", delay_text, NULL);
+			log_kv(ZLOG_DEBUG, "retry scheduled", "room", q->room, "route", it->route, "txn", it->txn_id,
+			       "key", it->event_key, "in", delay_text, NULL);
 		}
 	} else {
 		kill_head(d, q, strbuf_str(&reason));

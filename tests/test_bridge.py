@@ -235,6 +235,23 @@ def sighup_reloads_routes_and_a_bad_config_keeps_the_old_one():
 
 
 @test
+def every_log_line_about_a_report_names_its_buildset_and_route():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "status": 502, "count": 1}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 15, "the post")
+        w.bridge.wait_log("duplicate report ignored")
+        about_reports = [ln for ln in w.bridge.log().splitlines()
+                         if any(m in ln for m in ("report queued", "duplicate report", "delivered",
+                                                  "delivery failed", "retry scheduled", "dead letters"))]
+        assert len(about_reports) >= 4, about_reports
+        for ln in about_reports:
+            assert "key=5e7a9c1b3d5f47a9b1c3e5a7c9e1b3d5" in ln and "route=all" in ln, ln
+    with_world(ALL, body)
+
+
+@test
 def the_access_token_never_appears_in_the_log():
     def body(w):
         w.broker.publish_sample("shared-modern-failure.json")
