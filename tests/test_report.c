@@ -1,6 +1,7 @@
 /* Tests of report: HTML -> text, the view model (labels, URLs, lists, times), message content,
  * injection safety, and golden renderings of templates/default.html over every corpus payload. */
 #include "report.h"
+#include "fileutil.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -705,6 +706,54 @@ static void test_content_that_fits_is_not_cut(void)
 	report_templates_clear(&rt);
 }
 
+/* Every key of the view model (top level, and inside the objects of its lists) must appear
+ * as `key` in docs/templates.md: template authors work from that page, not from report.c. */
+static void check_keys_documented(const cJSON *obj, const char *doc, const char *prefix)
+{
+	const cJSON *it;
+	cJSON_ArrayForEach(it, obj)
+	{
+		/* A nested object's keys are documented dotted (`buildset.uuid`); the items of a
+		 * list (builds, changes, artifacts) are documented by their own key names. */
+		char quoted[200], dotted[200];
+		snprintf(quoted, sizeof quoted, "`%s%s`", prefix, it->string);
+		snprintf(dotted, sizeof dotted, "`%s%s.", prefix, it->string);
+		bool nested = cJSON_IsObject(it);
+		if (!strstr(doc, quoted) && !(nested && strstr(doc, dotted))) {
+			test_current_failed = 1;
+			printf("# view variable %s is not documented in docs/templates.md\n", quoted);
+		}
+		if (cJSON_IsArray(it) && cJSON_IsObject(it->child))
+			check_keys_documented(it->child, doc, "");
+		else if (nested && strstr(doc, dotted))
+			check_keys_documented(it, doc, dotted + 1);
+	}
+}
+
+static void test_every_view_variable_is_documented(void)
+{
+	size_t len;
+	char *doc = file_read_all("docs/templates.md", &len);
+	CHECK(doc != NULL);
+	const char *payloads[] = {"tests/data/payloads/shared-modern-failure.json",
+				  "tests/data/payloads/artifacts.json", "tests/data/payloads/multiple-changes.json",
+				  "tests/data/payloads/retried-builds.json"};
+	for (size_t i = 0; doc && i < sizeof payloads / sizeof payloads[0]; i++) {
+		char *json = file_read_all(payloads[i], &len);
+		struct zuul_event *ev = json ? parse(json) : NULL;
+		CHECK(ev != NULL);
+		if (ev) {
+			struct report_context ctx = {.route_name = "docs"};
+			cJSON *view = report_view_new(ev, &ctx);
+			check_keys_documented(view, doc, "");
+			cJSON_Delete(view);
+		}
+		zuul_event_free(ev);
+		free(json);
+	}
+	free(doc);
+}
+
 static void test_templates_load_uses_txt_companion_and_partials(void)
 {
 	char *dir = temp_dir_new();
@@ -1046,6 +1095,7 @@ int main(void)
 	RUN(test_templates_load_uses_txt_companion_and_partials);
 	RUN(test_content_too_large_for_matrix_sheds_successes_then_halves);
 	RUN(test_content_that_fits_is_not_cut);
+	RUN(test_every_view_variable_is_documented);
 	run_golden_tests();
 	return test_done();
 }
