@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rotation.h"
 #include "route.h"
 #include "strbuf.h"
 
@@ -52,6 +53,28 @@ struct config_metrics {
 	int port;              /* required when enabled, 1..65535 */
 };
 
+/* Chatops: claims by reaction, failure threads, room commands, the on-call rotation and
+ * escalation. Off unless the `chatops` group is present; the defaults are filled either way. */
+struct config_chatops {
+	bool enabled;             /* the chatops group is present */
+	char *claim_reaction;     /* reaction key that claims a failure, default "👀" (U+1F440) */
+	char *resolve_reaction;   /* reaction key that resolves it, default "✅" (U+2705) */
+	char *command_prefix;     /* default "!zuul"; never empty, no whitespace */
+	int command_power_level;  /* room power level needed for commands, default 50 */
+	bool threads;             /* default true: a repeated failure goes into the first one's thread */
+	bool oncall;              /* the oncall group is present (and valid): rotation is usable */
+	/* members .. overrides are filled from chatops.oncall (only when oncall is true);
+	 * escalate_after_s (default 1h, 0: off), fallback and fallback_after_s (default 1h
+	 * when fallback is set, else 0) from chatops itself. Passed rotation_check(). */
+	struct rotation_config rotation;
+};
+
+/* Per-route chatops settings, kept beside struct route (config.routes[i] <-> route_chatops[i]). */
+struct config_route_chatops {
+	bool edit_start;          /* default false: edit the start report into the final result */
+	bool mention_oncall;      /* default true when chatops.oncall is configured, else false */
+};
+
 struct config {
 	char *path;            /* the file this was loaded from */
 	struct config_mqtt mqtt;
@@ -63,6 +86,8 @@ struct config {
 	struct config_metrics metrics;
 	struct route *routes;
 	size_t n_routes;
+	struct config_chatops chatops;
+	struct config_route_chatops *route_chatops; /* n_routes entries, parallel to routes */
 };
 
 enum config_flags {
@@ -84,5 +109,8 @@ const char *const *config_all_keys(void);
 
 /* The route called name, or NULL. */
 const struct route *config_find_route(const struct config *cfg, const char *name);
+
+/* The chatops settings of route r (which must be one of cfg->routes); never NULL. */
+const struct config_route_chatops *config_route_chatops(const struct config *cfg, const struct route *r);
 
 #endif

@@ -129,6 +129,55 @@ static void test_example_config_loads_with_repo_templates(void)
 	free(text);
 }
 
+/* The example's commented-out chatops block and route keys, switched on, load too: the
+ * example shows working settings, not only key names. */
+static void test_example_chatops_block_loads_uncommented(void)
+{
+	char *text = read_all("config/zuul-matrix-bridge.conf.example");
+	CHECK(text != NULL);
+	const char *block = text ? strstr(text, "\n# chatops: {") : NULL;
+	CHECK(block != NULL);
+	if (!block) {
+		free(text);
+		return;
+	}
+	struct strbuf sb = STRBUF_INIT;
+	for (const char *line = text; *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+		const char *key = line + strspn(line, "\t");
+		if (line > block && strncmp(line, "#\t", 2) == 0)
+			strbuf_append(&sb, line + 1, len - 1);
+		else if (line > block && (strncmp(line, "# chatops", 9) == 0 || strncmp(line, "# };", 4) == 0))
+			strbuf_append(&sb, line + 2, len - 2);
+		else if (strncmp(key, "# edit_start =", 14) == 0 || strncmp(key, "# mention_oncall =", 18) == 0)
+			strbuf_append(&sb, key + 2, len - (size_t)(key - line) - 2);
+		else
+			strbuf_append(&sb, line, len);
+		line += len;
+	}
+	strbuf_printf(&sb, "template_dir = \"%s\";\n", abs_path("templates"));
+	char *path = write_temp(strbuf_str(&sb));
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(path, 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->chatops.enabled);
+		CHECK(cfg->chatops.oncall);
+		CHECK_INT(cfg->chatops.rotation.n_members, 2);
+		CHECK_INT(cfg->chatops.rotation.n_overrides, 1);
+		CHECK_INT(cfg->chatops.rotation.n_fallback, 1);
+		CHECK(config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
+	}
+	config_free(cfg);
+	unlink(path);
+	free(path);
+	strbuf_free(&sb);
+	strbuf_free(&err);
+	free(text);
+}
+
 /* Each key's last component must appear as "leaf =" or "leaf:" in text. */
 static void check_every_key_appears(const char *text, const char *what)
 {
@@ -223,6 +272,12 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK_STR(cfg->routes[0].template_path, abs_path("templates/default.html"));
 	CHECK(!cfg->routes[0].has_match);
 	CHECK_INT(cfg->routes[0].line, 4);
+	/* Without a chatops group, chatops is off but its defaults are there to read. */
+	CHECK(!cfg->chatops.enabled);
+	CHECK(!cfg->chatops.oncall);
+	CHECK_STR(cfg->chatops.command_prefix, "!zuul");
+	CHECK(!config_route_chatops(cfg, &cfg->routes[0])->edit_start);
+	CHECK(!config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
 	for (int f = 0; f < ROUTE_NFIELDS; f++)
 		CHECK(cfg->routes[0].match.field[f].patterns == NULL &&
 		      cfg->routes[0].exclude.field[f].patterns == NULL);
@@ -317,6 +372,38 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK(config_find_route(cfg, "nope") == NULL);
 	CHECK(!cfg->routes[1].has_match);
 	CHECK_INT(cfg->routes[1].line, 44);
+	CHECK(!config_route_chatops(cfg, &cfg->routes[0])->edit_start);
+	CHECK(config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
+	CHECK(config_route_chatops(cfg, &cfg->routes[1])->edit_start);
+	CHECK(!config_route_chatops(cfg, &cfg->routes[1])->mention_oncall);
+	const struct config_chatops *co = &cfg->chatops;
+	CHECK(co->enabled);
+	CHECK_STR(co->claim_reaction, "\xf0\x9f\x99\x8b");           /* U+1F64B */
+	CHECK_STR(co->resolve_reaction, "\xe2\x9c\x94\xef\xb8\x8f"); /* U+2714 U+FE0F */
+	CHECK_STR(co->command_prefix, "!ci");
+	CHECK_INT(co->command_power_level, 10);
+	CHECK(!co->threads);
+	CHECK(co->oncall);
+	const struct rotation_config *rc = &co->rotation;
+	CHECK_INT(rc->escalate_after_s, 1800);
+	CHECK_INT(rc->fallback_after_s, 7200);
+	CHECK_INT(rc->n_fallback, 2);
+	CHECK_STR(rc->n_fallback == 2 ? rc->fallback[1] : NULL, "@boss:example.org");
+	CHECK_INT(rc->n_members, 3);
+	CHECK_STR(rc->n_members == 3 ? rc->members[2] : NULL, "@carol:example.org");
+	CHECK_INT(rc->shift_s, 14 * 86400);
+	CHECK_INT(rc->handover_weekday, 2);
+	CHECK_INT(rc->handover_minute, 10 * 60 + 30);
+	CHECK_STR(rc->timezone, "Europe/Berlin");
+	CHECK(rc->start.year == 2026 && rc->start.month == 1 && rc->start.day == 6);
+	CHECK_INT(rc->n_overrides, 2);
+	if (rc->n_overrides == 2) {
+		CHECK_STR(rc->overrides[0].user, "@dave:example.org");
+		CHECK(rc->overrides[0].from.month == 3 && rc->overrides[0].from.day == 2);
+		CHECK(rc->overrides[0].until.month == 3 && rc->overrides[0].until.day == 8);
+		CHECK(rc->overrides[1].from.day == 1 && rc->overrides[1].until.day == 1);
+	}
+	CHECK(rotation_check(rc, NULL) == 0);
 	config_free(cfg);
 	strbuf_free(&err);
 }
@@ -357,6 +444,74 @@ static void test_relative_paths_resolve_against_config_dir(void)
 		config_free(cfg);
 		strbuf_free(&err);
 	}
+}
+
+static void test_chatops_defaults(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "chatops-defaults.conf", 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	const struct config_chatops *co = &cfg->chatops;
+	CHECK(co->enabled);
+	CHECK_STR(co->claim_reaction, "\xf0\x9f\x91\x80");  /* U+1F440 EYES */
+	CHECK_STR(co->resolve_reaction, "\xe2\x9c\x85");     /* U+2705 */
+	CHECK_STR(co->command_prefix, "!zuul");
+	CHECK_INT(co->command_power_level, 50);
+	CHECK(co->threads);
+	CHECK(co->oncall);
+	const struct rotation_config *rc = &co->rotation;
+	CHECK_INT(rc->escalate_after_s, 3600);
+	/* No fallback users: the fallback step is off rather than an error. */
+	CHECK_INT(rc->n_fallback, 0);
+	CHECK_INT(rc->fallback_after_s, 0);
+	/* A single string is a one-member rotation. */
+	CHECK_INT(rc->n_members, 1);
+	CHECK_STR(rc->n_members ? rc->members[0] : NULL, "@alice:example.org");
+	CHECK_INT(rc->shift_s, 7 * 86400);
+	CHECK_INT(rc->handover_weekday, 1);
+	CHECK_INT(rc->handover_minute, 9 * 60);
+	CHECK_STR(rc->timezone, "UTC");
+	CHECK(rc->start.year == 2026 && rc->start.month == 1 && rc->start.day == 5);
+	CHECK_INT(rc->n_overrides, 0);
+	/* With a rotation, routes mention the on-call unless told not to. */
+	CHECK(config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
+	CHECK(!config_route_chatops(cfg, &cfg->routes[0])->edit_start);
+	/* A route that is not one of cfg's gets the off settings, not a crash. */
+	struct route other = {0};
+	CHECK(!config_route_chatops(cfg, &other)->mention_oncall);
+	CHECK(!config_route_chatops(NULL, NULL)->edit_start);
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+static void test_chatops_fallback_takes_default_interval(void)
+{
+	clear_env();
+	char *path = write_temp("template_dir = \"" ZMB_SOURCE_ROOT "/templates\";\n"
+				"matrix: { homeserver = \"https://hs\"; };\n"
+				"routes = ( { name = \"a\"; room = \"#a:hs\"; } );\n"
+				"chatops: { escalate_after = 0; fallback = \"@lead:hs\"; };\n");
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(path, 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->chatops.enabled);
+		CHECK(!cfg->chatops.oncall);
+		CHECK_INT(cfg->chatops.rotation.escalate_after_s, 0);
+		CHECK_INT(cfg->chatops.rotation.n_fallback, 1);
+		CHECK_INT(cfg->chatops.rotation.fallback_after_s, 3600);
+		/* No rotation: nobody to mention by default. */
+		CHECK(!config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
+	}
+	config_free(cfg);
+	unlink(path);
+	free(path);
+	strbuf_free(&err);
 }
 
 /* ---- secrets ---- */
@@ -634,7 +789,8 @@ static const struct bad_case bad_cases[] = {
 				"{ }, lists in ( ), arrays in [ ])\n"},
 	{F("unknown-key-top.conf"), 0,
 	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
-				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics)\n"
+				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics, "
+				   "chatops)\n"
 	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
 	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
 				   "\"#...\"; } ); at least one route)\n"},
@@ -650,7 +806,7 @@ static const struct bad_case bad_cases[] = {
 				     "tenants, pipelines, projects, branches, actions, buildset_results, "
 				     "build_results); did you mean 'tenants'?\n"
 	 F("unknown-key-typos.conf") ":8: unknown key 'routes[0].colour' (expected one of: name, room, "
-				     "template, match, exclude)\n"},
+				     "template, match, exclude, edit_start, mention_oncall)\n"},
 	{F("wrong-type.conf"), 0,
 	 F("wrong-type.conf") ":3: mqtt.port: expected an integer, got a string\n"
 	 F("wrong-type.conf") ":4: mqtt.clean_session: expected a boolean (true or false), got an integer\n"
@@ -746,6 +902,83 @@ static const struct bad_case bad_cases[] = {
 					"/healthz, 1..65535, e.g. port = 9464;)\n"},
 	{F("bad-template-dir.conf"), 0,
 	 F("bad-template-dir.conf") ":2: template_dir: expected a string, got an integer\n"},
+	{F("chatops-bad-user-ids.conf"), 0,
+	 F("chatops-bad-user-ids.conf") ":7: chatops.fallback[1]: \"lead\" is not a Matrix user id "
+					"(@localpart:server, localpart of a-z 0-9 ._=-/+)\n"
+	 F("chatops-bad-user-ids.conf") ":10: chatops.oncall.members[1]: \"@Bob:example.org\" is not a "
+					"Matrix user id (@localpart:server, localpart of a-z 0-9 ._=-/+)\n"
+	 F("chatops-bad-user-ids.conf") ":11: chatops.oncall.members[2]: \"@carol\" is not a Matrix user id "
+					"(@localpart:server, localpart of a-z 0-9 ._=-/+)\n"
+	 F("chatops-bad-user-ids.conf") ":15: chatops.oncall.overrides[0].user: \"dave@example.org\" is not "
+					"a Matrix user id (@localpart:server, localpart of a-z 0-9 ._=-/+)\n"},
+	{F("chatops-bad-zone-handover-shift.conf"), 0,
+	 F("chatops-bad-zone-handover-shift.conf") ":9: chatops.oncall.timezone: \"Europe/Berln\" is not a "
+						   "zone of the system tz database (e.g. Europe/Berlin, UTC)\n"
+	 F("chatops-bad-zone-handover-shift.conf") ":10: chatops.oncall.handover: \"Mon 9\" is not a "
+						   "handover time (\"Mon 09:00\" or \"09:00\")\n"
+	 F("chatops-bad-zone-handover-shift.conf") ":11: chatops.oncall.shift: 1d 12h is not a whole "
+						   "number of days (1d, 7d, 14d, ...)\n"
+	 F("chatops-bad-zone-handover-shift.conf") ":12: chatops.oncall.start: 2026-02-30 is not a "
+						   "calendar date (expected a date YYYY-MM-DD)\n"},
+	{F("chatops-bad-overrides.conf"), 0,
+	 F("chatops-bad-overrides.conf") ":11: chatops.oncall.overrides[0]: expected a group { from = "
+					 "\"YYYY-MM-DD\"; to = \"YYYY-MM-DD\"; user = \"@x:y\"; }, got a string\n"
+	 F("chatops-bad-overrides.conf") ":12: chatops.oncall.overrides[1].to: missing (expected the last "
+					 "on-call day of the override, YYYY-MM-DD)\n"
+	 F("chatops-bad-overrides.conf") ":13: chatops.oncall.overrides[2].from: 2026-02-29 is not a "
+					 "calendar date (expected the first on-call day of the override, "
+					 "YYYY-MM-DD)\n"
+	 F("chatops-bad-overrides.conf") ":15: chatops.oncall.overrides[3]: to 2026-03-02 is before from "
+					 "2026-03-09 (expected to on or after from)\n"
+	 F("chatops-bad-overrides.conf") ":16: unknown key 'chatops.oncall.overrides[4].usr' (expected one "
+					 "of: from, to, user); did you mean 'user'?\n"
+	 F("chatops-bad-overrides.conf") ":16: chatops.oncall.overrides[4].user: missing (expected the "
+					 "Matrix user id on call instead, e.g. user = \"@bob:example.org\";)\n"},
+	{F("chatops-overrides-not-a-list.conf"), 0,
+	 F("chatops-overrides-not-a-list.conf") ":9: chatops.oncall.overrides: expected a list of groups: "
+						"overrides = ( { from = \"2026-03-02\"; to = \"2026-03-08\"; "
+						"user = \"@bob:example.org\"; } ), got a group\n"},
+	{F("chatops-unknown-keys.conf"), 0,
+	 F("chatops-unknown-keys.conf") ":6: unknown key 'chatops.claim_reactions' (expected one of: "
+					"claim_reaction, resolve_reaction, command_prefix, command_power_level, "
+					"threads, escalate_after, fallback_after, fallback, oncall); did you "
+					"mean 'claim_reaction'?\n"
+	 F("chatops-unknown-keys.conf") ":7: chatops.oncall.members: the rotation needs at least one member "
+					"(expected members = [\"@alice:example.org\", \"@bob:example.org\"];)\n"
+	 F("chatops-unknown-keys.conf") ":8: unknown key 'chatops.oncall.member' (expected one of: members, "
+					"shift, handover, timezone, start, overrides); did you mean 'members'?\n"},
+	{F("chatops-oncall-empty.conf"), 0,
+	 F("chatops-oncall-empty.conf") ":6: chatops.oncall.members: the rotation needs at least one member "
+					"(expected members = [\"@alice:example.org\", \"@bob:example.org\"];)\n"
+	 F("chatops-oncall-empty.conf") ":6: chatops.oncall.start: missing (the date of the first shift, "
+					"YYYY-MM-DD)\n"},
+	{F("chatops-bad-values.conf"), 0,
+	 F("chatops-bad-values.conf") ":6: chatops.command_prefix: bad value \"!zuul bot\" (contains "
+				      "whitespace or control characters; expected one word such as \"!zuul\")\n"
+	 F("chatops-bad-values.conf") ":7: chatops.claim_reaction: bad value \"\" (empty; expected a "
+				      "reaction key such as \"\xf0\x9f\x91\x80\")\n"
+	 F("chatops-bad-values.conf") ":8: chatops.command_power_level: -1 is out of range (expected "
+				      "0..2147483647)\n"
+	 F("chatops-bad-values.conf") ":9: chatops.threads: expected a boolean (true or false), got a string\n"
+	 F("chatops-bad-values.conf") ":10: chatops.escalate_after: bad duration \"1x\" (expected a "
+				      "duration like \"90s\", \"5m\", \"1h30m\", \"7d\" or an integer of seconds)\n"
+	 F("chatops-bad-values.conf") ":11: chatops.oncall: expected a group, got an integer\n"},
+	{F("chatops-same-reactions.conf"), 0,
+	 F("chatops-same-reactions.conf") ":5: chatops.resolve_reaction: the same as claim_reaction "
+					  "\"\xe2\x9c\x85\xef\xb8\x8f\" (expected two different reactions)\n"},
+	{F("chatops-fallback-without-users.conf"), 0,
+	 F("chatops-fallback-without-users.conf") ":6: chatops.fallback: empty, but fallback_after is set: "
+						  "whom should it ping? (expected fallback = "
+						  "[\"@lead:example.org\"]; or no fallback_after)\n"},
+	{F("chatops-fallback-never.conf"), 0,
+	 F("chatops-fallback-never.conf") ":7: chatops.fallback_after: missing: when should the fallback "
+					  "users be pinged? (expected a duration such as \"1h\" when fallback "
+					  "is set)\n"},
+	{F("chatops-route-keys.conf"), 0,
+	 F("chatops-route-keys.conf") ":5: routes[0].mention_oncall: true, but there is no rotation "
+				      "(expected a chatops.oncall group that says whom to mention)\n"
+	 F("chatops-route-keys.conf") ":6: routes[0].edit_start: expected a boolean (true or false), "
+				      "got an integer\n"},
 	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 	{F("token-file-empty.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 };
@@ -793,12 +1026,15 @@ int main(void)
 		return 99;
 	RUN(test_example_config_loads_with_repo_templates);
 	RUN(test_example_config_shows_every_key);
+	RUN(test_example_chatops_block_loads_uncommented);
 	RUN(test_all_keys_lists_every_route_field);
 	RUN(test_minimal_config_takes_defaults);
 	RUN(test_template_dir_defaults_to_installed_dir);
 	RUN(test_every_key_parses_to_its_field);
 	RUN(test_all_keys_fixture_sets_every_known_key);
 	RUN(test_relative_paths_resolve_against_config_dir);
+	RUN(test_chatops_defaults);
+	RUN(test_chatops_fallback_takes_default_interval);
 	RUN(test_secrets_come_from_files_relative_to_config);
 	RUN(test_secret_files_win_over_environment);
 	RUN(test_secrets_come_from_environment_without_files);

@@ -1,0 +1,87 @@
+/* commands: the chatops room commands ("!zuul help", "!zuul mute org/repo 2h") parsed from a
+ * message body, their help text, and who may use them (room power levels). Pure: no I/O, no clock. */
+#ifndef ZMB_COMMANDS_H
+#define ZMB_COMMANDS_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <time.h>
+
+/* A command body (after the prefix) longer than this is refused, not parsed. */
+#define COMMANDS_BODY_MAX 2000
+/* The longest mute; longer silences belong in a route's `exclude`. */
+#define COMMANDS_MUTE_MAX_S (30LL * 86400)
+/* PROJECT and JOB are at most this many bytes. */
+#define COMMANDS_NAME_MAX 200
+
+enum commands_verb {
+	COMMANDS_NONE = 0, /* not a command (no prefix): ignore the message, reply nothing */
+	COMMANDS_INVALID,  /* meant as a command but wrong: reply with `error` */
+	COMMANDS_HELP,
+	COMMANDS_ONCALL,
+	COMMANDS_CLAIMS,
+	COMMANDS_MUTE,
+	COMMANDS_UNMUTE,
+	COMMANDS_STATUS,
+};
+
+/* One parsed command. Strings are owned; clear with commands_parsed_clear(). */
+struct commands_parsed {
+	enum commands_verb verb;
+	char *project;        /* MUTE, UNMUTE: Zuul's project name, e.g. "org/repo" */
+	char *job;            /* MUTE, UNMUTE: one job of the project, NULL: every job */
+	long long duration_s; /* MUTE: 1 .. COMMANDS_MUTE_MAX_S */
+	time_t until;         /* MUTE: now + duration_s, when the mute ends */
+	char *error;          /* INVALID: plain text for the reply (no user input but checked
+			       * names, so it cannot mention anyone) */
+};
+
+/* Parses the plain-text `body` of an m.room.message (never formatted_body) against the
+ * configured prefix. A command is the prefix at the very start of the body (after the
+ * quoted "> " lines of a reply fallback and the blank line that ends them), followed by
+ * whitespace or the end; the prefix is case-sensitive, the verb is not. Words are split
+ * at ASCII whitespace:
+ *   PREFIX                                  -> HELP
+ *   PREFIX help [anything]                  -> HELP
+ *   PREFIX oncall | claims | status         -> those (no arguments)
+ *   PREFIX mute PROJECT DURATION            -> MUTE of every job of PROJECT
+ *   PREFIX mute PROJECT JOB DURATION        -> MUTE of one job
+ *   PREFIX unmute PROJECT [JOB]             -> UNMUTE
+ * PROJECT is taken whole, '/' included ("SovereignCloudStack/standards"): a job is only
+ * ever the separate word JOB. DURATION is a duration_parse() string, at most 30d.
+ * PROJECT and JOB are ASCII letters, digits and . _ - / + : ~ (Zuul's names), up to
+ * COMMANDS_NAME_MAX bytes. Bodies with control characters (other than tab and newline),
+ * invalid UTF-8 or over COMMANDS_BODY_MAX bytes after the prefix are INVALID.
+ * Fills *out (cleared first; clear it again when done) and returns out->verb. Messages
+ * without the prefix cost one comparison. */
+enum commands_verb commands_parse(const char *body, const char *prefix, time_t now, struct commands_parsed *out);
+
+/* Frees what *c owns and zeroes it; NULL is a no-op. */
+void commands_parsed_clear(struct commands_parsed *c);
+
+/* "help", "oncall", ... ("none", "invalid"), for logs and metrics labels. Static. */
+const char *commands_verb_name(enum commands_verb verb);
+
+/* The reply to `PREFIX help`: a heading naming the required power level, then one line
+ * per command. Plain text, caller frees. */
+char *commands_help(const char *prefix, long long required_level);
+
+/* The sender's power level in a room, from the content of its m.room.power_levels state
+ * event: users[user_id], else users_default, else 0 (the spec's default). Values may be
+ * numbers or, as old room versions allowed, strings of an integer. Without the event
+ * (content NULL or not an object) the spec gives the room's creator 100 and everybody
+ * else 0; `creator` may be NULL when unknown. (Room version 12 creators outrank every
+ * level; pass such a user as creator with content NULL, or treat them separately.) */
+long long commands_user_level(const cJSON *power_levels, const char *user_id, const char *creator);
+
+/* Whether a sender of `level` may use commands that need `required`. */
+bool commands_allowed(long long level, long long required);
+
+/* The short reply to a sender without the power level. Plain text, caller frees. */
+char *commands_refusal(const char *prefix, long long level, long long required);
+
+/* Whether a reaction key is the configured one. The emoji variation selector U+FE0F is
+ * ignored on both sides: clients differ in sending U+2705 alone or followed by U+FE0F. */
+bool commands_reaction_matches(const char *key, const char *configured);
+
+#endif
