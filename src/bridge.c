@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "chatops.h"
 #include "deliver.h"
+#include "duration.h"
 #include "log.h"
 #include "loop.h"
 #include "matrix.h"
@@ -41,6 +43,7 @@
 struct room_join {
 	struct bridge *b;
 	char *room;
+	char *room_id; /* resolved by the join */
 	int attempts;
 	uint64_t timer;
 	bool joining; /* a join request is out */
@@ -80,6 +83,7 @@ struct bridge {
 	int exit_status;
 	struct stats stats;
 	struct metrics_server *metrics;
+	struct chatops *chatops; /* NULL unless the chatops group is configured */
 };
 
 static int64_t wall_ms(void)
@@ -167,6 +171,75 @@ static void watchdog_fired(struct loop *loop, void *data)
 	b->watchdog_timer = loop_timer_add(loop, b->watchdog_ms, watchdog_fired, b);
 }
 
+/* ---- chatops: the room side ------------------------------------------------ */
+
+static int queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
+			 const cJSON *content);
+
+static int chatops_post(const char *room, const char *kind, const char *key, const cJSON *content, void *data)
+{
+	/* Chatops messages are counted under the pseudo-route "chatops" in the metrics. */
+	return queue_content(data, "chatops", room, key, kind, content) < 0 ? -1 : 0;
+}
+
+static void chatops_status(struct strbuf *out, void *data)
+{
+	struct bridge *b = data;
+	char last[32] = "none yet";
+	if (b->stats.last_report_ms) {
+		time_t t = (time_t)(b->stats.last_report_ms / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(last, sizeof last, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	}
+	char up[32];
+	duration_format((double)(wall_ms() - b->stats.started_ms) / 1000.0, up, sizeof up);
+	strbuf_printf(out, "MQTT %s, homeserver %s, outbox %zu, last report %s, up %s.",
+		      mqtt_state_name(b->mqtt_state), b->stats.matrix_reachable ? "reachable" : "unreachable",
+		      deliverer_queued(b->deliverer), last, up);
+}
+
+static char *chatops_kv_get(const char *key, void *data)
+{
+	struct bridge *b = data;
+	return store_kv_get(b->store, key);
+}
+
+static void chatops_kv_set(const char *key, const char *value, void *data)
+{
+	struct bridge *b = data;
+	store_kv_set(b->store, key, value);
+}
+
+/* Creates, updates or drops the chatops side to match the configuration and the joined
+ * rooms. Chatops needs the bridge's user id (its own events are ignored), so it starts
+ * after whoami. */
+static void chatops_update(struct bridge *b)
+{
+	if (!b->cfg->chatops.enabled || !b->user_id) {
+		chatops_free(b->chatops);
+		b->chatops = NULL;
+		return;
+	}
+	if (!b->chatops) {
+		struct chatops_host host = {.post = chatops_post,
+					    .describe_status = chatops_status,
+					    .kv_get = chatops_kv_get,
+					    .kv_set = chatops_kv_set,
+					    .data = b};
+		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, &host);
+	}
+	chatops_reload(b->chatops, b->cfg);
+	struct chatops_room *rooms = xcalloc(b->n_rooms ? b->n_rooms : 1, sizeof *rooms);
+	size_t n = 0;
+	for (size_t j = 0; j < b->n_rooms; j++)
+		if (b->rooms[j]->joined)
+			rooms[n++] = (struct chatops_room){.room = b->rooms[j]->room, .room_id = b->rooms[j]->room_id};
+	if (n)
+		chatops_set_rooms(b->chatops, rooms, n);
+	free(rooms);
+}
+
 /* ---- Matrix start-up: whoami, then join every room ------------------------ */
 
 static void join_room(struct bridge *b, struct room_join *rj);
@@ -184,8 +257,11 @@ static void on_join(const struct matrix_response *r, void *data)
 		rj->joined = true;
 		rj->failed = false;
 		rj->attempts = 0;
+		free(rj->room_id);
+		rj->room_id = xstrdup(rid->valuestring);
 		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
 		deliverer_room_ready(b->deliverer, rj->room, rid->valuestring);
+		chatops_update(b);
 		maybe_ready(b);
 		return;
 	}
@@ -293,6 +369,43 @@ static void start_whoami(struct bridge *b)
 
 /* ---- MQTT in ----------------------------------------------------------- */
 
+/* Puts content into the outbox (unless (key, action, route) was accepted before) and hands
+ * it to the deliverer. Returns 1 queued, 0 duplicate, -1 store failure (the turn-end hook
+ * then stops the bridge without acknowledging). Takes ownership of nothing. */
+static int queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
+			 const cJSON *content)
+{
+	char *txn = bridge_txn_id(key, action, route);
+	char *json = cJSON_PrintUnformatted(content);
+	int64_t now = wall_ms(), id = 0;
+	int rc = store_outbox_push(b->store, route, room, txn, key, action, json, now, &id);
+	if (rc == 1) {
+		stats_route(&b->stats, route)->routed++;
+		log_kv(ZLOG_DEBUG, "report queued", "route", route, "key", key, "action", action, "txn", txn, NULL);
+		struct outbox_item item = {
+			.id = id,
+			.route = xstrdup(route),
+			.room = xstrdup(room),
+			.txn_id = txn,
+			.event_key = xstrdup(key),
+			.action = xstrdup(action),
+			.content_json = json,
+			.created_ms = now,
+		};
+		deliverer_enqueue(b->deliverer, &item);
+		return 1;
+	}
+	if (rc == 0) {
+		stats_route(&b->stats, route)->deduplicated++;
+		log_kv(ZLOG_INFO, "duplicate report ignored", "route", route, "key", key, "action", action, NULL);
+	} else {
+		b->store_broken = true;
+	}
+	free(txn);
+	cJSON_free(json);
+	return rc;
+}
+
 static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
 {
 	size_t matched = 0;
@@ -301,41 +414,11 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		if (!route_matches(r, ev, NULL))
 			continue;
 		matched++;
-		char *txn = bridge_txn_id(key, ev->action, r->name);
 		struct report_context ctx = {.route_name = r->name};
 		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
-		char *json = cJSON_PrintUnformatted(content);
+		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1)
+			b->stats.last_report_ms = wall_ms();
 		cJSON_Delete(content);
-		int64_t now = wall_ms(), id = 0;
-		int rc = store_outbox_push(b->store, r->name, r->room, txn, key, ev->action, json, now, &id);
-		if (rc == 1) {
-			stats_route(&b->stats, r->name)->routed++;
-			b->stats.last_report_ms = now;
-			log_kv(ZLOG_DEBUG, "report queued", "route", r->name, "key", key, "action", ev->action, "txn", txn,
-			       NULL);
-			struct outbox_item item = {
-				.id = id,
-				.route = xstrdup(r->name),
-				.room = xstrdup(r->room),
-				.txn_id = txn,
-				.event_key = xstrdup(key),
-				.action = xstrdup(ev->action),
-				.content_json = json,
-				.created_ms = now,
-			};
-			deliverer_enqueue(b->deliverer, &item);
-			continue;
-		}
-		if (rc == 0) {
-			stats_route(&b->stats, r->name)->deduplicated++;
-			log_kv(ZLOG_INFO, "duplicate report ignored", "route", r->name, "key", key, "action", ev->action,
-			       NULL);
-		} else {
-			/* The turn-end hook sees the broken store and stops without acknowledging. */
-			b->store_broken = true;
-		}
-		free(txn);
-		cJSON_free(json);
 	}
 	if (!matched) {
 		b->stats.filtered++;
@@ -555,6 +638,7 @@ static void reload(struct bridge *b)
 		log_set_level((enum log_level)fresh->log_level);
 	/* Rooms that failed get another chance; new routes' rooms are joined. */
 	rooms_sync_with_routes(b);
+	chatops_update(b);
 	outbox_adopt(b);
 	char n[24];
 	snprintf(n, sizeof n, "%zu", fresh->n_routes);
@@ -665,11 +749,13 @@ void bridge_free(struct bridge *b)
 	 * committed by bridge_run), then Matrix, which drops requests still in flight. */
 	if (b->mqtt && !b->store_broken)
 		mqtt_session_free(b->mqtt);
+	chatops_free(b->chatops);
 	deliverer_free(b->deliverer);
 	matrix_client_free(b->matrix);
 	metrics_server_free(b->metrics);
 	for (size_t j = 0; j < b->n_rooms; j++) {
 		free(b->rooms[j]->room);
+		free(b->rooms[j]->room_id);
 		free(b->rooms[j]);
 	}
 	free(b->rooms);

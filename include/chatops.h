@@ -1,0 +1,45 @@
+/* chatops: the bridge's room side: /sync on the loop, room commands (help, oncall,
+ * status...), on-call handover notices. It asks its host (the bridge) to post messages
+ * and keep small values, so it knows nothing of MQTT, the outbox or delivery. */
+#ifndef ZMB_CHATOPS_H
+#define ZMB_CHATOPS_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "loop.h"
+#include "strbuf.h"
+
+struct chatops;
+
+/* A room the bridge joined: the name routes use (id or alias) and its resolved id. */
+struct chatops_room {
+	const char *room;
+	const char *room_id;
+};
+
+struct chatops_host {
+	/* Queues content for a room (its configured name) exactly once per (kind, key):
+	 * posting the same pair again is a no-op. 0, or -1 when it could not be queued. */
+	int (*post)(const char *room, const char *kind, const char *key, const cJSON *content, void *data);
+	/* Appends the answer to `status` (plain text). */
+	void (*describe_status)(struct strbuf *out, void *data);
+	/* Small persistent values (committed with the rest of the turn). get: caller frees. */
+	char *(*kv_get)(const char *key, void *data);
+	void (*kv_set)(const char *key, const char *value, void *data);
+	void *data;
+};
+
+/* conn supplies the Matrix settings of the /sync client and must outlive chatops; cfg
+ * supplies the chatops settings (replaced by chatops_reload). user_id: the bridge's own
+ * user, whose events are ignored. Nothing happens before chatops_set_rooms. */
+struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
+			    const char *user_id, const struct chatops_host *host);
+/* The rooms to watch and answer in (the joined route rooms). The first call starts /sync. */
+void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size_t n);
+void chatops_reload(struct chatops *c, const struct config *cfg);
+void chatops_free(struct chatops *c);
+
+#endif

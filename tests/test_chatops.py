@@ -1,0 +1,154 @@
+"""Integration tests of the chatops room side: the real bridge with chatops configured,
+commands sent by real users of the fake homeserver through /sync, replies and handover
+notices checked in the room. Time is the test clock (ZMB_TEST_CLOCK)."""
+
+import calendar
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Bridge, World, wait_for  # noqa: E402
+from tap import run, test  # noqa: E402
+
+ALERTS = "!alerts:localhost"
+ROUTES = '  { name = "all"; room = "#alerts:localhost"; }'
+CHATOPS = """
+chatops: {
+  command_power_level = 50;
+  oncall: { members = ["@alice:localhost", "@bob:localhost"]; shift = "7d";
+            handover = "Mon 09:00"; timezone = "UTC"; start = "2026-01-05"; };
+};
+"""
+# Monday 2026-01-12 09:00 UTC is the first handover after the start: alice -> bob.
+HANDOVER = calendar.timegm((2026, 1, 12, 9, 0, 0, 0, 0, 0))
+
+
+class ChatWorld(World):
+    def __init__(self, now):
+        super().__init__(ROUTES, extra=CHATOPS, start_bridge=False)
+        self.clock = os.path.join(self.dir, "clock")
+        self.set_time(now)
+        self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
+        self.bridge.wait_log("joined room", 10)
+        # /sync has started once its first poll went out.
+        wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
+
+    def set_time(self, t):
+        with open(self.clock + ".tmp", "w") as f:
+            f.write("%d\n" % t)
+        os.replace(self.clock + ".tmp", self.clock)
+
+    def say(self, sender, body, relates_to=None):
+        content = {"msgtype": "m.text", "body": body}
+        if relates_to:
+            content["m.relates_to"] = relates_to
+        return self.hs.inject(ALERTS, sender, content)
+
+    def replies(self):
+        return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"]
+
+
+def with_chat(now, fn):
+    w = ChatWorld(now)
+    try:
+        fn(w)
+    finally:
+        w.close()
+
+
+def reply_to(w, event_id, timeout=10):
+    def find():
+        for e in w.replies():
+            rel = e["content"].get("m.relates_to") or {}
+            if (rel.get("m.in_reply_to") or {}).get("event_id") == event_id:
+                return e
+        return None
+    return wait_for(find, timeout, "a reply to %s" % event_id)
+
+
+@test
+def help_answers_a_member_with_power_and_refuses_one_without():
+    def body(w):
+        asked = w.say("@alice:localhost", "!zuul help")
+        r = reply_to(w, asked)
+        text = r["content"]["body"]
+        assert text.startswith("Commands (for members with power level 50 or more):\n!zuul help: this list"), text
+        assert "!zuul oncall:" in text and "!zuul status:" in text and not text.endswith("\n"), text
+        assert r["content"]["m.mentions"] == {}, "a reply must not ping anybody"
+        refused = w.say("@bob:localhost", "!zuul help")
+        text = reply_to(w, refused)["content"]["body"]
+        assert text == "Sorry, !zuul commands need power level 50 in this room; you have 0.", text
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def oncall_and_status_answer_with_the_rotation_and_the_connections():
+    def body(w):
+        r = reply_to(w, w.say("@alice:localhost", "!zuul oncall"))["content"]["body"]
+        assert "@alice:localhost" in r and "@bob:localhost" in r and "12 Jan 09:00" in r, r
+        r = reply_to(w, w.say("@alice:localhost", "!zuul status"))["content"]["body"]
+        assert "MQTT connected" in r and "homeserver reachable" in r and "outbox 0" in r, r
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def a_command_in_a_thread_is_answered_in_that_thread():
+    def body(w):
+        root = w.say("@alice:localhost", "looking at the nightly failure")
+        asked = w.say("@alice:localhost", "!zuul oncall",
+                      relates_to={"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                  "m.in_reply_to": {"event_id": root}})
+        rel = reply_to(w, asked)["content"]["m.relates_to"]
+        assert rel["rel_type"] == "m.thread" and rel["event_id"] == root and rel["is_falling_back"] is True, rel
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def bad_commands_get_a_short_error_and_other_messages_are_ignored():
+    def body(w):
+        w.say("@alice:localhost", "hello, nothing for the bot here")
+        w.say("@alice:localhost", "!zuulish not our prefix")
+        bad = w.say("@alice:localhost", "!zuul frobnicate <b>now</b>")
+        text = reply_to(w, bad)["content"]["body"]
+        assert text.startswith('unknown command "frobnicate"; the commands are help, oncall'), text
+        assert "<b>" not in text and "now<" not in text, text
+        time.sleep(1)
+        assert len(w.replies()) == 1, [e["content"]["body"] for e in w.replies()]
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def commands_are_answered_once_even_across_a_restart():
+    def body(w):
+        asked = w.say("@alice:localhost", "!zuul status")
+        reply_to(w, asked)
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        later = w.say("@alice:localhost", "!zuul oncall")
+        reply_to(w, later)
+        time.sleep(1)
+        assert len(w.replies()) == 2, [e["content"]["body"] for e in w.replies()]
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def a_handover_is_announced_when_the_clock_passes_it():
+    def body(w):
+        time.sleep(0.5)                      # the first look only remembers the time
+        w.set_time(HANDOVER + 5)
+        notice = wait_for(lambda: [e for e in w.replies() if "handover" in e["content"]["body"]], 10,
+                          "the handover notice")[0]
+        c = notice["content"]
+        assert "@alice:localhost hands over to @bob:localhost" in c["body"], c["body"]
+        assert c["m.mentions"]["user_ids"] == ["@bob:localhost"], c
+        assert 'href="https://matrix.to/#/@bob:localhost"' in c["formatted_body"], c
+        w.set_time(HANDOVER + 60)
+        time.sleep(0.5)
+        assert len([e for e in w.replies() if "handover" in e["content"]["body"]]) == 1
+    with_chat(HANDOVER - 60, body)
+
+
+run()
