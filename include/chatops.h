@@ -4,6 +4,7 @@
 #ifndef ZMB_CHATOPS_H
 #define ZMB_CHATOPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "loop.h"
 #include "strbuf.h"
+#include "zuul.h"
 
 struct chatops;
 
@@ -40,6 +42,12 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 /* The rooms to watch and answer in (the joined route rooms). The first call starts /sync. */
 void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size_t n);
 void chatops_reload(struct chatops *c, const struct config *cfg);
+
+/* Whether ev, about to be posted into room (its configured name), is a failure muted
+ * there with `mute`; if so it is counted against the mute and must not be posted. A
+ * project mute covers every failure of the project; job mutes cover a failure only when
+ * every failed build's job is muted. */
+bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev);
 void chatops_free(struct chatops *c);
 
 #endif

@@ -414,6 +414,11 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		if (!route_matches(r, ev, NULL))
 			continue;
 		matched++;
+		if (chatops_muted(b->chatops, r->room, ev)) {
+			log_kv(ZLOG_INFO, "report muted", "route", r->name, "key", key, "action", ev->action, "project",
+			       ev->item.project, NULL);
+			continue;
+		}
 		struct report_context ctx = {.route_name = r->name};
 		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
 		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1)

@@ -17,6 +17,17 @@
 
 #define KV_SYNC_TOKEN "sync.next_batch"
 #define KV_LAST_HANDOVER "oncall.last_handover"
+#define KV_MUTES "chatops.mutes"
+
+/* A `mute`: failures of project (or of one job) in room are counted, not posted. Mutes
+ * are few and small, so they live as one JSON value in the store's key-value table. */
+struct mute {
+	char *room;    /* configured name */
+	char *project;
+	char *job;     /* NULL: every job */
+	int64_t until_ms;
+	long long count;
+};
 
 /* What /sync told us about a room's state: who may command, and who created it. */
 struct room_state {
@@ -36,6 +47,8 @@ struct chatops {
 	struct room_state *rooms;
 	size_t n_rooms;
 	uint64_t tick_timer;
+	struct mute *mutes;
+	size_t n_mutes;
 };
 
 static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create"};
@@ -64,6 +77,210 @@ static cJSON *notice_new(const char *text)
 	cJSON_AddStringToObject(content, "body", text);
 	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
 	return content;
+}
+
+/* ---- mutes ---------------------------------------------------------------- */
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void mute_clear(struct mute *m)
+{
+	free(m->room);
+	free(m->project);
+	free(m->job);
+}
+
+static void mutes_save(struct chatops *c)
+{
+	cJSON *list = cJSON_CreateArray();
+	for (size_t i = 0; i < c->n_mutes; i++) {
+		const struct mute *m = &c->mutes[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "room", m->room);
+		cJSON_AddStringToObject(o, "project", m->project);
+		if (m->job)
+			cJSON_AddStringToObject(o, "job", m->job);
+		cJSON_AddNumberToObject(o, "until_ms", (double)m->until_ms);
+		cJSON_AddNumberToObject(o, "count", (double)m->count);
+		cJSON_AddItemToArray(list, o);
+	}
+	char *json = cJSON_PrintUnformatted(list);
+	c->host.kv_set(KV_MUTES, json, c->host.data);
+	cJSON_free(json);
+	cJSON_Delete(list);
+}
+
+static void mutes_load(struct chatops *c)
+{
+	char *json = c->host.kv_get(KV_MUTES, c->host.data);
+	cJSON *list = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	const cJSON *o;
+	cJSON_ArrayForEach(o, list)
+	{
+		const cJSON *until = cJSON_GetObjectItemCaseSensitive(o, "until_ms");
+		const cJSON *count = cJSON_GetObjectItemCaseSensitive(o, "count");
+		if (!str_at(o, "room") || !str_at(o, "project") || !cJSON_IsNumber(until))
+			continue;
+		c->mutes = xrealloc(c->mutes, (c->n_mutes + 1) * sizeof *c->mutes);
+		c->mutes[c->n_mutes++] = (struct mute){
+			.room = xstrdup(str_at(o, "room")),
+			.project = xstrdup(str_at(o, "project")),
+			.job = xstrdup(str_at(o, "job")),
+			.until_ms = (int64_t)until->valuedouble,
+			.count = cJSON_IsNumber(count) ? (long long)count->valuedouble : 0,
+		};
+	}
+	cJSON_Delete(list);
+}
+
+static struct mute *mute_find(struct chatops *c, const char *room, const char *project, const char *job)
+{
+	for (size_t i = 0; i < c->n_mutes; i++)
+		if (same_str(c->mutes[i].room, room) && same_str(c->mutes[i].project, project) &&
+		    same_str(c->mutes[i].job, job))
+			return &c->mutes[i];
+	return NULL;
+}
+
+static void mute_remove(struct chatops *c, struct mute *m)
+{
+	mute_clear(m);
+	size_t i = (size_t)(m - c->mutes);
+	memmove(m, m + 1, (c->n_mutes - i - 1) * sizeof *m);
+	c->n_mutes--;
+}
+
+static void mute_describe(const char *project, const char *job, struct strbuf *out)
+{
+	strbuf_puts(out, project);
+	if (job)
+		strbuf_printf(out, " (job %s)", job);
+}
+
+/* Actions that report a problem: the ones a mute silences. */
+static bool is_failure_action(const char *action)
+{
+	static const char *const failures[] = {"failure", "merge-conflict", "merge-failure", "config-error"};
+	for (size_t i = 0; action && i < sizeof failures / sizeof failures[0]; i++)
+		if (strcmp(action, failures[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A build that ended in something other than success or a neutral outcome. */
+static bool build_failed(const struct zuul_build *b)
+{
+	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
+	if (!b->result)
+		return false;
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
+		if (strcmp(b->result, fine[i]) == 0)
+			return false;
+	return true;
+}
+
+bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev)
+{
+	if (!c || !ev->item.project || !is_failure_action(ev->action))
+		return false;
+	int64_t now = clock_wall_ms();
+	struct mute *whole = mute_find(c, room, ev->item.project, NULL);
+	if (whole && whole->until_ms > now) {
+		whole->count++;
+		mutes_save(c);
+		return true;
+	}
+	size_t failed = 0;
+	for (size_t i = 0; i < ev->n_builds; i++) {
+		const struct zuul_build *b = &ev->builds[i];
+		if (!build_failed(b))
+			continue;
+		failed++;
+		struct mute *m = b->job_name ? mute_find(c, room, ev->item.project, b->job_name) : NULL;
+		if (!m || m->until_ms <= now)
+			return false;
+	}
+	if (failed == 0)
+		return false;
+	for (size_t i = 0; i < ev->n_builds; i++)
+		if (build_failed(&ev->builds[i]))
+			mute_find(c, room, ev->item.project, ev->builds[i].job_name)->count++;
+	mutes_save(c);
+	return true;
+}
+
+static char *command_mute(struct chatops *c, const struct room_state *rs, const struct commands_parsed *p)
+{
+	struct mute *m = mute_find(c, rs->room, p->project, p->job);
+	if (!m) {
+		c->mutes = xrealloc(c->mutes, (c->n_mutes + 1) * sizeof *c->mutes);
+		m = &c->mutes[c->n_mutes++];
+		*m = (struct mute){.room = xstrdup(rs->room), .project = xstrdup(p->project), .job = xstrdup(p->job)};
+	}
+	m->until_ms = (int64_t)p->until * 1000;
+	mutes_save(c);
+	struct tm tm;
+	time_t until = p->until;
+	gmtime_r(&until, &tm);
+	char when[40];
+	strftime(when, sizeof when, "%a %d %b %H:%M UTC", &tm);
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, "Muted failures of ");
+	mute_describe(p->project, p->job, &sb);
+	strbuf_printf(&sb, " until %s: they are counted, not posted. \"%s unmute %s%s%s\" ends it early.", when,
+		      c->cfg->chatops.command_prefix, p->project, p->job ? " " : "", p->job ? p->job : "");
+	return strbuf_detach(&sb);
+}
+
+static char *command_unmute(struct chatops *c, const struct room_state *rs, const struct commands_parsed *p)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct mute *m = mute_find(c, rs->room, p->project, p->job);
+	if (!m) {
+		mute_describe(p->project, p->job, &sb);
+		strbuf_puts(&sb, " was not muted in this room.");
+		return strbuf_detach(&sb);
+	}
+	strbuf_puts(&sb, "Unmuted ");
+	mute_describe(p->project, p->job, &sb);
+	strbuf_printf(&sb, ": %lld failure%s went unposted while it was muted.", m->count, m->count == 1 ? "" : "s");
+	mute_remove(c, m);
+	mutes_save(c);
+	return strbuf_detach(&sb);
+}
+
+/* Ends the mutes whose time is up, with a notice in their room. */
+static void expire_mutes(struct chatops *c)
+{
+	int64_t now = clock_wall_ms();
+	bool changed = false;
+	for (size_t i = 0; i < c->n_mutes;) {
+		struct mute *m = &c->mutes[i];
+		if (m->until_ms > now) {
+			i++;
+			continue;
+		}
+		struct strbuf text = STRBUF_INIT;
+		strbuf_puts(&text, "The mute of ");
+		mute_describe(m->project, m->job, &text);
+		strbuf_printf(&text, " ended: %lld failure%s went unposted while it lasted.", m->count,
+			      m->count == 1 ? "" : "s");
+		char key[300];
+		snprintf(key, sizeof key, "%s|%s|%lld", m->project, m->job ? m->job : "", (long long)m->until_ms);
+		cJSON *content = notice_new(strbuf_str(&text));
+		c->host.post(m->room, "mute-end", key, content, c->host.data);
+		cJSON_Delete(content);
+		log_kv(ZLOG_INFO, "mute ended", "room", m->room, "project", m->project, "job", m->job, NULL);
+		strbuf_free(&text);
+		mute_remove(c, m);
+		changed = true;
+	}
+	if (changed)
+		mutes_save(c);
 }
 
 /* Answers in the command's thread when it was in one, else as a reply to it. */
@@ -127,9 +344,15 @@ static void handle_command(struct chatops *c, struct room_state *rs, const struc
 			text = strbuf_detach(&sb);
 			break;
 		}
+		case COMMANDS_MUTE:
+			text = command_mute(c, rs, &p);
+			break;
+		case COMMANDS_UNMUTE:
+			text = command_unmute(c, rs, &p);
+			break;
 		default:
-			/* claims, mute, unmute need the failure tracking that is still being built. */
-			text = xstrdup("This version of the bridge does not track claims or mutes yet.");
+			/* claims need the failure tracking that is still being built. */
+			text = xstrdup("This version of the bridge does not track claims yet.");
 			break;
 		}
 	}
@@ -241,6 +464,7 @@ static void tick(struct loop *loop, void *data)
 {
 	struct chatops *c = data;
 	check_handovers(c);
+	expire_mutes(c);
 	c->tick_timer = loop_timer_add(loop, clock_tick_ms(), tick, c);
 }
 
@@ -257,6 +481,7 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 	c->cfg = cfg;
 	c->user_id = user_id ? xstrdup(user_id) : NULL;
 	c->host = *host;
+	mutes_load(c);
 	return c;
 }
 
@@ -322,6 +547,9 @@ void chatops_free(struct chatops *c)
 	sync_free(c->sync);
 	loop_timer_cancel(c->loop, c->tick_timer);
 	rooms_clear(c);
+	for (size_t i = 0; i < c->n_mutes; i++)
+		mute_clear(&c->mutes[i]);
+	free(c->mutes);
 	free(c->user_id);
 	free(c);
 }

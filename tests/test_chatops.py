@@ -3,13 +3,14 @@ commands sent by real users of the fake homeserver through /sync, replies and ha
 notices checked in the room. Time is the test clock (ZMB_TEST_CLOCK)."""
 
 import calendar
+import json
 import os
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bridge, World, wait_for  # noqa: E402
+from harness import PAYLOADS, Bridge, World, wait_for  # noqa: E402
 from tap import run, test  # noqa: E402
 
 ALERTS = "!alerts:localhost"
@@ -149,6 +150,77 @@ def a_handover_is_announced_when_the_clock_passes_it():
         time.sleep(0.5)
         assert len([e for e in w.replies() if "handover" in e["content"]["body"]]) == 1
     with_chat(HANDOVER - 60, body)
+
+
+
+def failure(buildset, project="SovereignCloudStack/standards", failed_jobs=("tox-py311",)):
+    """A failure report of project whose failed builds are failed_jobs (others succeed)."""
+    with open(os.path.join(PAYLOADS, "shared-modern-failure.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    ev["project"] = ev["changes"][0]["project"] = project
+    builds = []
+    for job in list(failed_jobs) + ["linters"]:
+        b = dict(ev["buildset"]["builds"][0], job_name=job, result="FAILURE" if job in failed_jobs else "SUCCESS")
+        builds.append(b)
+    ev["buildset"]["builds"] = builds
+    ev["buildset"]["retry_builds"] = []
+    return json.dumps(ev)
+
+
+def posted(w):
+    return [e for e in w.hs.events(ALERTS) if e["content"].get("format") == "org.matrix.custom.html"
+            and "Build failed" in e["content"]["body"]]
+
+
+@test
+def a_muted_project_is_counted_not_posted_and_unmute_says_how_many():
+    def body(w):
+        r = reply_to(w, w.say("@alice:localhost", "!zuul mute SovereignCloudStack/standards 2h"))
+        text = r["content"]["body"]
+        assert text.startswith("Muted failures of SovereignCloudStack/standards until "), text
+        w.broker.publish("zuul/scs/check", payload=failure("m1"))
+        w.broker.publish("zuul/scs/check", payload=failure("m2", project="osism/other"))
+        wait_for(lambda: len(posted(w)) == 1, 10, "the unmuted project's failure")
+        w.bridge.wait_log("report muted")
+        assert "osism/other" in posted(w)[0]["content"]["body"]
+        text = reply_to(w, w.say("@alice:localhost", "!zuul unmute SovereignCloudStack/standards"))["content"]["body"]
+        assert text == "Unmuted SovereignCloudStack/standards: 1 failure went unposted while it was muted.", text
+        w.broker.publish("zuul/scs/check", payload=failure("m3"))
+        wait_for(lambda: len(posted(w)) == 2, 10, "the failure after the unmute")
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def a_job_mute_silences_only_failures_where_every_failed_job_is_muted():
+    def body(w):
+        reply_to(w, w.say("@alice:localhost", "!zuul mute SovereignCloudStack/standards tox-py311 1d"))
+        w.broker.publish("zuul/scs/check", payload=failure("j1", failed_jobs=("tox-py311",)))
+        w.broker.publish("zuul/scs/check", payload=failure("j2", failed_jobs=("tox-py311", "docs")))
+        wait_for(lambda: len(posted(w)) == 1, 10, "the failure with an unmuted job")
+        w.bridge.wait_log("report muted")
+        assert "docs" in posted(w)[0]["content"]["body"]
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def a_mute_ends_with_a_notice_when_the_clock_passes_it_and_survives_a_restart():
+    def body(w):
+        reply_to(w, w.say("@alice:localhost", "!zuul mute SovereignCloudStack/standards 1h"))
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.broker.publish("zuul/scs/check", payload=failure("r1"))
+        w.bridge.wait_log("report muted")
+        assert posted(w) == []
+        w.set_time(HANDOVER - 3600 + 2 * 3600)
+        notice = wait_for(lambda: [e for e in w.replies() if "mute of" in e["content"]["body"]], 10,
+                          "the end-of-mute notice")[0]
+        assert notice["content"]["body"] == ("The mute of SovereignCloudStack/standards ended: 1 failure "
+                                             "went unposted while it lasted."), notice["content"]["body"]
+        w.broker.publish("zuul/scs/check", payload=failure("r2"))
+        wait_for(lambda: len(posted(w)) == 1, 10, "the failure after the mute ended")
+    with_chat(HANDOVER - 3600, body)
 
 
 run()
