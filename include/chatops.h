@@ -36,9 +36,12 @@ struct chatops_host {
 
 /* conn supplies the Matrix settings of the /sync client and must outlive chatops; cfg
  * supplies the chatops settings (replaced by chatops_reload). user_id: the bridge's own
- * user, whose events are ignored. Nothing happens before chatops_set_rooms. */
+ * user (NULL until known: see chatops_set_user_id). Mutes work from the start, so reports
+ * arriving before the homeserver answered are muted too; /sync waits for chatops_set_rooms. */
 struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
 			    const char *user_id, const struct chatops_host *host);
+/* The bridge's own user id, once whoami told it; its events are ignored. */
+void chatops_set_user_id(struct chatops *c, const char *user_id);
 /* The rooms to watch and answer in (the joined route rooms). The first call starts /sync. */
 void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size_t n);
 void chatops_reload(struct chatops *c, const struct config *cfg);
@@ -48,6 +51,11 @@ void chatops_reload(struct chatops *c, const struct config *cfg);
  * project mute covers every failure of the project; job mutes cover a failure only when
  * every failed build's job is muted. */
 bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev);
+
+/* For a failure report about to be posted by a route whose mention_oncall is set: adds
+ * the current on-call as a pill and to m.mentions (nothing without a rotation, for
+ * reports that are not failures, or when nobody is on call). */
+void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content);
 void chatops_free(struct chatops *c);
 
 #endif

@@ -212,11 +212,11 @@ static void chatops_kv_set(const char *key, const char *value, void *data)
 }
 
 /* Creates, updates or drops the chatops side to match the configuration and the joined
- * rooms. Chatops needs the bridge's user id (its own events are ignored), so it starts
- * after whoami. */
+ * rooms. It exists from start-up (mutes apply to the first reports already); /sync starts
+ * once rooms are joined, which is after whoami told the bridge its own user id. */
 static void chatops_update(struct bridge *b)
 {
-	if (!b->cfg->chatops.enabled || !b->user_id) {
+	if (!b->cfg->chatops.enabled) {
 		chatops_free(b->chatops);
 		b->chatops = NULL;
 		return;
@@ -230,6 +230,8 @@ static void chatops_update(struct bridge *b)
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, &host);
 	}
 	chatops_reload(b->chatops, b->cfg);
+	if (b->user_id)
+		chatops_set_user_id(b->chatops, b->user_id);
 	struct chatops_room *rooms = xcalloc(b->n_rooms ? b->n_rooms : 1, sizeof *rooms);
 	size_t n = 0;
 	for (size_t j = 0; j < b->n_rooms; j++)
@@ -421,6 +423,8 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		}
 		struct report_context ctx = {.route_name = r->name};
 		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
+		if (config_route_chatops(b->cfg, r)->mention_oncall)
+			chatops_mention_oncall(b->chatops, ev, content);
 		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1)
 			b->stats.last_report_ms = wall_ms();
 		cJSON_Delete(content);
@@ -727,6 +731,7 @@ int bridge_run(struct bridge *b)
 	log_kv(ZLOG_INFO, "zuul-matrix-bridge starting", "config", b->conn->path, "routes", routes, "state_dir",
 	       b->conn->state_dir, NULL);
 	rooms_sync_with_routes(b);
+	chatops_update(b);
 	start_whoami(b);
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);

@@ -213,6 +213,15 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
 	return true;
 }
 
+void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content)
+{
+	if (!c || !c->cfg->chatops.oncall || !is_failure_action(ev->action))
+		return;
+	struct rotation_oncall oc;
+	if (rotation_oncall(&c->cfg->chatops.rotation, (time_t)(clock_wall_ms() / 1000), &oc) == 0 && oc.user)
+		relations_add_mentions(content, &oc.user, 1);
+}
+
 static char *command_mute(struct chatops *c, const struct room_state *rs, const struct commands_parsed *p)
 {
 	struct mute *m = mute_find(c, rs->room, p->project, p->job);
@@ -533,6 +542,12 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 		sync_set_rooms(c->sync, ids, n);
 	}
 	free(ids);
+}
+
+void chatops_set_user_id(struct chatops *c, const char *user_id)
+{
+	free(c->user_id);
+	c->user_id = user_id ? xstrdup(user_id) : NULL;
 }
 
 void chatops_reload(struct chatops *c, const struct config *cfg)

@@ -27,8 +27,8 @@ HANDOVER = calendar.timegm((2026, 1, 12, 9, 0, 0, 0, 0, 0))
 
 
 class ChatWorld(World):
-    def __init__(self, now):
-        super().__init__(ROUTES, extra=CHATOPS, start_bridge=False)
+    def __init__(self, now, routes=ROUTES):
+        super().__init__(routes, extra=CHATOPS, start_bridge=False)
         self.clock = os.path.join(self.dir, "clock")
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
@@ -51,8 +51,8 @@ class ChatWorld(World):
         return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"]
 
 
-def with_chat(now, fn):
-    w = ChatWorld(now)
+def with_chat(now, fn, routes=ROUTES):
+    w = ChatWorld(now, routes)
     try:
         fn(w)
     finally:
@@ -221,6 +221,29 @@ def a_mute_ends_with_a_notice_when_the_clock_passes_it_and_survives_a_restart():
         w.broker.publish("zuul/scs/check", payload=failure("r2"))
         wait_for(lambda: len(posted(w)) == 1, 10, "the failure after the mute ended")
     with_chat(HANDOVER - 3600, body)
+
+
+
+@test
+def a_new_failure_mentions_the_on_call_and_other_reports_do_not():
+    routes = ROUTES + """,
+  { name = "quiet"; room = "#ops:localhost"; mention_oncall = false; }"""
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("n1"))
+        w.broker.publish_sample("shared-legacy-success.json")
+        wait_for(lambda: len([e for e in w.hs.events(ALERTS) if "format" in e["content"]]) >= 2, 10, "both reports")
+        fail = posted(w)[0]["content"]
+        assert fail["m.mentions"] == {"user_ids": ["@alice:localhost"]}, fail.get("m.mentions")
+        assert fail["formatted_body"].startswith('<a href="https://matrix.to/#/@alice:localhost">@alice:localhost</a><br>'), fail["formatted_body"][:120]
+        assert fail["body"].startswith("@alice:localhost\n"), fail["body"][:60]
+        ok = [e["content"] for e in w.hs.events(ALERTS) if "succeeded" in e["content"].get("body", "").lower()
+              or "Build succeeded" in e["content"].get("body", "")]
+        assert ok and "m.mentions" not in ok[0], ok
+        quiet = wait_for(lambda: [e for e in w.hs.events("!ops:localhost") if "Build failed" in e["content"].get("body", "")],
+                         10, "the quiet route's copy")
+        assert "m.mentions" not in quiet[0]["content"], quiet[0]["content"].get("m.mentions")
+    with_chat(HANDOVER - 3600, body, routes)
 
 
 run()
