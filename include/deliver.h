@@ -31,7 +31,9 @@ void deliverer_free(struct deliverer *d);
 void deliverer_on_done(struct deliverer *d, deliver_done_fn fn, void *data);
 
 /* Takes ownership of item (its strings) and queues it behind its room's others.
- * The item is sent once its room is ready. */
+ * The item is sent once its room is ready. It must already be in the store's outbox
+ * (pushed in the current batch or earlier): only a window of each room's queue
+ * (DELIVER_WINDOW items) is kept in memory, the rest is read back from the outbox. */
 void deliverer_enqueue(struct deliverer *d, struct outbox_item *item);
 
 /* The configured room (id or alias) resolved to room_id and joined: its queue may flow. */
@@ -42,10 +44,22 @@ void deliverer_room_failed(struct deliverer *d, const char *room, const char *re
 
 /* Stop starting new requests (shutdown); requests in flight still complete. */
 void deliverer_pause(struct deliverer *d);
-/* Items queued in memory (waiting or in flight), over all rooms. */
+/* Items queued (waiting or in flight), over all rooms: those in memory plus those
+ * left in the outbox beyond each room's window. The latter is exact once a room's
+ * window caught up with its outbox; after a reload adopted a long backlog it may
+ * count some items twice until then. */
 size_t deliverer_queued(const struct deliverer *d);
+/* Items held in memory, over all rooms: at most the window size per room, plus any
+ * dead letters put back while a room's backlog was in the store. */
+size_t deliverer_in_memory(const struct deliverer *d);
 size_t deliverer_in_flight(const struct deliverer *d);
-/* Whether an item with this outbox id is already queued (for reloading the outbox). */
+/* Takes up every outbox item the deliverer does not hold yet (at start-up: the
+ * backlog of the last run; after a reload: dead letters put back from the CLI), without
+ * reading the whole outbox into memory: each room's window is filled and the rest
+ * left to refills. Returns how many items were taken up. */
+size_t deliverer_adopt_outbox(struct deliverer *d);
+/* Whether an item with this outbox id is in memory (for reloading the outbox; an item
+ * left in the outbox beyond a window is not, and enqueueing it again is harmless). */
 bool deliverer_has_item(const struct deliverer *d, int64_t id);
 
 /* The delay before retry number `attempt` (1-based): min_ms * 2^(attempt-1), capped at

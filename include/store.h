@@ -57,8 +57,17 @@ int store_outbox_push(struct store *st, const char *route, const char *room, con
 
 /* Every pending item in id order. Caller frees with store_items_free. */
 int store_outbox_load(struct store *st, struct outbox_item **items, size_t *n);
+/* At most `limit` pending items of one room (as configured) with ids above after_id, in
+ * id order: the deliverer keeps only a window of each room's queue in memory and reads
+ * the rest from here. Sees the current batch's writes. Caller frees with store_items_free. */
+int store_outbox_load_room(struct store *st, const char *room, int64_t after_id, size_t limit,
+			   struct outbox_item **items, size_t *n);
+/* The distinct rooms with pending items, sorted. Caller frees each string and the array. */
+int store_outbox_rooms(struct store *st, char ***rooms, size_t *n);
 void store_items_free(struct outbox_item *items, size_t n);
 size_t store_outbox_depth(struct store *st);
+/* Pending items of one room (counted on the (room, id) index). */
+size_t store_outbox_room_depth(struct store *st, const char *room);
 
 /* The homeserver answered 200: removes the item and remembers (txn_id -> event_id, room). */
 int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms);

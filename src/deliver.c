@@ -12,6 +12,13 @@
 #include "log.h"
 #include "strbuf.h"
 
+/* A room's queue in memory is a window onto its outbox rows: at most DELIVER_WINDOW
+ * items (each holds its ~3 KB content), refilled from the store once it runs down to
+ * DELIVER_REFILL_AT. The outbox is the queue of record, so memory stays flat however
+ * long the backlog grows (a homeserver outage, a burst). */
+#define DELIVER_WINDOW 256
+#define DELIVER_REFILL_AT (DELIVER_WINDOW / 4)
+
 /* One room's FIFO. Items [head, n) wait; items[head] is the one in flight, if any. */
 struct room_queue {
 	struct deliverer *d; /* back-pointer: the queue is the context of its requests and timers */
@@ -20,6 +27,11 @@ struct room_queue {
 	char *failed;     /* non-NULL: the room is unusable, this is why */
 	struct outbox_item *items;
 	size_t head, n, cap;
+	/* spilled: the store holds items of this room with ids above loaded_max that are not
+	 * in memory (about `spilled_count` of them). Ids grow, so a refill reads them in order. */
+	bool spilled;
+	int64_t loaded_max;
+	size_t spilled_count;
 	bool in_flight;
 	uint64_t retry_timer;
 	char *last_logged; /* the failure last logged loudly, so a streak is logged once */
@@ -269,10 +281,56 @@ static void on_send_done(const struct matrix_response *r, void *data)
 	strbuf_free(&reason);
 }
 
+static void queue_append(struct room_queue *q, struct outbox_item *item)
+{
+	if (q->n == q->cap) {
+		if (q->head > 0) {
+			/* The window is bounded: sliding it back is cheaper than growing. */
+			memmove(q->items, q->items + q->head, (q->n - q->head) * sizeof *q->items);
+			q->n -= q->head;
+			q->head = 0;
+		}
+		if (q->n == q->cap) {
+			q->cap = q->cap ? q->cap * 2 : 16;
+			q->items = xrealloc(q->items, q->cap * sizeof *q->items);
+		}
+	}
+	q->items[q->n++] = *item;
+	if (item->id > q->loaded_max)
+		q->loaded_max = item->id;
+	memset(item, 0, sizeof *item);
+}
+
+/* Tops the window up from the outbox once it ran low. */
+static void refill(struct deliverer *d, struct room_queue *q)
+{
+	size_t have = q->n - q->head;
+	if (!q->spilled || have > DELIVER_REFILL_AT)
+		return;
+	size_t want = DELIVER_WINDOW - have;
+	struct outbox_item *items;
+	size_t k;
+	if (store_outbox_load_room(d->store, q->room, q->loaded_max, want, &items, &k) != 0)
+		return; /* logged by the store; tried again at the next pump */
+	for (size_t i = 0; i < k; i++)
+		queue_append(q, &items[i]);
+	free(items); /* the strings moved into the queue */
+	if (k < want) {
+		q->spilled = false; /* the store has nothing more for this room */
+		q->spilled_count = 0;
+	} else {
+		q->spilled_count = q->spilled_count > k ? q->spilled_count - k : 0;
+	}
+}
+
 static void pump(struct deliverer *d, struct room_queue *q)
 {
-	while (q->head < q->n && q->failed)
+	for (;;) {
+		refill(d, q);
+		if (!(q->head < q->n && q->failed))
+			break;
 		kill_head(d, q, q->failed);
+	}
 	if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down)
 		return;
 	if (d->paused_until_ms > loop_now_ms(d->loop))
@@ -289,12 +347,17 @@ static void pump(struct deliverer *d, struct room_queue *q)
 void deliverer_enqueue(struct deliverer *d, struct outbox_item *item)
 {
 	struct room_queue *q = room_get(d, item->room);
-	if (q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 16;
-		q->items = xrealloc(q->items, q->cap * sizeof *q->items);
+	/* An item newer than the window goes to memory only while nothing waits in the
+	 * store before it and the window has room; otherwise a refill reads it later. An
+	 * older id (a dead letter put back) is always kept: a refill would not see it. */
+	if (item->id > q->loaded_max && (q->spilled || q->n - q->head >= DELIVER_WINDOW)) {
+		q->spilled = true;
+		q->spilled_count++;
+		item_clear(item);
+		memset(item, 0, sizeof *item);
+		return;
 	}
-	q->items[q->n++] = *item;
-	memset(item, 0, sizeof *item);
+	queue_append(q, item);
 	pump(d, q);
 }
 
@@ -326,6 +389,14 @@ size_t deliverer_queued(const struct deliverer *d)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < d->n_rooms; i++)
+		n += d->rooms[i]->n - d->rooms[i]->head + d->rooms[i]->spilled_count;
+	return n;
+}
+
+size_t deliverer_in_memory(const struct deliverer *d)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_rooms; i++)
 		n += d->rooms[i]->n - d->rooms[i]->head;
 	return n;
 }
@@ -336,6 +407,60 @@ size_t deliverer_in_flight(const struct deliverer *d)
 	for (size_t i = 0; i < d->n_rooms; i++)
 		n += d->rooms[i]->in_flight;
 	return n;
+}
+
+static bool queue_has(const struct room_queue *q, int64_t id)
+{
+	for (size_t j = q->head; j < q->n; j++)
+		if (q->items[j].id == id)
+			return true;
+	return false;
+}
+
+size_t deliverer_adopt_outbox(struct deliverer *d)
+{
+	char **rooms;
+	size_t n_rooms;
+	if (store_outbox_rooms(d->store, &rooms, &n_rooms) != 0)
+		return 0;
+	size_t adopted = 0;
+	for (size_t r = 0; r < n_rooms; r++) {
+		struct room_queue *q = room_get(d, rooms[r]);
+		size_t depth = store_outbox_room_depth(d->store, q->room);
+		/* Rows at or below the window's top that memory lacks (dead letters put back):
+		 * that range holds little more than the window itself. */
+		int64_t after = 0, top = q->loaded_max;
+		while (after < top) {
+			struct outbox_item *items;
+			size_t k;
+			if (store_outbox_load_room(d->store, q->room, after, 64, &items, &k) != 0)
+				break;
+			for (size_t i = 0; i < k; i++) {
+				after = items[i].id;
+				if (items[i].id <= top && !queue_has(q, items[i].id)) {
+					queue_append(q, &items[i]);
+					adopted++;
+				} else {
+					item_clear(&items[i]);
+				}
+			}
+			free(items);
+			if (k < 64)
+				break;
+		}
+		/* The rest waits in the outbox; refills read it in order. */
+		size_t in_memory = q->n - q->head;
+		size_t known = q->spilled ? q->spilled_count : 0;
+		if (depth > in_memory) {
+			q->spilled = true;
+			q->spilled_count = depth - in_memory;
+			adopted += q->spilled_count > known ? q->spilled_count - known : 0;
+		}
+		free(rooms[r]);
+		pump(d, q);
+	}
+	free(rooms);
+	return adopted;
 }
 
 bool deliverer_has_item(const struct deliverer *d, int64_t id)

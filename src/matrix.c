@@ -23,12 +23,14 @@
  * many connections to the homeserver they queue inside curl (their timeout runs
  * while they wait) instead of opening a connection each. */
 #define MATRIX_MAX_CONNECTIONS 8L
+/* Finished easy handles kept for the next requests: creating one per request and
+ * freeing its buffers after was a visible share of a send's CPU (malloc_consolidate). */
+#define MATRIX_IDLE_HANDLES 8
 
 /* One request in flight: its easy handle and everything curl points into. */
 struct mreq {
 	struct matrix_client *mc;
 	CURL *easy;
-	struct curl_slist *headers;
 	struct strbuf body;
 	bool body_too_big;
 	char *method;
@@ -46,6 +48,12 @@ struct matrix_client {
 	char *base_url;          /* homeserver without trailing '/' */
 	char *auth_header;       /* "Authorization: Bearer ..."; never logged */
 	char *user_agent;
+	/* The request headers, built once: curl only reads them during a transfer, so
+	 * every request shares them. */
+	struct curl_slist *headers;      /* Accept, Expect (none), Authorization */
+	struct curl_slist *headers_body; /* the same plus Content-Type: application/json */
+	CURL *idle[MATRIX_IDLE_HANDLES]; /* reset handles ready for reuse */
+	size_t n_idle;
 	uint64_t timer_id;       /* the loop timer standing in for curl's timeout, 0 if none */
 	int *fds;                /* sockets we watch for curl, so free can unwatch them */
 	size_t nfds, cap_fds;
@@ -161,11 +169,28 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* A handle back to the pool (reset: no option or body of this request stays), or
+ * freed when the pool is full or the client is closing. */
+static void easy_release(struct matrix_client *mc, CURL *e)
+{
+	if (!e)
+		return;
+	if (!mc->closing && mc->n_idle < MATRIX_IDLE_HANDLES) {
+		curl_easy_reset(e);
+		mc->idle[mc->n_idle++] = e;
+		return;
+	}
+	curl_easy_cleanup(e);
+}
+
+static CURL *easy_acquire(struct matrix_client *mc)
+{
+	return mc->n_idle ? mc->idle[--mc->n_idle] : curl_easy_init();
+}
+
 static void mreq_free(struct mreq *r)
 {
-	if (r->easy)
-		curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->headers);
+	easy_release(r->mc, r->easy);
 	strbuf_free(&r->body);
 	free(r->method);
 	free(r->path);
@@ -323,7 +348,7 @@ int matrix_request_timeout(struct matrix_client *mc, const char *method, const c
 	r->data = data;
 	r->method = xstrdup(method);
 	r->path = xstrdup(path);
-	r->easy = curl_easy_init();
+	r->easy = easy_acquire(mc);
 	if (!r->easy) {
 		log_msgf(ZLOG_ERROR, "matrix: curl_easy_init failed for %s %s; request not sent", method, path);
 		mreq_free(r);
@@ -336,14 +361,10 @@ int matrix_request_timeout(struct matrix_client *mc, const char *method, const c
 	CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
 	strbuf_free(&url);
 
-	r->headers = curl_slist_append(r->headers, "Accept: application/json");
-	/* curl would otherwise wait for "100 Continue" before large bodies. */
-	r->headers = curl_slist_append(r->headers, "Expect:");
-	if (mc->auth_header)
-		r->headers = curl_slist_append(r->headers, mc->auth_header);
+	const struct curl_slist *headers = mc->headers;
 	if (json_body || method_has_body(method)) {
 		const char *b = json_body ? json_body : "";
-		r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+		headers = mc->headers_body;
 		/* POSTFIELDSIZE first: COPYPOSTFIELDS copies that many bytes. */
 		if (rc == CURLE_OK)
 			rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
@@ -385,7 +406,7 @@ int matrix_request_timeout(struct matrix_client *mc, const char *method, const c
 		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, mc->user_agent);
 	if (rc == CURLE_OK)
@@ -453,6 +474,23 @@ struct matrix_client *matrix_client_new(struct loop *loop, const struct config_m
 		mc->auth_header = strbuf_detach(&sb);
 	}
 	mc->user_agent = xstrdup("zuul-matrix-bridge/" ZMB_VERSION);
+	for (int with_body = 0; with_body < 2; with_body++) {
+		struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+		/* curl would otherwise wait for "100 Continue" before large bodies. */
+		h = h ? curl_slist_append(h, "Expect:") : NULL;
+		if (h && mc->auth_header)
+			h = curl_slist_append(h, mc->auth_header);
+		if (h && with_body)
+			h = curl_slist_append(h, "Content-Type: application/json");
+		if (!h) {
+			log_msgf(ZLOG_ERROR, "matrix: out of memory building request headers");
+			abort();
+		}
+		if (with_body)
+			mc->headers_body = h;
+		else
+			mc->headers = h;
+	}
 	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
 	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETDATA, mc);
 	curl_multi_setopt(mc->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -483,12 +521,25 @@ static void abort_all(struct matrix_client *mc)
 	}
 }
 
+/* The token should not linger in freed heap memory either. */
+static void headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *l = h; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(h);
+}
+
 /* Releases curl and mc; run by free, now or, when free was called from a response
  * callback, once that callback returned. */
 static void client_destroy(struct matrix_client *mc)
 {
 	abort_all(mc);
+	for (size_t i = 0; i < mc->n_idle; i++)
+		curl_easy_cleanup(mc->idle[i]);
+	mc->n_idle = 0;
 	curl_multi_cleanup(mc->multi); /* closes the kept-alive connections */
+	headers_free(mc->headers);
+	headers_free(mc->headers_body);
 	curl_global_cleanup();
 	free(mc->fds);
 	free(mc->base_url);

@@ -85,14 +85,25 @@ static void pct_encode(struct strbuf *sb, const char *s)
 /* ------------------------------------------------------------------------ */
 /* cJSON helpers. Every documented key is always present, null when unknown:
  * Mustache looks a missing key up in the enclosing contexts, so a build without
- * a duration would otherwise show the buildset's. */
+ * a duration would otherwise show the buildset's.
+ * Keys are always string literals, so they are attached without a copy
+ * (cJSON_AddItemToObjectCS): a view has a few hundred of them, and copying each was
+ * a good share of the allocations of a report. */
+
+static void put(cJSON *obj, const char *literal_key, cJSON *item)
+{
+	cJSON_AddItemToObjectCS(obj, literal_key, item);
+}
 
 static void add_str(cJSON *obj, const char *key, const char *value)
 {
-	if (value)
-		cJSON_AddStringToObject(obj, key, value);
-	else
-		cJSON_AddNullToObject(obj, key);
+	put(obj, key, value ? cJSON_CreateString(value) : cJSON_CreateNull());
+}
+
+/* For values with static storage (icons, colours, labels): no copy either. */
+static void add_static_str(cJSON *obj, const char *key, const char *value)
+{
+	put(obj, key, value ? cJSON_CreateStringReference(value) : cJSON_CreateNull());
 }
 
 static void add_url(cJSON *obj, const char *key, const char *url)
@@ -102,12 +113,19 @@ static void add_url(cJSON *obj, const char *key, const char *url)
 
 static void add_bool(cJSON *obj, const char *key, bool value)
 {
-	cJSON_AddBoolToObject(obj, key, value);
+	put(obj, key, cJSON_CreateBool(value));
 }
 
 static void add_int(cJSON *obj, const char *key, long long value)
 {
-	cJSON_AddNumberToObject(obj, key, (double)value);
+	put(obj, key, cJSON_CreateNumber((double)value));
+}
+
+static cJSON *add_array(cJSON *obj, const char *key)
+{
+	cJSON *a = cJSON_CreateArray();
+	put(obj, key, a);
+	return a;
 }
 
 /* Unix seconds that gmtime can print as a four-digit year: anything else is
@@ -117,49 +135,87 @@ static bool time_is_known(double t)
 	return isfinite(t) && t > 0 && t < 253402300800.0;
 }
 
-/* T (the number), T_iso "2024-11-21T09:33:10Z", T_text "2024-11-21 09:33:10 UTC",
- * T_clock "09:33:10"; all absent when the time is unknown. */
-static void add_time(cJSON *obj, const char *key, double t)
+static char *put2(char *p, unsigned v)
 {
-	char name[64], buf[64];
-	time_t secs = (time_t)floor(time_is_known(t) ? t : 0);
-	struct tm tm;
-	if (!time_is_known(t) || !gmtime_r(&secs, &tm)) {
-		static const char *const suffixes[] = {"", "_iso", "_text", "_clock"};
-		for (size_t i = 0; i < 4; i++) {
-			snprintf(name, sizeof name, "%s%s", key, suffixes[i]);
-			cJSON_AddNullToObject(obj, name);
-		}
+	*p++ = (char)('0' + v / 10 % 10);
+	*p++ = (char)('0' + v % 10);
+	return p;
+}
+
+/* The civil UTC date of Unix seconds (days since 1970 -> y/m/d, Howard Hinnant's
+ * algorithm) without gmtime_r + strftime, which took the time zone lock and parsed a
+ * format three times per timestamp. secs is known to lie in years 1970..9999. */
+static void utc_fields(long long secs, unsigned f[6])
+{
+	long long days = secs / 86400, rem = secs % 86400;
+	days += 719468;
+	long long era = days / 146097;
+	unsigned doe = (unsigned)(days - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	f[0] = (unsigned)(yoe + era * 400) + (m <= 2);
+	f[1] = m;
+	f[2] = d;
+	f[3] = (unsigned)(rem / 3600);
+	f[4] = (unsigned)(rem / 60 % 60);
+	f[5] = (unsigned)(rem % 60);
+}
+
+/* T (the number), T_iso "2024-11-21T09:33:10Z", T_text "2024-11-21 09:33:10 UTC",
+ * T_clock "09:33:10"; all null when the time is unknown. The four keys are literals
+ * given by the ADD_TIME macro. */
+static void add_time4(cJSON *obj, const char *key, const char *k_iso, const char *k_text, const char *k_clock,
+		      double t)
+{
+	if (!time_is_known(t)) {
+		put(obj, key, cJSON_CreateNull());
+		put(obj, k_iso, cJSON_CreateNull());
+		put(obj, k_text, cJSON_CreateNull());
+		put(obj, k_clock, cJSON_CreateNull());
 		return;
 	}
-	cJSON_AddNumberToObject(obj, key, t);
-	snprintf(name, sizeof name, "%s_iso", key);
-	strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	cJSON_AddStringToObject(obj, name, buf);
-	snprintf(name, sizeof name, "%s_text", key);
-	strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-	cJSON_AddStringToObject(obj, name, buf);
-	snprintf(name, sizeof name, "%s_clock", key);
-	strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-	cJSON_AddStringToObject(obj, name, buf);
+	unsigned f[6];
+	utc_fields((long long)floor(t), f);
+	char date[16], clock[16], buf[40];
+	char *p = put2(put2(date, f[0] / 100), f[0] % 100);
+	*p++ = '-';
+	p = put2(p, f[1]);
+	*p++ = '-';
+	p = put2(p, f[2]);
+	*p = '\0';
+	p = put2(clock, f[3]);
+	*p++ = ':';
+	p = put2(p, f[4]);
+	*p++ = ':';
+	p = put2(p, f[5]);
+	*p = '\0';
+	put(obj, key, cJSON_CreateNumber(t));
+	snprintf(buf, sizeof buf, "%sT%sZ", date, clock);
+	add_str(obj, k_iso, buf);
+	snprintf(buf, sizeof buf, "%s %s UTC", date, clock);
+	add_str(obj, k_text, buf);
+	add_str(obj, k_clock, clock);
 }
+#define ADD_TIME(obj, key, t) add_time4(obj, key, key "_iso", key "_text", key "_clock", t)
 
 /* KEY "4m 29s" and KEY_seconds 269 for the span from start to end, when both
  * are known and in order. */
-static void add_duration(cJSON *obj, const char *key, double start, double end)
+static void add_duration2(cJSON *obj, const char *key, const char *k_seconds, double start, double end)
 {
-	char name[64], buf[64];
+	char buf[64];
 	if (!time_is_known(start) || !time_is_known(end) || end < start) {
-		cJSON_AddNullToObject(obj, key);
-		snprintf(name, sizeof name, "%s_seconds", key);
-		cJSON_AddNullToObject(obj, name);
+		put(obj, key, cJSON_CreateNull());
+		put(obj, k_seconds, cJSON_CreateNull());
 		return;
 	}
 	duration_format(end - start, buf, sizeof buf);
-	cJSON_AddStringToObject(obj, key, buf);
-	snprintf(name, sizeof name, "%s_seconds", key);
-	cJSON_AddNumberToObject(obj, name, floor(end - start));
+	add_str(obj, key, buf);
+	put(obj, k_seconds, cJSON_CreateNumber(floor(end - start)));
 }
+#define ADD_DURATION(obj, key, start, end) add_duration2(obj, key, key "_seconds", start, end)
 
 /* ------------------------------------------------------------------------ */
 /* Actions and results: labels, icons, colours                               */
@@ -173,6 +229,7 @@ static void add_duration(cJSON *obj, const char *key, double start, double end)
 
 struct action_style {
 	const char *action;
+	const char *is_key; /* "is_" + action with '-' as '_': the view's flag for it */
 	const char *label;
 	const char *icon;
 	const char *color;
@@ -181,19 +238,19 @@ struct action_style {
 };
 
 static const struct action_style action_styles[] = {
-	{"start", "Started", "\xe2\x96\xb6\xef\xb8\x8f", COLOR_BLUE, false, false},           /* ▶️ */
-	{"enqueue", "Enqueued", "\xf0\x9f\x93\xa5", COLOR_BLUE, false, false},               /* 📥 */
-	{"success", "Succeeded", "\xe2\x9c\x85", COLOR_GREEN, false, true},                  /* ✅ */
-	{"failure", "Failed", "\xe2\x9d\x8c", COLOR_RED, true, true},                         /* ❌ */
-	{"merge-conflict", "Merge conflict", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},  /* 🔀 */
-	{"merge-failure", "Merge failed", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},     /* 🔀 */
-	{"config-error", "Configuration error", "\xe2\x9a\xa0\xef\xb8\x8f", COLOR_ORANGE, true, true}, /* ⚠️ */
-	{"no-jobs", "No jobs", "\xe2\x84\xb9\xef\xb8\x8f", COLOR_GREY, false, true},          /* ℹ️ */
-	{"dequeue", "Dequeued", "\xe2\x8f\x8f\xef\xb8\x8f", COLOR_GREY, false, true},         /* ⏏️ */
-	{"disabled", "Disabled", "\xe2\x9b\x94", COLOR_RED, true, true},                      /* ⛔ */
+	{"start", "is_start", "Started", "\xe2\x96\xb6\xef\xb8\x8f", COLOR_BLUE, false, false},           /* ▶️ */
+	{"enqueue", "is_enqueue", "Enqueued", "\xf0\x9f\x93\xa5", COLOR_BLUE, false, false},               /* 📥 */
+	{"success", "is_success", "Succeeded", "\xe2\x9c\x85", COLOR_GREEN, false, true},                  /* ✅ */
+	{"failure", "is_failure", "Failed", "\xe2\x9d\x8c", COLOR_RED, true, true},                         /* ❌ */
+	{"merge-conflict", "is_merge_conflict", "Merge conflict", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},  /* 🔀 */
+	{"merge-failure", "is_merge_failure", "Merge failed", "\xf0\x9f\x94\x80", COLOR_ORANGE, true, true},     /* 🔀 */
+	{"config-error", "is_config_error", "Configuration error", "\xe2\x9a\xa0\xef\xb8\x8f", COLOR_ORANGE, true, true}, /* ⚠️ */
+	{"no-jobs", "is_no_jobs", "No jobs", "\xe2\x84\xb9\xef\xb8\x8f", COLOR_GREY, false, true},          /* ℹ️ */
+	{"dequeue", "is_dequeue", "Dequeued", "\xe2\x8f\x8f\xef\xb8\x8f", COLOR_GREY, false, true},         /* ⏏️ */
+	{"disabled", "is_disabled", "Disabled", "\xe2\x9b\x94", COLOR_RED, true, true},                      /* ⛔ */
 };
 
-static const struct action_style unknown_action = {NULL, NULL, "\xe2\x9d\x93", COLOR_GREY, false, true}; /* ❓ */
+static const struct action_style unknown_action = {NULL, NULL, NULL, "\xe2\x9d\x93", COLOR_GREY, false, true}; /* ❓ */
 
 static const struct action_style *action_style_of(const char *action)
 {
@@ -565,8 +622,8 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 		add_str(o, "result_label", b->result);
 	else
 		add_str(o, "result_label", time_is_known(b->start_time) ? "RUNNING" : "PENDING");
-	add_str(o, "icon", rs->icon);
-	add_str(o, "color", rs->color);
+	add_static_str(o, "icon", rs->icon);
+	add_static_str(o, "color", rs->color);
 	add_bool(o, "voting", b->voting);
 	add_bool(o, "non_voting", !b->voting);
 	add_bool(o, "retried", b->retried);
@@ -598,19 +655,19 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 	add_url(o, "history_url", history);
 	strbuf_free(&u);
 
-	add_time(o, "execute_time", b->execute_time);
-	add_time(o, "start_time", b->start_time);
-	add_time(o, "end_time", b->end_time);
-	add_duration(o, "duration", b->start_time, b->end_time);
+	ADD_TIME(o, "execute_time", b->execute_time);
+	ADD_TIME(o, "start_time", b->start_time);
+	ADD_TIME(o, "end_time", b->end_time);
+	ADD_DURATION(o, "duration", b->start_time, b->end_time);
 
 	if (b->change) {
 		cJSON *c = cJSON_CreateObject();
 		add_change_fields(c, b->change);
-		cJSON_AddItemToObject(o, "change", c);
+		put(o, "change", c);
 	} else {
-		cJSON_AddNullToObject(o, "change");
+		put(o, "change", cJSON_CreateNull());
 	}
-	cJSON *arts = cJSON_AddArrayToObject(o, "artifacts");
+	cJSON *arts = add_array(o, "artifacts");
 	for (size_t i = 0; i < b->n_artifacts; i++) {
 		cJSON *a = cJSON_CreateObject();
 		add_str(a, "name", b->artifacts[i].name);
@@ -618,7 +675,7 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 		cJSON_AddItemToArray(arts, a);
 	}
 	add_bool(o, "has_artifacts", b->n_artifacts > 0);
-	cJSON *deps = cJSON_AddArrayToObject(o, "dependencies");
+	cJSON *deps = add_array(o, "dependencies");
 	for (size_t i = 0; i < b->n_dependencies; i++)
 		if (b->dependencies[i])
 			cJSON_AddItemToArray(deps, cJSON_CreateString(b->dependencies[i]));
@@ -629,32 +686,40 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 static void add_builds(cJSON *view, const struct view_ctx *vc)
 {
 	const struct zuul_event *ev = vc->ev;
-	cJSON *builds = cJSON_AddArrayToObject(view, "builds");
-	cJSON *sorted = cJSON_AddArrayToObject(view, "sorted_builds");
-	cJSON *failed = cJSON_AddArrayToObject(view, "failed_builds");
-	cJSON *nv = cJSON_AddArrayToObject(view, "non_voting_builds");
-	cJSON *nv_failed = cJSON_AddArrayToObject(view, "non_voting_failed_builds");
-	cJSON *succeeded = cJSON_AddArrayToObject(view, "succeeded_builds");
-	cJSON *pending = cJSON_AddArrayToObject(view, "pending_builds");
-	cJSON *other = cJSON_AddArrayToObject(view, "other_builds");
-	cJSON *retried = cJSON_AddArrayToObject(view, "retried_builds");
+	cJSON *builds = add_array(view, "builds");
+	cJSON *sorted = add_array(view, "sorted_builds");
+	cJSON *failed = add_array(view, "failed_builds");
+	cJSON *nv = add_array(view, "non_voting_builds");
+	cJSON *nv_failed = add_array(view, "non_voting_failed_builds");
+	cJSON *succeeded = add_array(view, "succeeded_builds");
+	cJSON *pending = add_array(view, "pending_builds");
+	cJSON *other = add_array(view, "other_builds");
+	cJSON *retried = add_array(view, "retried_builds");
 
-	/* Stable order by rank (failed voting, failed non-voting, pending, neutral,
-	 * success): the failures are what the reader came for. */
-	for (int rank = 0; rank <= 4; rank++)
-		for (size_t i = 0; i < ev->n_builds; i++)
-			if (build_rank(&ev->builds[i]) == rank)
-				cJSON_AddItemToArray(sorted, build_view_new(vc, &ev->builds[i]));
-
+	/* sorted_builds: stable order by rank (failed voting, failed non-voting, pending,
+	 * neutral, success): the failures are what the reader came for.
+	 * Each build's view is made once, owned by `builds`; the other lists hold cJSON
+	 * references to it (deleting a reference leaves the view alone). */
+	int ranks_seen = 0;
 	for (size_t i = 0; i < ev->n_builds; i++) {
 		const struct zuul_build *b = &ev->builds[i];
-		cJSON_AddItemToArray(builds, build_view_new(vc, b));
+		cJSON *v = build_view_new(vc, b);
+		cJSON_AddItemToArray(builds, v);
 		int rank = build_rank(b);
+		ranks_seen |= 1 << rank;
 		cJSON *list = rank == 0 ? failed : rank == 1 ? nv_failed : rank == 2 ? pending
 			    : rank == 3 ? other : succeeded;
-		cJSON_AddItemToArray(list, build_view_new(vc, b));
+		cJSON_AddItemReferenceToArray(list, v);
 		if (!b->voting)
-			cJSON_AddItemToArray(nv, build_view_new(vc, b));
+			cJSON_AddItemReferenceToArray(nv, v);
+	}
+	for (int rank = 0; rank <= 4; rank++) {
+		if (!(ranks_seen & (1 << rank)))
+			continue;
+		size_t i = 0;
+		for (const cJSON *v = builds->child; v; v = v->next, i++)
+			if (build_rank(&ev->builds[i]) == rank)
+				cJSON_AddItemReferenceToArray(sorted, (cJSON *)v);
 	}
 	for (size_t i = 0; i < ev->n_retry_builds; i++)
 		cJSON_AddItemToArray(retried, build_view_new(vc, &ev->retry_builds[i]));
@@ -679,6 +744,9 @@ static void add_builds(cJSON *view, const struct view_ctx *vc)
 	add_bool(view, "has_retried_builds", ev->n_retry_builds > 0);
 }
 
+/* The build lists besides `builds` and `retried_builds` hold cJSON references to the
+ * objects `builds` owns: a caller trimming the view deletes from those lists (as
+ * view_shrink_builds does), never from `builds` while the view is in use. */
 cJSON *report_view_new(const struct zuul_event *ev, const struct report_context *ctx)
 {
 	cJSON *view = cJSON_CreateObject();
@@ -688,17 +756,11 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	add_str(view, "schema", ev->schema == ZUUL_SCHEMA_CURRENT ? "current" : "legacy");
 	add_str(view, "action", ev->action);
 	add_str(view, "action_label", as->label ? as->label : ev->action);
-	add_str(view, "icon", as->icon);
-	add_str(view, "color", as->color);
+	add_static_str(view, "icon", as->icon);
+	add_static_str(view, "color", as->color);
 	/* is_<action> for every known action, so a template can branch on any. */
-	for (size_t i = 0; i < sizeof action_styles / sizeof action_styles[0]; i++) {
-		char key[64] = "is_";
-		size_t k = 3;
-		for (const char *p = action_styles[i].action; *p && k + 1 < sizeof key; p++)
-			key[k++] = *p == '-' ? '_' : *p;
-		key[k] = '\0';
-		add_bool(view, key, ev->action && strcmp(ev->action, action_styles[i].action) == 0);
-	}
+	for (size_t i = 0; i < sizeof action_styles / sizeof action_styles[0]; i++)
+		add_bool(view, action_styles[i].is_key, as == &action_styles[i]);
 	/* merge-failure is the legacy name of merge-conflict: one section covers both. */
 	if (ev->action && strcmp(ev->action, "merge-failure") == 0)
 		cJSON_ReplaceItemInObject(view, "is_merge_conflict", cJSON_CreateTrue());
@@ -722,7 +784,7 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	free(summary);
 
 	add_change_fields(view, &ev->item);
-	cJSON *changes = cJSON_AddArrayToObject(view, "changes");
+	cJSON *changes = add_array(view, "changes");
 	if (ev->n_changes == 0) {
 		/* Legacy payloads describe one change at the top level: list it so a
 		 * template can iterate changes whatever the schema. */
@@ -738,15 +800,16 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	add_int(view, "change_count", cJSON_GetArraySize(changes));
 	add_bool(view, "has_several_changes", cJSON_GetArraySize(changes) > 1);
 
-	add_time(view, "timestamp", ev->timestamp);
-	add_time(view, "trigger_time", ev->trigger_time);
-	add_time(view, "enqueue_time", ev->enqueue_time);
-	add_duration(view, "duration", ev->enqueue_time, ev->timestamp);
+	ADD_TIME(view, "timestamp", ev->timestamp);
+	ADD_TIME(view, "trigger_time", ev->trigger_time);
+	ADD_TIME(view, "enqueue_time", ev->enqueue_time);
+	ADD_DURATION(view, "duration", ev->enqueue_time, ev->timestamp);
 
 	char *base = zuul_base_url_new(ev);
 	add_url(view, "zuul_url", base);
 	const char *result = ev->buildset_result ? ev->buildset_result : result_from_action(ev->action);
-	cJSON *bs = cJSON_AddObjectToObject(view, "buildset");
+	cJSON *bs = cJSON_CreateObject();
+	put(view, "buildset", bs);
 	add_str(bs, "uuid", ev->buildset_uuid);
 	add_str(bs, "result", ev->buildset_result);
 	struct strbuf u = STRBUF_INIT;
@@ -778,8 +841,8 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	strbuf_free(&u);
 	add_str(view, "result", result);
 	const struct result_style *rs = result ? result_style_of(result) : NULL;
-	add_str(view, "result_icon", rs ? rs->icon : NULL);
-	add_str(view, "result_color", rs ? rs->color : NULL);
+	add_static_str(view, "result_icon", rs ? rs->icon : NULL);
+	add_static_str(view, "result_color", rs ? rs->color : NULL);
 
 	struct view_ctx vc = {ev, base, ev->item.project};
 	add_builds(view, &vc);
@@ -869,8 +932,17 @@ static cJSON *content_render(const struct report_templates *rt, const cJSON *vie
 	return content;
 }
 
+/* The compact JSON size of content. JSON escaping makes a byte at most six ("\u001f"),
+ * so when even that bound fits, the exact size is not needed and the content is not
+ * printed a second time just to measure it. */
 static size_t content_size(const cJSON *content)
 {
+	size_t bound = 64;
+	for (const cJSON *c = content->child; c; c = c->next)
+		bound += 8 + strlen(c->string ? c->string : "") +
+			 6 * strlen(cJSON_IsString(c) && c->valuestring ? c->valuestring : "");
+	if (bound <= REPORT_MAX_CONTENT_BYTES)
+		return bound;
 	char *json = cJSON_PrintUnformatted(content);
 	size_t n = json ? strlen(json) : SIZE_MAX;
 	cJSON_free(json);
@@ -981,6 +1053,8 @@ static void h2t_block(struct h2t *h, int lines)
 	h->pending_space = false;
 }
 
+static bool h2t_is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+
 /* Text outside <pre>: whitespace runs become one space, none at a line start. */
 static void h2t_text(struct h2t *h, const char *s, size_t n)
 {
@@ -1000,18 +1074,23 @@ static void h2t_text(struct h2t *h, const char *s, size_t n)
 			h->after_bullet = false;
 			continue;
 		}
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+		if (h2t_is_space(c)) {
 			if (h->line_started && !h->line_empty && h->pending_nl == 0)
 				h->pending_space = true;
 			continue;
 		}
+		/* A word at a time: what is owed before it is paid once, then it is copied. */
+		size_t end = i + 1;
+		while (end < n && !h2t_is_space(s[end]))
+			end++;
 		h2t_flush(h);
 		if (h->pending_space && !h->line_empty)
 			strbuf_putc(&h->out, ' ');
 		h->pending_space = false;
-		strbuf_putc(&h->out, c);
+		strbuf_append(&h->out, s + i, end - i);
 		h->line_empty = false;
 		h->after_bullet = false;
+		i = end - 1;
 	}
 }
 

@@ -496,10 +496,20 @@ struct render {
 	const cJSON *stack[TEMPLATE_MAX_DEPTH + 2];
 };
 
+/* A view has a hundred keys and every {{name}} scans them, context by context: the
+ * first byte is compared inline so strncmp runs only for the few plausible keys. */
 static const cJSON *object_get(const cJSON *obj, const char *name, size_t len)
 {
+	if (len == 0) {
+		for (const cJSON *c = obj->child; c; c = c->next)
+			if (c->string && c->string[0] == '\0')
+				return c;
+		return NULL;
+	}
+	const char first = name[0];
 	for (const cJSON *c = obj->child; c; c = c->next)
-		if (c->string && strncmp(c->string, name, len) == 0 && c->string[len] == '\0')
+		if (c->string && c->string[0] == first && strncmp(c->string, name, len) == 0 &&
+		    c->string[len] == '\0')
 			return c;
 	return NULL;
 }

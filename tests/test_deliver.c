@@ -1,7 +1,15 @@
-/* Tests of the pure parts of delivery: the retry backoff curve and its jitter bounds,
- * and the transaction ids the bridge derives for each report and route. */
+/* Tests of delivery: the retry backoff curve and its jitter bounds, the transaction ids
+ * the bridge derives for each report and route, and the bounded in-memory window of a
+ * room's queue over a real store. */
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "bridge.h"
 #include "deliver.h"
+#include "store.h"
 #include "test.h"
 
 static void test_backoff_doubles_from_min_and_is_capped_at_max(void)
@@ -58,6 +66,222 @@ static void test_txn_id_has_only_url_safe_characters(void)
 	free(t);
 }
 
+/* ---- the in-memory window, over a real store in a fresh /tmp directory ---- */
+
+static char base_dir[64];
+static char state_dir[128];
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+struct world {
+	struct store *st;
+	struct loop *loop;
+	struct matrix_client *mc;
+	struct config_matrix cfg;
+	struct stats stats;
+	struct deliverer *d;
+};
+
+/* No room is ever made ready, so nothing is sent: the queue only fills, or drains into
+ * dead letters when the room fails. The homeserver URL is never contacted. */
+static bool world_open(struct world *w)
+{
+	memset(w, 0, sizeof *w);
+	snprintf(base_dir, sizeof base_dir, "/tmp/zmb-deliver-XXXXXX");
+	if (!mkdtemp(base_dir))
+		return false;
+	snprintf(state_dir, sizeof state_dir, "%s/state", base_dir);
+	char err[512];
+	w->st = store_open(state_dir, err, sizeof err);
+	if (!w->st) {
+		printf("# store_open: %s\n", err);
+		return false;
+	}
+	w->loop = loop_new();
+	w->cfg.homeserver = "http://127.0.0.1:9";
+	w->cfg.request_timeout_s = 5;
+	w->cfg.retry_min_ms = 1000;
+	w->cfg.retry_max_ms = 5000;
+	w->mc = matrix_client_new(w->loop, &w->cfg);
+	w->d = deliverer_new(w->loop, w->st, w->mc, &w->cfg, &w->stats);
+	return w->mc && w->d;
+}
+
+static void world_close(struct world *w)
+{
+	deliverer_free(w->d);
+	matrix_client_free(w->mc);
+	loop_free(w->loop);
+	store_close(w->st);
+	stats_clear(&w->stats);
+	nftw(base_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Pushes report number i for room into the store and hands it to the deliverer, as the
+ * bridge does. Returns its outbox id, or -1. */
+static int64_t push_and_enqueue(struct world *w, const char *room, int i)
+{
+	char key[32], txn[64];
+	snprintf(key, sizeof key, "uuid-%06d", i);
+	snprintf(txn, sizeof txn, "zmb.r.failure.%s.%s", key, room);
+	/* About the size of a real report's content, so a leak would show. */
+	static char content[3001];
+	if (!content[0]) {
+		memset(content, 'x', sizeof content - 1);
+		memcpy(content, "{\"body\":\"", 9);
+		memcpy(content + sizeof content - 3, "\"}", 2);
+	}
+	int64_t id = -1;
+	if (store_outbox_push(w->st, "r", room, txn, key, "failure", content, 1000 + i, &id) != 1)
+		return -1;
+	struct outbox_item item = {
+		.id = id,
+		.route = xstrdup("r"),
+		.room = xstrdup(room),
+		.txn_id = xstrdup(txn),
+		.event_key = xstrdup(key),
+		.action = xstrdup("failure"),
+		.content_json = xstrdup(content),
+		.created_ms = 1000 + i,
+	};
+	deliverer_enqueue(w->d, &item);
+	return id;
+}
+
+static void test_queue_of_10000_keeps_a_bounded_window_in_memory(void)
+{
+	struct world w;
+	if (!world_open(&w)) {
+		CHECK(!"world set up");
+		return;
+	}
+	size_t most = 0;
+	bool pushed = true;
+	for (int i = 0; i < 10000 && pushed; i++) {
+		pushed = push_and_enqueue(&w, i % 2 ? "#b:example.org" : "#a:example.org", i) > 0;
+		if (deliverer_in_memory(w.d) > most)
+			most = deliverer_in_memory(w.d);
+	}
+	CHECK(pushed);
+	CHECK_INT(store_commit(w.st), 0);
+	/* Two rooms, a window of 256 each. */
+	CHECK(most <= 2 * 256);
+	CHECK_INT(deliverer_in_memory(w.d), 2 * 256);
+	CHECK_INT(deliverer_queued(w.d), 10000);
+	CHECK_INT(store_outbox_depth(w.st), 10000);
+	world_close(&w);
+}
+
+static void test_window_refills_from_the_store_in_id_order(void)
+{
+	struct world w;
+	if (!world_open(&w)) {
+		CHECK(!"world set up");
+		return;
+	}
+	int64_t ids[1000];
+	for (int i = 0; i < 1000; i++)
+		ids[i] = push_and_enqueue(&w, i % 3 ? "#a:example.org" : "#b:example.org", i);
+	CHECK_INT(deliverer_queued(w.d), 1000);
+	/* A failed room empties its queue into dead letters, one by one, head first: the
+	 * window must refill from the outbox until the store has nothing left for it. */
+	deliverer_room_failed(w.d, "#a:example.org", "gone");
+	CHECK_INT(deliverer_queued(w.d), 334);
+	CHECK_INT(store_outbox_depth(w.st), 334);
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 666);
+	size_t k = 0;
+	bool in_order = true;
+	for (int i = 0; i < 1000 && k < n; i++)
+		if (i % 3)
+			in_order &= dead[k++].id == ids[i];
+	CHECK(in_order);
+	store_dead_free(dead, n);
+	/* Room b's backlog is still whole, and its window still bounded. */
+	CHECK(deliverer_in_memory(w.d) <= 256);
+	/* New reports of the failed room go straight to dead letters as well. */
+	push_and_enqueue(&w, "#a:example.org", 5000);
+	CHECK_INT(deliverer_queued(w.d), 334);
+	CHECK_INT(store_outbox_depth(w.st), 334);
+	world_close(&w);
+}
+
+/* Pushes report i into the store only, as a previous run of the bridge would have. */
+static int64_t push_only(struct world *w, const char *room, int i)
+{
+	char key[32], txn[64];
+	snprintf(key, sizeof key, "old-%06d", i);
+	snprintf(txn, sizeof txn, "zmb.r.failure.%s", key);
+	int64_t id = -1;
+	if (store_outbox_push(w->st, "r", room, txn, key, "failure", "{\"body\":\"x\"}", 1000 + i, &id) != 1)
+		return -1;
+	return id;
+}
+
+static void test_adopting_a_backlog_fills_only_the_window(void)
+{
+	struct world w;
+	if (!world_open(&w)) {
+		CHECK(!"world set up");
+		return;
+	}
+	for (int i = 0; i < 1500; i++)
+		push_only(&w, i < 1000 ? "#a:example.org" : "#b:example.org", i);
+	CHECK_INT(store_commit(w.st), 0);
+	CHECK_INT(deliverer_adopt_outbox(w.d), 1500);
+	CHECK_INT(deliverer_queued(w.d), 1500);
+	CHECK(deliverer_in_memory(w.d) <= 2 * 256);
+	/* Adopting again (a reload) takes up nothing twice. */
+	CHECK_INT(deliverer_adopt_outbox(w.d), 0);
+	CHECK_INT(deliverer_queued(w.d), 1500);
+	/* New reports queue behind the backlog, and all of it drains in id order. */
+	int64_t last = push_and_enqueue(&w, "#a:example.org", 9999);
+	deliverer_room_failed(w.d, "#a:example.org", "gone");
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 1001);
+	bool ascending = true;
+	for (size_t i = 1; i < n; i++)
+		ascending &= dead[i - 1].id < dead[i].id;
+	CHECK(ascending);
+	CHECK(n == 1001 && dead[1000].id == last);
+	store_dead_free(dead, n);
+	CHECK_INT(deliverer_queued(w.d), 500);
+	world_close(&w);
+}
+
+static void test_adopting_finds_a_dead_letter_put_back_below_the_window(void)
+{
+	struct world w;
+	if (!world_open(&w)) {
+		CHECK(!"world set up");
+		return;
+	}
+	int64_t ids[5];
+	for (int i = 0; i < 5; i++)
+		ids[i] = push_only(&w, "#c:example.org", i);
+	CHECK_INT(store_outbox_kill(w.st, ids[2], "refused", 2000), 0);
+	CHECK_INT(deliverer_adopt_outbox(w.d), 4);
+	CHECK_INT(deliverer_queued(w.d), 4);
+	/* The operator retries the dead letter: its old id comes back below the window's top,
+	 * where no refill would look. */
+	CHECK_INT(store_dead_retry(w.st, ids[2]), 1);
+	CHECK_INT(deliverer_adopt_outbox(w.d), 1);
+	CHECK_INT(deliverer_queued(w.d), 5);
+	CHECK_INT(deliverer_in_memory(w.d), 5);
+	CHECK(deliverer_has_item(w.d, ids[2]));
+	world_close(&w);
+}
+
 int main(void)
 {
 	RUN(test_backoff_doubles_from_min_and_is_capped_at_max);
@@ -65,5 +289,9 @@ int main(void)
 	RUN(test_backoff_survives_nonsense_arguments);
 	RUN(test_txn_id_is_deterministic_and_distinguishes_its_parts);
 	RUN(test_txn_id_has_only_url_safe_characters);
+	RUN(test_queue_of_10000_keeps_a_bounded_window_in_memory);
+	RUN(test_window_refills_from_the_store_in_id_order);
+	RUN(test_adopting_a_backlog_fills_only_the_window);
+	RUN(test_adopting_finds_a_dead_letter_put_back_below_the_window);
 	return test_done();
 }

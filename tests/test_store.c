@@ -497,6 +497,74 @@ static void test_five_thousand_pushes_in_batches(void)
 	remove_dirs();
 }
 
+static void test_room_window_loads_in_id_order_after_an_id(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	int64_t ids[6];
+	const char *rooms[6] = {"#a", "#b", "#a", "#a", "#b", "#a"};
+	for (int i = 0; i < 6; i++) {
+		char key[16], txn[32];
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(txn, sizeof txn, "t%d", i);
+		CHECK_INT(store_outbox_push(st, "r", rooms[i], txn, key, "failure", "{}", i, &ids[i]), 1);
+	}
+	struct outbox_item *items;
+	size_t n;
+	/* Room #a after its first item, two at a time: items 2 and 3, then 5. */
+	CHECK_INT(store_outbox_load_room(st, "#a", ids[0], 2, &items, &n), 0);
+	CHECK_INT(n, 2);
+	CHECK(n == 2 && items[0].id == ids[2] && items[1].id == ids[3]);
+	CHECK_STR(n == 2 ? items[1].txn_id : NULL, "t3");
+	store_items_free(items, n);
+	CHECK_INT(store_outbox_load_room(st, "#a", ids[3], 2, &items, &n), 0);
+	CHECK(n == 1 && items[0].id == ids[5]);
+	store_items_free(items, n);
+	CHECK_INT(store_outbox_load_room(st, "#nowhere", 0, 10, &items, &n), 0);
+	CHECK_INT(n, 0);
+	store_items_free(items, n);
+	CHECK_INT(store_outbox_room_depth(st, "#a"), 4);
+	CHECK_INT(store_outbox_room_depth(st, "#b"), 2);
+	char **names;
+	CHECK_INT(store_outbox_rooms(st, &names, &n), 0);
+	CHECK_INT(n, 2);
+	CHECK_STR(n == 2 ? names[0] : NULL, "#a");
+	CHECK_STR(n == 2 ? names[1] : NULL, "#b");
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	store_close(st);
+	remove_dirs();
+}
+
+/* Outbox ids are the store's own counter: after a restart it must start above every id
+ * still in use, dead letters included, or a retried dead letter would clash. */
+static void test_ids_are_not_reused_after_reopen_while_dead_letters_hold_them(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	int64_t a = 0, b = 0, c = 0;
+	CHECK_INT(store_outbox_push(st, "r", "!room", "ta", "ka", "failure", "{}", 1, &a), 1);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "tb", "kb", "failure", "{}", 2, &b), 1);
+	CHECK_INT(store_outbox_delivered(st, a, "$a", 3), 0);
+	CHECK_INT(store_outbox_kill(st, b, "refused", 4), 0);
+	CHECK_INT(store_outbox_depth(st), 0);
+	store_close(st);
+	st = open_store();
+	CHECK_INT(store_outbox_push(st, "r", "!room", "tc", "kc", "failure", "{}", 5, &c), 1);
+	CHECK(c > b);
+	CHECK_INT(store_dead_retry(st, b), 1);
+	CHECK_INT(store_outbox_depth(st), 2);
+	/* The delivered txn keeps its event id; the dead one is still taken. */
+	char *ev = store_sent_event_id(st, "ta");
+	CHECK_STR(ev, "$a");
+	free(ev);
+	CHECK(store_sent_event_id(st, "tb") == NULL);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "tb", "other", "failure", "{}", 6, NULL), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 int main(void)
 {
 	RUN(test_open_creates_private_dir_and_db_file);
@@ -514,5 +582,7 @@ int main(void)
 	RUN(test_database_is_in_wal_mode);
 	RUN(test_schema_from_the_future_is_refused_with_a_clear_message);
 	RUN(test_five_thousand_pushes_in_batches);
+	RUN(test_room_window_loads_in_id_order_after_an_id);
+	RUN(test_ids_are_not_reused_after_reopen_while_dead_letters_hold_them);
 	return test_done();
 }
