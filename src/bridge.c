@@ -34,8 +34,11 @@
  * are waiting): their acknowledgements wait for that commit, their deliveries do not (a
  * resend after a crash reuses the txnId). Delivery bookkeeping alone (delivered, retried,
  * dead) waits up to BOOKKEEPING_DELAY_MS: losing it in a crash only means a resend. */
-#define ACK_DELAY_MS 2
-#define ACK_BATCH_MAX 64
+/* 20 is mosquitto's default in-flight window: the broker sends no more unacknowledged
+ * messages than that, so waiting for more would only wait for the timer. At low rates the
+ * delay lets a few reports share one fsync; it stays well under 20 / rate at high ones. */
+#define ACK_DELAY_MS 10
+#define ACK_BATCH_MAX 20
 #define BOOKKEEPING_DELAY_MS 100
 
 /* A configured room and where joining it stands. It is also the context of its join
@@ -571,22 +574,13 @@ static bool connections_differ(const struct config *a, const struct config *b)
 	       !same_str(a->matrix.access_token, b->matrix.access_token) || !same_str(a->state_dir, b->state_dir);
 }
 
-/* Moves outbox rows the deliverer does not know (dead letters retried from the CLI)
- * into its queues. */
+/* Hands outbox rows the deliverer does not hold yet to it: at start the backlog of the
+ * last run, after a reload dead letters put back from the CLI. */
 static void outbox_adopt(struct bridge *b)
 {
-	struct outbox_item *items;
-	size_t n;
-	if (store_outbox_load(b->store, &items, &n) != 0)
-		return;
-	size_t adopted = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (deliverer_has_item(b->deliverer, items[i].id))
-			continue;
-		deliverer_enqueue(b->deliverer, &items[i]); /* takes the strings */
-		adopted++;
-	}
-	store_items_free(items, n);
+	/* Each room's window is filled from the store; the rest waits there (bounded memory
+	 * whatever the backlog). */
+	size_t adopted = deliverer_adopt_outbox(b->deliverer);
 	if (adopted) {
 		char count[24];
 		snprintf(count, sizeof count, "%zu", adopted);
