@@ -64,6 +64,8 @@ int store_outbox_load_room(struct store *st, const char *room, int64_t after_id,
 			   struct outbox_item **items, size_t *n);
 /* The distinct rooms with pending items, sorted. Caller frees each string and the array. */
 int store_outbox_rooms(struct store *st, char ***rooms, size_t *n);
+/* Frees what one item owns and zeroes it. */
+void store_item_clear(struct outbox_item *item);
 void store_items_free(struct outbox_item *items, size_t n);
 size_t store_outbox_depth(struct store *st);
 /* Pending items of one room (counted on the (room, id) index). */

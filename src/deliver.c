@@ -104,16 +104,6 @@ struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct m
 	return d;
 }
 
-static void item_clear(struct outbox_item *it)
-{
-	free(it->route);
-	free(it->room);
-	free(it->txn_id);
-	free(it->event_key);
-	free(it->action);
-	free(it->content_json);
-}
-
 void deliverer_free(struct deliverer *d)
 {
 	if (!d)
@@ -121,7 +111,7 @@ void deliverer_free(struct deliverer *d)
 	for (size_t i = 0; i < d->n_rooms; i++) {
 		struct room_queue *q = d->rooms[i];
 		for (size_t j = q->head; j < q->n; j++)
-			item_clear(&q->items[j]);
+			store_item_clear(&q->items[j]);
 		loop_timer_cancel(d->loop, q->retry_timer);
 		free(q->items);
 		free(q->room);
@@ -156,7 +146,7 @@ static struct room_queue *room_get(struct deliverer *d, const char *room)
 
 static void queue_pop(struct room_queue *q)
 {
-	item_clear(&q->items[q->head]);
+	store_item_clear(&q->items[q->head]);
 	q->head++;
 	/* Compact once the consumed prefix dominates, keeping pops amortised O(1). */
 	if (q->head == q->n) {
@@ -353,7 +343,7 @@ void deliverer_enqueue(struct deliverer *d, struct outbox_item *item)
 	if (item->id > q->loaded_max && (q->spilled || q->n - q->head >= DELIVER_WINDOW)) {
 		q->spilled = true;
 		q->spilled_count++;
-		item_clear(item);
+		store_item_clear(item);
 		memset(item, 0, sizeof *item);
 		return;
 	}
@@ -441,7 +431,7 @@ size_t deliverer_adopt_outbox(struct deliverer *d)
 					queue_append(q, &items[i]);
 					adopted++;
 				} else {
-					item_clear(&items[i]);
+					store_item_clear(&items[i]);
 				}
 			}
 			free(items);

@@ -556,16 +556,21 @@ int store_outbox_rooms(struct store *st, char ***rooms, size_t *n)
 	return 0;
 }
 
+void store_item_clear(struct outbox_item *item)
+{
+	free(item->route);
+	free(item->room);
+	free(item->txn_id);
+	free(item->event_key);
+	free(item->action);
+	free(item->content_json);
+	memset(item, 0, sizeof *item);
+}
+
 void store_items_free(struct outbox_item *items, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(items[i].route);
-		free(items[i].room);
-		free(items[i].txn_id);
-		free(items[i].event_key);
-		free(items[i].action);
-		free(items[i].content_json);
-	}
+	for (size_t i = 0; i < n; i++)
+		store_item_clear(&items[i]);
 	free(items);
 }
 
