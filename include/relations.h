@@ -26,6 +26,22 @@ void relations_make_thread_reply(cJSON *content, const char *root_event_id, cons
  * fallback when it pointed at the root) once the deliverer knows its id. */
 void relations_set_target(cJSON *content, const char *event_id);
 
+/* A relation to a message whose event id is not known yet, only its transaction id (the
+ * root of a thread, the message an edit replaces, queued moments before). The content
+ * carries the txn under this private key; the deliverer resolves it just before sending,
+ * when the target (earlier in the same room's ordered queue) has been delivered. */
+#define RELATIONS_TXN_KEY "zmb.relates_txn"
+
+/* Marks content's relation (made by relations_edit_new or relations_make_thread_reply with
+ * a NULL target) as pointing at the message sent under txn_id. */
+void relations_point_at_txn(cJSON *content, const char *txn_id);
+/* The txn the content points at (not owned), or NULL. */
+const char *relations_pending_txn(const cJSON *content);
+/* Resolves the pending relation with the target's event id and drops the private key.
+ * Without an event id (the target was never delivered), a thread reply loses its
+ * relation and is posted on its own; an edit cannot be: returns -1. Else 0. */
+int relations_resolve(cJSON *content, const char *event_id);
+
 /* Mentions users: a line of pills (<a href="https://matrix.to/#/@u:hs">@u:hs</a>) is put in
  * front of formatted_body and the plain ids in front of body, and the ids are added to
  * m.mentions.user_ids (without duplicates). Ids that are not valid Matrix user ids are

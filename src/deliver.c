@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "relations.h"
 #include "strbuf.h"
 
 /* A room's queue in memory is a window onto its outbox rows: at most DELIVER_WINDOW
@@ -313,25 +314,61 @@ static void refill(struct deliverer *d, struct room_queue *q)
 	}
 }
 
+/* Fills in the event id of the message a thread reply or an edit points at (it was queued
+ * by txn, before that id existed). The target went earlier through this room's ordered
+ * queue, so it is delivered by now, or dead. false: an edit of a message that never
+ * arrived, which cannot be sent. */
+static bool resolve_relation(struct deliverer *d, struct outbox_item *it)
+{
+	cJSON *content = cJSON_Parse(it->content_json);
+	const char *txn = relations_pending_txn(content);
+	if (!txn) {
+		cJSON_Delete(content);
+		return true;
+	}
+	char *event_id = store_sent_event_id(d->store, txn);
+	if (!event_id)
+		log_kv(ZLOG_WARN, "the message this one refers to was never delivered", "room", it->room, "route",
+		       it->route, "txn", it->txn_id, "key", it->event_key, "target_txn", txn, NULL);
+	bool ok = relations_resolve(content, event_id) == 0;
+	free(event_id);
+	if (ok) {
+		char *json = cJSON_PrintUnformatted(content);
+		free(it->content_json);
+		it->content_json = xstrdup(json);
+		cJSON_free(json);
+	}
+	cJSON_Delete(content);
+	return ok;
+}
+
 static void pump(struct deliverer *d, struct room_queue *q)
 {
 	for (;;) {
 		refill(d, q);
-		if (!(q->head < q->n && q->failed))
-			break;
-		kill_head(d, q, q->failed);
+		if (q->head < q->n && q->failed) {
+			kill_head(d, q, q->failed);
+			continue;
+		}
+		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down)
+			return;
+		if (d->paused_until_ms > loop_now_ms(d->loop))
+			return;
+		struct outbox_item *it = &q->items[q->head];
+		/* The cheap test first: only replies and edits carry the key. */
+		if (strstr(it->content_json, "\"" RELATIONS_TXN_KEY "\"") && !resolve_relation(d, it)) {
+			kill_head(d, q, "an edit of a message that was never delivered");
+			continue;
+		}
+		if (matrix_send(d->mc, q->room_id, "m.room.message", it->txn_id, it->content_json, on_send_done, q) !=
+		    0) {
+			/* Could not even start (out of handles): try again shortly rather than spin. */
+			schedule_retry(d, q, (uint64_t)d->cfg->retry_min_ms);
+			return;
+		}
+		q->in_flight = true;
+		return;
 	}
-	if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down)
-		return;
-	if (d->paused_until_ms > loop_now_ms(d->loop))
-		return;
-	struct outbox_item *it = &q->items[q->head];
-	if (matrix_send(d->mc, q->room_id, "m.room.message", it->txn_id, it->content_json, on_send_done, q) != 0) {
-		/* Could not even start (out of handles): try again shortly rather than spin. */
-		schedule_retry(d, q, (uint64_t)d->cfg->retry_min_ms);
-		return;
-	}
-	q->in_flight = true;
 }
 
 void deliverer_enqueue(struct deliverer *d, struct outbox_item *item)

@@ -157,3 +157,28 @@ void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t 
 	strbuf_free(&html);
 	strbuf_free(&text);
 }
+
+void relations_point_at_txn(cJSON *content, const char *txn_id)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(content, RELATIONS_TXN_KEY);
+	cJSON_AddStringToObject(content, RELATIONS_TXN_KEY, txn_id);
+}
+
+const char *relations_pending_txn(const cJSON *content)
+{
+	return str_item(content, RELATIONS_TXN_KEY);
+}
+
+int relations_resolve(cJSON *content, const char *event_id)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(content, RELATIONS_TXN_KEY);
+	if (event_id) {
+		relations_set_target(content, event_id);
+		return 0;
+	}
+	const char *rel_type = str_item(cJSON_GetObjectItemCaseSensitive(content, "m.relates_to"), "rel_type");
+	if (rel_type && strcmp(rel_type, "m.replace") == 0)
+		return -1;
+	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.relates_to");
+	return 0;
+}

@@ -11,6 +11,8 @@
 #include "deliver.h"
 #include "store.h"
 #include "test.h"
+#include "fake_hs.h"
+#include "relations.h"
 
 static void test_backoff_doubles_from_min_and_is_capped_at_max(void)
 {
@@ -282,6 +284,189 @@ static void test_adopting_finds_a_dead_letter_put_back_below_the_window(void)
 	world_close(&w);
 }
 
+/* ---- relations resolved at send time, against the fake homeserver ---- */
+
+#define ALERTS "!alerts:localhost"
+
+static int64_t push_content(struct world *w, const char *txn, const char *key, cJSON *content)
+{
+	char *json = cJSON_PrintUnformatted(content);
+	int64_t id = -1;
+	if (store_outbox_push(w->st, "r", ALERTS, txn, key, "failure", json, 1000, &id) == 1) {
+		struct outbox_item item = {.id = id,
+					   .route = xstrdup("r"),
+					   .room = xstrdup(ALERTS),
+					   .txn_id = xstrdup(txn),
+					   .event_key = xstrdup(key),
+					   .action = xstrdup("failure"),
+					   .content_json = xstrdup(json),
+					   .created_ms = 1000};
+		deliverer_enqueue(w->d, &item);
+	}
+	cJSON_free(json);
+	cJSON_Delete(content);
+	return id;
+}
+
+static cJSON *notice(const char *body)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "msgtype", "m.notice");
+	cJSON_AddStringToObject(c, "body", body);
+	return c;
+}
+
+struct until_ctx {
+	struct world *w;
+	uint64_t posted, dead, deadline_ms;
+};
+
+static void check_done(struct loop *loop, void *data)
+{
+	struct until_ctx *u = data;
+	uint64_t posted = 0, dead = 0;
+	for (size_t i = 0; i < u->w->stats.n_routes; i++) {
+		posted += u->w->stats.routes[i].posted;
+		dead += u->w->stats.routes[i].failed;
+	}
+	if ((posted >= u->posted && dead >= u->dead) || loop_now_ms(loop) > u->deadline_ms)
+		loop_stop(loop);
+	else
+		loop_timer_add(loop, 20, check_done, u);
+}
+
+static void run_until(struct world *w, uint64_t posted, uint64_t dead)
+{
+	struct until_ctx u = {w, posted, dead, loop_now_ms(w->loop) + 10000};
+	loop_timer_add(w->loop, 20, check_done, &u);
+	loop_run(w->loop);
+}
+
+/* The room's messages from the bridge, by body. */
+static const cJSON *find_event(const cJSON *events, const char *body)
+{
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, events)
+	{
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "content"), "body");
+		if (cJSON_IsString(b) && strcmp(b->valuestring, body) == 0)
+			return ev;
+	}
+	return NULL;
+}
+
+static const char *path_str(const cJSON *o, const char *a, const char *b, const char *c)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	if (c)
+		v = cJSON_GetObjectItemCaseSensitive(v, c);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool world_open_live(struct world *w)
+{
+	if (!world_open(w))
+		return false;
+	/* Point the client at the fake homeserver instead of the unreachable default. */
+	matrix_client_free(w->mc);
+	deliverer_free(w->d);
+	w->cfg.homeserver = fake_hs_url;
+	w->cfg.access_token = "bridge-token";
+	w->cfg.retry_min_ms = 50;
+	w->cfg.retry_max_ms = 200;
+	w->mc = matrix_client_new(w->loop, &w->cfg);
+	w->d = deliverer_new(w->loop, w->st, w->mc, &w->cfg, &w->stats);
+	return w->mc && w->d;
+}
+
+static void test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	push_content(&w, "zmb.t.root", "k1", notice("root"));
+	cJSON *reply = notice("again");
+	relations_make_thread_reply(reply, NULL, NULL);
+	relations_point_at_txn(reply, "zmb.t.root");
+	push_content(&w, "zmb.t.reply", "k2", reply);
+	cJSON *edit = relations_edit_new(notice("root, edited"), NULL, NULL);
+	relations_point_at_txn(edit, "zmb.t.root");
+	push_content(&w, "zmb.t.edit", "k3", edit);
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 3, 0);
+
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	const cJSON *root = find_event(list, "root");
+	const cJSON *again = find_event(list, "again");
+	const cJSON *edited = find_event(list, "* root, edited");
+	CHECK(root && again && edited);
+	if (root && again && edited) {
+		const char *root_id = path_str(root, "event_id", NULL, NULL);
+		CHECK_STR(path_str(again, "content", "m.relates_to", "event_id"), root_id);
+		CHECK_STR(path_str(again, "content", "m.relates_to", "rel_type"), "m.thread");
+		const cJSON *rel = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(again, "content"),
+								   "m.relates_to");
+		CHECK_STR(path_str(rel, "m.in_reply_to", "event_id", NULL), root_id);
+		CHECK_STR(path_str(edited, "content", "m.relates_to", "event_id"), root_id);
+		CHECK_STR(path_str(edited, "content", "m.relates_to", "rel_type"), "m.replace");
+		CHECK(!cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(again, "content"),
+							RELATIONS_TXN_KEY));
+	}
+	cJSON_Delete(events);
+	world_close(&w);
+}
+
+static void test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	fake_hs_call("POST", "/_fake/faults",
+		     "[{\"method\":\"PUT\",\"path\":\"zmb.t.lost\",\"status\":403,\"errcode\":\"M_FORBIDDEN\",\"count\":1}]",
+		     NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	push_content(&w, "zmb.t.lost", "k1", notice("lost root"));
+	cJSON *reply = notice("orphan");
+	relations_make_thread_reply(reply, NULL, NULL);
+	relations_point_at_txn(reply, "zmb.t.lost");
+	push_content(&w, "zmb.t.orphan", "k2", reply);
+	cJSON *edit = relations_edit_new(notice("lost root, edited"), NULL, NULL);
+	relations_point_at_txn(edit, "zmb.t.lost");
+	push_content(&w, "zmb.t.orphan-edit", "k3", edit);
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 1, 2);
+
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	const cJSON *orphan = find_event(list, "orphan");
+	CHECK(orphan != NULL);
+	CHECK(orphan && !cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(orphan, "content"),
+							   "m.relates_to"));
+	CHECK(find_event(list, "* lost root, edited") == NULL);
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_STR(dead[0].txn_id, "zmb.t.lost");
+		CHECK_STR(dead[1].txn_id, "zmb.t.orphan-edit");
+		CHECK_STR(dead[1].reason, "an edit of a message that was never delivered");
+	}
+	store_dead_free(dead, n);
+	cJSON_Delete(events);
+	world_close(&w);
+}
+
 int main(void)
 {
 	RUN(test_backoff_doubles_from_min_and_is_capped_at_max);
@@ -293,5 +478,12 @@ int main(void)
 	RUN(test_window_refills_from_the_store_in_id_order);
 	RUN(test_adopting_a_backlog_fills_only_the_window);
 	RUN(test_adopting_finds_a_dead_letter_put_back_below_the_window);
+	if (fake_hs_start() == 0) {
+		RUN(test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root);
+		RUN(test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit);
+		fake_hs_stop();
+	} else {
+		RUN_NAMED("fake homeserver starts", CHECK(!"fake homeserver started"));
+	}
 	return test_done();
 }
