@@ -394,7 +394,9 @@ static void test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root
 	relations_make_thread_reply(reply, NULL, NULL);
 	relations_point_at_txn(reply, "zmb.t.root");
 	push_content(&w, "zmb.t.reply", "k2", reply);
-	cJSON *edit = relations_edit_new(notice("root, edited"), NULL, NULL);
+	cJSON *fresh = notice("root, edited");
+	cJSON *edit = relations_edit_new(fresh, NULL, NULL);
+	cJSON_Delete(fresh);
 	relations_point_at_txn(edit, "zmb.t.root");
 	push_content(&w, "zmb.t.edit", "k3", edit);
 	deliverer_room_ready(w.d, ALERTS, ALERTS);
@@ -439,7 +441,9 @@ static void test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the
 	relations_make_thread_reply(reply, NULL, NULL);
 	relations_point_at_txn(reply, "zmb.t.lost");
 	push_content(&w, "zmb.t.orphan", "k2", reply);
-	cJSON *edit = relations_edit_new(notice("lost root, edited"), NULL, NULL);
+	cJSON *fresh = notice("lost root, edited");
+	cJSON *edit = relations_edit_new(fresh, NULL, NULL);
+	cJSON_Delete(fresh);
 	relations_point_at_txn(edit, "zmb.t.lost");
 	push_content(&w, "zmb.t.orphan-edit", "k3", edit);
 	deliverer_room_ready(w.d, ALERTS, ALERTS);
