@@ -808,9 +808,13 @@ static void load_metrics(struct loader *ld, const config_setting_t *grp, struct 
 		get_int(ld, grp, pfx, "port", 1, 65535, &mt->port);
 }
 
+/* Route names go into transaction ids (each part cut at 128 bytes) and metric labels:
+ * short and plain keeps two routes from ever sharing an id. */
+#define ROUTE_NAME_MAX 64
+
 static bool route_name_ok(const char *name)
 {
-	if (!*name)
+	if (!*name || strlen(name) > ROUTE_NAME_MAX)
 		return false;
 	for (const char *p = name; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -901,10 +905,11 @@ static void load_route(struct loader *ld, const config_setting_t *s, size_t idx,
 	const config_setting_t *ns = config_setting_get_member(s, "name");
 	const char *name = NULL;
 	if (!ns) {
-		report(ld, s, "%s.name: missing (expected a route name of letters, digits, '.', '_' or '-')", pfx);
+		report(ld, s, "%s.name: missing (expected a route name of up to 64 letters, digits, '.', '_' or '-')",
+		       pfx);
 	} else if (get_string(ld, s, pfx, "name", &name)) {
 		if (!route_name_ok(name)) {
-			report(ld, ns, "%s.name: bad route name \"%s\" (expected letters, digits, '.', '_' or '-')",
+			report(ld, ns, "%s.name: bad route name \"%s\" (expected up to 64 letters, digits, '.', '_' or '-')",
 			       pfx, name);
 		} else {
 			for (size_t j = 0; j < idx; j++) {

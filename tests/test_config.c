@@ -834,7 +834,11 @@ static const struct bad_case bad_cases[] = {
 			    "\"!id:server\" or alias \"#alias:server\")\n"},
 	{F("bad-route-name.conf"), 0,
 	 F("bad-route-name.conf") ":4: routes[0].name: bad route name \"periodic failures\" "
-				  "(expected letters, digits, '.', '_' or '-')\n"},
+				  "(expected up to 64 letters, digits, '.', '_' or '-')\n"},
+	{F("route-name-too-long.conf"), 0,
+	 F("route-name-too-long.conf") ":4: routes[0].name: bad route name "
+				       "\"a2345678901234567890123456789012345678901234567890123456789012345\" "
+				       "(expected up to 64 letters, digits, '.', '_' or '-')\n"},
 	{F("duplicate-route-name.conf"), 0,
 	 F("duplicate-route-name.conf") ":6: routes[1].name: duplicate route name \"alerts\" "
 					"(expected a unique name; routes[0] on line 5 has it)\n"},
@@ -853,7 +857,7 @@ static const struct bad_case bad_cases[] = {
 	 F("empty-routes.conf") ":4: routes: empty list (expected at least one route)\n"},
 	{F("missing-route-name-and-room.conf"), 0,
 	 F("missing-route-name-and-room.conf") ":5: routes[0].name: missing (expected a route name of "
-					       "letters, digits, '.', '_' or '-')\n"
+					       "up to 64 letters, digits, '.', '_' or '-')\n"
 	 F("missing-route-name-and-room.conf") ":5: routes[0].room: missing (expected a room id "
 					       "\"!id:server\" or alias \"#alias:server\")\n"},
 	{F("bad-glob.conf"), 0,
