@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "store.h"
 #include "strbuf.h"
 #include "zuul.h"
 
@@ -39,7 +40,7 @@ struct chatops_host {
  * user (NULL until known: see chatops_set_user_id). Mutes work from the start, so reports
  * arriving before the homeserver answered are muted too; /sync waits for chatops_set_rooms. */
 struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
-			    const char *user_id, const struct chatops_host *host);
+			    const char *user_id, struct store *store, const struct chatops_host *host);
 /* The bridge's own user id, once whoami told it; its events are ignored. */
 void chatops_set_user_id(struct chatops *c, const char *user_id);
 /* The rooms to watch and answer in (the joined route rooms). The first call starts /sync. */
@@ -56,6 +57,13 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
  * the current on-call as a pill and to m.mentions (nothing without a rotation, for
  * reports that are not failures, or when nobody is on call). */
 void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content);
+
+/* A report was queued under txn for room/route: if it is a failure, the room may claim it
+ * (a reaction on its message), so it is remembered with its content. */
+void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
+			   const char *route, const char *key, const cJSON *content);
+/* The homeserver accepted txn as event_id (from the deliverer). */
+void chatops_delivered(struct chatops *c, const char *txn, const char *event_id);
 void chatops_free(struct chatops *c);
 
 #endif

@@ -95,4 +95,37 @@ int store_dedup_prune(struct store *st, int64_t cutoff_ms);
 char *store_kv_get(struct store *st, const char *key);
 int store_kv_set(struct store *st, const char *key, const char *value);
 
+/* ---- chatops: failure messages the room can claim (schema version 2) ---- */
+
+struct store_failure {
+	char *txn_id;       /* the failure message's transaction id */
+	char *room;         /* configured name */
+	char *route;
+	char *event_key;
+	char *content_json; /* the message as first posted, re-rendered for edits */
+	int64_t opened_ms;
+	char *event_id;     /* NULL until the homeserver accepted it */
+};
+
+/* Remembers a failure message queued under txn_id (a repeat is ignored). 0 or -1. */
+int store_failure_add(struct store *st, const char *txn_id, const char *room, const char *route,
+		      const char *event_key, const char *content_json, int64_t now_ms);
+/* The homeserver accepted txn_id as event_id; a txn that is no failure is ignored. */
+int store_failure_set_event(struct store *st, const char *txn_id, const char *event_id);
+/* 1 and *out filled (clear with store_failure_clear), 0 when there is none, -1 on error. */
+int store_failure_by_event(struct store *st, const char *event_id, struct store_failure *out);
+int store_failure_by_txn(struct store *st, const char *txn_id, struct store_failure *out);
+void store_failure_clear(struct store_failure *f);
+
+/* Records a reaction of kind "claim" or "resolve" by user_id on a failure. 1 added, 0 the
+ * reaction was already known, -1 on error. */
+int store_claim_add(struct store *st, const char *reaction_event_id, const char *failure_txn, const char *user_id,
+		    const char *kind, int64_t now_ms);
+/* Forgets a reaction (it was redacted); returns the txn of its failure (caller frees), or
+ * NULL when the reaction was no claim. */
+char *store_claim_remove(struct store *st, const char *reaction_event_id);
+/* The users with a live reaction of `kind` on a failure, first reacted first; a
+ * NULL-terminated array, caller frees each and the array. 0 or -1. */
+int store_claims_of(struct store *st, const char *failure_txn, const char *kind, char ***users, size_t *n);
+
 #endif

@@ -176,6 +176,12 @@ static void watchdog_fired(struct loop *loop, void *data)
 
 /* ---- chatops: the room side ------------------------------------------------ */
 
+static void on_delivered(const struct outbox_item *item, const char *event_id, void *data)
+{
+	struct bridge *b = data;
+	chatops_delivered(b->chatops, item->txn_id, event_id);
+}
+
 static int queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
 			 const cJSON *content);
 
@@ -230,7 +236,7 @@ static void chatops_update(struct bridge *b)
 					    .kv_get = chatops_kv_get,
 					    .kv_set = chatops_kv_set,
 					    .data = b};
-		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, &host);
+		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
 	chatops_reload(b->chatops, b->cfg);
 	if (b->user_id)
@@ -428,8 +434,12 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
 		if (config_route_chatops(b->cfg, r)->mention_oncall)
 			chatops_mention_oncall(b->chatops, ev, content);
-		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1)
+		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1) {
 			b->stats.last_report_ms = wall_ms();
+			char *txn = bridge_txn_id(key, ev->action, r->name);
+			chatops_report_queued(b->chatops, ev, txn, r->room, r->name, key, content);
+			free(txn);
+		}
 		cJSON_Delete(content);
 	}
 	if (!matched) {
@@ -689,6 +699,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	b->loop = loop_new();
 	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
+	deliverer_on_done(b->deliverer, on_delivered, b);
 	b->stats.started_ms = wall_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {

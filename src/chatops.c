@@ -43,6 +43,7 @@ struct chatops {
 	const struct config *cfg;
 	char *user_id;
 	struct chatops_host host;
+	struct store *store;
 	struct sync *sync;
 	struct room_state *rooms;
 	size_t n_rooms;
@@ -51,7 +52,8 @@ struct chatops {
 	size_t n_mutes;
 };
 
-static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create"};
+static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
+					  "m.room.redaction"};
 
 static struct room_state *room_by_id(struct chatops *c, const char *room_id)
 {
@@ -360,14 +362,144 @@ static void handle_command(struct chatops *c, struct room_state *rs, const struc
 			text = command_unmute(c, rs, &p);
 			break;
 		default:
-			/* claims need the failure tracking that is still being built. */
-			text = xstrdup("This version of the bridge does not track claims yet.");
+			/* Claims are tracked (react to a failure); listing them comes next. */
+			text = xstrdup("Claims are tracked on the failure messages themselves (react with the "
+				       "claim or resolve emoji); this version cannot list them yet.");
 			break;
 		}
 	}
 	reply(c, rs, ev, text ? text : "");
 	free(text);
 	commands_parsed_clear(&p);
+}
+
+/* ---- claims ---------------------------------------------------------------- */
+
+void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
+			   const char *route, const char *key, const cJSON *content)
+{
+	if (!c || !is_failure_action(ev->action))
+		return;
+	char *json = cJSON_PrintUnformatted(content);
+	store_failure_add(c->store, txn, room, route, key, json, clock_wall_ms());
+	cJSON_free(json);
+}
+
+void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)
+{
+	if (c)
+		store_failure_set_event(c->store, txn, event_id);
+}
+
+/* Appends "@a, @b" as pills (html) and plain ids (text). */
+static void list_users(char **users, size_t n, struct strbuf *html, struct strbuf *text)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *sep = i == 0 ? "" : i + 1 == n ? " and " : ", ";
+		strbuf_printf(html, "%s<a href=\"https://matrix.to/#/%s\">%s</a>", sep, users[i], users[i]);
+		strbuf_printf(text, "%s%s", sep, users[i]);
+	}
+}
+
+static void free_users(char **users, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(users[i]);
+	free(users);
+}
+
+/* Edits the failure's message to show who claimed and who resolved it, as it stands now.
+ * `change` (the reaction or redaction event) makes each edit its own transaction. */
+static void post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change)
+{
+	char **claimers = NULL, **resolvers = NULL;
+	size_t n_claim = 0, n_resolve = 0;
+	if (store_claims_of(c->store, f->txn_id, "claim", &claimers, &n_claim) != 0 ||
+	    store_claims_of(c->store, f->txn_id, "resolve", &resolvers, &n_resolve) != 0) {
+		free_users(claimers, n_claim);
+		return;
+	}
+	cJSON *content = cJSON_Parse(f->content_json);
+	if (!cJSON_IsObject(content)) {
+		cJSON_Delete(content);
+		free_users(claimers, n_claim);
+		free_users(resolvers, n_resolve);
+		return;
+	}
+	struct strbuf html = STRBUF_INIT, text = STRBUF_INIT;
+	if (n_resolve) {
+		strbuf_printf(&html, "<p>%s <b>Resolved</b> by ", c->cfg->chatops.resolve_reaction);
+		strbuf_printf(&text, "%s Resolved by ", c->cfg->chatops.resolve_reaction);
+		list_users(resolvers, n_resolve, &html, &text);
+		strbuf_puts(&html, "</p>");
+		strbuf_putc(&text, '\n');
+	}
+	if (n_claim) {
+		strbuf_printf(&html, "<p>%s <b>Claimed</b> by ", c->cfg->chatops.claim_reaction);
+		strbuf_printf(&text, "%s Claimed by ", c->cfg->chatops.claim_reaction);
+		list_users(claimers, n_claim, &html, &text);
+		strbuf_puts(&html, "</p>");
+		strbuf_putc(&text, '\n');
+	}
+	if (!n_claim && !n_resolve) {
+		strbuf_puts(&html, "<p><i>Unclaimed</i></p>");
+		strbuf_puts(&text, "Unclaimed\n");
+	}
+	const char *old_html = str_at(content, "formatted_body");
+	const char *old_text = str_at(content, "body");
+	strbuf_puts(&html, old_html ? old_html : "");
+	strbuf_puts(&text, old_text ? old_text : "");
+	cJSON_ReplaceItemInObjectCaseSensitive(content, "formatted_body", cJSON_CreateString(strbuf_str(&html)));
+	cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(strbuf_str(&text)));
+	/* An edit that shows claims pings nobody: the on-call was pinged by the original. */
+	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.mentions");
+	cJSON *edit = relations_edit_new(content, f->event_id, NULL);
+	char key[300];
+	snprintf(key, sizeof key, "%s|%s", f->txn_id, change);
+	c->host.post(f->room, "edit", key, edit, c->host.data);
+	log_kv(ZLOG_INFO, "failure claim state edited", "room", f->room, "route", f->route, "key", f->event_key,
+	       "claimed", n_claim ? claimers[0] : NULL, "resolved", n_resolve ? resolvers[0] : NULL, NULL);
+	cJSON_Delete(edit);
+	cJSON_Delete(content);
+	strbuf_free(&html);
+	strbuf_free(&text);
+	free_users(claimers, n_claim);
+	free_users(resolvers, n_resolve);
+}
+
+static void on_reaction(struct chatops *c, const struct sync_event *ev, const cJSON *content)
+{
+	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
+	const char *rel_type = str_at(rel, "rel_type"), *target = str_at(rel, "event_id"), *key = str_at(rel, "key");
+	if (!rel_type || strcmp(rel_type, "m.annotation") != 0 || !target || !key)
+		return;
+	const char *kind = commands_reaction_matches(key, c->cfg->chatops.claim_reaction)     ? "claim"
+			   : commands_reaction_matches(key, c->cfg->chatops.resolve_reaction) ? "resolve"
+											     : NULL;
+	if (!kind)
+		return;
+	struct store_failure f;
+	if (store_failure_by_event(c->store, target, &f) != 1)
+		return; /* a reaction to anything but one of our failure messages */
+	if (store_claim_add(c->store, ev->event_id, f.txn_id, ev->sender, kind, clock_wall_ms()) == 1)
+		post_claim_edit(c, &f, ev->event_id);
+	store_failure_clear(&f);
+}
+
+static void on_redaction(struct chatops *c, const struct sync_event *ev, const cJSON *content)
+{
+	/* Room versions up to 10 carry the redacted id at the top level, 11 in the content. */
+	const char *redacts = str_at(ev->event, "redacts") ? str_at(ev->event, "redacts") : str_at(content, "redacts");
+	if (!redacts)
+		return;
+	char *txn = store_claim_remove(c->store, redacts);
+	if (!txn)
+		return;
+	struct store_failure f;
+	if (store_failure_by_txn(c->store, txn, &f) == 1 && f.event_id)
+		post_claim_edit(c, &f, ev->event_id);
+	store_failure_clear(&f);
+	free(txn);
 }
 
 /* ---- /sync ---------------------------------------------------------------- */
@@ -390,10 +522,17 @@ static void on_event(const struct sync_event *ev, void *data)
 		rs->creator = creator ? xstrdup(creator) : NULL;
 		return;
 	}
-	/* Old messages in a state snapshot, the bridge's own, and edits are not commands. */
-	if (ev->snapshot || ev->state_key || strcmp(ev->type, "m.room.message") != 0)
+	if (ev->snapshot || ev->state_key || !ev->sender || (c->user_id && strcmp(ev->sender, c->user_id) == 0))
+		return; /* old state, and the bridge's own doings, are not the room talking */
+	if (strcmp(ev->type, "m.reaction") == 0) {
+		on_reaction(c, ev, content);
 		return;
-	if (!ev->sender || (c->user_id && strcmp(ev->sender, c->user_id) == 0))
+	}
+	if (strcmp(ev->type, "m.room.redaction") == 0) {
+		on_redaction(c, ev, content);
+		return;
+	}
+	if (strcmp(ev->type, "m.room.message") != 0)
 		return;
 	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
 	if (str_at(rel, "rel_type") && strcmp(str_at(rel, "rel_type"), "m.replace") == 0)
@@ -480,7 +619,7 @@ static void tick(struct loop *loop, void *data)
 /* ---- life cycle ------------------------------------------------------------ */
 
 struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
-			    const char *user_id, const struct chatops_host *host)
+			    const char *user_id, struct store *store, const struct chatops_host *host)
 {
 	struct chatops *c = xcalloc(1, sizeof *c);
 	if (!c)
@@ -490,6 +629,7 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 	c->cfg = cfg;
 	c->user_id = user_id ? xstrdup(user_id) : NULL;
 	c->host = *host;
+	c->store = store;
 	mutes_load(c);
 	return c;
 }

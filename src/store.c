@@ -59,9 +59,25 @@ static const char schema_v1[] =
 
 static int migrate_to_v1(sqlite3 *db) { return sqlite3_exec(db, schema_v1, NULL, NULL, NULL); }
 
+/* Version 2, chatops: a failure message the room may claim, and the reactions that claim
+ * or resolve it. A failure is found by the event id its message got; a claim by the id
+ * of the reaction, which is what a redaction names. */
+static const char schema_v2[] =
+	"CREATE TABLE failure ("
+	" txn_id TEXT PRIMARY KEY, room TEXT NOT NULL, route TEXT NOT NULL, event_key TEXT NOT NULL,"
+	" content_json TEXT NOT NULL, opened_ms INTEGER NOT NULL, event_id TEXT) WITHOUT ROWID;"
+	"CREATE INDEX failure_event ON failure (event_id);"
+	"CREATE TABLE claim ("
+	" reaction_event_id TEXT PRIMARY KEY, failure_txn TEXT NOT NULL, user_id TEXT NOT NULL,"
+	" kind TEXT NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX claim_failure ON claim (failure_txn, at_ms);";
+
+static int migrate_to_v2(sqlite3 *db) { return sqlite3_exec(db, schema_v2, NULL, NULL, NULL); }
+
 /* migrations[i] brings a database from user_version i to i + 1. */
 static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v1,
+	migrate_to_v2,
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -94,6 +110,15 @@ enum stmt_id {
 	S_DEDUP_PRUNE,
 	S_KV_GET,
 	S_KV_SET,
+	S_KV_DELETE,
+	S_FAILURE_ADD,
+	S_FAILURE_SET_EVENT,
+	S_FAILURE_BY_EVENT,
+	S_FAILURE_BY_TXN,
+	S_CLAIM_ADD,
+	S_CLAIM_GET,
+	S_CLAIM_DELETE,
+	S_CLAIMS_OF,
 	S_COUNT
 };
 
@@ -147,6 +172,20 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DEDUP_PRUNE] = "DELETE FROM dedup WHERE accepted_ms < ?",
 	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
 	[S_KV_SET] = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
+	[S_KV_DELETE] = "DELETE FROM kv WHERE key = ?",
+	[S_FAILURE_ADD] = "INSERT OR IGNORE INTO failure (txn_id, room, route, event_key, content_json, opened_ms)"
+			  " VALUES (?, ?, ?, ?, ?, ?)",
+	[S_FAILURE_SET_EVENT] = "UPDATE failure SET event_id = ?2 WHERE txn_id = ?1",
+	[S_FAILURE_BY_EVENT] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id"
+			       " FROM failure WHERE event_id = ?",
+	[S_FAILURE_BY_TXN] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id"
+			     " FROM failure WHERE txn_id = ?",
+	[S_CLAIM_ADD] = "INSERT OR IGNORE INTO claim (reaction_event_id, failure_txn, user_id, kind, at_ms)"
+			" VALUES (?, ?, ?, ?, ?)",
+	[S_CLAIM_GET] = "SELECT failure_txn FROM claim WHERE reaction_event_id = ?",
+	[S_CLAIM_DELETE] = "DELETE FROM claim WHERE reaction_event_id = ?",
+	[S_CLAIMS_OF] = "SELECT user_id FROM claim WHERE failure_txn = ? AND kind = ?"
+			" GROUP BY user_id ORDER BY min(at_ms), user_id",
 };
 
 struct store {
@@ -769,8 +808,132 @@ int store_kv_set(struct store *st, const char *key, const char *value)
 {
 	if (begin_batch(st) < 0)
 		return -1;
-	sqlite3_stmt *s = use(st, S_KV_SET);
+	sqlite3_stmt *s = use(st, value ? S_KV_SET : S_KV_DELETE);
 	bind_text(s, 1, key);
-	bind_text(s, 2, value);
-	return run(st, s, "kv set");
+	if (value)
+		bind_text(s, 2, value);
+	return run(st, s, value ? "kv set" : "kv delete");
+}
+
+/* ---- chatops: failures and their claims ---- */
+
+int store_failure_add(struct store *st, const char *txn_id, const char *room, const char *route,
+		      const char *event_key, const char *content_json, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_ADD);
+	bind_text(s, 1, txn_id);
+	bind_text(s, 2, room);
+	bind_text(s, 3, route);
+	bind_text(s, 4, event_key);
+	bind_text(s, 5, content_json);
+	sqlite3_bind_int64(s, 6, now_ms);
+	return run(st, s, "failure add");
+}
+
+int store_failure_set_event(struct store *st, const char *txn_id, const char *event_id)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_SET_EVENT);
+	bind_text(s, 1, txn_id);
+	bind_text(s, 2, event_id);
+	return run(st, s, "failure event");
+}
+
+static int failure_lookup(struct store *st, enum stmt_id id, const char *arg, struct store_failure *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *s = use(st, id);
+	bind_text(s, 1, arg);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->txn_id = column_dup(s, 0);
+		out->room = column_dup(s, 1);
+		out->route = column_dup(s, 2);
+		out->event_key = column_dup(s, 3);
+		out->content_json = column_dup(s, 4);
+		out->opened_ms = sqlite3_column_int64(s, 5);
+		out->event_id = sqlite3_column_type(s, 6) == SQLITE_NULL ? NULL : column_dup(s, 6);
+	} else if (rc != SQLITE_DONE) {
+		fail(st, "failure lookup");
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_failure_by_event(struct store *st, const char *event_id, struct store_failure *out)
+{
+	return failure_lookup(st, S_FAILURE_BY_EVENT, event_id, out);
+}
+
+int store_failure_by_txn(struct store *st, const char *txn_id, struct store_failure *out)
+{
+	return failure_lookup(st, S_FAILURE_BY_TXN, txn_id, out);
+}
+
+void store_failure_clear(struct store_failure *f)
+{
+	free(f->txn_id);
+	free(f->room);
+	free(f->route);
+	free(f->event_key);
+	free(f->content_json);
+	free(f->event_id);
+	memset(f, 0, sizeof *f);
+}
+
+int store_claim_add(struct store *st, const char *reaction_event_id, const char *failure_txn, const char *user_id,
+		    const char *kind, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_CLAIM_ADD);
+	bind_text(s, 1, reaction_event_id);
+	bind_text(s, 2, failure_txn);
+	bind_text(s, 3, user_id);
+	bind_text(s, 4, kind);
+	sqlite3_bind_int64(s, 5, now_ms);
+	if (run(st, s, "claim add") < 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0;
+}
+
+char *store_claim_remove(struct store *st, const char *reaction_event_id)
+{
+	sqlite3_stmt *s = use(st, S_CLAIM_GET);
+	bind_text(s, 1, reaction_event_id);
+	char *txn = NULL;
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		txn = column_dup(s, 0);
+	else if (rc != SQLITE_DONE)
+		fail(st, "claim get");
+	sqlite3_reset(s);
+	if (!txn || begin_batch(st) < 0)
+		return txn;
+	s = use(st, S_CLAIM_DELETE);
+	bind_text(s, 1, reaction_event_id);
+	run(st, s, "claim delete");
+	return txn;
+}
+
+int store_claims_of(struct store *st, const char *failure_txn, const char *kind, char ***users, size_t *n)
+{
+	*users = NULL;
+	*n = 0;
+	sqlite3_stmt *s = use(st, S_CLAIMS_OF);
+	bind_text(s, 1, failure_txn);
+	bind_text(s, 2, kind);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*users = xrealloc(*users, (*n + 2) * sizeof **users);
+		(*users)[(*n)++] = column_dup(s, 0);
+		(*users)[*n] = NULL;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return fail(st, "claims of");
+	return 0;
 }

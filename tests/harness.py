@@ -127,10 +127,13 @@ class Homeserver:
         evs = evs.get("events", evs) if isinstance(evs, dict) else evs
         return [e for e in evs if e.get("type") == kind and e.get("sender", "").startswith("@zuul-bot")]
 
-    def inject(self, room, sender, content, kind="m.room.message"):
+    def inject(self, room, sender, content, kind="m.room.message", redacts=None):
         """An event from another user (alice, bob...), as if their client had sent it."""
         quoted = urllib.request.quote(room, safe="")
-        r = self.call("POST", "/_fake/rooms/%s/inject" % quoted, {"sender": sender, "type": kind, "content": content})
+        body = {"sender": sender, "type": kind, "content": content}
+        if redacts:
+            body["redacts"] = redacts
+        r = self.call("POST", "/_fake/rooms/%s/inject" % quoted, body)
         return r["event_id"]
 
     def requests(self):

@@ -246,4 +246,80 @@ def a_new_failure_mentions_the_on_call_and_other_reports_do_not():
     with_chat(HANDOVER - 3600, body, routes)
 
 
+
+def react(w, sender, target, key):
+    return w.hs.inject(ALERTS, sender, {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}},
+                       kind="m.reaction")
+
+
+def edits_of(w, target):
+    return [e for e in w.hs.events(ALERTS)
+            if (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.replace"
+            and e["content"]["m.relates_to"].get("event_id") == target]
+
+
+def latest_edit(w, target, count):
+    edits = wait_for(lambda: len(edits_of(w, target)) >= count and edits_of(w, target), 10,
+                     "edit number %d of %s" % (count, target))
+    return edits[-1]["content"]["m.new_content"]
+
+
+@test
+def reactions_claim_and_resolve_a_failure_and_the_bridge_edits_its_message():
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("c1"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        first = react(w, "@alice:localhost", root, "\U0001F440")
+        new = latest_edit(w, root, 1)
+        assert new["body"].startswith("\U0001F440 Claimed by @alice:localhost\n"), new["body"][:80]
+        assert '<a href="https://matrix.to/#/@alice:localhost">@alice:localhost</a>' in new["formatted_body"]
+        assert "Build failed" in new["body"], "the edit keeps the report"
+        edit_event = edits_of(w, root)[-1]["content"]
+        assert edit_event["body"].startswith("* "), edit_event["body"][:20]
+        assert edit_event["m.mentions"] == {"user_ids": []}, "an edit must not ping"
+        react(w, "@bob:localhost", root, "\U0001F440")
+        new = latest_edit(w, root, 2)
+        assert new["body"].startswith("\U0001F440 Claimed by @alice:localhost and @bob:localhost\n"), new["body"][:80]
+        w.hs.inject(ALERTS, "@alice:localhost", {}, kind="m.room.redaction", redacts=first)
+        new = latest_edit(w, root, 3)
+        assert new["body"].startswith("\U0001F440 Claimed by @bob:localhost\n"), new["body"][:80]
+        react(w, "@bob:localhost", root, "\u2705\ufe0f")   # with the variation selector some clients send
+        new = latest_edit(w, root, 4)
+        assert new["body"].startswith("\u2705 Resolved by @bob:localhost\n\U0001F440 Claimed by @bob:localhost\n"), new["body"][:90]
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def other_reactions_and_reactions_to_other_messages_change_nothing():
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("c2"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        chat = w.say("@alice:localhost", "just chatting")
+        react(w, "@alice:localhost", root, "\U0001F44D")      # thumbs up: not a claim
+        react(w, "@alice:localhost", chat, "\U0001F440")      # a claim, but not on a failure
+        w.hs.inject(ALERTS, "@zuul-bot:localhost",
+                    {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "\U0001F440"}},
+                    kind="m.reaction")                        # the bridge's own reaction
+        marker = w.say("@alice:localhost", "!zuul status")
+        reply_to(w, marker)                                   # everything before it was handled
+        assert edits_of(w, root) == [], edits_of(w, root)
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def claims_survive_a_restart():
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("c3"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        react(w, "@alice:localhost", root, "\U0001F440")
+        latest_edit(w, root, 1)
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        react(w, "@bob:localhost", root, "\U0001F440")
+        new = latest_edit(w, root, 2)
+        assert new["body"].startswith("\U0001F440 Claimed by @alice:localhost and @bob:localhost\n"), new["body"][:80]
+    with_chat(HANDOVER - 3600, body)
+
+
 run()

@@ -447,7 +447,7 @@ static void test_database_is_in_wal_mode(void)
 	sqlite3_finalize(s);
 	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 1);
+	CHECK_INT(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	remove_dirs();
@@ -467,7 +467,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
-	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (1)");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (2)");
 	store_close(st);
 	remove_dirs();
 }
@@ -565,6 +565,89 @@ static void test_ids_are_not_reused_after_reopen_while_dead_letters_hold_them(vo
 	remove_dirs();
 }
 
+static void test_a_version_1_database_is_migrated_to_version_2(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "uuid-1", "failure", "r", 1), 1);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	/* Make it look like a database written by the first version. */
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "DROP TABLE claim; DROP TABLE failure; PRAGMA user_version = 1", NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	st = open_store();
+	CHECK(st != NULL);
+	if (st) {
+		CHECK_INT(store_outbox_depth(st), 1); /* version 1 data kept */
+		CHECK_INT(store_failure_add(st, "t1", "!r", "route", "k", "{}", 5), 0);
+		CHECK_INT(store_commit(st), 0);
+		store_close(st);
+	}
+	remove_dirs();
+}
+
+static void test_failures_are_found_by_event_and_claims_counted_per_user(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_failure_add(st, "t1", "#alerts", "r", "k1", "{\"body\":\"x\"}", 100), 0);
+	CHECK_INT(store_failure_set_event(st, "t1", "$e1"), 0);
+	CHECK_INT(store_failure_set_event(st, "not-a-failure", "$e9"), 0); /* ignored */
+	struct store_failure f;
+	CHECK_INT(store_failure_by_event(st, "$e1", &f), 1);
+	CHECK_STR(f.txn_id, "t1");
+	CHECK_STR(f.room, "#alerts");
+	CHECK_STR(f.content_json, "{\"body\":\"x\"}");
+	CHECK_INT(f.opened_ms, 100);
+	store_failure_clear(&f);
+	CHECK_INT(store_failure_by_event(st, "$e9", &f), 0);
+	CHECK_INT(store_claim_add(st, "$r1", "t1", "@b:x", "claim", 200), 1);
+	CHECK_INT(store_claim_add(st, "$r1", "t1", "@b:x", "claim", 200), 0); /* seen again: no change */
+	CHECK_INT(store_claim_add(st, "$r2", "t1", "@a:x", "claim", 300), 1);
+	CHECK_INT(store_claim_add(st, "$r3", "t1", "@b:x", "claim", 400), 1); /* a second reaction, same user */
+	CHECK_INT(store_claim_add(st, "$r4", "t1", "@a:x", "resolve", 500), 1);
+	char **users;
+	size_t n;
+	CHECK_INT(store_claims_of(st, "t1", "claim", &users, &n), 0);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_STR(users[0], "@b:x");
+		CHECK_STR(users[1], "@a:x");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(users[i]);
+	free(users);
+	char *txn = store_claim_remove(st, "$r2");
+	CHECK_STR(txn, "t1");
+	free(txn);
+	CHECK(store_claim_remove(st, "$unknown") == NULL);
+	CHECK_INT(store_claims_of(st, "t1", "claim", &users, &n), 0);
+	CHECK_INT(n, 1);
+	for (size_t i = 0; i < n; i++)
+		free(users[i]);
+	free(users);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_kv_set_null_forgets_the_value(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_kv_set(st, "sync.next_batch", "s42"), 0);
+	CHECK_INT(store_kv_set(st, "sync.next_batch", NULL), 0);
+	CHECK(store_kv_get(st, "sync.next_batch") == NULL);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 int main(void)
 {
 	RUN(test_open_creates_private_dir_and_db_file);
@@ -584,5 +667,8 @@ int main(void)
 	RUN(test_five_thousand_pushes_in_batches);
 	RUN(test_room_window_loads_in_id_order_after_an_id);
 	RUN(test_ids_are_not_reused_after_reopen_while_dead_letters_hold_them);
+	RUN(test_a_version_1_database_is_migrated_to_version_2);
+	RUN(test_failures_are_found_by_event_and_claims_counted_per_user);
+	RUN(test_kv_set_null_forgets_the_value);
 	return test_done();
 }
