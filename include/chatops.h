@@ -62,6 +62,16 @@ void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSO
  * (a reaction on its message), so it is remembered with its content. */
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
 			   const char *route, const char *key, const cJSON *content);
+/* With threads on: the root txn of an open failure of route that ev repeats (same
+ * project, branch, pipeline and failed jobs), so ev goes into its thread; NULL: ev is
+ * new. Caller frees. */
+char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_event *ev);
+/* A repeat was queued into root_txn's thread as txn: count it and edit the root. */
+void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *txn);
+/* A success report: the open failures of route with the same project, branch and
+ * pipeline recovered; says so in their threads and edits their roots. Called for every
+ * route, matched or not: a route that posts only failures still learns of recovery. */
+void chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
 /* The homeserver accepted txn as event_id (from the deliverer). */
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id);
 void chatops_free(struct chatops *c);

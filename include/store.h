@@ -105,11 +105,24 @@ struct store_failure {
 	char *content_json; /* the message as first posted, re-rendered for edits */
 	int64_t opened_ms;
 	char *event_id;     /* NULL until the homeserver accepted it */
+	char *thread_key;   /* "project|branch|pipeline|failed,jobs": repeats share it */
+	int64_t count;      /* failures in its thread, the first included */
+	int64_t last_ms;    /* the latest of them */
+	int64_t recovered_ms; /* 0: still failing */
 };
 
 /* Remembers a failure message queued under txn_id (a repeat is ignored). 0 or -1. */
 int store_failure_add(struct store *st, const char *txn_id, const char *room, const char *route,
-		      const char *event_key, const char *content_json, int64_t now_ms);
+		      const char *event_key, const char *content_json, const char *thread_key, int64_t now_ms);
+/* The newest failure of route with thread_key that has not recovered. 1/0/-1 as below. */
+int store_failure_open_by_key(struct store *st, const char *route, const char *thread_key, struct store_failure *out);
+/* Every failure of route not recovered whose thread key starts with prefix, oldest first.
+ * Caller clears each and frees the array. 0 or -1. */
+int store_failures_open_by_prefix(struct store *st, const char *route, const char *prefix,
+				  struct store_failure **out, size_t *n);
+/* One more failure in its thread at now_ms; the failure recovered at now_ms. */
+int store_failure_bump(struct store *st, const char *txn_id, int64_t now_ms);
+int store_failure_recover(struct store *st, const char *txn_id, int64_t now_ms);
 /* The homeserver accepted txn_id as event_id; a txn that is no failure is ignored. */
 int store_failure_set_event(struct store *st, const char *txn_id, const char *event_id);
 /* 1 and *out filled (clear with store_failure_clear), 0 when there is none, -1 on error. */

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "mqtt.h"
 #include "notify.h"
+#include "relations.h"
 #include "report.h"
 #include "route.h"
 #include "stats.h"
@@ -422,6 +423,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 	size_t matched = 0;
 	for (size_t i = 0; i < b->cfg->n_routes; i++) {
 		const struct route *r = &b->cfg->routes[i];
+		chatops_check_recovery(b->chatops, r->name, ev);
 		if (!route_matches(r, ev, NULL))
 			continue;
 		matched++;
@@ -432,14 +434,24 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 		}
 		struct report_context ctx = {.route_name = r->name};
 		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
-		if (config_route_chatops(b->cfg, r)->mention_oncall)
+		/* A repeat of an open failure goes into its thread, without pinging anyone again. */
+		char *root = chatops_repeat_of(b->chatops, r->name, ev);
+		if (root) {
+			relations_make_thread_reply(content, NULL, NULL);
+			relations_point_at_txn(content, root);
+		} else if (config_route_chatops(b->cfg, r)->mention_oncall) {
 			chatops_mention_oncall(b->chatops, ev, content);
+		}
 		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1) {
 			b->stats.last_report_ms = wall_ms();
 			char *txn = bridge_txn_id(key, ev->action, r->name);
-			chatops_report_queued(b->chatops, ev, txn, r->room, r->name, key, content);
+			if (root)
+				chatops_repeat_queued(b->chatops, root, txn);
+			else
+				chatops_report_queued(b->chatops, ev, txn, r->room, r->name, key, content);
 			free(txn);
 		}
+		free(root);
 		cJSON_Delete(content);
 	}
 	if (!matched) {

@@ -375,14 +375,105 @@ static void handle_command(struct chatops *c, struct room_state *rs, const struc
 
 /* ---- claims ---------------------------------------------------------------- */
 
+/* "project|branch|pipeline|" : the part of a thread key a success recovers. */
+static void thread_prefix(const struct zuul_event *ev, struct strbuf *out)
+{
+	strbuf_printf(out, "%s|%s|%s|", ev->item.project ? ev->item.project : "", ev->item.branch ? ev->item.branch : "",
+		      ev->pipeline ? ev->pipeline : "");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The prefix plus the sorted names of the failed jobs: repeats of the same failure share
+ * it, a failure of other jobs does not. Caller frees. */
+static char *thread_key(const struct zuul_event *ev)
+{
+	struct strbuf sb = STRBUF_INIT;
+	thread_prefix(ev, &sb);
+	const char **jobs = xcalloc(ev->n_builds ? ev->n_builds : 1, sizeof *jobs);
+	size_t n = 0;
+	for (size_t i = 0; i < ev->n_builds; i++)
+		if (build_failed(&ev->builds[i]))
+			jobs[n++] = ev->builds[i].job_name ? ev->builds[i].job_name : "";
+	qsort(jobs, n, sizeof *jobs, cmp_str);
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&sb, "%s%s", i ? "," : "", jobs[i]);
+	free(jobs);
+	return strbuf_detach(&sb);
+}
+
+char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_event *ev)
+{
+	if (!c || !c->cfg->chatops.threads || !is_failure_action(ev->action))
+		return NULL;
+	char *key = thread_key(ev);
+	struct store_failure f;
+	char *root = NULL;
+	if (store_failure_open_by_key(c->store, route, key, &f) == 1) {
+		root = f.txn_id;
+		f.txn_id = NULL;
+	}
+	store_failure_clear(&f);
+	free(key);
+	return root;
+}
+
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
 			   const char *route, const char *key, const cJSON *content)
 {
 	if (!c || !is_failure_action(ev->action))
 		return;
 	char *json = cJSON_PrintUnformatted(content);
-	store_failure_add(c->store, txn, room, route, key, json, clock_wall_ms());
+	char *tkey = thread_key(ev);
+	store_failure_add(c->store, txn, room, route, key, json, tkey, clock_wall_ms());
+	free(tkey);
 	cJSON_free(json);
+}
+
+static void post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change);
+
+void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *txn)
+{
+	if (!c)
+		return;
+	store_failure_bump(c->store, root_txn, clock_wall_ms());
+	struct store_failure f;
+	if (store_failure_by_txn(c->store, root_txn, &f) == 1)
+		post_claim_edit(c, &f, txn);
+	store_failure_clear(&f);
+}
+
+void chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
+{
+	if (!c || !c->cfg->chatops.threads || !ev->action || strcmp(ev->action, "success") != 0)
+		return;
+	struct strbuf prefix = STRBUF_INIT;
+	thread_prefix(ev, &prefix);
+	struct store_failure *open;
+	size_t n;
+	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct store_failure *f = &open[i];
+			store_failure_recover(c->store, f->txn_id, clock_wall_ms());
+			f->recovered_ms = clock_wall_ms();
+			cJSON *notice = notice_new("\u2705 Recovered: the next run succeeded.");
+			relations_make_thread_reply(notice, f->event_id, NULL);
+			if (!f->event_id)
+				relations_point_at_txn(notice, f->txn_id);
+			char key[300];
+			snprintf(key, sizeof key, "%s|recovered", f->txn_id);
+			c->host.post(f->room, "recovered", key, notice, c->host.data);
+			cJSON_Delete(notice);
+			post_claim_edit(c, f, "recovered");
+			log_kv(ZLOG_INFO, "failure recovered", "room", f->room, "route", route, "key", f->event_key, NULL);
+			store_failure_clear(f);
+		}
+		free(open);
+	}
+	strbuf_free(&prefix);
 }
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)
@@ -441,9 +532,21 @@ static void post_claim_edit(struct chatops *c, const struct store_failure *f, co
 		strbuf_puts(&html, "</p>");
 		strbuf_putc(&text, '\n');
 	}
-	if (!n_claim && !n_resolve) {
+	if (f->recovered_ms) {
+		strbuf_puts(&html, "<p>\u2705 <b>Recovered</b>: the next run succeeded</p>");
+		strbuf_puts(&text, "\u2705 Recovered: the next run succeeded\n");
+	} else if (!n_claim && !n_resolve) {
 		strbuf_puts(&html, "<p><i>Unclaimed</i></p>");
 		strbuf_puts(&text, "Unclaimed\n");
+	}
+	if (f->count > 1) {
+		time_t since = (time_t)(f->opened_ms / 1000);
+		struct tm tm;
+		gmtime_r(&since, &tm);
+		char when[40];
+		strftime(when, sizeof when, "%a %d %b %H:%M UTC", &tm);
+		strbuf_printf(&html, "<p>Failed <b>%lld times</b> since %s (see the thread)</p>", (long long)f->count, when);
+		strbuf_printf(&text, "Failed %lld times since %s (see the thread)\n", (long long)f->count, when);
 	}
 	const char *old_html = str_at(content, "formatted_body");
 	const char *old_text = str_at(content, "body");
@@ -454,6 +557,8 @@ static void post_claim_edit(struct chatops *c, const struct store_failure *f, co
 	/* An edit that shows claims pings nobody: the on-call was pinged by the original. */
 	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.mentions");
 	cJSON *edit = relations_edit_new(content, f->event_id, NULL);
+	if (!f->event_id) /* queued moments ago: the deliverer fills the id in */
+		relations_point_at_txn(edit, f->txn_id);
 	char key[300];
 	snprintf(key, sizeof key, "%s|%s", f->txn_id, change);
 	c->host.post(f->room, "edit", key, edit, c->host.data);

@@ -65,8 +65,11 @@ static int migrate_to_v1(sqlite3 *db) { return sqlite3_exec(db, schema_v1, NULL,
 static const char schema_v2[] =
 	"CREATE TABLE failure ("
 	" txn_id TEXT PRIMARY KEY, room TEXT NOT NULL, route TEXT NOT NULL, event_key TEXT NOT NULL,"
-	" content_json TEXT NOT NULL, opened_ms INTEGER NOT NULL, event_id TEXT) WITHOUT ROWID;"
+	" content_json TEXT NOT NULL, opened_ms INTEGER NOT NULL, event_id TEXT,"
+	" thread_key TEXT NOT NULL DEFAULT '', count INTEGER NOT NULL DEFAULT 1, last_ms INTEGER,"
+	" recovered_ms INTEGER) WITHOUT ROWID;"
 	"CREATE INDEX failure_event ON failure (event_id);"
+	"CREATE INDEX failure_thread ON failure (route, thread_key);"
 	"CREATE TABLE claim ("
 	" reaction_event_id TEXT PRIMARY KEY, failure_txn TEXT NOT NULL, user_id TEXT NOT NULL,"
 	" kind TEXT NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;"
@@ -115,6 +118,10 @@ enum stmt_id {
 	S_FAILURE_SET_EVENT,
 	S_FAILURE_BY_EVENT,
 	S_FAILURE_BY_TXN,
+	S_FAILURE_OPEN_BY_KEY,
+	S_FAILURE_OPEN_BY_PREFIX,
+	S_FAILURE_BUMP,
+	S_FAILURE_RECOVER,
 	S_CLAIM_ADD,
 	S_CLAIM_GET,
 	S_CLAIM_DELETE,
@@ -173,13 +180,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
 	[S_KV_SET] = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
 	[S_KV_DELETE] = "DELETE FROM kv WHERE key = ?",
-	[S_FAILURE_ADD] = "INSERT OR IGNORE INTO failure (txn_id, room, route, event_key, content_json, opened_ms)"
-			  " VALUES (?, ?, ?, ?, ?, ?)",
+	[S_FAILURE_ADD] = "INSERT OR IGNORE INTO failure (txn_id, room, route, event_key, content_json, opened_ms,"
+			  " thread_key, last_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
 	[S_FAILURE_SET_EVENT] = "UPDATE failure SET event_id = ?2 WHERE txn_id = ?1",
-	[S_FAILURE_BY_EVENT] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id"
-			       " FROM failure WHERE event_id = ?",
-	[S_FAILURE_BY_TXN] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id"
-			     " FROM failure WHERE txn_id = ?",
+	[S_FAILURE_BY_EVENT] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE event_id = ?",
+	[S_FAILURE_BY_TXN] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE txn_id = ?",
+	[S_FAILURE_OPEN_BY_KEY] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE route = ?1 AND thread_key = ?2"
+				  " AND recovered_ms IS NULL ORDER BY opened_ms DESC LIMIT 1",
+	[S_FAILURE_OPEN_BY_PREFIX] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE route = ?1 AND substr(thread_key, 1, length(?2)) = ?2"
+				     " AND recovered_ms IS NULL ORDER BY opened_ms",
+	[S_FAILURE_BUMP] = "UPDATE failure SET count = count + 1, last_ms = ?2 WHERE txn_id = ?1",
+	[S_FAILURE_RECOVER] = "UPDATE failure SET recovered_ms = ?2 WHERE txn_id = ?1",
 	[S_CLAIM_ADD] = "INSERT OR IGNORE INTO claim (reaction_event_id, failure_txn, user_id, kind, at_ms)"
 			" VALUES (?, ?, ?, ?, ?)",
 	[S_CLAIM_GET] = "SELECT failure_txn FROM claim WHERE reaction_event_id = ?",
@@ -818,7 +829,7 @@ int store_kv_set(struct store *st, const char *key, const char *value)
 /* ---- chatops: failures and their claims ---- */
 
 int store_failure_add(struct store *st, const char *txn_id, const char *room, const char *route,
-		      const char *event_key, const char *content_json, int64_t now_ms)
+		      const char *event_key, const char *content_json, const char *thread_key, int64_t now_ms)
 {
 	if (begin_batch(st) < 0)
 		return -1;
@@ -829,6 +840,7 @@ int store_failure_add(struct store *st, const char *txn_id, const char *room, co
 	bind_text(s, 4, event_key);
 	bind_text(s, 5, content_json);
 	sqlite3_bind_int64(s, 6, now_ms);
+	bind_text(s, 7, thread_key ? thread_key : "");
 	return run(st, s, "failure add");
 }
 
@@ -842,20 +854,31 @@ int store_failure_set_event(struct store *st, const char *txn_id, const char *ev
 	return run(st, s, "failure event");
 }
 
-static int failure_lookup(struct store *st, enum stmt_id id, const char *arg, struct store_failure *out)
+static void failure_read(sqlite3_stmt *s, struct store_failure *out)
+{
+	out->txn_id = column_dup(s, 0);
+	out->room = column_dup(s, 1);
+	out->route = column_dup(s, 2);
+	out->event_key = column_dup(s, 3);
+	out->content_json = column_dup(s, 4);
+	out->opened_ms = sqlite3_column_int64(s, 5);
+	out->event_id = sqlite3_column_type(s, 6) == SQLITE_NULL ? NULL : column_dup(s, 6);
+	out->thread_key = column_dup(s, 7);
+	out->count = sqlite3_column_int64(s, 8);
+	out->last_ms = sqlite3_column_int64(s, 9);
+	out->recovered_ms = sqlite3_column_int64(s, 10);
+}
+
+static int failure_lookup2(struct store *st, enum stmt_id id, const char *a, const char *b, struct store_failure *out)
 {
 	memset(out, 0, sizeof *out);
 	sqlite3_stmt *s = use(st, id);
-	bind_text(s, 1, arg);
+	bind_text(s, 1, a);
+	if (b)
+		bind_text(s, 2, b);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		out->txn_id = column_dup(s, 0);
-		out->room = column_dup(s, 1);
-		out->route = column_dup(s, 2);
-		out->event_key = column_dup(s, 3);
-		out->content_json = column_dup(s, 4);
-		out->opened_ms = sqlite3_column_int64(s, 5);
-		out->event_id = sqlite3_column_type(s, 6) == SQLITE_NULL ? NULL : column_dup(s, 6);
+		failure_read(s, out);
 	} else if (rc != SQLITE_DONE) {
 		fail(st, "failure lookup");
 	}
@@ -865,12 +888,55 @@ static int failure_lookup(struct store *st, enum stmt_id id, const char *arg, st
 
 int store_failure_by_event(struct store *st, const char *event_id, struct store_failure *out)
 {
-	return failure_lookup(st, S_FAILURE_BY_EVENT, event_id, out);
+	return failure_lookup2(st, S_FAILURE_BY_EVENT, event_id, NULL, out);
 }
 
 int store_failure_by_txn(struct store *st, const char *txn_id, struct store_failure *out)
 {
-	return failure_lookup(st, S_FAILURE_BY_TXN, txn_id, out);
+	return failure_lookup2(st, S_FAILURE_BY_TXN, txn_id, NULL, out);
+}
+
+int store_failure_open_by_key(struct store *st, const char *route, const char *thread_key, struct store_failure *out)
+{
+	return failure_lookup2(st, S_FAILURE_OPEN_BY_KEY, route, thread_key, out);
+}
+
+int store_failures_open_by_prefix(struct store *st, const char *route, const char *prefix,
+				  struct store_failure **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *s = use(st, S_FAILURE_OPEN_BY_PREFIX);
+	bind_text(s, 1, route);
+	bind_text(s, 2, prefix);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*out = xrealloc(*out, (*n + 1) * sizeof **out);
+		memset(&(*out)[*n], 0, sizeof **out);
+		failure_read(s, &(*out)[(*n)++]);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(st, "failures open by prefix");
+}
+
+int store_failure_bump(struct store *st, const char *txn_id, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_BUMP);
+	bind_text(s, 1, txn_id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return run(st, s, "failure bump");
+}
+
+int store_failure_recover(struct store *st, const char *txn_id, int64_t now_ms)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_RECOVER);
+	bind_text(s, 1, txn_id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	return run(st, s, "failure recover");
 }
 
 void store_failure_clear(struct store_failure *f)
@@ -881,6 +947,7 @@ void store_failure_clear(struct store_failure *f)
 	free(f->event_key);
 	free(f->content_json);
 	free(f->event_id);
+	free(f->thread_key);
 	memset(f, 0, sizeof *f);
 }
 

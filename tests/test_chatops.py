@@ -322,4 +322,56 @@ def claims_survive_a_restart():
     with_chat(HANDOVER - 3600, body)
 
 
+
+def periodic(buildset, action="failure", failed_jobs=("scs-compliance-check-gx-scs-main",)):
+    """The shared periodic-daily report of SovereignCloudStack/standards, as failure or success."""
+    with open(os.path.join(PAYLOADS, "shared-periodic-failure.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    ev["action"] = action
+    ev["buildset"]["result"] = "FAILURE" if action == "failure" else "SUCCESS"
+    ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
+    for b in ev["buildset"]["builds"]:
+        b["result"] = "FAILURE" if action == "failure" and b["job_name"] in failed_jobs else "SUCCESS"
+    return json.dumps(ev)
+
+
+def top_level_failures(w):
+    return [e for e in posted(w) if "m.relates_to" not in e["content"]]
+
+
+def in_thread_of(w, root):
+    return [e for e in w.hs.events(ALERTS)
+            if (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.thread"
+            and e["content"]["m.relates_to"].get("event_id") == root]
+
+
+@test
+def repeated_failures_go_into_one_thread_that_counts_and_recovers():
+    def body(w):
+        for night in range(3):
+            w.broker.publish("zuul/scs/periodic-daily", payload=periodic("night%d" % night))
+        root = wait_for(lambda: top_level_failures(w), 10, "the root")[0]
+        wait_for(lambda: len(in_thread_of(w, root["event_id"])) == 2, 10, "two repeats in the thread")
+        assert len(top_level_failures(w)) == 1, [e["content"]["body"][:40] for e in top_level_failures(w)]
+        assert root["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}
+        for reply in in_thread_of(w, root["event_id"]):
+            assert "m.mentions" not in reply["content"], "a repeat must not ping again"
+        new = latest_edit(w, root["event_id"], 2)
+        assert "Failed 3 times since" in new["body"], new["body"][:200]
+        # another job failing is another failure: a new root
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("other", failed_jobs=("other-job",)))
+        wait_for(lambda: len(top_level_failures(w)) == 2, 10, "a second root for another job")
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("fixed", action="success"))
+        wait_for(lambda: any("Recovered" in e["content"]["body"] for e in in_thread_of(w, root["event_id"])), 10,
+                 "recovered in the thread")
+        new = latest_edit(w, root["event_id"], 3)
+        assert new["body"].startswith("\u2705 Recovered"), new["body"][:80]
+        assert "Failed 3 times since" in new["body"]
+        # after recovery the next failure starts a new thread
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("again"))
+        wait_for(lambda: len(top_level_failures(w)) == 3, 10, "a new root after the recovery")
+    with_chat(HANDOVER - 3600, body)
+
+
 run()

@@ -584,7 +584,7 @@ static void test_a_version_1_database_is_migrated_to_version_2(void)
 	CHECK(st != NULL);
 	if (st) {
 		CHECK_INT(store_outbox_depth(st), 1); /* version 1 data kept */
-		CHECK_INT(store_failure_add(st, "t1", "!r", "route", "k", "{}", 5), 0);
+		CHECK_INT(store_failure_add(st, "t1", "!r", "route", "k", "{}", "p|b|q|j", 5), 0);
 		CHECK_INT(store_commit(st), 0);
 		store_close(st);
 	}
@@ -595,7 +595,7 @@ static void test_failures_are_found_by_event_and_claims_counted_per_user(void)
 {
 	fresh_dirs();
 	struct store *st = open_store();
-	CHECK_INT(store_failure_add(st, "t1", "#alerts", "r", "k1", "{\"body\":\"x\"}", 100), 0);
+	CHECK_INT(store_failure_add(st, "t1", "#alerts", "r", "k1", "{\"body\":\"x\"}", "p|main|periodic|j1", 100), 0);
 	CHECK_INT(store_failure_set_event(st, "t1", "$e1"), 0);
 	CHECK_INT(store_failure_set_event(st, "not-a-failure", "$e9"), 0); /* ignored */
 	struct store_failure f;
@@ -648,6 +648,45 @@ static void test_kv_set_null_forgets_the_value(void)
 	remove_dirs();
 }
 
+static void test_open_failures_by_thread_key_count_and_recover(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_failure_add(st, "t1", "#a", "r", "k1", "{}", "p|main|periodic|j1", 100), 0);
+	CHECK_INT(store_failure_add(st, "t2", "#a", "r", "k2", "{}", "p|main|periodic|j2", 200), 0);
+	CHECK_INT(store_failure_add(st, "t3", "#a", "other", "k3", "{}", "p|main|periodic|j1", 300), 0);
+	struct store_failure f;
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 1);
+	CHECK_STR(f.txn_id, "t1");
+	CHECK_INT(f.count, 1);
+	store_failure_clear(&f);
+	CHECK_INT(store_failure_bump(st, "t1", 150), 0);
+	CHECK_INT(store_failure_by_txn(st, "t1", &f), 1);
+	CHECK_INT(f.count, 2);
+	CHECK_INT(f.last_ms, 150);
+	CHECK_STR(f.thread_key, "p|main|periodic|j1");
+	store_failure_clear(&f);
+	struct store_failure *open;
+	size_t n;
+	CHECK_INT(store_failures_open_by_prefix(st, "r", "p|main|periodic|", &open, &n), 0);
+	CHECK_INT(n, 2); /* the other route's failure is not this route's */
+	for (size_t i = 0; i < n; i++)
+		store_failure_clear(&open[i]);
+	free(open);
+	CHECK_INT(store_failures_open_by_prefix(st, "r", "p|main|check|", &open, &n), 0);
+	CHECK_INT(n, 0);
+	free(open);
+	CHECK_INT(store_failure_recover(st, "t1", 400), 0);
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 0);
+	store_failure_clear(&f);
+	CHECK_INT(store_failure_by_txn(st, "t1", &f), 1);
+	CHECK_INT(f.recovered_ms, 400);
+	store_failure_clear(&f);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 int main(void)
 {
 	RUN(test_open_creates_private_dir_and_db_file);
@@ -670,5 +709,6 @@ int main(void)
 	RUN(test_a_version_1_database_is_migrated_to_version_2);
 	RUN(test_failures_are_found_by_event_and_claims_counted_per_user);
 	RUN(test_kv_set_null_forgets_the_value);
+	RUN(test_open_failures_by_thread_key_count_and_recover);
 	return test_done();
 }
