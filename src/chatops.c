@@ -518,6 +518,11 @@ static void post_claim_edit(struct chatops *c, const struct store_failure *f, co
 		return;
 	}
 	struct strbuf html = STRBUF_INIT, text = STRBUF_INIT;
+	/* The final state first, then who is on it, then how often it failed. */
+	if (f->recovered_ms) {
+		strbuf_puts(&html, "<p>\u2705 <b>Recovered</b>: the next run succeeded</p>");
+		strbuf_puts(&text, "\u2705 Recovered: the next run succeeded\n");
+	}
 	if (n_resolve) {
 		strbuf_printf(&html, "<p>%s <b>Resolved</b> by ", c->cfg->chatops.resolve_reaction);
 		strbuf_printf(&text, "%s Resolved by ", c->cfg->chatops.resolve_reaction);
@@ -531,11 +536,7 @@ static void post_claim_edit(struct chatops *c, const struct store_failure *f, co
 		list_users(claimers, n_claim, &html, &text);
 		strbuf_puts(&html, "</p>");
 		strbuf_putc(&text, '\n');
-	}
-	if (f->recovered_ms) {
-		strbuf_puts(&html, "<p>\u2705 <b>Recovered</b>: the next run succeeded</p>");
-		strbuf_puts(&text, "\u2705 Recovered: the next run succeeded\n");
-	} else if (!n_claim && !n_resolve) {
+	} else if (!f->recovered_ms && !n_resolve) {
 		strbuf_puts(&html, "<p><i>Unclaimed</i></p>");
 		strbuf_puts(&text, "Unclaimed\n");
 	}

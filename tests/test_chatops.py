@@ -374,4 +374,34 @@ def repeated_failures_go_into_one_thread_that_counts_and_recovers():
     with_chat(HANDOVER - 3600, body)
 
 
+
+@test
+def five_failing_nights_then_recovery_make_one_root_four_follow_ups_and_a_recovery():
+    """The Chatops issue's story: a periodic job fails five nights in a row and then
+    recovers. One root message, a thread of four follow-ups and a recovery; the root shows
+    the count, the claimer and the final state."""
+    def body(w):
+        night = calendar.timegm((2026, 1, 13, 2, 0, 0, 0, 0, 0))
+        for n in range(5):
+            w.set_time(night + n * 86400)
+            w.broker.publish("zuul/scs/periodic-daily", payload=periodic("story%d" % n))
+            if n == 0:
+                root = wait_for(lambda: top_level_failures(w), 10, "the root")[0]["event_id"]
+                react(w, "@bob:localhost", root, "\U0001F440")
+            else:
+                wait_for(lambda: len(in_thread_of(w, root)) == n, 10, "follow-up %d" % n)
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("story-ok", action="success"))
+        wait_for(lambda: len(in_thread_of(w, root)) == 5, 10, "the recovery in the thread")
+        assert len(top_level_failures(w)) == 1, "five nights must make one root"
+        thread = in_thread_of(w, root)
+        assert sum("Recovered" in e["content"]["body"] for e in thread) == 1, [e["content"]["body"][:30] for e in thread]
+        assert sum("Build failed" in e["content"]["body"] for e in thread) == 4
+        final = wait_for(lambda: [e for e in edits_of(w, root)
+                                  if e["content"]["m.new_content"]["body"].startswith("\u2705 Recovered")], 10,
+                         "the final edit")[-1]["content"]["m.new_content"]["body"]
+        assert "Claimed by @bob:localhost" in final, final[:200]
+        assert "Failed 5 times since Tue 13 Jan 02:00 UTC" in final, final[:200]
+    with_chat(HANDOVER + 3600, body)
+
+
 run()
