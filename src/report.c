@@ -323,6 +323,18 @@ static const char *result_from_action(const char *action)
 /* Message, change and URL derivations                                        */
 
 /* Longest summary, in bytes: the title of a chat message, not the whole log. */
+/* Shortens [start, *end) to at most max bytes, backing up to the start of a UTF-8
+ * sequence so the cut keeps the text valid. Returns whether anything was cut. */
+static bool utf8_cut(const char *start, const char **end, size_t max)
+{
+	if ((size_t)(*end - start) <= max)
+		return false;
+	*end = start + max;
+	while (*end > start && ((unsigned char)**end & 0xC0) == 0x80)
+		(*end)--;
+	return true;
+}
+
 #define SUMMARY_MAX 500
 
 /* The message up to its first blank line or "Warning:" line: Zuul appends long
@@ -354,14 +366,7 @@ static char *message_summary_new(const char *message)
 		end--;
 	if (end == start)
 		return NULL;
-	bool cut = false;
-	if ((size_t)(end - start) > SUMMARY_MAX) {
-		end = start + SUMMARY_MAX;
-		/* Back up to the start of a UTF-8 sequence so the cut keeps the text valid. */
-		while (end > start && ((unsigned char)*end & 0xC0) == 0x80)
-			end--;
-		cut = true;
-	}
+	bool cut = utf8_cut(start, &end, SUMMARY_MAX);
 	struct strbuf sb = STRBUF_INIT;
 	/* Line breaks inside the first paragraph would only reach the HTML as spaces
 	 * anyway; make text and HTML agree. */
@@ -408,13 +413,7 @@ static char *message_details_new(const char *message)
 		end--;
 	if (end == start)
 		return NULL;
-	bool cut = false;
-	if ((size_t)(end - start) > DETAILS_MAX) {
-		end = start + DETAILS_MAX;
-		while (end > start && ((unsigned char)*end & 0xC0) == 0x80)
-			end--;
-		cut = true;
-	}
+	bool cut = utf8_cut(start, &end, DETAILS_MAX);
 	struct strbuf sb = STRBUF_INIT;
 	strbuf_append(&sb, start, (size_t)(end - start));
 	if (cut)
