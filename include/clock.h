@@ -10,6 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Unix milliseconds from the system, never the test clock: for timestamps and latencies
+ * of real work (outbox rows, delivery latency), which a test clock would distort. */
+int64_t clock_real_ms(void);
+
 /* Unix milliseconds. With a test clock whose file is missing or unreadable, the last good
  * reading is kept (0 before the first), and one warning is logged. */
 int64_t clock_wall_ms(void);

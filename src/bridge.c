@@ -11,6 +11,7 @@
 #include "chatops.h"
 #include "deliver.h"
 #include "duration.h"
+#include "clock.h"
 #include "log.h"
 #include "loop.h"
 #include "matrix.h"
@@ -89,13 +90,6 @@ struct bridge {
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
 };
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 char *bridge_txn_id(const char *event_key, const char *action, const char *route)
 {
@@ -203,7 +197,7 @@ static void chatops_status(struct strbuf *out, void *data)
 		strftime(last, sizeof last, "%Y-%m-%d %H:%M:%S UTC", &tm);
 	}
 	char up[32];
-	duration_format((double)(wall_ms() - b->stats.started_ms) / 1000.0, up, sizeof up);
+	duration_format((double)(clock_real_ms() - b->stats.started_ms) / 1000.0, up, sizeof up);
 	strbuf_printf(out, "MQTT %s, homeserver %s, outbox %zu, last report %s, up %s.",
 		      mqtt_state_name(b->mqtt_state), b->stats.matrix_reachable ? "reachable" : "unreachable",
 		      deliverer_queued(b->deliverer), last, up);
@@ -389,7 +383,7 @@ static int queue_content(struct bridge *b, const char *route, const char *room, 
 {
 	char *txn = bridge_txn_id(key, action, route);
 	char *json = cJSON_PrintUnformatted(content);
-	int64_t now = wall_ms(), id = 0;
+	int64_t now = clock_real_ms(), id = 0;
 	int rc = store_outbox_push(b->store, route, room, txn, key, action, json, now, &id);
 	if (rc == 1) {
 		stats_route(&b->stats, route)->routed++;
@@ -443,7 +437,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 			chatops_mention_oncall(b->chatops, ev, content);
 		}
 		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1) {
-			b->stats.last_report_ms = wall_ms();
+			b->stats.last_report_ms = clock_real_ms();
 			char *txn = bridge_txn_id(key, ev->action, r->name);
 			if (root)
 				chatops_repeat_queued(b->chatops, root, txn);
@@ -682,7 +676,7 @@ static void register_routes(struct bridge *b)
 static void prune_timer_fired(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
-	int64_t cutoff = wall_ms() - (int64_t)b->cfg->dedup_retention_s * 1000;
+	int64_t cutoff = clock_real_ms() - (int64_t)b->cfg->dedup_retention_s * 1000;
 	store_dedup_prune(b->store, cutoff);
 	b->prune_timer = loop_timer_add(loop, DEDUP_PRUNE_INTERVAL_MS, prune_timer_fired, b);
 }
@@ -712,7 +706,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
 	deliverer_on_done(b->deliverer, on_delivered, b);
-	b->stats.started_ms = wall_ms();
+	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {
 		b->metrics = metrics_server_new(b->loop, cfg->metrics.listen, cfg->metrics.port, &b->stats, err,

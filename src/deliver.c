@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "relations.h"
 #include "strbuf.h"
@@ -81,13 +82,6 @@ static double next_random01(struct deliverer *d)
 	x ^= x >> 27;
 	d->rng = x;
 	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct deliverer *deliverer_new(struct loop *loop, struct store *store, struct matrix_client *mc,
@@ -176,7 +170,7 @@ static void kill_head(struct deliverer *d, struct room_queue *q, const char *rea
 {
 	struct outbox_item *it = &q->items[q->head];
 	log_failure_once(q, ZLOG_ERROR, "delivery failed permanently; report moved to dead letters", reason, it);
-	store_outbox_kill(d->store, it->id, reason, wall_ms());
+	store_outbox_kill(d->store, it->id, reason, clock_real_ms());
 	stats_route(d->stats, it->route)->failed++;
 	queue_pop(q);
 }
@@ -213,9 +207,9 @@ static void on_send_done(const struct matrix_response *r, void *data)
 
 	const cJSON *eid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "event_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(eid)) {
-		store_outbox_delivered(d->store, it->id, eid->valuestring, wall_ms());
+		store_outbox_delivered(d->store, it->id, eid->valuestring, clock_real_ms());
 		stats_route(d->stats, it->route)->posted++;
-		stats_observe_latency(d->stats, (double)(wall_ms() - it->created_ms) / 1000.0);
+		stats_observe_latency(d->stats, (double)(clock_real_ms() - it->created_ms) / 1000.0);
 		if (q->last_logged) {
 			log_kv(ZLOG_INFO, "delivery recovered", "room", q->room, NULL);
 			free(q->last_logged);
