@@ -345,6 +345,18 @@ static long first_match(const struct route_globs *g, const char *v)
 
 /* Whether field f of ev matches g; explains into why (may be NULL) with the
  * given prefix ("match" or "exclude"). */
+/* " matches PATTERN" for the pattern at index i, or " matches none of P1, P2" when i < 0. */
+static void put_verdict(struct strbuf *why, const struct route_globs *g, long i)
+{
+	if (i >= 0) {
+		strbuf_puts(why, " matches ");
+		put_quoted(why, g->patterns[i]);
+	} else {
+		strbuf_puts(why, " matches none of ");
+		put_pattern_list(why, g);
+	}
+}
+
 static bool field_matches(const struct route_globs *g, enum route_field f,
                           const struct zuul_event *ev, const char *prefix, struct strbuf *why)
 {
@@ -354,13 +366,7 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 		if (why) {
 			strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
 			put_value(why, v);
-			if (i >= 0) {
-				strbuf_puts(why, " matches ");
-				put_quoted(why, g->patterns[i]);
-			} else {
-				strbuf_puts(why, " matches none of ");
-				put_pattern_list(why, g);
-			}
+			put_verdict(why, g, i);
 		}
 		return i >= 0;
 	}
@@ -370,13 +376,7 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 		long i = first_match(g, NULL);
 		if (why) {
 			strbuf_printf(why, "%s %s: no builds, \"\"", prefix, field_keys[f]);
-			if (i >= 0) {
-				strbuf_puts(why, " matches ");
-				put_quoted(why, g->patterns[i]);
-			} else {
-				strbuf_puts(why, " matches none of ");
-				put_pattern_list(why, g);
-			}
+			put_verdict(why, g, i);
 		}
 		return i >= 0;
 	}
