@@ -149,6 +149,25 @@ static bool word_is(const struct word *w, const char *lower)
 	return true;
 }
 
+/* Checks and copies PROJECT and the optional JOB (the first n words) into out; false,
+ * with the reply in out->error, when one is not a Zuul name. */
+static bool take_names(const struct word *args, size_t n, struct commands_parsed *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!name_ok(args[i].p, args[i].n)) {
+			set_error(out,
+				  "%s is not a Zuul name (expected letters, digits and . _ - / + : ~, "
+				  "at most %d characters)",
+				  i == 0 ? "PROJECT" : "JOB", COMMANDS_NAME_MAX);
+			return false;
+		}
+	}
+	out->project = xstrndup(args[0].p, args[0].n);
+	if (n == 2)
+		out->job = xstrndup(args[1].p, args[1].n);
+	return true;
+}
+
 static void parse_mute(const char *prefix, const struct word *args, size_t nargs, time_t now,
 		       struct commands_parsed *out)
 {
@@ -188,18 +207,8 @@ static void parse_mute(const char *prefix, const struct word *args, size_t nargs
 				  prefix);
 		return;
 	}
-	for (size_t i = 0; i + 1 < nargs; i++) {
-		if (!name_ok(args[i].p, args[i].n)) {
-			set_error(out,
-				  "%s is not a Zuul name (expected letters, digits and . _ - / + : ~, "
-				  "at most %d characters)",
-				  i == 0 ? "PROJECT" : "JOB", COMMANDS_NAME_MAX);
-			return;
-		}
-	}
-	out->project = xstrndup(args[0].p, args[0].n);
-	if (nargs == 3)
-		out->job = xstrndup(args[1].p, args[1].n);
+	if (!take_names(args, nargs - 1, out))
+		return;
 	out->duration_s = secs;
 	out->until = now + (time_t)secs;
 }
@@ -210,18 +219,7 @@ static void parse_unmute(const char *prefix, const struct word *args, size_t nar
 		set_error(out, "usage: %s unmute PROJECT [JOB], with the words it was muted with", prefix);
 		return;
 	}
-	for (size_t i = 0; i < nargs; i++) {
-		if (!name_ok(args[i].p, args[i].n)) {
-			set_error(out,
-				  "%s is not a Zuul name (expected letters, digits and . _ - / + : ~, "
-				  "at most %d characters)",
-				  i == 0 ? "PROJECT" : "JOB", COMMANDS_NAME_MAX);
-			return;
-		}
-	}
-	out->project = xstrndup(args[0].p, args[0].n);
-	if (nargs == 2)
-		out->job = xstrndup(args[1].p, args[1].n);
+	take_names(args, nargs, out);
 }
 
 enum commands_verb commands_parse(const char *body, const char *prefix, time_t now, struct commands_parsed *out)
