@@ -109,17 +109,30 @@ struct store_failure {
 	int64_t count;      /* failures in its thread, the first included */
 	int64_t last_ms;    /* the latest of them */
 	int64_t recovered_ms; /* 0: still failing */
+	unsigned escalated; /* escalation steps taken (enum rotation_step bits) */
 };
 
 /* Remembers a failure message queued under txn_id (a repeat is ignored). 0 or -1. */
 int store_failure_add(struct store *st, const char *txn_id, const char *room, const char *route,
 		      const char *event_key, const char *content_json, const char *thread_key, int64_t now_ms);
-/* The newest failure of route with thread_key that has not recovered. 1/0/-1 as below. */
+/* Open failures are those not recovered and not resolved (a live resolve reaction). */
+/* The newest open failure of route with thread_key. 1/0/-1 as below. */
 int store_failure_open_by_key(struct store *st, const char *route, const char *thread_key, struct store_failure *out);
 /* Every failure of route not recovered whose thread key starts with prefix, oldest first.
  * Caller clears each and frees the array. 0 or -1. */
 int store_failures_open_by_prefix(struct store *st, const char *route, const char *prefix,
 				  struct store_failure **out, size_t *n);
+/* Every open failure posted into room (its configured name; NULL: every room), oldest
+ * first. Free with store_failures_free. 0 or -1. */
+int store_failures_open(struct store *st, const char *room, struct store_failure **out, size_t *n);
+void store_failures_free(struct store_failure *list, size_t n);
+/* Records the escalation steps taken for a failure. 0 or -1. */
+int store_failure_set_escalated(struct store *st, const char *txn_id, unsigned escalated);
+/* Puts back a failure found in the room's history (state_dir was lost): every field of
+ * f as given (recovered_ms 0 = not recovered). 1 added, 0 it was already known, -1. */
+int store_failure_restore(struct store *st, const struct store_failure *f);
+/* Whether a transaction id was ever accepted (queued, delivered or dead). 1/0/-1. */
+int store_txn_known(struct store *st, const char *txn_id);
 /* One more failure in its thread at now_ms; the failure recovered at now_ms. */
 int store_failure_bump(struct store *st, const char *txn_id, int64_t now_ms);
 int store_failure_recover(struct store *st, const char *txn_id, int64_t now_ms);

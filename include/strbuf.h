@@ -22,6 +22,9 @@ struct strbuf {
 __attribute__((visibility("hidden"))) void strbuf_append(struct strbuf *sb, const char *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
+/* Appends s with & < > " ' as HTML character references: safe in text and in quoted
+ * attribute values. */
+void strbuf_puts_html(struct strbuf *sb, const char *s);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Keeps the allocation, forgets the contents. */

@@ -77,10 +77,17 @@ static const char schema_v2[] =
 
 static int migrate_to_v2(sqlite3 *db) { return sqlite3_exec(db, schema_v2, NULL, NULL, NULL); }
 
+/* Version 3, escalation: the steps (a bit mask, see rotation.h) already taken for an
+ * unclaimed failure, so a restart neither repeats nor forgets a ping. */
+static const char schema_v3[] = "ALTER TABLE failure ADD COLUMN escalated INTEGER NOT NULL DEFAULT 0;";
+
+static int migrate_to_v3(sqlite3 *db) { return sqlite3_exec(db, schema_v3, NULL, NULL, NULL); }
+
 /* migrations[i] brings a database from user_version i to i + 1. */
 static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v1,
 	migrate_to_v2,
+	migrate_to_v3,
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -122,12 +129,22 @@ enum stmt_id {
 	S_FAILURE_OPEN_BY_PREFIX,
 	S_FAILURE_BUMP,
 	S_FAILURE_RECOVER,
+	S_FAILURE_ESCALATED,
+	S_FAILURES_OPEN,
+	S_FAILURE_RESTORE,
+	S_TXN_KNOWN,
 	S_CLAIM_ADD,
 	S_CLAIM_GET,
 	S_CLAIM_DELETE,
 	S_CLAIMS_OF,
 	S_COUNT
 };
+
+#define FAILURE_COLS "txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms, escalated"
+/* Open: not recovered and not resolved by a resolve reaction. */
+#define FAILURE_UNRESOLVED                                                                         \
+	" recovered_ms IS NULL AND NOT EXISTS (SELECT 1 FROM claim WHERE failure_txn = txn_id"        \
+	" AND kind = 'resolve')"
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -183,14 +200,20 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FAILURE_ADD] = "INSERT OR IGNORE INTO failure (txn_id, room, route, event_key, content_json, opened_ms,"
 			  " thread_key, last_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
 	[S_FAILURE_SET_EVENT] = "UPDATE failure SET event_id = ?2 WHERE txn_id = ?1",
-	[S_FAILURE_BY_EVENT] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE event_id = ?",
-	[S_FAILURE_BY_TXN] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE txn_id = ?",
-	[S_FAILURE_OPEN_BY_KEY] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE route = ?1 AND thread_key = ?2"
-				  " AND recovered_ms IS NULL ORDER BY opened_ms DESC LIMIT 1",
-	[S_FAILURE_OPEN_BY_PREFIX] = "SELECT txn_id, room, route, event_key, content_json, opened_ms, event_id, thread_key, count, last_ms, recovered_ms FROM failure WHERE route = ?1 AND substr(thread_key, 1, length(?2)) = ?2"
+	[S_FAILURE_BY_EVENT] = "SELECT " FAILURE_COLS " FROM failure WHERE event_id = ?",
+	[S_FAILURE_BY_TXN] = "SELECT " FAILURE_COLS " FROM failure WHERE txn_id = ?",
+	[S_FAILURE_OPEN_BY_KEY] = "SELECT " FAILURE_COLS " FROM failure WHERE route = ?1 AND thread_key = ?2"
+				  " AND" FAILURE_UNRESOLVED " ORDER BY opened_ms DESC LIMIT 1",
+	[S_FAILURE_OPEN_BY_PREFIX] = "SELECT " FAILURE_COLS " FROM failure WHERE route = ?1 AND substr(thread_key, 1, length(?2)) = ?2"
 				     " AND recovered_ms IS NULL ORDER BY opened_ms",
 	[S_FAILURE_BUMP] = "UPDATE failure SET count = count + 1, last_ms = ?2 WHERE txn_id = ?1",
 	[S_FAILURE_RECOVER] = "UPDATE failure SET recovered_ms = ?2 WHERE txn_id = ?1",
+	[S_FAILURE_ESCALATED] = "UPDATE failure SET escalated = ?2 WHERE txn_id = ?1",
+	[S_FAILURES_OPEN] = "SELECT " FAILURE_COLS " FROM failure WHERE (?1 IS NULL OR room = ?1) AND"
+			    FAILURE_UNRESOLVED " ORDER BY opened_ms",
+	[S_FAILURE_RESTORE] = "INSERT OR IGNORE INTO failure (" FAILURE_COLS ") VALUES"
+			      " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_TXN_KNOWN] = "SELECT 1 FROM txn WHERE txn_id = ?",
 	[S_CLAIM_ADD] = "INSERT OR IGNORE INTO claim (reaction_event_id, failure_txn, user_id, kind, at_ms)"
 			" VALUES (?, ?, ?, ?, ?)",
 	[S_CLAIM_GET] = "SELECT failure_txn FROM claim WHERE reaction_event_id = ?",
@@ -867,6 +890,7 @@ static void failure_read(sqlite3_stmt *s, struct store_failure *out)
 	out->count = sqlite3_column_int64(s, 8);
 	out->last_ms = sqlite3_column_int64(s, 9);
 	out->recovered_ms = sqlite3_column_int64(s, 10);
+	out->escalated = (unsigned)sqlite3_column_int64(s, 11);
 }
 
 static int failure_lookup2(struct store *st, enum stmt_id id, const char *a, const char *b, struct store_failure *out)
@@ -901,14 +925,16 @@ int store_failure_open_by_key(struct store *st, const char *route, const char *t
 	return failure_lookup2(st, S_FAILURE_OPEN_BY_KEY, route, thread_key, out);
 }
 
-int store_failures_open_by_prefix(struct store *st, const char *route, const char *prefix,
-				  struct store_failure **out, size_t *n)
+/* Reads every row of a failure query bound with a and b (b may be NULL). */
+static int failure_list(struct store *st, enum stmt_id id, const char *a, const char *b, struct store_failure **out,
+			size_t *n, const char *op)
 {
 	*out = NULL;
 	*n = 0;
-	sqlite3_stmt *s = use(st, S_FAILURE_OPEN_BY_PREFIX);
-	bind_text(s, 1, route);
-	bind_text(s, 2, prefix);
+	sqlite3_stmt *s = use(st, id);
+	bind_text(s, 1, a);
+	if (b)
+		bind_text(s, 2, b);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*out = xrealloc(*out, (*n + 1) * sizeof **out);
@@ -916,7 +942,69 @@ int store_failures_open_by_prefix(struct store *st, const char *route, const cha
 		failure_read(s, &(*out)[(*n)++]);
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : fail(st, "failures open by prefix");
+	return rc == SQLITE_DONE ? 0 : fail(st, op);
+}
+
+int store_failures_open_by_prefix(struct store *st, const char *route, const char *prefix,
+				  struct store_failure **out, size_t *n)
+{
+	return failure_list(st, S_FAILURE_OPEN_BY_PREFIX, route, prefix, out, n, "failures open by prefix");
+}
+
+int store_failures_open(struct store *st, const char *room, struct store_failure **out, size_t *n)
+{
+	return failure_list(st, S_FAILURES_OPEN, room, NULL, out, n, "failures open");
+}
+
+void store_failures_free(struct store_failure *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		store_failure_clear(&list[i]);
+	free(list);
+}
+
+int store_failure_set_escalated(struct store *st, const char *txn_id, unsigned escalated)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_ESCALATED);
+	bind_text(s, 1, txn_id);
+	sqlite3_bind_int64(s, 2, escalated);
+	return run(st, s, "failure escalated");
+}
+
+int store_failure_restore(struct store *st, const struct store_failure *f)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_RESTORE);
+	bind_text(s, 1, f->txn_id);
+	bind_text(s, 2, f->room);
+	bind_text(s, 3, f->route);
+	bind_text(s, 4, f->event_key);
+	bind_text(s, 5, f->content_json);
+	sqlite3_bind_int64(s, 6, f->opened_ms);
+	bind_text(s, 7, f->event_id);
+	bind_text(s, 8, f->thread_key ? f->thread_key : "");
+	sqlite3_bind_int64(s, 9, f->count > 0 ? f->count : 1);
+	sqlite3_bind_int64(s, 10, f->last_ms ? f->last_ms : f->opened_ms);
+	if (f->recovered_ms)
+		sqlite3_bind_int64(s, 11, f->recovered_ms);
+	else
+		sqlite3_bind_null(s, 11);
+	sqlite3_bind_int64(s, 12, f->escalated);
+	if (run(st, s, "failure restore") < 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0;
+}
+
+int store_txn_known(struct store *st, const char *txn_id)
+{
+	sqlite3_stmt *s = use(st, S_TXN_KNOWN);
+	bind_text(s, 1, txn_id);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(st, "txn known");
 }
 
 int store_failure_bump(struct store *st, const char *txn_id, int64_t now_ms)

@@ -79,6 +79,26 @@ void strbuf_puts(struct strbuf *sb, const char *s)
 	strbuf_append(sb, s, strlen(s));
 }
 
+void strbuf_puts_html(struct strbuf *sb, const char *s)
+{
+	const char *run = s;
+	for (; *s; s++) {
+		const char *rep;
+		switch (*s) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '"': rep = "&quot;"; break;
+		case '\'': rep = "&#39;"; break;
+		default: continue;
+		}
+		strbuf_append(sb, run, (size_t)(s - run));
+		strbuf_puts(sb, rep);
+		run = s + 1;
+	}
+	strbuf_append(sb, run, (size_t)(s - run));
+}
+
 void strbuf_putc(struct strbuf *sb, char c)
 {
 	strbuf_append(sb, &c, 1);

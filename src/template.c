@@ -548,26 +548,6 @@ static bool truthy(const cJSON *v)
 	return true;
 }
 
-static void put_escaped(struct strbuf *out, const char *s)
-{
-	const char *run = s;
-	for (; *s; s++) {
-		const char *rep;
-		switch (*s) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		default: continue;
-		}
-		strbuf_append(out, run, (size_t)(s - run));
-		strbuf_puts(out, rep);
-		run = s + 1;
-	}
-	strbuf_append(out, run, (size_t)(s - run));
-}
-
 /* Like JSON: integers without a fraction, otherwise the shortest of %.15g / %.17g that
  * reads back as the same double (1.21 stays 1.21, 1e300 is 1e+300). NaN and infinities
  * cannot come from JSON; they print as nothing, like null. */
@@ -593,7 +573,7 @@ static void put_value(struct strbuf *out, const cJSON *v, bool escape)
 		return;
 	if (cJSON_IsString(v) && v->valuestring) {
 		if (escape)
-			put_escaped(out, v->valuestring);
+			strbuf_puts_html(out, v->valuestring);
 		else
 			strbuf_puts(out, v->valuestring);
 	} else if (cJSON_IsNumber(v))

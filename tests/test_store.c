@@ -447,7 +447,7 @@ static void test_database_is_in_wal_mode(void)
 	sqlite3_finalize(s);
 	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 2);
+	CHECK_INT(sqlite3_column_int(s, 0), 3);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	remove_dirs();
@@ -467,7 +467,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
-	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (2)");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (3)");
 	store_close(st);
 	remove_dirs();
 }
@@ -687,6 +687,120 @@ static void test_open_failures_by_thread_key_count_and_recover(void)
 	remove_dirs();
 }
 
+static void test_a_version_2_database_gains_the_escalated_column(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_failure_add(st, "t1", "!r", "route", "k", "{}", "p|b|q|j", 5), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	/* Rebuild the failure table as version 2 had it, keeping its row. */
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db, "ALTER TABLE failure DROP COLUMN escalated; PRAGMA user_version = 2", NULL, NULL,
+			       NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	st = open_store();
+	CHECK(st != NULL);
+	if (st) {
+		struct store_failure f;
+		CHECK_INT(store_failure_by_txn(st, "t1", &f), 1); /* version 2 data kept */
+		CHECK_INT(f.escalated, 0);
+		store_failure_clear(&f);
+		CHECK_INT(store_failure_set_escalated(st, "t1", 3), 0);
+		CHECK_INT(store_failure_by_txn(st, "t1", &f), 1);
+		CHECK_INT(f.escalated, 3);
+		store_failure_clear(&f);
+		CHECK_INT(store_commit(st), 0);
+		store_close(st);
+	}
+	remove_dirs();
+}
+
+static void test_a_resolve_reaction_closes_a_failure_until_it_is_redacted(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_failure_add(st, "t1", "#a", "r", "k1", "{}", "p|main|periodic|j1", 100), 0);
+	CHECK_INT(store_failure_add(st, "t2", "#b", "r", "k2", "{}", "p|main|periodic|j2", 200), 0);
+	CHECK_INT(store_claim_add(st, "$claim", "t1", "@a:x", "claim", 110), 1);
+	struct store_failure f;
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 1); /* claimed is still open */
+	store_failure_clear(&f);
+	CHECK_INT(store_claim_add(st, "$resolve", "t1", "@a:x", "resolve", 120), 1);
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 0);
+	store_failure_clear(&f);
+	struct store_failure *open;
+	size_t n;
+	CHECK_INT(store_failures_open(st, NULL, &open, &n), 0);
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK_STR(open[0].txn_id, "t2");
+	store_failures_free(open, n);
+	free(store_claim_remove(st, "$resolve"));
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 1);
+	store_failure_clear(&f);
+	CHECK_INT(store_failures_open(st, "#a", &open, &n), 0); /* one room only */
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK_STR(open[0].txn_id, "t1");
+	store_failures_free(open, n);
+	CHECK_INT(store_failure_recover(st, "t2", 300), 0);
+	CHECK_INT(store_failures_open(st, "#b", &open, &n), 0);
+	CHECK_INT(n, 0);
+	store_failures_free(open, n);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_a_restored_failure_keeps_every_field_and_is_not_added_twice(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	struct store_failure in = {.txn_id = "t9", .room = "#a", .route = "r", .event_key = "k9",
+				   .content_json = "{\"body\":\"b\"}", .opened_ms = 1000, .event_id = "$root",
+				   .thread_key = "p|main|periodic|j", .count = 4, .last_ms = 4000,
+				   .recovered_ms = 5000, .escalated = 1};
+	CHECK_INT(store_failure_restore(st, &in), 1);
+	CHECK_INT(store_failure_restore(st, &in), 0);
+	struct store_failure f;
+	CHECK_INT(store_failure_by_event(st, "$root", &f), 1);
+	CHECK_STR(f.txn_id, "t9");
+	CHECK_STR(f.content_json, "{\"body\":\"b\"}");
+	CHECK_INT(f.count, 4);
+	CHECK_INT(f.last_ms, 4000);
+	CHECK_INT(f.recovered_ms, 5000);
+	CHECK_INT(f.escalated, 1);
+	store_failure_clear(&f);
+	in.txn_id = "t10";
+	in.event_id = "$other";
+	in.recovered_ms = 0; /* still failing */
+	CHECK_INT(store_failure_restore(st, &in), 1);
+	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j", &f), 1);
+	CHECK_STR(f.txn_id, "t10");
+	store_failure_clear(&f);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_txn_known_sees_queued_and_delivered_transactions(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(store_txn_known(st, "zmb.r.start.uuid-1"), 0);
+	CHECK_INT(store_outbox_push(st, "r", "#a", "zmb.r.start.uuid-1", "uuid-1", "start", "{}", 1, NULL), 1);
+	CHECK_INT(store_txn_known(st, "zmb.r.start.uuid-1"), 1);
+	CHECK_INT(store_txn_known(st, "zmb.r.start.uuid-2"), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 int main(void)
 {
 	RUN(test_open_creates_private_dir_and_db_file);
@@ -710,5 +824,9 @@ int main(void)
 	RUN(test_failures_are_found_by_event_and_claims_counted_per_user);
 	RUN(test_kv_set_null_forgets_the_value);
 	RUN(test_open_failures_by_thread_key_count_and_recover);
+	RUN(test_a_version_2_database_gains_the_escalated_column);
+	RUN(test_a_resolve_reaction_closes_a_failure_until_it_is_redacted);
+	RUN(test_a_restored_failure_keeps_every_field_and_is_not_added_twice);
+	RUN(test_txn_known_sees_queued_and_delivered_transactions);
 	return test_done();
 }

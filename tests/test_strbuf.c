@@ -56,6 +56,17 @@ static void test_xstrndup_stops_at_n_or_nul(void)
 	free(b);
 }
 
+static void test_puts_html_escapes_markup_and_quotes_only(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts_html(&sb, "<a href=\"x\">Tom & 'Jerry'</a> \xc3\xa9");
+	CHECK_STR(strbuf_str(&sb), "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt; \xc3\xa9");
+	strbuf_reset(&sb);
+	strbuf_puts_html(&sb, "");
+	CHECK_STR(strbuf_str(&sb), "");
+	strbuf_free(&sb);
+}
+
 int main(void)
 {
 	RUN(test_empty_buffer_reads_as_empty_string);
@@ -63,5 +74,6 @@ int main(void)
 	RUN(test_printf_appends_formatted_text);
 	RUN(test_append_keeps_embedded_bytes);
 	RUN(test_xstrndup_stops_at_n_or_nul);
+	RUN(test_puts_html_escapes_markup_and_quotes_only);
 	return test_done();
 }
