@@ -58,6 +58,13 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
  * reports that are not failures, or when nobody is on call). */
 void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content);
 
+/* Before a failure report that starts a thread is queued: marks its content with the
+ * private key "zmb.failure" (txn, route, key, thread key, opening time; edits carry the
+ * count, recovery and escalation too), so the claims can be rebuilt from the room when
+ * state_dir is lost. txn: the message the room will react to. */
+void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *route,
+			  const char *key, cJSON *content);
+
 /* A report was queued under txn for room/route: if it is a failure, the room may claim it
  * (a reaction on its message), so it is remembered with its content. */
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,

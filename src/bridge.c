@@ -412,6 +412,81 @@ static int queue_content(struct bridge *b, const char *route, const char *room, 
 	return rc;
 }
 
+/* With the route's edit_start: the start report of the same item posted before (its
+ * txn, caller frees), which the result replaces instead of being a second message. */
+static char *start_to_edit(struct bridge *b, const struct route *r, const struct zuul_event *ev, const char *key)
+{
+	if (!config_route_chatops(b->cfg, r)->edit_start || strcmp(ev->action, "start") == 0)
+		return NULL;
+	char *txn = bridge_txn_id(key, "start", r->name);
+	if (store_txn_known(b->store, txn) == 1)
+		return txn;
+	free(txn);
+	return NULL;
+}
+
+/* A repeat went into the open failure's thread: its start report, already in the room,
+ * becomes one line pointing there instead of a second full report. */
+static void edit_start_into_pointer(struct bridge *b, const struct route *r, const struct zuul_event *ev,
+				    const char *key, const char *start_txn)
+{
+	struct strbuf text = STRBUF_INIT;
+	strbuf_printf(&text, "%s %s failed again: followed in the thread of its open failure.",
+		      ev->item.project ? ev->item.project : "(no project)", ev->pipeline ? ev->pipeline : "");
+	cJSON *note = cJSON_CreateObject();
+	cJSON_AddStringToObject(note, "msgtype", "m.notice");
+	cJSON_AddStringToObject(note, "body", strbuf_str(&text));
+	cJSON *edit = relations_edit_new(note, NULL, NULL);
+	relations_point_at_txn(edit, start_txn);
+	queue_content(b, r->name, r->room, key, "start-edit", edit);
+	cJSON_Delete(edit);
+	cJSON_Delete(note);
+	strbuf_free(&text);
+}
+
+/* One matching route: renders the report and queues it as a new message, a reply in an
+ * open failure's thread, or an edit of the start report. */
+static void route_one(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev, const char *key)
+{
+	struct report_context ctx = {.route_name = r->name};
+	cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
+	char *txn = bridge_txn_id(key, ev->action, r->name);
+	char *start_txn = start_to_edit(b, r, ev, key);
+	/* The message the room will react to: the start report when it is edited in place. */
+	const char *claim_txn = start_txn ? start_txn : txn;
+	/* A repeat of an open failure goes into its thread, without pinging anyone again. */
+	char *root = chatops_repeat_of(b->chatops, r->name, ev);
+	cJSON *edit = NULL;
+	if (root) {
+		relations_make_thread_reply(content, NULL, NULL);
+		relations_point_at_txn(content, root);
+	} else {
+		if (config_route_chatops(b->cfg, r)->mention_oncall)
+			chatops_mention_oncall(b->chatops, ev, content);
+		chatops_mark_failure(b->chatops, ev, claim_txn, r->name, key, content);
+		if (start_txn) {
+			/* The edit's own m.mentions pings whoever the result mentions. */
+			edit = relations_edit_new(content, NULL, NULL);
+			relations_point_at_txn(edit, start_txn);
+		}
+	}
+	if (queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
+		b->stats.last_report_ms = clock_real_ms();
+		if (root) {
+			chatops_repeat_queued(b->chatops, root, txn);
+			if (start_txn)
+				edit_start_into_pointer(b, r, ev, key, start_txn);
+		} else {
+			chatops_report_queued(b->chatops, ev, claim_txn, r->room, r->name, key, content);
+		}
+	}
+	cJSON_Delete(edit);
+	free(root);
+	free(start_txn);
+	free(txn);
+	cJSON_Delete(content);
+}
+
 static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
 {
 	size_t matched = 0;
@@ -426,27 +501,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 			       ev->item.project, NULL);
 			continue;
 		}
-		struct report_context ctx = {.route_name = r->name};
-		cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
-		/* A repeat of an open failure goes into its thread, without pinging anyone again. */
-		char *root = chatops_repeat_of(b->chatops, r->name, ev);
-		if (root) {
-			relations_make_thread_reply(content, NULL, NULL);
-			relations_point_at_txn(content, root);
-		} else if (config_route_chatops(b->cfg, r)->mention_oncall) {
-			chatops_mention_oncall(b->chatops, ev, content);
-		}
-		if (queue_content(b, r->name, r->room, key, ev->action, content) == 1) {
-			b->stats.last_report_ms = clock_real_ms();
-			char *txn = bridge_txn_id(key, ev->action, r->name);
-			if (root)
-				chatops_repeat_queued(b->chatops, root, txn);
-			else
-				chatops_report_queued(b->chatops, ev, txn, r->room, r->name, key, content);
-			free(txn);
-		}
-		free(root);
-		cJSON_Delete(content);
+		route_one(b, r, i, ev, key);
 	}
 	if (!matched) {
 		b->stats.filtered++;

@@ -9,7 +9,9 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "duration.h"
 #include "log.h"
+#include "matrix.h"
 #include "relations.h"
 #include "rotation.h"
 #include "strbuf.h"
@@ -18,6 +20,11 @@
 #define KV_SYNC_TOKEN "sync.next_batch"
 #define KV_LAST_HANDOVER "oncall.last_handover"
 #define KV_MUTES "chatops.mutes"
+/* The private content key that marks a failure message and carries its state, so the
+ * claims can be rebuilt from the room when state_dir is lost (see rebuild.h). */
+#define FAILURE_MARKER "zmb.failure"
+/* `claims` lists at most this many open failures; the rest are counted. */
+#define CLAIMS_LIST_MAX 20
 
 /* A `mute`: failures of project (or of one job) in room are counted, not posted. Mutes
  * are few and small, so they live as one JSON value in the store's key-value table. */
@@ -50,6 +57,9 @@ struct chatops {
 	uint64_t tick_timer;
 	struct mute *mutes;
 	size_t n_mutes;
+	/* Wall time of the next escalation step due; 0: look again at the next tick (a new
+	 * failure, a claim taken back or a reload may have moved it). */
+	int64_t next_escalation_ms;
 };
 
 static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
@@ -294,16 +304,109 @@ static void expire_mutes(struct chatops *c)
 		mutes_save(c);
 }
 
-/* Answers in the command's thread when it was in one, else as a reply to it. */
-static void reply(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, const char *text)
+/* ---- the `claims` command ------------------------------------------------------ */
+
+static void free_users(char **users, size_t n);
+static void list_users(char **users, size_t n, struct strbuf *html, struct strbuf *text);
+
+/* "project (branch) pipeline: job, job" from a thread key "project|branch|pipeline|jobs". */
+static void describe_thread_key(const char *tkey, struct strbuf *out)
 {
-	/* Help and friends end their last line with a newline; a chat message does not. */
-	char *trimmed = xstrdup(text);
-	size_t len = strlen(trimmed);
-	while (len && (trimmed[len - 1] == '\n' || trimmed[len - 1] == ' '))
-		trimmed[--len] = '\0';
-	cJSON *content = notice_new(trimmed);
-	free(trimmed);
+	char *copy = xstrdup(tkey);
+	char *part[4] = {copy, "", "", ""};
+	for (int i = 1; i < 4; i++) {
+		char *bar = strchr(part[i - 1], '|');
+		if (!bar)
+			break;
+		*bar = '\0';
+		part[i] = bar + 1;
+	}
+	strbuf_puts(out, *part[0] ? part[0] : "(no project)");
+	if (*part[1])
+		strbuf_printf(out, " (%s)", part[1]);
+	if (*part[2])
+		strbuf_printf(out, " %s", part[2]);
+	if (*part[3])
+		strbuf_printf(out, ": %s", part[3]);
+	free(copy);
+}
+
+/* The open failures of the room, oldest first: what failed, since when, who has it, and a
+ * link to the message. Plain text and HTML. */
+static cJSON *claims_content(struct chatops *c, const struct room_state *rs)
+{
+	struct store_failure *open = NULL;
+	size_t n = 0;
+	if (store_failures_open(c->store, rs->room, &open, &n) != 0)
+		return notice_new("I cannot read the open failures right now (see the bridge's log).");
+	if (n == 0) {
+		store_failures_free(open, n);
+		return notice_new("No open failures in this room.");
+	}
+	int64_t now = clock_wall_ms();
+	struct strbuf text = STRBUF_INIT, html = STRBUF_INIT;
+	strbuf_printf(&text, "Open failures in this room (%zu):", n);
+	strbuf_printf(&html, "<p>Open failures in this room (%zu):</p><ul>", n);
+	for (size_t i = 0; i < n && i < CLAIMS_LIST_MAX; i++) {
+		const struct store_failure *f = &open[i];
+		struct strbuf what = STRBUF_INIT;
+		describe_thread_key(f->thread_key, &what);
+		char age[32];
+		duration_format((double)(now - f->opened_ms) / 1000.0, age, sizeof age);
+		char **claimers = NULL;
+		size_t n_claim = 0;
+		store_claims_of(c->store, f->txn_id, "claim", &claimers, &n_claim);
+		struct strbuf who_text = STRBUF_INIT, who_html = STRBUF_INIT;
+		if (n_claim)
+			list_users(claimers, n_claim, &who_html, &who_text);
+		free_users(claimers, n_claim);
+		char times[48] = "";
+		if (f->count > 1)
+			snprintf(times, sizeof times, ", failed %lld times", (long long)f->count);
+		strbuf_printf(&text, "\n- %s: open %s%s, %s%s", strbuf_str(&what), age, times,
+			      n_claim ? "claimed by " : "unclaimed", strbuf_str(&who_text));
+		strbuf_puts(&html, "<li>");
+		if (f->event_id) {
+			/* A matrix.to link to the message itself; ids are percent-encoded. */
+			char *room = matrix_escape_segment(rs->room_id), *event = matrix_escape_segment(f->event_id);
+			strbuf_printf(&text, " https://matrix.to/#/%s/%s", room, event);
+			strbuf_printf(&html, "<a href=\"https://matrix.to/#/%s/%s\">", room, event);
+			strbuf_puts_html(&html, strbuf_str(&what));
+			strbuf_puts(&html, "</a>");
+			free(room);
+			free(event);
+		} else {
+			strbuf_puts_html(&html, strbuf_str(&what));
+		}
+		strbuf_printf(&html, ": open %s%s, ", age, times);
+		if (n_claim) {
+			strbuf_puts(&html, "claimed by ");
+			strbuf_puts(&html, strbuf_str(&who_html));
+		} else {
+			strbuf_puts(&html, "<b>unclaimed</b>");
+		}
+		strbuf_puts(&html, "</li>");
+		strbuf_free(&what);
+		strbuf_free(&who_text);
+		strbuf_free(&who_html);
+	}
+	strbuf_puts(&html, "</ul>");
+	if (n > CLAIMS_LIST_MAX) {
+		strbuf_printf(&text, "\n... and %zu more.", n - CLAIMS_LIST_MAX);
+		strbuf_printf(&html, "<p>... and %zu more.</p>", n - CLAIMS_LIST_MAX);
+	}
+	cJSON *content = notice_new(strbuf_str(&text));
+	cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
+	cJSON_AddStringToObject(content, "formatted_body", strbuf_str(&html));
+	strbuf_free(&text);
+	strbuf_free(&html);
+	store_failures_free(open, n);
+	return content;
+}
+
+/* Answers in the command's thread when it was in one, else as a reply to it. */
+static void reply_content(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, cJSON *content)
+{
 	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->event, "content"),
 							   "m.relates_to");
 	const char *root = str_at(rel, "rel_type") && strcmp(str_at(rel, "rel_type"), "m.thread") == 0
@@ -320,6 +423,17 @@ static void reply(struct chatops *c, const struct room_state *rs, const struct s
 	if (c->host.post(rs->room, "reply", ev->event_id, content, c->host.data) != 0)
 		log_kv(ZLOG_ERROR, "cannot queue a command reply", "room", rs->room, "event_id", ev->event_id, NULL);
 	cJSON_Delete(content);
+}
+
+static void reply(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, const char *text)
+{
+	/* Help and friends end their last line with a newline; a chat message does not. */
+	char *trimmed = xstrdup(text);
+	size_t len = strlen(trimmed);
+	while (len && (trimmed[len - 1] == '\n' || trimmed[len - 1] == ' '))
+		trimmed[--len] = '\0';
+	reply_content(c, rs, ev, notice_new(trimmed));
+	free(trimmed);
 }
 
 static void handle_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev, const char *body)
@@ -361,10 +475,12 @@ static void handle_command(struct chatops *c, struct room_state *rs, const struc
 		case COMMANDS_UNMUTE:
 			text = command_unmute(c, rs, &p);
 			break;
+		case COMMANDS_CLAIMS:
+			reply_content(c, rs, ev, claims_content(c, rs));
+			commands_parsed_clear(&p);
+			return;
 		default:
-			/* Claims are tracked (react to a failure); listing them comes next. */
-			text = xstrdup("Claims are tracked on the failure messages themselves (react with the "
-				       "claim or resolve emoji); this version cannot list them yet.");
+			text = xstrdup("I know that command but cannot answer it here.");
 			break;
 		}
 	}
@@ -421,6 +537,38 @@ char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_
 	return root;
 }
 
+void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *route,
+			  const char *key, cJSON *content)
+{
+	if (!c || !is_failure_action(ev->action))
+		return;
+	char *tkey = thread_key(ev);
+	cJSON *m = cJSON_CreateObject();
+	cJSON_AddNumberToObject(m, "v", 1);
+	cJSON_AddStringToObject(m, "txn", txn);
+	cJSON_AddStringToObject(m, "route", route);
+	cJSON_AddStringToObject(m, "key", key);
+	cJSON_AddStringToObject(m, "thread_key", tkey);
+	cJSON_AddNumberToObject(m, "opened_ms", (double)clock_wall_ms());
+	cJSON_AddNumberToObject(m, "count", 1);
+	cJSON_AddNumberToObject(m, "recovered_ms", 0);
+	cJSON_AddNumberToObject(m, "escalated", 0);
+	cJSON_DeleteItemFromObjectCaseSensitive(content, FAILURE_MARKER);
+	cJSON_AddItemToObject(content, FAILURE_MARKER, m);
+	free(tkey);
+}
+
+/* The marker of an edit carries the failure's state as it is now. */
+static void marker_update(cJSON *content, const struct store_failure *f)
+{
+	cJSON *m = cJSON_GetObjectItemCaseSensitive(content, FAILURE_MARKER);
+	if (!cJSON_IsObject(m))
+		return;
+	cJSON_ReplaceItemInObjectCaseSensitive(m, "count", cJSON_CreateNumber((double)f->count));
+	cJSON_ReplaceItemInObjectCaseSensitive(m, "recovered_ms", cJSON_CreateNumber((double)f->recovered_ms));
+	cJSON_ReplaceItemInObjectCaseSensitive(m, "escalated", cJSON_CreateNumber((double)f->escalated));
+}
+
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
 			   const char *route, const char *key, const cJSON *content)
 {
@@ -429,8 +577,14 @@ void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const
 	char *json = cJSON_PrintUnformatted(content);
 	char *tkey = thread_key(ev);
 	store_failure_add(c->store, txn, room, route, key, json, tkey, clock_wall_ms());
+	/* An edited start report was delivered long ago: its event id is known already. */
+	char *event_id = store_sent_event_id(c->store, txn);
+	if (event_id)
+		store_failure_set_event(c->store, txn, event_id);
+	free(event_id);
 	free(tkey);
 	cJSON_free(json);
+	c->next_escalation_ms = 0;
 }
 
 static void post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change);
@@ -487,7 +641,12 @@ static void list_users(char **users, size_t n, struct strbuf *html, struct strbu
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *sep = i == 0 ? "" : i + 1 == n ? " and " : ", ";
-		strbuf_printf(html, "%s<a href=\"https://matrix.to/#/%s\">%s</a>", sep, users[i], users[i]);
+		/* Senders come from the homeserver; escaped all the same. */
+		strbuf_printf(html, "%s<a href=\"https://matrix.to/#/", sep);
+		strbuf_puts_html(html, users[i]);
+		strbuf_puts(html, "\">");
+		strbuf_puts_html(html, users[i]);
+		strbuf_puts(html, "</a>");
 		strbuf_printf(text, "%s%s", sep, users[i]);
 	}
 }
@@ -557,6 +716,7 @@ static void post_claim_edit(struct chatops *c, const struct store_failure *f, co
 	cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(strbuf_str(&text)));
 	/* An edit that shows claims pings nobody: the on-call was pinged by the original. */
 	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.mentions");
+	marker_update(content, f);
 	cJSON *edit = relations_edit_new(content, f->event_id, NULL);
 	if (!f->event_id) /* queued moments ago: the deliverer fills the id in */
 		relations_point_at_txn(edit, f->txn_id);
@@ -601,6 +761,7 @@ static void on_redaction(struct chatops *c, const struct sync_event *ev, const c
 	char *txn = store_claim_remove(c->store, redacts);
 	if (!txn)
 		return;
+	c->next_escalation_ms = 0; /* unclaimed again: its escalation resumes */
 	struct store_failure f;
 	if (store_failure_by_txn(c->store, txn, &f) == 1 && f.event_id)
 		post_claim_edit(c, &f, ev->event_id);
@@ -714,11 +875,105 @@ static void check_handovers(struct chatops *c)
 	}
 }
 
+/* ---- escalation of unclaimed failures --------------------------------------- */
+
+/* Whether a failure escalates: its route mentions the on-call (a route that does not ping
+ * anyone on a new failure does not ping later either), and nobody claimed or resolved it. */
+static bool escalates(struct chatops *c, const struct store_failure *f)
+{
+	const struct route *r = config_find_route(c->cfg, f->route);
+	if (!r || !config_route_chatops(c->cfg, r)->mention_oncall)
+		return false;
+	char **users = NULL;
+	size_t n = 0, m = 0;
+	store_claims_of(c->store, f->txn_id, "claim", &users, &n);
+	free_users(users, n);
+	store_claims_of(c->store, f->txn_id, "resolve", &users, &m);
+	free_users(users, m);
+	return n == 0 && m == 0;
+}
+
+/* Posts the steps of `due` as one message in the failure's thread, pinging who they name. */
+static void post_escalation(struct chatops *c, const struct store_failure *f, unsigned due, time_t now)
+{
+	const struct rotation_config *rc = &c->cfg->chatops.rotation;
+	const char **who = xcalloc(rc->n_fallback + 1, sizeof *who);
+	size_t n = 0;
+	struct rotation_oncall oc;
+	bool oncall = (due & ROTATION_STEP_PING_ONCALL) && rotation_oncall(rc, now, &oc) == 0 && oc.user;
+	if (oncall)
+		who[n++] = oc.user;
+	if (due & ROTATION_STEP_FALLBACK)
+		for (size_t i = 0; i < rc->n_fallback; i++)
+			who[n++] = rc->fallback[i];
+	char age[32];
+	duration_format((double)(now - f->opened_ms / 1000), age, sizeof age);
+	struct strbuf text = STRBUF_INIT;
+	strbuf_printf(&text, "\u23F0 Still unclaimed after %s.", age);
+	if (due & ROTATION_STEP_FALLBACK)
+		strbuf_puts(&text, " Escalating: can one of you take it?");
+	else if (oncall)
+		strbuf_puts(&text, " You are on call: can you take it?");
+	else
+		strbuf_puts(&text, " Nobody is on call right now.");
+	strbuf_printf(&text, " React %s to claim it.", c->cfg->chatops.claim_reaction);
+	cJSON *content = notice_new(strbuf_str(&text));
+	relations_add_mentions(content, who, n);
+	relations_make_thread_reply(content, f->event_id, NULL);
+	if (!f->event_id)
+		relations_point_at_txn(content, f->txn_id);
+	char key[300];
+	snprintf(key, sizeof key, "%s|escalate|%u", f->txn_id, due);
+	c->host.post(f->room, "escalation", key, content, c->host.data);
+	log_kv(ZLOG_INFO, "unclaimed failure escalated", "room", f->room, "route", f->route, "key", f->event_key,
+	       "step", (due & ROTATION_STEP_FALLBACK) ? "fallback" : "oncall", "oncall", oncall ? oc.user : NULL, NULL);
+	cJSON_Delete(content);
+	strbuf_free(&text);
+	free(who);
+}
+
+/* Takes the escalation steps that came due for the open, unclaimed failures. Steps missed
+ * while the bridge was away are taken together, in one message. */
+static void check_escalations(struct chatops *c)
+{
+	const struct rotation_config *rc = &c->cfg->chatops.rotation;
+	if (!c->cfg->chatops.oncall || c->n_rooms == 0)
+		return;
+	int64_t now_ms = clock_wall_ms();
+	if (c->next_escalation_ms && now_ms < c->next_escalation_ms)
+		return;
+	time_t now = (time_t)(now_ms / 1000);
+	struct store_failure *open;
+	size_t n;
+	if (store_failures_open(c->store, NULL, &open, &n) != 0)
+		return;
+	int64_t next = INT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		struct store_failure *f = &open[i];
+		time_t t0 = (time_t)(f->opened_ms / 1000);
+		if (!escalates(c, f))
+			continue;
+		unsigned due = rotation_escalation_due(rc, t0, now) & ~f->escalated;
+		if (due) {
+			post_escalation(c, f, due, now);
+			f->escalated |= due;
+			store_failure_set_escalated(c->store, f->txn_id, f->escalated);
+		}
+		time_t later = rotation_escalation_next(rc, t0, f->escalated);
+		if (later && (int64_t)later * 1000 < next)
+			next = (int64_t)later * 1000;
+	}
+	store_failures_free(open, n);
+	/* Nothing pending: look again in a minute (the rotation may change on reload). */
+	c->next_escalation_ms = next == INT64_MAX ? now_ms + 60000 : next;
+}
+
 static void tick(struct loop *loop, void *data)
 {
 	struct chatops *c = data;
 	check_handovers(c);
 	expire_mutes(c);
+	check_escalations(c);
 	c->tick_timer = loop_timer_add(loop, clock_tick_ms(), tick, c);
 }
 
@@ -799,6 +1054,7 @@ void chatops_set_user_id(struct chatops *c, const char *user_id)
 void chatops_reload(struct chatops *c, const struct config *cfg)
 {
 	c->cfg = cfg;
+	c->next_escalation_ms = 0;
 }
 
 void chatops_free(struct chatops *c)

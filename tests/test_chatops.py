@@ -27,8 +27,8 @@ HANDOVER = calendar.timegm((2026, 1, 12, 9, 0, 0, 0, 0, 0))
 
 
 class ChatWorld(World):
-    def __init__(self, now, routes=ROUTES):
-        super().__init__(routes, extra=CHATOPS, start_bridge=False)
+    def __init__(self, now, routes=ROUTES, chatops=CHATOPS):
+        super().__init__(routes, extra=chatops, start_bridge=False)
         self.clock = os.path.join(self.dir, "clock")
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
@@ -51,8 +51,8 @@ class ChatWorld(World):
         return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"]
 
 
-def with_chat(now, fn, routes=ROUTES):
-    w = ChatWorld(now, routes)
+def with_chat(now, fn, routes=ROUTES, chatops=CHATOPS):
+    w = ChatWorld(now, routes, chatops)
     try:
         fn(w)
     finally:
@@ -388,6 +388,7 @@ def five_failing_nights_then_recovery_make_one_root_four_follow_ups_and_a_recove
             if n == 0:
                 root = wait_for(lambda: top_level_failures(w), 10, "the root")[0]["event_id"]
                 react(w, "@bob:localhost", root, "\U0001F440")
+                latest_edit(w, root, 1)   # claimed before the clock moves: no escalation
             else:
                 wait_for(lambda: len(in_thread_of(w, root)) == n, 10, "follow-up %d" % n)
         w.broker.publish("zuul/scs/periodic-daily", payload=periodic("story-ok", action="success"))
@@ -402,6 +403,146 @@ def five_failing_nights_then_recovery_make_one_root_four_follow_ups_and_a_recove
         assert "Claimed by @bob:localhost" in final, final[:200]
         assert "Failed 5 times since Tue 13 Jan 02:00 UTC" in final, final[:200]
     with_chat(HANDOVER + 3600, body)
+
+
+ESCALATING = CHATOPS.replace("command_power_level = 50;",
+                             'command_power_level = 50; escalate_after = "1h"; fallback = ["@carol:localhost"];')
+
+
+def escalations(w, root, room=ALERTS):
+    return [e for e in w.hs.events(room)
+            if (e["content"].get("m.relates_to") or {}).get("event_id") == root
+            and "Still unclaimed" in e["content"].get("body", "")]
+
+
+@test
+def an_unclaimed_failure_pings_the_on_call_then_the_fallback_in_its_thread():
+    start = HANDOVER - 4 * 3600          # alice is on call until the handover
+    routes = ROUTES + """,
+  { name = "quiet"; room = "#ops:localhost"; mention_oncall = false; }"""
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("e1"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]
+        marker = root["content"]["zmb.failure"]
+        assert marker["route"] == "all" and marker["count"] == 1 and marker["txn"].startswith("zmb.all.failure."), marker
+        quiet_root = wait_for(lambda: [e for e in w.hs.events("!ops:localhost")
+                                       if "Build failed" in e["content"].get("body", "")], 10, "the quiet copy")[0]
+        w.set_time(start + 3590)
+        time.sleep(0.7)
+        assert escalations(w, root["event_id"]) == [], "escalated before escalate_after"
+        w.set_time(start + 3610)
+        first = wait_for(lambda: escalations(w, root["event_id"]), 10, "the on-call ping")[0]["content"]
+        assert first["body"].startswith("@alice:localhost\n\u23f0 Still unclaimed after 1h. You are on call"), first["body"]
+        assert first["m.mentions"] == {"user_ids": ["@alice:localhost"]}, first["m.mentions"]
+        assert first["m.relates_to"]["rel_type"] == "m.thread", first["m.relates_to"]
+        assert w.bridge.stop() == 0             # the step taken survives a restart
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        time.sleep(0.7)
+        assert len(escalations(w, root["event_id"])) == 1, "a restart must not ping again"
+        w.set_time(start + 2 * 3600 + 10)
+        wait_for(lambda: len(escalations(w, root["event_id"])) == 2, 10, "the fallback ping")
+        second = escalations(w, root["event_id"])[1]["content"]
+        assert second["m.mentions"] == {"user_ids": ["@carol:localhost"]}, second["m.mentions"]
+        assert "Escalating" in second["body"], second["body"]
+        w.set_time(start + 5 * 3600)
+        time.sleep(0.7)
+        assert len(escalations(w, root["event_id"])) == 2, "nothing after the last step"
+        assert escalations(w, quiet_root["event_id"], "!ops:localhost") == [], \
+            "a route that does not mention the on-call does not escalate"
+    with_chat(start, body, routes, ESCALATING)
+
+
+@test
+def a_claimed_failure_is_not_escalated_until_the_claim_is_taken_back():
+    start = HANDOVER - 4 * 3600
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("e2"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        claim = react(w, "@bob:localhost", root, "\U0001F440")
+        latest_edit(w, root, 1)
+        w.set_time(start + 3 * 3600)
+        time.sleep(0.7)
+        assert escalations(w, root) == [], "a claimed failure must not escalate"
+        w.hs.inject(ALERTS, "@bob:localhost", {}, kind="m.room.redaction", redacts=claim)
+        ping = wait_for(lambda: escalations(w, root), 10, "the escalation after the unclaim")
+        assert len(ping) == 1, "both steps that came due go out as one message"
+        assert ping[0]["content"]["m.mentions"] == {"user_ids": ["@alice:localhost", "@carol:localhost"]}, \
+            ping[0]["content"]["m.mentions"]
+        assert "Still unclaimed after 3h" in ping[0]["content"]["body"], ping[0]["content"]["body"]
+    with_chat(start, body, chatops=ESCALATING)
+
+
+@test
+def claims_lists_the_open_failures_with_claimer_age_and_link():
+    def body(w):
+        r = reply_to(w, w.say("@alice:localhost", "!zuul claims"))["content"]
+        assert r["body"] == "No open failures in this room.", r["body"]
+        w.broker.publish("zuul/scs/check", payload=failure("l1"))
+        w.broker.publish("zuul/scs/check", payload=failure("l2", project="osism/other", failed_jobs=("docs",)))
+        wait_for(lambda: len(posted(w)) == 2, 10, "both failures")
+        first, second = posted(w)
+        react(w, "@bob:localhost", first["event_id"], "\U0001F440")
+        latest_edit(w, first["event_id"], 1)
+        w.set_time(HANDOVER - 3600 + 1800)
+        r = reply_to(w, w.say("@alice:localhost", "!zuul claims"))["content"]
+        lines = r["body"].split("\n")
+        assert lines[0] == "Open failures in this room (2):", r["body"]
+        assert lines[1].startswith("- SovereignCloudStack/standards (main) check: tox-py311: open 30m, "
+                                   "claimed by @bob:localhost https://matrix.to/#/"), lines[1]
+        assert lines[1].endswith("/" + first["event_id"].replace("$", "%24")), lines[1]
+        assert lines[2].startswith("- osism/other (main) check: docs: open 30m, unclaimed"), lines[2]
+        assert "<b>unclaimed</b>" in r["formatted_body"] and r["m.mentions"] == {}, r
+        react(w, "@alice:localhost", second["event_id"], "\u2705")
+        latest_edit(w, second["event_id"], 1)
+        r = reply_to(w, w.say("@alice:localhost", "!zuul claims"))["content"]
+        assert r["body"].startswith("Open failures in this room (1):\n- SovereignCloudStack"), r["body"]
+        # a resolved failure is closed: the same failure again starts a new root, not a thread
+        w.broker.publish("zuul/scs/check", payload=failure("l3", project="osism/other", failed_jobs=("docs",)))
+        wait_for(lambda: len(top_level_failures(w)) == 3, 10, "a new root after the resolve")
+    with_chat(HANDOVER - 3600, body)
+
+
+def start_report(buildset):
+    with open(os.path.join(PAYLOADS, "shared-modern-start.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    return json.dumps(ev)
+
+
+@test
+def with_edit_start_the_result_replaces_the_start_report():
+    routes = '  { name = "all"; room = "#alerts:localhost"; edit_start = true; }'
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=start_report("s1"))
+        start = wait_for(lambda: [e for e in w.hs.events(ALERTS) if "format" in e["content"]], 10, "the start")[0]
+        w.broker.publish("zuul/scs/check", payload=failure("s1"))
+        edit = wait_for(lambda: edits_of(w, start["event_id"]), 10, "the start edited into the result")[0]
+        new = edit["content"]["m.new_content"]
+        assert "Build failed" in new["body"], new["body"][:100]
+        assert edit["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}, "the result pings the on-call"
+        assert new["zmb.failure"]["txn"] == "zmb.all.start.s1", new["zmb.failure"]
+        tops = [e for e in w.hs.events(ALERTS) if "format" in e["content"] and "m.relates_to" not in e["content"]]
+        assert [e["event_id"] for e in tops] == [start["event_id"]], ("no second top-level message",
+                                                                      [e["content"]["body"][:60] for e in tops])
+        react(w, "@bob:localhost", start["event_id"], "\U0001F440")   # the start message is the failure now
+        claimed = latest_edit(w, start["event_id"], 2)
+        assert claimed["body"].startswith("\U0001F440 Claimed by @bob:localhost\nBuild failed") or \
+            "Claimed by @bob:localhost" in claimed["body"][:80], claimed["body"][:120]
+        assert "Build failed" in claimed["body"], claimed["body"][:200]
+        # the same failure again: its start report points at the thread instead
+        w.broker.publish("zuul/scs/check", payload=start_report("s2"))
+        start2 = wait_for(lambda: [e for e in w.hs.events(ALERTS) if "format" in e["content"]
+                                   and "m.relates_to" not in e["content"] and e["event_id"] != start["event_id"]],
+                          10, "the second start")[0]
+        w.broker.publish("zuul/scs/check", payload=failure("s2"))
+        wait_for(lambda: len(in_thread_of(w, start["event_id"])) == 1, 10, "the repeat in the thread")
+        pointer = wait_for(lambda: edits_of(w, start2["event_id"]), 10, "the second start edited")[0]
+        assert "failed again: followed in the thread" in pointer["content"]["m.new_content"]["body"], pointer
+    with_chat(HANDOVER - 3600, body, routes)
 
 
 run()
