@@ -23,13 +23,16 @@ enum commands_verb {
 	COMMANDS_MUTE,
 	COMMANDS_UNMUTE,
 	COMMANDS_STATUS,
+	COMMANDS_OWNERS,
+	COMMANDS_WORKFLOW,
 };
 
 /* One parsed command. Strings are owned; clear with commands_parsed_clear(). */
 struct commands_parsed {
 	enum commands_verb verb;
-	char *project;        /* MUTE, UNMUTE: Zuul's project name, e.g. "org/repo" */
-	char *job;            /* MUTE, UNMUTE: one job of the project, NULL: every job */
+	char *project;        /* MUTE, UNMUTE, OWNERS: Zuul's project name, e.g. "org/repo" */
+	char *job;            /* MUTE, UNMUTE, OWNERS: one job of the project, NULL: every job
+			       * (OWNERS: none named) */
 	long long duration_s; /* MUTE: 1 .. COMMANDS_MUTE_MAX_S */
 	time_t until;         /* MUTE: now + duration_s, when the mute ends */
 	char *error;          /* INVALID: plain text for the reply (no user input but checked
@@ -44,9 +47,11 @@ struct commands_parsed {
  *   PREFIX                                  -> HELP
  *   PREFIX help [anything]                  -> HELP
  *   PREFIX oncall | claims | status         -> those (no arguments)
+ *   PREFIX workflow                         -> WORKFLOW (no arguments)
  *   PREFIX mute PROJECT DURATION            -> MUTE of every job of PROJECT
  *   PREFIX mute PROJECT JOB DURATION        -> MUTE of one job
  *   PREFIX unmute PROJECT [JOB]             -> UNMUTE
+ *   PREFIX owners PROJECT [JOB]             -> OWNERS: who owns the project (or that job)
  * PROJECT is taken whole, '/' included ("SovereignCloudStack/standards"): a job is only
  * ever the separate word JOB. DURATION is a duration_parse() string, at most 30d.
  * PROJECT and JOB are ASCII letters, digits and . _ - / + : ~ (Zuul's names), up to

@@ -17,8 +17,9 @@ static const struct {
 	const char *name;
 	enum commands_verb verb;
 } verbs[] = {
-    {"help", COMMANDS_HELP}, {"oncall", COMMANDS_ONCALL}, {"claims", COMMANDS_CLAIMS},
-    {"mute", COMMANDS_MUTE}, {"unmute", COMMANDS_UNMUTE}, {"status", COMMANDS_STATUS},
+    {"help", COMMANDS_HELP},     {"oncall", COMMANDS_ONCALL},     {"claims", COMMANDS_CLAIMS},
+    {"mute", COMMANDS_MUTE},     {"unmute", COMMANDS_UNMUTE},     {"status", COMMANDS_STATUS},
+    {"owners", COMMANDS_OWNERS}, {"workflow", COMMANDS_WORKFLOW},
 };
 
 const char *commands_verb_name(enum commands_verb verb)
@@ -222,6 +223,18 @@ static void parse_unmute(const char *prefix, const struct word *args, size_t nar
 	take_names(args, nargs, out);
 }
 
+static void parse_owners(const char *prefix, const struct word *args, size_t nargs, struct commands_parsed *out)
+{
+	if (nargs < 1 || nargs > 2) {
+		set_error(out,
+			  "usage: %s owners PROJECT [JOB] (e.g. %s owners SovereignCloudStack/standards, or "
+			  "%s owners SovereignCloudStack/standards tox-py311)",
+			  prefix, prefix, prefix);
+		return;
+	}
+	take_names(args, nargs, out);
+}
+
 enum commands_verb commands_parse(const char *body, const char *prefix, time_t now, struct commands_parsed *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -289,6 +302,7 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 	case COMMANDS_ONCALL:
 	case COMMANDS_CLAIMS:
 	case COMMANDS_STATUS:
+	case COMMANDS_WORKFLOW:
 		if (nargs > 0)
 			set_error(out, "%s %s takes no arguments", prefix, commands_verb_name(verb));
 		else
@@ -302,16 +316,20 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 		out->verb = verb;
 		parse_unmute(prefix, args, nargs, out);
 		break;
+	case COMMANDS_OWNERS:
+		out->verb = verb;
+		parse_owners(prefix, args, nargs, out);
+		break;
 	default:
 		if (echo_ok(words[0].p, words[0].n))
 			set_error(out,
 				  "unknown command \"%.*s\"; the commands are help, oncall, claims, mute, "
-				  "unmute and status (%s help explains them)",
+				  "unmute, status, owners and workflow (%s help explains them)",
 				  (int)words[0].n, words[0].p, prefix);
 		else
 			set_error(out,
-				  "unknown command; the commands are help, oncall, claims, mute, unmute "
-				  "and status (%s help explains them)",
+				  "unknown command; the commands are help, oncall, claims, mute, unmute, "
+				  "status, owners and workflow (%s help explains them)",
 				  prefix);
 		break;
 	}
@@ -335,6 +353,11 @@ char *commands_help(const char *prefix, long long required_level)
 		      x);
 	strbuf_printf(&sb, "%s unmute PROJECT [JOB]: end a mute now\n", x);
 	strbuf_printf(&sb, "%s status: MQTT and Matrix connections, outbox depth, last report\n", x);
+	strbuf_printf(&sb,
+		      "%s owners PROJECT [JOB]: who owns a project (or one of its jobs), by which owners "
+		      "rule, and where its failures are forwarded\n",
+		      x);
+	strbuf_printf(&sb, "%s workflow: this room's agreed way of handling failures\n", x);
 	return strbuf_detach(&sb);
 }
 

@@ -84,6 +84,9 @@ static void test_every_verb_parses(void)
 	CHECK_VERB("!zuul status", COMMANDS_STATUS);
 	CHECK_VERB("!zuul mute org/repo 1h", COMMANDS_MUTE);
 	CHECK_VERB("!zuul unmute org/repo", COMMANDS_UNMUTE);
+	CHECK_VERB("!zuul owners org/repo", COMMANDS_OWNERS);
+	CHECK_VERB("!zuul workflow", COMMANDS_WORKFLOW);
+	CHECK_VERB("!zuul Workflow\n", COMMANDS_WORKFLOW);
 	/* Any ASCII whitespace separates words; verbs ignore case (phones capitalise). */
 	CHECK_VERB("!zuul\tstatus", COMMANDS_STATUS);
 	CHECK_VERB("!zuul\r\n  Status \n", COMMANDS_STATUS);
@@ -188,6 +191,46 @@ static void test_unmute(void)
 	check_error("!zuul unmute org/repo job\"x", "JOB is not a Zuul name");
 }
 
+static void test_owners_of_a_project_or_job(void)
+{
+	struct commands_parsed c;
+	CHECK(parse("!zuul owners SovereignCloudStack/standards", &c) == COMMANDS_OWNERS);
+	CHECK_STR(c.project, "SovereignCloudStack/standards");
+	CHECK(c.job == NULL);
+	CHECK_INT(c.duration_s, 0);
+	CHECK(c.error == NULL);
+	commands_parsed_clear(&c);
+	CHECK(parse("!zuul OWNERS  org/repo   tox-py3.11 ", &c) == COMMANDS_OWNERS);
+	CHECK_STR(c.project, "org/repo");
+	CHECK_STR(c.job, "tox-py3.11");
+	commands_parsed_clear(&c);
+	/* As for mute, a project is never split at '/': the job is always its own word. */
+	CHECK(parse("!zuul owners org/repo/tox-py3", &c) == COMMANDS_OWNERS);
+	CHECK_STR(c.project, "org/repo/tox-py3");
+	CHECK(c.job == NULL);
+	commands_parsed_clear(&c);
+	check_error("!zuul owners", "usage: !zuul owners PROJECT [JOB] (e.g. !zuul owners "
+				    "SovereignCloudStack/standards, or !zuul owners SovereignCloudStack/standards "
+				    "tox-py311)");
+	check_error("!zuul owners org/repo tox-py3 extra", "usage: !zuul owners PROJECT [JOB]");
+	check_error("!zuul owners @room", "PROJECT is not a Zuul name");
+	check_error("!zuul owners org/repo <b>job</b>", "JOB is not a Zuul name");
+	struct commands_parsed z;
+	CHECK(commands_parse("zb: owners", "zb:", NOW, &z) == COMMANDS_INVALID);
+	CHECK_CONTAINS(z.error, "usage: zb: owners PROJECT [JOB] (e.g. zb: owners ");
+	commands_parsed_clear(&z);
+}
+
+static void test_workflow_takes_no_arguments(void)
+{
+	struct commands_parsed c;
+	CHECK(parse("!zuul workflow", &c) == COMMANDS_WORKFLOW);
+	CHECK(c.project == NULL && c.job == NULL && c.error == NULL);
+	commands_parsed_clear(&c);
+	check_error("!zuul workflow please", "!zuul workflow takes no arguments");
+	check_error("!zuul workflow org/repo tox", "!zuul workflow takes no arguments");
+}
+
 static void test_commands_without_arguments_refuse_them(void)
 {
 	check_error("!zuul status now", "!zuul status takes no arguments");
@@ -198,7 +241,8 @@ static void test_commands_without_arguments_refuse_them(void)
 static void test_unknown_verbs(void)
 {
 	check_error("!zuul stauts", "unknown command \"stauts\"; the commands are help, oncall, claims, "
-				    "mute, unmute and status (!zuul help explains them)");
+				    "mute, unmute, status, owners and workflow (!zuul help explains them)");
+	check_error("!zuul owner org/repo", "unknown command \"owner\"");
 	/* A word that could ping the room or carry markup is not repeated. */
 	struct commands_parsed c;
 	const char *hostile[] = {"!zuul @room", "!zuul <a href=\"https://evil\">x</a>", "!zuul \xc3\xa9t\xc3\xa9",
@@ -275,13 +319,15 @@ static void test_help_lists_every_command_on_one_line(void)
 			       "\n!zuul claims: ",
 			       "\n!zuul mute PROJECT [JOB] DURATION: ",
 			       "\n!zuul unmute PROJECT [JOB]: ",
-			       "\n!zuul status: "};
+			       "\n!zuul status: ",
+			       "\n!zuul owners PROJECT [JOB]: ",
+			       "\n!zuul workflow: "};
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		CHECK_CONTAINS(h, lines[i]);
 	int nl = 0;
 	for (const char *p = h; *p; p++)
 		nl += *p == '\n';
-	CHECK_INT(nl, 7);
+	CHECK_INT(nl, 9);
 	free(h);
 	h = commands_help("!ci", 0);
 	CHECK(strncmp(h, "Commands:\n!ci help: ", 20) == 0);
@@ -366,6 +412,8 @@ static void test_verb_names_and_clearing(void)
 	CHECK_STR(commands_verb_name(COMMANDS_INVALID), "invalid");
 	CHECK_STR(commands_verb_name(COMMANDS_MUTE), "mute");
 	CHECK_STR(commands_verb_name(COMMANDS_STATUS), "status");
+	CHECK_STR(commands_verb_name(COMMANDS_OWNERS), "owners");
+	CHECK_STR(commands_verb_name(COMMANDS_WORKFLOW), "workflow");
 	commands_parsed_clear(NULL);
 	struct commands_parsed c;
 	parse("!zuul mute a b 1h", &c);
@@ -385,6 +433,8 @@ int main(void)
 	RUN(test_mute_one_job);
 	RUN(test_mute_mistakes_get_helpful_errors);
 	RUN(test_unmute);
+	RUN(test_owners_of_a_project_or_job);
+	RUN(test_workflow_takes_no_arguments);
 	RUN(test_commands_without_arguments_refuse_them);
 	RUN(test_unknown_verbs);
 	RUN(test_long_bodies);
