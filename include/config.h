@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "owners.h"
 #include "rotation.h"
 #include "route.h"
 #include "strbuf.h"
@@ -63,6 +64,11 @@ struct config_chatops {
 	int command_power_level;  /* room power level needed for commands, default 50 */
 	bool threads;             /* default true: a repeated failure goes into the first one's thread */
 	bool oncall;              /* the oncall group is present (and valid): rotation is usable */
+	char *workflow;           /* the room's way of working for `!zuul workflow`, from workflow or
+	                           * workflow_file (read at load); may span lines, at most 4000 bytes,
+	                           * valid UTF-8 without control characters but newline and tab; NULL: none */
+	long long catch_up_after_s; /* away longer than this -> summarise what was resolved meanwhile;
+	                           * default 600 (10m), 0: never */
 	/* members .. overrides are filled from chatops.oncall (only when oncall is true);
 	 * escalate_after_s (default 1h, 0: off), fallback and fallback_after_s (default 1h
 	 * when fallback is set, else 0) from chatops itself. Passed rotation_check(). */
@@ -73,6 +79,24 @@ struct config_chatops {
 struct config_route_chatops {
 	bool edit_start;          /* default false: edit the start report into the final result */
 	bool mention_oncall;      /* default true when chatops.oncall is configured, else false */
+	char *runbook;            /* http(s) URL shown under this route's failures; NULL: none */
+	char *hint;               /* one line (at most 200 bytes) shown under them; NULL: none */
+	int digest_minute;        /* daily digest at this local time, minutes after midnight; -1: none */
+	char *digest_timezone;    /* the digest's tz database zone; never NULL: default
+	                           * chatops.oncall.timezone with a rotation, else "UTC" */
+};
+
+/* Infrastructure triage: failures whose build results name the infrastructure rather than
+ * the change are grouped into one incident per (tenant, cause). The defaults are filled
+ * even when the group is absent. */
+struct config_triage {
+	bool enabled;             /* the triage group is present */
+	char **infra_results;     /* build results meaning "infrastructure", [A-Z_]+; default NODE_FAILURE,
+	                           * RETRY_LIMIT, POST_FAILURE, DISK_FULL, LOST, EXCEPTION, ERROR */
+	size_t n_infra_results;
+	long long job_window_s;   /* a job failing in job_min_projects projects within this window is
+	                           * one incident; default 1800 (30m), 60..86400 */
+	int job_min_projects;     /* default 3, 2..1000 */
 };
 
 struct config {
@@ -88,6 +112,8 @@ struct config {
 	size_t n_routes;
 	struct config_chatops chatops;
 	struct config_route_chatops *route_chatops; /* n_routes entries, parallel to routes */
+	struct owners_config owners; /* `owners` rules in file order; none: no owners */
+	struct config_triage triage;
 };
 
 enum config_flags {

@@ -26,7 +26,7 @@
  * match/exclude come from route_field_key() so route owns that vocabulary. */
 static const char *const top_keys[] = {
 	"state_dir", "template_dir", "log_level", "dedup_retention", "mqtt", "matrix", "routes", "metrics",
-	"chatops", NULL,
+	"chatops", "owners", "triage", NULL,
 };
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
@@ -43,17 +43,26 @@ static const char *const metrics_keys[] = {
 	"listen", "port", NULL,
 };
 static const char *const route_keys[] = {
-	"name", "room", "template", "match", "exclude", "edit_start", "mention_oncall", NULL,
+	"name", "room", "template", "match", "exclude", "edit_start", "mention_oncall", "runbook", "hint",
+	"digest_at", "digest_timezone", NULL,
 };
 static const char *const chatops_keys[] = {
 	"claim_reaction", "resolve_reaction", "command_prefix", "command_power_level", "threads",
-	"escalate_after", "fallback_after", "fallback", "oncall", NULL,
+	"escalate_after", "fallback_after", "fallback", "oncall", "workflow", "workflow_file",
+	"catch_up_after", NULL,
 };
 static const char *const oncall_keys[] = {
 	"members", "shift", "handover", "timezone", "start", "overrides", NULL,
 };
 static const char *const override_keys[] = {
 	"from", "to", "user", NULL,
+};
+static const char *const owners_keys[] = {
+	"tenants", "pipelines", "projects", "jobs", "users", "forward_room", "forward_after",
+	"escalate_after", "runbook", "hint", NULL,
+};
+static const char *const triage_keys[] = {
+	"infra_results", "job_window", "job_min_projects", NULL,
 };
 
 static const char *const all_keys[] = {
@@ -73,13 +82,19 @@ static const char *const all_keys[] = {
 	"routes.exclude.projects", "routes.exclude.branches", "routes.exclude.actions",
 	"routes.exclude.buildset_results", "routes.exclude.build_results",
 	"metrics", "metrics.listen", "metrics.port",
-	"routes.edit_start", "routes.mention_oncall",
+	"routes.edit_start", "routes.mention_oncall", "routes.runbook", "routes.hint", "routes.digest_at",
+	"routes.digest_timezone",
 	"chatops", "chatops.claim_reaction", "chatops.resolve_reaction", "chatops.command_prefix",
 	"chatops.command_power_level", "chatops.threads", "chatops.escalate_after",
 	"chatops.fallback_after", "chatops.fallback",
 	"chatops.oncall", "chatops.oncall.members", "chatops.oncall.shift", "chatops.oncall.handover",
 	"chatops.oncall.timezone", "chatops.oncall.start", "chatops.oncall.overrides",
 	"chatops.oncall.overrides.from", "chatops.oncall.overrides.to", "chatops.oncall.overrides.user",
+	"chatops.workflow", "chatops.workflow_file", "chatops.catch_up_after",
+	"owners", "owners.tenants", "owners.pipelines", "owners.projects", "owners.jobs", "owners.users",
+	"owners.forward_room", "owners.forward_after", "owners.escalate_after", "owners.runbook",
+	"owners.hint",
+	"triage", "triage.infra_results", "triage.job_window", "triage.job_min_projects",
 	NULL,
 };
 
@@ -837,6 +852,43 @@ static bool room_ok(const char *room)
 	return true;
 }
 
+/* The glob patterns at s (a list, or one string for a one-pattern list) into *out and *n_out;
+ * false after reporting. An empty list is an error when nonempty is set (a field that
+ * matches nothing is a mistake; to match anything, the key is left out). */
+static bool get_globs(struct loader *ld, const config_setting_t *s, const char *path, bool nonempty,
+		      char ***out, size_t *n_out)
+{
+	char **pats;
+	size_t np;
+	if (!get_string_list(ld, s, path, true, &pats, &np))
+		return false;
+	bool ok = true;
+	if (np == 0 && nonempty) {
+		report(ld, s, "%s: empty list (expected at least one pattern; remove the key to "
+			      "accept any value)", path);
+		ok = false;
+	}
+	for (size_t k = 0; k < np; k++) {
+		const char *why = glob_check(pats[k]);
+		if (!why)
+			continue;
+		bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+		const config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned)k);
+		if (single)
+			report(ld, e, "%s: bad glob \"%s\" (%s)", path, pats[k], why);
+		else
+			report(ld, e, "%s[%zu]: bad glob \"%s\" (%s)", path, k, pats[k], why);
+		ok = false;
+	}
+	if (!ok) {
+		free_strings(pats, np);
+		return false;
+	}
+	*out = pats;
+	*n_out = np;
+	return true;
+}
+
 /* match (is_match) or exclude of one route. */
 static void load_rules(struct loader *ld, const config_setting_t *grp, const char *prefix,
 		       bool is_match, struct route_rules *out)
@@ -861,32 +913,10 @@ static void load_rules(struct loader *ld, const config_setting_t *grp, const cha
 			continue;
 		char path[160];
 		key_path(path, sizeof(path), prefix, config_setting_name(s));
-		char **pats;
-		size_t np;
-		if (!get_string_list(ld, s, path, true, &pats, &np))
+		char **pats = NULL;
+		size_t np = 0;
+		if (!get_globs(ld, s, path, is_match, &pats, &np) || np == 0)
 			continue;
-		bool ok = true;
-		if (np == 0 && is_match) {
-			report(ld, s, "%s: empty list (expected at least one pattern; remove the key to "
-				      "accept any value)", path);
-			ok = false;
-		}
-		for (size_t k = 0; k < np; k++) {
-			const char *why = glob_check(pats[k]);
-			if (!why)
-				continue;
-			bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
-			const config_setting_t *e = single ? s : config_setting_get_elem(s, (unsigned)k);
-			if (single)
-				report(ld, e, "%s: bad glob \"%s\" (%s)", path, pats[k], why);
-			else
-				report(ld, e, "%s[%zu]: bad glob \"%s\" (%s)", path, k, pats[k], why);
-			ok = false;
-		}
-		if (!ok || np == 0) {
-			free_strings(pats, np);
-			continue;
-		}
 		free_strings(out->field[f].patterns, out->field[f].n);
 		out->field[f].patterns = pats;
 		out->field[f].n = np;
@@ -1061,6 +1091,238 @@ static bool same_reaction(const char *a, const char *b)
 		a++;
 		b++;
 	}
+}
+
+/* ---- texts shown in the room: runbooks, hints, the workflow ------------------- */
+
+#define RUNBOOK_MAX 2000  /* a link, not a document */
+#define HINT_MAX 200      /* one line under the failure */
+#define WORKFLOW_MAX 4000 /* one message that still reads as a message */
+#define WORKFLOW_FILE_MAX 65536 /* read at most this much: CRs and trailing blanks are dropped first */
+#define SHOWN_MAX 80      /* how much of a bad value a message quotes */
+
+/* v quoted for a message in sb (reset first): '"', '\' and control characters escaped so
+ * that the message stays one line, cut after SHOWN_MAX bytes at a character boundary (a
+ * cut value ends in `"...`). Returns sb's text. */
+static const char *shown(struct strbuf *sb, const char *v)
+{
+	size_t n = strlen(v), cut = n;
+	if (cut > SHOWN_MAX) {
+		cut = SHOWN_MAX;
+		while (cut > 0 && ((unsigned char)v[cut] & 0xc0) == 0x80)
+			cut--;
+	}
+	strbuf_reset(sb);
+	strbuf_putc(sb, '"');
+	for (size_t i = 0; i < cut; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c == '"' || c == '\\') {
+			strbuf_putc(sb, '\\');
+			strbuf_putc(sb, (char)c);
+		} else if (c == '\n') {
+			strbuf_puts(sb, "\\n");
+		} else if (c == '\t') {
+			strbuf_puts(sb, "\\t");
+		} else if (c < 0x20 || c == 0x7f) {
+			strbuf_printf(sb, "\\x%02x", c);
+		} else {
+			strbuf_putc(sb, (char)c);
+		}
+	}
+	strbuf_puts(sb, cut < n ? "\"..." : "\"");
+	return strbuf_str(sb);
+}
+
+/* NULL when url is an http(s) link fit to put under a failure, else why not. Unlike the
+ * homeserver URL, a query or fragment is fine: wiki pages are linked by anchor. */
+static const char *runbook_problem(const char *url)
+{
+	const char *rest;
+	if (strncmp(url, "https://", 8) == 0)
+		rest = url + 8;
+	else if (strncmp(url, "http://", 7) == 0)
+		rest = url + 7;
+	else
+		return "not http:// or https://";
+	if (!*rest || strchr("/?#", *rest))
+		return "no host after the scheme";
+	if (strlen(url) > RUNBOOK_MAX)
+		return "longer than 2000 bytes";
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "contains whitespace or control characters";
+	if (!utf8_valid(url))
+		return "not valid UTF-8";
+	return NULL;
+}
+
+/* NULL when text is one line of at most HINT_MAX bytes, else why not. */
+static const char *hint_problem(const char *text)
+{
+	if (!*text)
+		return "empty";
+	if (strlen(text) > HINT_MAX)
+		return "longer than 200 bytes";
+	if (!utf8_valid(text))
+		return "not valid UTF-8";
+	if (strpbrk(text, "\r\n"))
+		return "more than one line";
+	for (const char *p = text; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			return "contains control characters";
+	return NULL;
+}
+
+/* NULL when the len bytes of text make a workflow message, else why not. */
+static const char *workflow_problem(const char *text, size_t len)
+{
+	if (len == 0)
+		return "empty";
+	if (memchr(text, '\0', len))
+		return "contains a NUL byte";
+	if (len > WORKFLOW_MAX)
+		return "longer than 4000 bytes";
+	if (!utf8_valid(text))
+		return "not valid UTF-8";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if ((c < ' ' && c != '\n' && c != '\t') || c == 0x7f)
+			return "contains control characters other than newline and tab";
+	}
+	return NULL;
+}
+
+/* Drops trailing whitespace (blank lines, a final newline) from a string in place;
+ * returns the new length. */
+static size_t trim_end(char *s, size_t len)
+{
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]))
+		len--;
+	s[len] = '\0';
+	return len;
+}
+
+/* The runbook key of grp (a route or an owners rule) into *out, when present and valid. */
+static void get_runbook(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out)
+{
+	const char *v = NULL;
+	if (!get_string(ld, grp, pfx, "runbook", &v) || !v)
+		return;
+	const char *why = runbook_problem(v);
+	if (why) {
+		struct strbuf sb = STRBUF_INIT;
+		report(ld, config_setting_get_member(grp, "runbook"), "%s.runbook: bad URL %s (%s; expected an "
+		       "http:// or https:// URL without whitespace or control characters)", pfx, shown(&sb, v), why);
+		strbuf_free(&sb);
+		return;
+	}
+	free(*out);
+	*out = xstrdup(v);
+}
+
+/* The hint key of grp (a route or an owners rule) into *out, when present and valid. */
+static void get_hint(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out)
+{
+	const char *v = NULL;
+	if (!get_string(ld, grp, pfx, "hint", &v) || !v)
+		return;
+	const char *why = hint_problem(v);
+	if (why) {
+		struct strbuf sb = STRBUF_INIT;
+		report(ld, config_setting_get_member(grp, "hint"), "%s.hint: bad hint %s (%s; expected one line "
+		       "of at most 200 bytes without control characters)", pfx, shown(&sb, v), why);
+		strbuf_free(&sb);
+		return;
+	}
+	free(*out);
+	*out = xstrdup(v);
+}
+
+/* Reads at most WORKFLOW_FILE_MAX bytes of path. Returns the text (caller frees) and its
+ * length, or NULL with *err an errno value, or EFBIG when the file is longer. */
+static char *read_workflow_file(const char *path, size_t *len, int *err)
+{
+	*err = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*err = errno;
+		return NULL;
+	}
+	char *buf = xmalloc(WORKFLOW_FILE_MAX + 2);
+	size_t n = 0;
+	for (;;) {
+		ssize_t got = read(fd, buf + n, WORKFLOW_FILE_MAX + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			*err = errno;
+			break;
+		}
+		if (got == 0 || (n += (size_t)got) > WORKFLOW_FILE_MAX)
+			break;
+	}
+	close(fd);
+	if (!*err && n > WORKFLOW_FILE_MAX)
+		*err = EFBIG;
+	if (*err) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* chatops.workflow, or the text of chatops.workflow_file, into co->workflow. */
+static void load_workflow(struct loader *ld, const config_setting_t *grp, struct config_chatops *co)
+{
+	static const char expected_file[] = "expected a UTF-8 text file of at most 4000 bytes";
+	const config_setting_t *ws = config_setting_get_member(grp, "workflow");
+	const config_setting_t *fs = config_setting_get_member(grp, "workflow_file");
+	struct strbuf sb = STRBUF_INIT;
+	const char *v = NULL;
+	if (ws && get_string(ld, grp, "chatops", "workflow", &v)) {
+		char *text = xstrdup(v);
+		size_t len = trim_end(text, strlen(text));
+		const char *why = workflow_problem(text, len);
+		if (why) {
+			report(ld, ws, "chatops.workflow: bad workflow %s (%s; expected text of at most 4000 "
+			       "bytes, or no workflow key)", shown(&sb, v), why);
+			free(text);
+		} else {
+			co->workflow = text;
+		}
+	}
+	char *path = NULL;
+	if (fs && ws) {
+		report(ld, fs, "chatops.workflow_file: set together with chatops.workflow on line %d (expected "
+		       "only one of them)", config_setting_source_line(ws));
+	} else if (fs && get_path(ld, grp, "chatops", "workflow_file", &path) && path) {
+		size_t len = 0;
+		int err;
+		char *text = read_workflow_file(path, &len, &err);
+		if (!text && err == EFBIG) {
+			report(ld, fs, "chatops.workflow_file: %s: longer than 4000 bytes (%s)", path, expected_file);
+		} else if (!text) {
+			report(ld, fs, "chatops.workflow_file: cannot read %s: %s", path, strerror(err));
+		} else {
+			/* CRLF line ends of a file written on Windows become plain newlines. */
+			size_t o = 0;
+			for (size_t i = 0; i < len; i++)
+				if (!(text[i] == '\r' && i + 1 < len && text[i + 1] == '\n'))
+					text[o++] = text[i];
+			len = trim_end(text, o);
+			const char *why = workflow_problem(text, len);
+			if (why) {
+				report(ld, fs, "chatops.workflow_file: %s: %s (%s)", path, why, expected_file);
+				free(text);
+			} else {
+				co->workflow = text;
+			}
+		}
+	}
+	free(path);
+	strbuf_free(&sb);
 }
 
 /* The keys rotation_check() names in its problems, where they live and what to say
@@ -1305,6 +1567,7 @@ static void chatops_defaults(struct config_chatops *co)
 	co->command_power_level = 50;
 	co->threads = true;
 	co->rotation.escalate_after_s = 3600;
+	co->catch_up_after_s = 600;
 }
 
 static void load_chatops(struct loader *ld, const config_setting_t *grp, struct config_chatops *co)
@@ -1338,6 +1601,9 @@ static void load_chatops(struct loader *ld, const config_setting_t *grp, struct 
 	if (src.bad[RK_FALLBACK] || src.bad[RK_FALLBACK_AFTER])
 		src.bad[RK_FALLBACK] = src.bad[RK_FALLBACK_AFTER] = true;
 
+	load_workflow(ld, grp, co);
+	get_duration(ld, grp, pfx, "catch_up_after", 0, 30LL * 86400, &co->catch_up_after_s);
+
 	src.oncall = get_group(ld, grp, pfx, "oncall");
 	if (src.oncall) {
 		co->oncall = true;
@@ -1348,6 +1614,59 @@ static void load_chatops(struct loader *ld, const config_setting_t *grp, struct 
 		report_rotation_problems(ld, &src, strbuf_str(&problems));
 	strbuf_free(&problems);
 	free(src.bad_override);
+}
+
+/* "HH:MM" (24-hour; a one-digit hour is accepted) as minutes after midnight, or -1. */
+static int parse_time_of_day(const char *v)
+{
+#define DIGIT(c) ((c) >= '0' && (c) <= '9')
+	if (!DIGIT(v[0]))
+		return -1;
+	int h = v[0] - '0';
+	size_t i = 1;
+	if (DIGIT(v[1]))
+		h = h * 10 + (v[i++] - '0');
+	if (v[i] != ':' || !DIGIT(v[i + 1]) || !DIGIT(v[i + 2]) || v[i + 3] != '\0')
+		return -1;
+	int m = (v[i + 1] - '0') * 10 + (v[i + 2] - '0');
+#undef DIGIT
+	return h > 23 || m > 59 ? -1 : h * 60 + m;
+}
+
+/* digest_at and digest_timezone of route s (rco->digest_timezone holds the default). */
+static void load_digest(struct loader *ld, const config_setting_t *s, const char *pfx,
+			const struct config_chatops *co, struct config_route_chatops *rco)
+{
+	const config_setting_t *at = config_setting_get_member(s, "digest_at");
+	const config_setting_t *tz = config_setting_get_member(s, "digest_timezone");
+	struct strbuf sb = STRBUF_INIT;
+	const char *v = NULL;
+	if (at && get_string(ld, s, pfx, "digest_at", &v)) {
+		int minute = parse_time_of_day(v);
+		if (minute < 0)
+			report(ld, at, "%s.digest_at: bad time %s (expected HH:MM, 24-hour, 00:00 to 23:59)", pfx,
+			       shown(&sb, v));
+		else
+			rco->digest_minute = minute;
+		/* The digest lists the failures chatops tracks; without it there is nothing to list. */
+		if (!co->enabled)
+			report(ld, at, "%s.digest_at: set, but there is no chatops group (expected a chatops "
+			       "group, which tracks the open failures the digest lists)", pfx);
+	}
+	v = NULL;
+	if (tz && get_string(ld, s, pfx, "digest_timezone", &v)) {
+		if (!at)
+			report(ld, tz, "%s.digest_timezone: set without digest_at (expected digest_at = \"HH:MM\"; "
+			       "too, or no digest_timezone)", pfx);
+		else if (!rotation_zone_exists(v))
+			report(ld, tz, "%s.digest_timezone: %s is not a zone of the system tz database (e.g. "
+			       "Europe/Berlin, UTC)", pfx, shown(&sb, v));
+		else {
+			free(rco->digest_timezone);
+			rco->digest_timezone = xstrdup(v);
+		}
+	}
+	strbuf_free(&sb);
 }
 
 /* The chatops group, then each route's chatops keys (mention_oncall depends on the group). */
@@ -1365,6 +1684,9 @@ static void load_chatops_all(struct loader *ld, const config_setting_t *root, st
 		const config_setting_t *s = config_setting_get_elem(rs, (unsigned)i);
 		struct config_route_chatops *rco = &cfg->route_chatops[i];
 		rco->mention_oncall = cfg->chatops.oncall;
+		rco->digest_minute = -1;
+		rco->digest_timezone = xstrdup(cfg->chatops.oncall && cfg->chatops.rotation.timezone
+						       ? cfg->chatops.rotation.timezone : "UTC");
 		if (!s || config_setting_type(s) != CONFIG_TYPE_GROUP)
 			continue;
 		char pfx[48];
@@ -1379,15 +1701,222 @@ static void load_chatops_all(struct loader *ld, const config_setting_t *root, st
 			else
 				rco->mention_oncall = mention;
 		}
+		get_runbook(ld, s, pfx, &rco->runbook);
+		get_hint(ld, s, pfx, &rco->hint);
+		load_digest(ld, s, pfx, &cfg->chatops, rco);
 	}
 }
 
 const struct config_route_chatops *config_route_chatops(const struct config *cfg, const struct route *r)
 {
-	static const struct config_route_chatops none = {false, false};
+	static const struct config_route_chatops none = {.digest_minute = -1, .digest_timezone = "UTC"};
 	if (!cfg || !cfg->route_chatops || !r || r < cfg->routes || r >= cfg->routes + cfg->n_routes)
 		return &none;
 	return &cfg->route_chatops[r - cfg->routes];
+}
+
+/* ---- owners ------------------------------------------------------------------ */
+
+/* The users of rule e: each a Matrix user id. Returns whether the rule names anyone (or
+ * tried to: a bad list is reported here, not again as "nobody to tell"). */
+static bool load_owner_users(struct loader *ld, const config_setting_t *e, const char *pfx,
+			     struct owners_rule *r)
+{
+	const config_setting_t *s = config_setting_get_member(e, "users");
+	if (!s)
+		return false;
+	char path[96];
+	key_path(path, sizeof path, pfx, "users");
+	char **users;
+	size_t n;
+	if (!get_string_list(ld, s, path, true, &users, &n))
+		return true;
+	bool ok = true;
+	bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		if (rotation_user_id_valid(users[i]))
+			continue;
+		char at[128];
+		if (single)
+			snprintf(at, sizeof at, "%s", path);
+		else
+			snprintf(at, sizeof at, "%s[%zu]", path, i);
+		report(ld, single ? s : config_setting_get_elem(s, (unsigned)i),
+		       "%s: %s is not a Matrix user id (@localpart:server, localpart of a-z 0-9 ._=-/+)", at,
+		       shown(&sb, users[i]));
+		ok = false;
+	}
+	strbuf_free(&sb);
+	if (!ok) {
+		free_strings(users, n);
+		return true;
+	}
+	r->users = users;
+	r->n_users = n;
+	return n > 0;
+}
+
+static void load_owner_rule(struct loader *ld, const config_setting_t *e, const char *pfx, struct owners_rule *r)
+{
+	check_keys(ld, e, pfx, owners_keys);
+	struct {
+		const char *key;
+		char ***v;
+		size_t *n;
+	} fields[] = {
+		{"tenants", &r->tenants, &r->n_tenants},
+		{"pipelines", &r->pipelines, &r->n_pipelines},
+		{"projects", &r->projects, &r->n_projects},
+		{"jobs", &r->jobs, &r->n_jobs},
+	};
+	bool constrained = false;
+	for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+		const config_setting_t *s = config_setting_get_member(e, fields[f].key);
+		if (!s)
+			continue;
+		constrained = true;
+		char path[96];
+		key_path(path, sizeof path, pfx, fields[f].key);
+		get_globs(ld, s, path, true, fields[f].v, fields[f].n);
+	}
+	bool has_users = load_owner_users(ld, e, pfx, r);
+
+	const config_setting_t *rs = config_setting_get_member(e, "forward_room");
+	const char *room = NULL;
+	if (rs && get_string(ld, e, pfx, "forward_room", &room)) {
+		struct strbuf sb = STRBUF_INIT;
+		if (room_ok(room))
+			r->forward_room = xstrdup(room);
+		else
+			report(ld, rs, "%s.forward_room: bad room %s (expected a room id \"!id:server\" or alias "
+			       "\"#alias:server\")", pfx, shown(&sb, room));
+		strbuf_free(&sb);
+	}
+	const config_setting_t *fa = config_setting_get_member(e, "forward_after");
+	if (get_duration(ld, e, pfx, "forward_after", 0, 30LL * 86400, &r->forward_after_s) && fa && !rs)
+		report(ld, fa, "%s.forward_after: set without forward_room (expected forward_room = "
+		       "\"#team:example.org\"; too, or no forward_after)", pfx);
+	r->escalate_after_s = -1;
+	get_duration(ld, e, pfx, "escalate_after", 0, 30LL * 86400, &r->escalate_after_s);
+	get_runbook(ld, e, pfx, &r->runbook);
+	get_hint(ld, e, pfx, &r->hint);
+
+	if (!constrained)
+		report(ld, e, "%s: no tenants, pipelines, projects or jobs (expected at least one of them, "
+		       "e.g. projects = [\"org/*\"];)", pfx);
+	if (!has_users && !rs)
+		report(ld, e, "%s: nobody to tell (expected users = [\"@alice:example.org\"]; or "
+		       "forward_room = \"#team:example.org\";)", pfx);
+}
+
+static void load_owners(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	const config_setting_t *s = config_setting_get_member(root, "owners");
+	if (!s)
+		return;
+	int t = config_setting_type(s);
+	if (t != CONFIG_TYPE_LIST && !(t == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0)) {
+		type_error(ld, s, "owners", "a list of groups: owners = ( { projects = [\"org/*\"]; "
+			   "users = [\"@alice:example.org\"]; } )");
+		return;
+	}
+	int n = config_setting_length(s);
+	if (n == 0)
+		return;
+	/* Owners are mentioned, reminded and forwarded to by chatops. */
+	if (!cfg->chatops.enabled)
+		report(ld, s, "owners: set, but there is no chatops group (expected a chatops group, which "
+		       "mentions the owners)");
+	struct owners_config *oc = &cfg->owners;
+	oc->rules = xcalloc((size_t)n, sizeof *oc->rules);
+	oc->n_rules = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		struct owners_rule *r = &oc->rules[i];
+		char pfx[48];
+		snprintf(pfx, sizeof pfx, "owners[%d]", i);
+		r->line = config_setting_source_line(e);
+		r->escalate_after_s = -1;
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP) {
+			type_error(ld, e, pfx, "a group { projects = [\"org/*\"]; users = [\"@alice:example.org\"]; }");
+			continue;
+		}
+		load_owner_rule(ld, e, pfx, r);
+	}
+}
+
+/* ---- triage ------------------------------------------------------------------ */
+
+static const char *const default_infra_results[] = {
+	"NODE_FAILURE", "RETRY_LIMIT", "POST_FAILURE", "DISK_FULL", "LOST", "EXCEPTION", "ERROR", NULL,
+};
+
+/* Zuul's build results are upper-case words: anything else can never match one. */
+static bool result_word_ok(const char *v)
+{
+	if (!*v)
+		return false;
+	for (const char *p = v; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || *p == '_'))
+			return false;
+	return true;
+}
+
+static void load_triage(struct loader *ld, const config_setting_t *root, struct config_triage *tr)
+{
+	tr->job_window_s = 1800;
+	tr->job_min_projects = 3;
+	const config_setting_t *grp = get_group(ld, root, NULL, "triage");
+	if (grp) {
+		const char *pfx = "triage";
+		tr->enabled = true;
+		check_keys(ld, grp, pfx, triage_keys);
+		const config_setting_t *s = config_setting_get_member(grp, "infra_results");
+		char **v;
+		size_t n;
+		if (s && get_string_list(ld, s, "triage.infra_results", true, &v, &n)) {
+			bool ok = true;
+			if (n == 0) {
+				report(ld, s, "triage.infra_results: empty list (expected at least one build result "
+				       "such as \"NODE_FAILURE\"; remove the key for the default list)");
+				ok = false;
+			}
+			bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+			struct strbuf sb = STRBUF_INIT;
+			for (size_t i = 0; i < n; i++) {
+				if (result_word_ok(v[i]))
+					continue;
+				char at[48];
+				if (single)
+					snprintf(at, sizeof at, "triage.infra_results");
+				else
+					snprintf(at, sizeof at, "triage.infra_results[%zu]", i);
+				report(ld, single ? s : config_setting_get_elem(s, (unsigned)i),
+				       "%s: bad result %s (expected an upper-case build result of A-Z and _, "
+				       "e.g. \"NODE_FAILURE\")", at, shown(&sb, v[i]));
+				ok = false;
+			}
+			strbuf_free(&sb);
+			if (ok) {
+				tr->infra_results = v;
+				tr->n_infra_results = n;
+			} else {
+				free_strings(v, n);
+			}
+		}
+		get_duration(ld, grp, pfx, "job_window", 60, 86400, &tr->job_window_s);
+		get_int(ld, grp, pfx, "job_min_projects", 2, 1000, &tr->job_min_projects);
+	}
+	if (!tr->infra_results) {
+		size_t n = 0;
+		while (default_infra_results[n])
+			n++;
+		tr->infra_results = xcalloc(n, sizeof(char *));
+		for (size_t i = 0; i < n; i++)
+			tr->infra_results[i] = xstrdup(default_infra_results[i]);
+		tr->n_infra_results = n;
+	}
 }
 
 /* ---- secrets ------------------------------------------------------------------ */
@@ -1535,6 +2064,8 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 	/* A template_dir that is itself wrong would make every template look missing. */
 	load_routes(ld, root, template_dir_ok ? cfg->template_dir : NULL, cfg);
 	load_chatops_all(ld, root, cfg);
+	load_owners(ld, root, cfg);
+	load_triage(ld, root, &cfg->triage);
 
 	/* The secret file names are checked always, the files read only on request. */
 	char *token_path = NULL, *password_path = NULL;
@@ -1627,8 +2158,16 @@ void config_free(struct config *cfg)
 	free(cfg->chatops.claim_reaction);
 	free(cfg->chatops.resolve_reaction);
 	free(cfg->chatops.command_prefix);
+	free(cfg->chatops.workflow);
 	rotation_config_free(&cfg->chatops.rotation);
+	for (size_t i = 0; cfg->route_chatops && i < cfg->n_routes; i++) {
+		free(cfg->route_chatops[i].runbook);
+		free(cfg->route_chatops[i].hint);
+		free(cfg->route_chatops[i].digest_timezone);
+	}
 	free(cfg->route_chatops);
+	owners_config_clear(&cfg->owners);
+	free_strings(cfg->triage.infra_results, cfg->triage.n_infra_results);
 	free(cfg);
 }
 

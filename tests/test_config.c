@@ -12,6 +12,11 @@
 #define DIR "tests/data/config/"
 #define TOKEN "syt_ZmFrZQ_fixtureTOKEN_0001" /* tests/data/config/secrets/matrix-token */
 #define PASSWORD "fixture-mqtt-password"     /* tests/data/config/secrets/mqtt-password */
+/* Recurring parts of the expected messages. */
+#define USER_EXP "is not a Matrix user id (@localpart:server, localpart of a-z 0-9 ._=-/+)"
+#define URL_EXP "expected an http:// or https:// URL without whitespace or control characters"
+#define HINT_EXP "expected one line of at most 200 bytes without control characters"
+#define ALPHABET "abcdefghijklmnopqrstuvwxyz"
 
 static char cwd[4096];
 
@@ -129,8 +134,8 @@ static void test_example_config_loads_with_repo_templates(void)
 	free(text);
 }
 
-/* The example's commented-out chatops block and route keys, switched on, load too: the
- * example shows working settings, not only key names. */
+/* The example's commented-out chatops, owners and triage blocks and route keys, switched
+ * on, load too: the example shows working settings, not only key names. */
 static void test_example_chatops_block_loads_uncommented(void)
 {
 	char *text = read_all("config/zuul-matrix-bridge.conf.example");
@@ -148,9 +153,13 @@ static void test_example_chatops_block_loads_uncommented(void)
 		const char *key = line + strspn(line, "\t");
 		if (line > block && strncmp(line, "#\t", 2) == 0)
 			strbuf_append(&sb, line + 1, len - 1);
-		else if (line > block && (strncmp(line, "# chatops", 9) == 0 || strncmp(line, "# };", 4) == 0))
+		else if (line > block && (strncmp(line, "# chatops", 9) == 0 || strncmp(line, "# };", 4) == 0 ||
+					  strncmp(line, "# owners", 8) == 0 || strncmp(line, "# triage", 8) == 0 ||
+					  strncmp(line, "# );", 4) == 0))
 			strbuf_append(&sb, line + 2, len - 2);
-		else if (strncmp(key, "# edit_start =", 14) == 0 || strncmp(key, "# mention_oncall =", 18) == 0)
+		else if (strncmp(key, "# edit_start =", 14) == 0 || strncmp(key, "# mention_oncall =", 18) == 0 ||
+			 strncmp(key, "# runbook =", 11) == 0 || strncmp(key, "# hint =", 8) == 0 ||
+			 strncmp(key, "# digest_", 9) == 0)
 			strbuf_append(&sb, key + 2, len - (size_t)(key - line) - 2);
 		else
 			strbuf_append(&sb, line, len);
@@ -169,6 +178,16 @@ static void test_example_chatops_block_loads_uncommented(void)
 		CHECK_INT(cfg->chatops.rotation.n_overrides, 1);
 		CHECK_INT(cfg->chatops.rotation.n_fallback, 1);
 		CHECK(config_route_chatops(cfg, &cfg->routes[0])->mention_oncall);
+		CHECK(cfg->chatops.workflow != NULL);
+		CHECK_INT(cfg->chatops.catch_up_after_s, 600);
+		const struct config_route_chatops *rco = config_route_chatops(cfg, &cfg->routes[0]);
+		CHECK(rco->runbook != NULL && rco->hint != NULL);
+		CHECK_INT(rco->digest_minute, 9 * 60);
+		CHECK_STR(rco->digest_timezone, "Europe/Berlin");
+		CHECK_INT(cfg->owners.n_rules, 1);
+		CHECK_INT(cfg->owners.n_rules ? cfg->owners.rules[0].n_users : 0, 2);
+		CHECK(cfg->triage.enabled);
+		CHECK_INT(cfg->triage.n_infra_results, 7);
 	}
 	config_free(cfg);
 	unlink(path);
@@ -281,6 +300,24 @@ static void test_minimal_config_takes_defaults(void)
 	for (int f = 0; f < ROUTE_NFIELDS; f++)
 		CHECK(cfg->routes[0].match.field[f].patterns == NULL &&
 		      cfg->routes[0].exclude.field[f].patterns == NULL);
+	/* Issue #7's keys: all off, with their defaults filled. */
+	CHECK(cfg->chatops.workflow == NULL);
+	CHECK_INT(cfg->chatops.catch_up_after_s, 600);
+	CHECK_INT(cfg->owners.n_rules, 0);
+	CHECK(cfg->owners.rules == NULL);
+	const struct config_route_chatops *rco = config_route_chatops(cfg, &cfg->routes[0]);
+	CHECK(rco->runbook == NULL);
+	CHECK(rco->hint == NULL);
+	CHECK_INT(rco->digest_minute, -1);
+	CHECK_STR(rco->digest_timezone, "UTC");
+	CHECK(!cfg->triage.enabled);
+	CHECK_INT(cfg->triage.job_window_s, 1800);
+	CHECK_INT(cfg->triage.job_min_projects, 3);
+	static const char *const infra[] = {"NODE_FAILURE", "RETRY_LIMIT", "POST_FAILURE", "DISK_FULL",
+					    "LOST", "EXCEPTION", "ERROR"};
+	CHECK_INT(cfg->triage.n_infra_results, 7);
+	for (size_t i = 0; i < 7 && i < cfg->triage.n_infra_results; i++)
+		CHECK_STR(cfg->triage.infra_results[i], infra[i]);
 	config_free(cfg);
 	strbuf_free(&err);
 }
@@ -404,6 +441,57 @@ static void test_every_key_parses_to_its_field(void)
 		CHECK(rc->overrides[1].from.day == 1 && rc->overrides[1].until.day == 1);
 	}
 	CHECK(rotation_check(rc, NULL) == 0);
+	/* Adjacent libconfig strings join; trailing blank lines are dropped. */
+	CHECK_STR(co->workflow, "Claim with a reaction before you start.\nResolve when the fix is merged.");
+	CHECK_INT(co->catch_up_after_s, 3600);
+
+	const struct config_route_chatops *r0 = config_route_chatops(cfg, &cfg->routes[0]);
+	const struct config_route_chatops *r1 = config_route_chatops(cfg, &cfg->routes[1]);
+	CHECK(r0->runbook == NULL && r0->hint == NULL);
+	CHECK_INT(r0->digest_minute, -1);
+	/* The digest's zone defaults to the rotation's. */
+	CHECK_STR(r0->digest_timezone, "Europe/Berlin");
+	CHECK_STR(r1->runbook, "https://wiki.example.org/zuul/everything?view=full#failures");
+	CHECK_STR(r1->hint, "Look at the first failed job's log \xe2\x80\x94 the rest usually follow from it.");
+	CHECK_INT(r1->digest_minute, 7 * 60 + 5);
+	CHECK_STR(r1->digest_timezone, "America/New_York");
+
+	const struct owners_config *oc = &cfg->owners;
+	CHECK_INT(oc->n_rules, 2);
+	if (oc->n_rules == 2) {
+		const struct owners_rule *o = &oc->rules[0];
+		CHECK_INT(o->line, 80);
+		CHECK_INT(o->n_tenants, 0);
+		CHECK_INT(o->n_pipelines, 0);
+		CHECK_INT(o->n_projects, 1);
+		CHECK_STR(o->n_projects ? o->projects[0] : NULL, "SovereignCloudStack/standards");
+		CHECK_INT(o->n_jobs, 2);
+		CHECK_STR(o->n_jobs == 2 ? o->jobs[1] : NULL, "lint");
+		CHECK_INT(o->n_users, 2);
+		CHECK_STR(o->n_users == 2 ? o->users[1] : NULL, "@bob:example.org");
+		CHECK_STR(o->forward_room, "#provider:example.org");
+		CHECK_INT(o->forward_after_s, 1800);
+		CHECK_INT(o->escalate_after_s, 7200);
+		CHECK_STR(o->runbook, "http://wiki.example.org/standards");
+		CHECK_STR(o->hint, "Usually a flaky mirror: recheck first.");
+		o = &oc->rules[1];
+		CHECK_INT(o->line, 86);
+		/* Single strings are one-pattern lists; a rule may only forward. */
+		CHECK_INT(o->n_tenants, 1);
+		CHECK_STR(o->n_tenants ? o->tenants[0] : NULL, "scs");
+		CHECK_INT(o->n_pipelines, 1);
+		CHECK_STR(o->n_pipelines ? o->pipelines[0] : NULL, "periodic-*");
+		CHECK_INT(o->n_users, 0);
+		CHECK_STR(o->forward_room, "!ops:example.org");
+		CHECK_INT(o->forward_after_s, 0);
+		CHECK_INT(o->escalate_after_s, -1);
+		CHECK(o->runbook == NULL && o->hint == NULL);
+	}
+	CHECK(cfg->triage.enabled);
+	CHECK_INT(cfg->triage.n_infra_results, 2);
+	CHECK_STR(cfg->triage.n_infra_results == 2 ? cfg->triage.infra_results[1] : NULL, "DISK_FULL");
+	CHECK_INT(cfg->triage.job_window_s, 3600);
+	CHECK_INT(cfg->triage.job_min_projects, 5);
 	config_free(cfg);
 	strbuf_free(&err);
 }
@@ -512,6 +600,277 @@ static void test_chatops_fallback_takes_default_interval(void)
 	unlink(path);
 	free(path);
 	strbuf_free(&err);
+}
+
+/* ---- issue #7: workflow, runbooks, hints, digests, owners, triage ---- */
+
+/* Loads text as a config file; returns the errors with the temporary path replaced by
+ * "CONF" (caller frees) and the config in *out (NULL on errors). */
+static char *load_text(const char *text, struct config **out)
+{
+	char *path = write_temp(text);
+	struct strbuf err = STRBUF_INIT;
+	*out = config_load(path, 0, &err);
+	struct strbuf sb = STRBUF_INIT;
+	size_t plen = strlen(path);
+	for (const char *p = strbuf_str(&err); *p;) {
+		if (strncmp(p, path, plen) == 0) {
+			strbuf_puts(&sb, "CONF");
+			p += plen;
+		} else {
+			strbuf_putc(&sb, *p++);
+		}
+	}
+	unlink(path);
+	free(path);
+	strbuf_free(&err);
+	return strbuf_detach(&sb);
+}
+
+#define CONF_HEAD "template_dir = \"" ZMB_SOURCE_ROOT "/templates\";\n" \
+		  "matrix: { homeserver = \"https://hs\"; };\n"
+#define ONE_ROUTE "routes = ( { name = \"a\"; room = \"#a:hs\"; } );\n"
+
+/* A file of exactly this content in /tmp; returns its path (caller unlinks and frees). */
+static char *write_temp_bytes(const char *data, size_t len)
+{
+	char *path = xstrdup("/tmp/zmb-test-workflow-XXXXXX.txt");
+	int fd = mkstemps(path, 4);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+		perror("workflow file");
+		abort();
+	}
+	close(fd);
+	return path;
+}
+
+static void test_workflow_file_is_read_relative_to_config(void)
+{
+	clear_env();
+	struct strbuf err = STRBUF_INIT;
+	struct config *cfg = config_load(DIR "chatops-workflow-file.conf", 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		/* CRLF becomes LF, trailing blank lines go, tabs and emoji stay. */
+		CHECK_STR(cfg->chatops.workflow, "How we work in this room:\n- claim with \xf0\x9f\x91\x80 before "
+						 "you start\n\t- resolve with \xe2\x9c\x85");
+		CHECK_INT(cfg->chatops.catch_up_after_s, 0);
+		const struct config_route_chatops *rco = config_route_chatops(cfg, &cfg->routes[0]);
+		CHECK_INT(rco->digest_minute, 18 * 60 + 30);
+		CHECK_STR(rco->digest_timezone, "Europe/Berlin");
+	}
+	config_free(cfg);
+	strbuf_free(&err);
+}
+
+/* workflow_file problems name the file (absolute) and say what is wrong with it. */
+static void test_workflow_file_errors_name_the_file(void)
+{
+	clear_env();
+	static const char expected[] = "(expected a UTF-8 text file of at most 4000 bytes)";
+	struct strbuf big = STRBUF_INIT;
+	for (int i = 0; i < 4000; i++)
+		strbuf_putc(&big, i % 50 == 49 ? '\n' : 'x');
+	struct {
+		const char *data;
+		size_t len;
+		const char *why; /* NULL: loads */
+	} cases[] = {
+		{big.data, big.len, NULL},
+		{"\xff\xfe" "text", 6, "not valid UTF-8"},
+		{"\n \r\n\t\n", 6, "empty"},
+		{"a\0b", 3, "contains a NUL byte"},
+		{"bell\x07", 5, "contains control characters other than newline and tab"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *wf = write_temp_bytes(cases[i].data, cases[i].len);
+		struct strbuf conf = STRBUF_INIT;
+		/* Relative to the config file's directory, which is /tmp like the file's. */
+		strbuf_printf(&conf, CONF_HEAD ONE_ROUTE "chatops: {\n  workflow_file = \"%s\";\n};\n", wf + 5);
+		struct config *cfg;
+		char *errors = load_text(strbuf_str(&conf), &cfg);
+		if (cases[i].why) {
+			struct strbuf want = STRBUF_INIT;
+			strbuf_printf(&want, "CONF:5: chatops.workflow_file: %s: %s %s\n", wf, cases[i].why, expected);
+			CHECK_LINES(errors, strbuf_str(&want));
+			CHECK(cfg == NULL);
+			strbuf_free(&want);
+		} else {
+			CHECK_LINES(errors, "");
+			CHECK_INT(cfg && cfg->chatops.workflow ? strlen(cfg->chatops.workflow) : 0, 3999);
+		}
+		config_free(cfg);
+		free(errors);
+		strbuf_free(&conf);
+		unlink(wf);
+		free(wf);
+	}
+
+	/* One byte over, and a file that does not exist. */
+	strbuf_puts(&big, "xy");
+	char *wf = write_temp_bytes(big.data, big.len);
+	struct strbuf conf = STRBUF_INIT;
+	strbuf_printf(&conf, CONF_HEAD ONE_ROUTE "chatops: {\n  workflow_file = \"%s\";\n};\n", wf);
+	struct config *cfg;
+	char *errors = load_text(strbuf_str(&conf), &cfg);
+	struct strbuf want = STRBUF_INIT;
+	strbuf_printf(&want, "CONF:5: chatops.workflow_file: %s: longer than 4000 bytes %s\n", wf, expected);
+	CHECK_LINES(errors, strbuf_str(&want));
+	free(errors);
+	unlink(wf);
+	errors = load_text(strbuf_str(&conf), &cfg);
+	strbuf_reset(&want);
+	strbuf_printf(&want, "CONF:5: chatops.workflow_file: cannot read %s: No such file or directory\n", wf);
+	CHECK_LINES(errors, strbuf_str(&want));
+	CHECK(cfg == NULL);
+	free(errors);
+	free(wf);
+	strbuf_free(&want);
+	strbuf_free(&conf);
+	strbuf_free(&big);
+}
+
+/* The inline workflow: 4000 bytes load, 4001 do not; the message quotes its start only. */
+static void test_workflow_is_at_most_4000_bytes(void)
+{
+	for (int extra = 0; extra < 2; extra++) {
+		struct strbuf conf = STRBUF_INIT;
+		strbuf_puts(&conf, CONF_HEAD ONE_ROUTE "chatops: {\n  workflow = \"");
+		for (int i = 0; i < 4000 + extra; i++)
+			strbuf_puts(&conf, i % 100 == 90 ? "\\n" : "w");
+		strbuf_puts(&conf, "\";\n};\n");
+		struct config *cfg;
+		char *errors = load_text(strbuf_str(&conf), &cfg);
+		if (!extra) {
+			CHECK_LINES(errors, "");
+			CHECK_INT(cfg && cfg->chatops.workflow ? strlen(cfg->chatops.workflow) : 0, 4000);
+		} else {
+			struct strbuf want = STRBUF_INIT;
+			strbuf_puts(&want, "CONF:5: chatops.workflow: bad workflow \"");
+			for (int i = 0; i < 80; i++)
+				strbuf_puts(&want, "w");
+			strbuf_puts(&want, "\"... (longer than 4000 bytes; expected text of at most 4000 bytes, "
+					   "or no workflow key)\n");
+			CHECK_LINES(errors, strbuf_str(&want));
+			CHECK(cfg == NULL);
+			strbuf_free(&want);
+		}
+		config_free(cfg);
+		free(errors);
+		strbuf_free(&conf);
+	}
+}
+
+/* The limits of hints (200 bytes) and runbooks (2000 bytes) are inclusive; a hint may
+ * hold any UTF-8 and a runbook a query and a fragment. */
+static void test_hint_and_runbook_limits(void)
+{
+	struct strbuf hint = STRBUF_INIT, url = STRBUF_INIT;
+	strbuf_puts(&hint, "\xc3\xa9"); /* é: the limit counts bytes */
+	while (hint.len < 200)
+		strbuf_putc(&hint, 'h');
+	strbuf_puts(&url, "https://wiki.example.org/p?q=1#");
+	while (url.len < 2000)
+		strbuf_putc(&url, 'u');
+	for (int extra = 0; extra < 2; extra++) {
+		struct strbuf conf = STRBUF_INIT;
+		strbuf_printf(&conf, CONF_HEAD "routes = ( { name = \"a\"; room = \"#a:hs\";\n"
+					       "  hint = \"%s%s\";\n  runbook = \"%s%s\"; } );\n",
+			      hint.data, extra ? "h" : "", url.data, extra ? "u" : "");
+		struct config *cfg;
+		char *errors = load_text(strbuf_str(&conf), &cfg);
+		if (!extra) {
+			CHECK_LINES(errors, "");
+			const struct config_route_chatops *rco = cfg ? config_route_chatops(cfg, &cfg->routes[0]) : NULL;
+			CHECK_STR(rco ? rco->hint : NULL, hint.data);
+			CHECK_STR(rco ? rco->runbook : NULL, url.data);
+		} else {
+			CHECK_CONTAINS(errors, "CONF:4: routes[0].hint: bad hint \"\xc3\xa9hhh");
+			CHECK_CONTAINS(errors, "\"... (longer than 200 bytes; " HINT_EXP ")\n");
+			CHECK_CONTAINS(errors, "CONF:5: routes[0].runbook: bad URL \"https://wiki.example.org/p?q=1#uuu");
+			CHECK_CONTAINS(errors, "\"... (longer than 2000 bytes; " URL_EXP ")\n");
+			CHECK(cfg == NULL);
+		}
+		config_free(cfg);
+		free(errors);
+		strbuf_free(&conf);
+	}
+	strbuf_free(&hint);
+	strbuf_free(&url);
+}
+
+/* digest_at is HH:MM on a 24-hour clock (a one-digit hour is fine), nothing else. */
+static void test_digest_at_accepts_only_times_of_day(void)
+{
+	static const struct {
+		const char *text;
+		int minute; /* -1: an error */
+	} cases[] = {
+		{"00:00", 0}, {"23:59", 1439}, {"9:05", 545}, {"09:05", 545},
+		{"24:00", -1}, {"12:60", -1}, {"9:5", -1}, {"0900", -1}, {" 09:00", -1}, {"09:00 ", -1},
+		{"", -1}, {"Mon 09:00", -1}, {"123:00", -1},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct strbuf conf = STRBUF_INIT;
+		strbuf_printf(&conf, CONF_HEAD "routes = ( { name = \"a\"; room = \"#a:hs\";\n"
+					       "  digest_at = \"%s\"; } );\nchatops: { };\n", cases[i].text);
+		struct config *cfg;
+		char *errors = load_text(strbuf_str(&conf), &cfg);
+		if (cases[i].minute >= 0) {
+			CHECK_LINES(errors, "");
+			CHECK_INT(cfg ? config_route_chatops(cfg, &cfg->routes[0])->digest_minute : -2, cases[i].minute);
+		} else {
+			struct strbuf want = STRBUF_INIT;
+			strbuf_printf(&want, "CONF:4: routes[0].digest_at: bad time \"%s\" (expected HH:MM, 24-hour, "
+					     "00:00 to 23:59)\n", cases[i].text);
+			CHECK_LINES(errors, strbuf_str(&want));
+			strbuf_free(&want);
+		}
+		config_free(cfg);
+		free(errors);
+		strbuf_free(&conf);
+	}
+}
+
+/* Smaller shapes: a single-string result list, escalate_after 0 (not "use the
+ * default"), an empty owners list (no rules, and no chatops needed for none). */
+static void test_owners_and_triage_shapes(void)
+{
+	struct config *cfg;
+	char *errors = load_text(CONF_HEAD ONE_ROUTE "triage: { infra_results = \"NODE_FAILURE\"; };\n"
+				 "owners = ();\n", &cfg);
+	CHECK_LINES(errors, "");
+	if (cfg) {
+		CHECK(cfg->triage.enabled);
+		CHECK_INT(cfg->triage.n_infra_results, 1);
+		CHECK_STR(cfg->triage.infra_results[0], "NODE_FAILURE");
+		CHECK_INT(cfg->owners.n_rules, 0);
+	}
+	config_free(cfg);
+	free(errors);
+
+	errors = load_text(CONF_HEAD ONE_ROUTE "chatops: { };\n"
+			   "owners = ( { jobs = \"nightly-*\"; users = \"@a:hs\"; escalate_after = 0; } );\n"
+			   "triage: { infra_results = \"lost\"; };\n", &cfg);
+	CHECK_LINES(errors, "CONF:6: triage.infra_results: bad result \"lost\" (expected an upper-case "
+			    "build result of A-Z and _, e.g. \"NODE_FAILURE\")\n");
+	config_free(cfg);
+	free(errors);
+
+	errors = load_text(CONF_HEAD ONE_ROUTE "chatops: { };\n"
+			   "owners = ( { jobs = \"nightly-*\"; users = \"@a:hs\"; escalate_after = 0; } );\n", &cfg);
+	CHECK_LINES(errors, "");
+	if (cfg && cfg->owners.n_rules == 1) {
+		CHECK_INT(cfg->owners.rules[0].escalate_after_s, 0);
+		CHECK_INT(cfg->owners.rules[0].line, 5);
+		CHECK_INT(cfg->owners.rules[0].n_users, 1);
+		CHECK_STR(cfg->owners.rules[0].jobs[0], "nightly-*");
+	} else {
+		CHECK(!"one owners rule");
+	}
+	config_free(cfg);
+	free(errors);
 }
 
 /* ---- secrets ---- */
@@ -790,7 +1149,7 @@ static const struct bad_case bad_cases[] = {
 	{F("unknown-key-top.conf"), 0,
 	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
 				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics, "
-				   "chatops)\n"
+				   "chatops, owners, triage)\n"
 	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
 	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
 				   "\"#...\"; } ); at least one route)\n"},
@@ -806,7 +1165,8 @@ static const struct bad_case bad_cases[] = {
 				     "tenants, pipelines, projects, branches, actions, buildset_results, "
 				     "build_results); did you mean 'tenants'?\n"
 	 F("unknown-key-typos.conf") ":8: unknown key 'routes[0].colour' (expected one of: name, room, "
-				     "template, match, exclude, edit_start, mention_oncall)\n"},
+				     "template, match, exclude, edit_start, mention_oncall, runbook, hint, "
+				     "digest_at, digest_timezone)\n"},
 	{F("wrong-type.conf"), 0,
 	 F("wrong-type.conf") ":3: mqtt.port: expected an integer, got a string\n"
 	 F("wrong-type.conf") ":4: mqtt.clean_session: expected a boolean (true or false), got an integer\n"
@@ -945,8 +1305,8 @@ static const struct bad_case bad_cases[] = {
 	{F("chatops-unknown-keys.conf"), 0,
 	 F("chatops-unknown-keys.conf") ":6: unknown key 'chatops.claim_reactions' (expected one of: "
 					"claim_reaction, resolve_reaction, command_prefix, command_power_level, "
-					"threads, escalate_after, fallback_after, fallback, oncall); did you "
-					"mean 'claim_reaction'?\n"
+					"threads, escalate_after, fallback_after, fallback, oncall, workflow, "
+					"workflow_file, catch_up_after); did you mean 'claim_reaction'?\n"
 	 F("chatops-unknown-keys.conf") ":7: chatops.oncall.members: the rotation needs at least one member "
 					"(expected members = [\"@alice:example.org\", \"@bob:example.org\"];)\n"
 	 F("chatops-unknown-keys.conf") ":8: unknown key 'chatops.oncall.member' (expected one of: members, "
@@ -983,6 +1343,92 @@ static const struct bad_case bad_cases[] = {
 				      "(expected a chatops.oncall group that says whom to mention)\n"
 	 F("chatops-route-keys.conf") ":6: routes[0].edit_start: expected a boolean (true or false), "
 				      "got an integer\n"},
+	/* Issue #7: owners, the workflow, per-route texts and digests, triage. */
+	{F("owners-bad-values.conf"), 0,
+	 F("owners-bad-values.conf") ":7: owners[0].projects[1]: bad glob \"foo[\" (unterminated [)\n"
+	 F("owners-bad-values.conf") ":9: owners[0].users[1]: \"alice\" " USER_EXP "\n"
+	 F("owners-bad-values.conf") ":10: owners[0].users[2]: \"@Bob:example.org\" " USER_EXP "\n"
+	 F("owners-bad-values.conf") ":11: owners[0].forward_room: bad room \"provider-room\" (expected a "
+				     "room id \"!id:server\" or alias \"#alias:server\")\n"
+	 F("owners-bad-values.conf") ":12: owners[0].forward_after: bad duration \"soon\" (expected a "
+				     "duration like \"90s\", \"5m\", \"1h30m\", \"7d\" or an integer of seconds)\n"
+	 F("owners-bad-values.conf") ":13: owners[0].escalate_after: 31d is out of range (expected 0s..30d)\n"
+	 F("owners-bad-values.conf") ":14: owners[0].runbook: bad URL \"ftp://wiki.example.org/x\" "
+				     "(not http:// or https://; " URL_EXP ")\n"
+	 F("owners-bad-values.conf") ":15: owners[0].hint: bad hint \"line one\\nline two\" (more than one "
+				     "line; " HINT_EXP ")\n"
+	 F("owners-bad-values.conf") ":16: owners[1].jobs: empty list (expected at least one pattern; "
+				     "remove the key to accept any value)\n"
+	 F("owners-bad-values.conf") ":17: owners[1].users: \"@carol\" " USER_EXP "\n"
+	 F("owners-bad-values.conf") ":18: owners[1].runbook: bad URL \"https://wiki.example.org/a page\" "
+				     "(contains whitespace or control characters; " URL_EXP ")\n"
+	 F("owners-bad-values.conf") ":19: owners[1].hint: bad hint \"" ALPHABET ALPHABET ALPHABET
+				     "ab\"... (longer than 200 bytes; " HINT_EXP ")\n"
+	 F("owners-bad-values.conf") ":20: unknown key 'owners[1].tenant' (expected one of: tenants, "
+				     "pipelines, projects, jobs, users, forward_room, forward_after, "
+				     "escalate_after, runbook, hint); did you mean 'tenants'?\n"},
+	{F("owners-incomplete.conf"), 0,
+	 F("owners-incomplete.conf") ":7: owners[0]: no tenants, pipelines, projects or jobs (expected at "
+				     "least one of them, e.g. projects = [\"org/*\"];)\n"
+	 F("owners-incomplete.conf") ":8: owners[1]: nobody to tell (expected users = "
+				     "[\"@alice:example.org\"]; or forward_room = \"#team:example.org\";)\n"
+	 F("owners-incomplete.conf") ":9: owners[2].forward_after: set without forward_room (expected "
+				     "forward_room = \"#team:example.org\"; too, or no forward_after)\n"
+	 F("owners-incomplete.conf") ":10: owners[3]: expected a group { projects = [\"org/*\"]; users = "
+				     "[\"@alice:example.org\"]; }, got a string\n"
+	 F("owners-incomplete.conf") ":11: owners[4].runbook: bad URL \"https://\" (no host after the "
+				     "scheme; " URL_EXP ")\n"
+	 F("owners-incomplete.conf") ":11: owners[4].hint: bad hint \"\" (empty; " HINT_EXP ")\n"},
+	{F("owners-not-a-list.conf"), 0,
+	 F("owners-not-a-list.conf") ":6: owners: expected a list of groups: owners = ( { projects = "
+				     "[\"org/*\"]; users = [\"@alice:example.org\"]; } ), got a group\n"},
+	{F("owners-without-chatops.conf"), 0,
+	 F("owners-without-chatops.conf") ":5: routes[0].digest_at: set, but there is no chatops group "
+					  "(expected a chatops group, which tracks the open failures the digest "
+					  "lists)\n"
+	 F("owners-without-chatops.conf") ":6: owners: set, but there is no chatops group (expected a "
+					  "chatops group, which mentions the owners)\n"},
+	{F("chatops-bad-workflow.conf"), 0,
+	 F("chatops-bad-workflow.conf") ":6: chatops.workflow: bad workflow \"Claim first.\\x0cThen fix.\" "
+					"(contains control characters other than newline and tab; expected "
+					"text of at most 4000 bytes, or no workflow key)\n"
+	 F("chatops-bad-workflow.conf") ":7: chatops.workflow_file: set together with chatops.workflow on "
+					"line 6 (expected only one of them)\n"
+	 F("chatops-bad-workflow.conf") ":8: chatops.catch_up_after: 31d is out of range (expected 0s..30d)\n"},
+	{F("route-bad-texts.conf"), 0,
+	 F("route-bad-texts.conf") ":6: routes[0].runbook: bad URL \"wiki.example.org/zuul\" (not http:// "
+				   "or https://; " URL_EXP ")\n"
+	 F("route-bad-texts.conf") ":7: routes[0].hint: bad hint \"tab\\there\" (contains control "
+				   "characters; " HINT_EXP ")\n"
+	 F("route-bad-texts.conf") ":8: routes[0].digest_at: bad time \"24:00\" (expected HH:MM, 24-hour, "
+				   "00:00 to 23:59)\n"
+	 F("route-bad-texts.conf") ":9: routes[0].digest_timezone: \"Europe/Berln\" is not a zone of the "
+				   "system tz database (e.g. Europe/Berlin, UTC)\n"
+	 F("route-bad-texts.conf") ":11: routes[1].digest_timezone: set without digest_at (expected "
+				   "digest_at = \"HH:MM\"; too, or no digest_timezone)\n"
+	 F("route-bad-texts.conf") ":13: routes[2].digest_at: expected a string, got an integer\n"
+	 F("route-bad-texts.conf") ":15: routes[3].runbook: bad URL \"https://wiki.example.org/\\x01\" "
+				   "(contains whitespace or control characters; " URL_EXP ")\n"
+	 F("route-bad-texts.conf") ":15: routes[3].digest_at: bad time \"9:5\" (expected HH:MM, 24-hour, "
+				   "00:00 to 23:59)\n"},
+	{F("triage-bad-values.conf"), 0,
+	 F("triage-bad-values.conf") ":7: triage.infra_results[1]: bad result \"node_failure\" (expected an "
+				     "upper-case build result of A-Z and _, e.g. \"NODE_FAILURE\")\n"
+	 F("triage-bad-values.conf") ":8: triage.infra_results[2]: bad result \"LOST \" (expected an "
+				     "upper-case build result of A-Z and _, e.g. \"NODE_FAILURE\")\n"
+	 F("triage-bad-values.conf") ":9: triage.job_window: 30s is out of range (expected 1m..1d)\n"
+	 F("triage-bad-values.conf") ":10: triage.job_min_projects: 1 is out of range (expected 2..1000)\n"
+	 F("triage-bad-values.conf") ":11: unknown key 'triage.job_min_project' (expected one of: "
+				     "infra_results, job_window, job_min_projects); did you mean "
+				     "'job_min_projects'?\n"},
+	{F("triage-empty-results.conf"), 0,
+	 F("triage-empty-results.conf") ":5: triage.infra_results: empty list (expected at least one build "
+					"result such as \"NODE_FAILURE\"; remove the key for the default list)\n"
+	 F("triage-empty-results.conf") ":6: triage.job_window: 1d 1h is out of range (expected 1m..1d)\n"
+	 F("triage-empty-results.conf") ":6: triage.job_min_projects: 1001 is out of range (expected "
+					"2..1000)\n"},
+	{F("triage-not-a-group.conf"), 0,
+	 F("triage-not-a-group.conf") ":5: triage: expected a group, got an array\n"},
 	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 	{F("token-file-empty.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 };
@@ -1039,6 +1485,12 @@ int main(void)
 	RUN(test_relative_paths_resolve_against_config_dir);
 	RUN(test_chatops_defaults);
 	RUN(test_chatops_fallback_takes_default_interval);
+	RUN(test_workflow_file_is_read_relative_to_config);
+	RUN(test_workflow_file_errors_name_the_file);
+	RUN(test_workflow_is_at_most_4000_bytes);
+	RUN(test_hint_and_runbook_limits);
+	RUN(test_digest_at_accepts_only_times_of_day);
+	RUN(test_owners_and_triage_shapes);
 	RUN(test_secrets_come_from_files_relative_to_config);
 	RUN(test_secret_files_win_over_environment);
 	RUN(test_secrets_come_from_environment_without_files);
