@@ -129,7 +129,9 @@ void store_failures_free(struct store_failure *list, size_t n);
 /* Records the escalation steps taken for a failure. 0 or -1. */
 int store_failure_set_escalated(struct store *st, const char *txn_id, unsigned escalated);
 /* Puts back a failure found in the room's history (state_dir was lost): every field of
- * f as given (recovered_ms 0 = not recovered). 1 added, 0 it was already known, -1. */
+ * f as given (recovered_ms 0 = not recovered), and, with an event id, its txn as
+ * delivered, so edits and thread replies can point at it. 1 added, 0 it was already
+ * known, -1. */
 int store_failure_restore(struct store *st, const struct store_failure *f);
 /* Whether a transaction id was ever accepted (queued, delivered or dead). 1/0/-1. */
 int store_txn_known(struct store *st, const char *txn_id);

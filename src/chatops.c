@@ -12,6 +12,7 @@
 #include "duration.h"
 #include "log.h"
 #include "matrix.h"
+#include "rebuild.h"
 #include "relations.h"
 #include "rotation.h"
 #include "strbuf.h"
@@ -52,6 +53,7 @@ struct chatops {
 	struct chatops_host host;
 	struct store *store;
 	struct sync *sync;
+	struct rebuild *rebuild;   /* reading claims back from the rooms; /sync waits for it */
 	struct room_state *rooms;
 	size_t n_rooms;
 	uint64_t tick_timer;
@@ -821,6 +823,92 @@ static void token_save(const char *token, void *data)
 	c->host.kv_set(KV_SYNC_TOKEN, token, c->host.data);
 }
 
+/* ---- rebuilding claims from the rooms ----------------------------------------- */
+
+/* Follows the rooms with /sync from now on. */
+static void start_sync(struct chatops *c)
+{
+	const char **ids = xcalloc(c->n_rooms ? c->n_rooms : 1, sizeof *ids);
+	for (size_t i = 0; i < c->n_rooms; i++)
+		ids[i] = c->rooms[i].room_id;
+	struct sync_callbacks cb = {.token_load = token_load, .token_save = token_save, .on_event = on_event, .data = c};
+	struct sync_options opt = {.retry_min_ms = c->conn->matrix.retry_min_ms,
+				   .retry_max_ms = c->conn->matrix.retry_max_ms};
+	c->sync = sync_new(c->loop, &c->conn->matrix, ids, c->n_rooms, event_types,
+			   sizeof event_types / sizeof event_types[0], &cb, &opt);
+	if (c->sync)
+		sync_start(c->sync);
+	free(ids);
+}
+
+/* Puts one failure found in a room back into the store with its live claims. Escalation
+ * steps already due count as taken: a rebuild must not page anyone for old news. */
+static size_t restore_failure(struct chatops *c, const struct rebuild_failure *rf, const char *room)
+{
+	unsigned due = 0;
+	if (c->cfg->chatops.oncall)
+		due = rotation_escalation_due(&c->cfg->chatops.rotation, (time_t)(rf->opened_ms / 1000),
+					      (time_t)(clock_wall_ms() / 1000));
+	struct store_failure f = {
+		.txn_id = rf->txn,
+		.room = (char *)room,
+		.route = rf->route,
+		.event_key = rf->key,
+		.content_json = rf->content_json,
+		.opened_ms = rf->opened_ms,
+		.event_id = rf->event_id,
+		.thread_key = rf->thread_key,
+		.count = rf->count,
+		.last_ms = rf->edited_ms ? rf->edited_ms : rf->opened_ms,
+		.recovered_ms = rf->recovered_ms,
+		.escalated = rf->escalated | due,
+	};
+	if (store_failure_restore(c->store, &f) != 1)
+		return 0;
+	size_t claims = 0;
+	for (size_t i = 0; i < rf->n_reactions; i++) {
+		const struct rebuild_reaction *r = &rf->reactions[i];
+		const char *kind = commands_reaction_matches(r->key, c->cfg->chatops.claim_reaction)     ? "claim"
+				   : commands_reaction_matches(r->key, c->cfg->chatops.resolve_reaction) ? "resolve"
+												     : NULL;
+		if (kind && store_claim_add(c->store, r->event_id, rf->txn, r->sender, kind, r->ts_ms) == 1)
+			claims++;
+	}
+	return claims;
+}
+
+static void rebuild_done(struct rebuild_result *res, void *data)
+{
+	struct chatops *c = data;
+	rebuild_free(c->rebuild);
+	c->rebuild = NULL;
+	for (size_t i = 0; i < res->n_rooms; i++) {
+		const struct rebuild_room *rr = &res->rooms[i];
+		const struct room_state *rs = room_by_id(c, rr->room_id);
+		size_t failures = 0, claims = 0;
+		for (size_t j = 0; rs && rr->complete && j < res->n_failures; j++) {
+			if (strcmp(res->failures[j].room_id, rr->room_id) != 0)
+				continue;
+			claims += restore_failure(c, &res->failures[j], rs->room);
+			failures++;
+		}
+		char nf[24], nc[24], ne[24];
+		snprintf(nf, sizeof nf, "%zu", failures);
+		snprintf(nc, sizeof nc, "%zu", claims);
+		snprintf(ne, sizeof ne, "%zu", rr->events_scanned);
+		if (rr->complete)
+			log_kv(ZLOG_INFO, "rebuilt failures and claims from the room's history", "room",
+			       rs ? rs->room : rr->room_id, "failures", nf, "claims", nc, "messages_read", ne,
+			       "truncated", rr->truncated ? "yes" : "no", NULL);
+		else
+			log_kv(ZLOG_WARN, "cannot read the room's history; its old claims are not known", "room",
+			       rs ? rs->room : rr->room_id, "reason", rr->reason, NULL);
+	}
+	rebuild_result_free(res);
+	c->next_escalation_ms = 0;
+	start_sync(c);
+}
+
 /* ---- handovers ------------------------------------------------------------- */
 
 static void post_handover(struct chatops *c, const struct rotation_handover *h)
@@ -1029,17 +1117,18 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 	rooms_clear(c);
 	c->rooms = fresh;
 	c->n_rooms = n;
-	if (!c->sync) {
-		struct sync_callbacks cb = {
-			.token_load = token_load, .token_save = token_save, .on_event = on_event, .data = c};
-		struct sync_options opt = {.retry_min_ms = c->conn->matrix.retry_min_ms,
-					   .retry_max_ms = c->conn->matrix.retry_max_ms};
-		c->sync = sync_new(c->loop, &c->conn->matrix, ids, n, event_types,
-				   sizeof event_types / sizeof event_types[0], &cb, &opt);
-		if (c->sync)
-			sync_start(c->sync);
+	if (!c->sync && !c->rebuild) {
 		c->tick_timer = loop_timer_add(c->loop, clock_tick_ms(), tick, c);
-	} else {
+		/* No /sync position: a first start, or state_dir was lost. Either way the rooms
+		 * may hold failure messages and claims this store does not know: read them back
+		 * before following the rooms. */
+		char *token = c->host.kv_get(KV_SYNC_TOKEN, c->host.data);
+		if (!token && c->user_id)
+			c->rebuild = rebuild_start(c->loop, &c->conn->matrix, c->user_id, ids, n, NULL, rebuild_done, c);
+		free(token);
+		if (!c->rebuild)
+			start_sync(c);
+	} else if (c->sync) {
 		sync_set_rooms(c->sync, ids, n);
 	}
 	free(ids);
@@ -1062,6 +1151,7 @@ void chatops_free(struct chatops *c)
 	if (!c)
 		return;
 	sync_free(c->sync);
+	rebuild_free(c->rebuild);
 	loop_timer_cancel(c->loop, c->tick_timer);
 	rooms_clear(c);
 	for (size_t i = 0; i < c->n_mutes; i++)

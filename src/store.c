@@ -133,6 +133,7 @@ enum stmt_id {
 	S_FAILURES_OPEN,
 	S_FAILURE_RESTORE,
 	S_TXN_KNOWN,
+	S_TXN_RESTORE,
 	S_CLAIM_ADD,
 	S_CLAIM_GET,
 	S_CLAIM_DELETE,
@@ -214,6 +215,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FAILURE_RESTORE] = "INSERT OR IGNORE INTO failure (" FAILURE_COLS ") VALUES"
 			      " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_TXN_KNOWN] = "SELECT 1 FROM txn WHERE txn_id = ?",
+	/* A restored failure was delivered: edits and thread replies can point at its txn. */
+	[S_TXN_RESTORE] = "INSERT OR IGNORE INTO txn (txn_id, room, event_key, route, action, accepted_ms, event_id,"
+			  " sent_ms) VALUES (?1, ?2, ?3, ?4, 'failure', ?5, ?6, ?5)",
 	[S_CLAIM_ADD] = "INSERT OR IGNORE INTO claim (reaction_event_id, failure_txn, user_id, kind, at_ms)"
 			" VALUES (?, ?, ?, ?, ?)",
 	[S_CLAIM_GET] = "SELECT failure_txn FROM claim WHERE reaction_event_id = ?",
@@ -995,7 +999,19 @@ int store_failure_restore(struct store *st, const struct store_failure *f)
 	sqlite3_bind_int64(s, 12, f->escalated);
 	if (run(st, s, "failure restore") < 0)
 		return -1;
-	return sqlite3_changes(st->db) > 0;
+	bool added = sqlite3_changes(st->db) > 0;
+	if (added && f->event_id) {
+		s = use(st, S_TXN_RESTORE);
+		bind_text(s, 1, f->txn_id);
+		bind_text(s, 2, f->room);
+		bind_text(s, 3, f->event_key);
+		bind_text(s, 4, f->route);
+		sqlite3_bind_int64(s, 5, f->opened_ms);
+		bind_text(s, 6, f->event_id);
+		if (run(st, s, "failure restore: txn") < 0)
+			return -1;
+	}
+	return added;
 }
 
 int store_txn_known(struct store *st, const char *txn_id)

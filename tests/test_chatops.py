@@ -5,6 +5,7 @@ notices checked in the room. Time is the test clock (ZMB_TEST_CLOCK)."""
 import calendar
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -502,6 +503,37 @@ def claims_lists_the_open_failures_with_claimer_age_and_link():
         # a resolved failure is closed: the same failure again starts a new root, not a thread
         w.broker.publish("zuul/scs/check", payload=failure("l3", project="osism/other", failed_jobs=("docs",)))
         wait_for(lambda: len(top_level_failures(w)) == 3, 10, "a new root after the resolve")
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def claims_and_threads_are_rebuilt_from_the_room_when_the_state_is_lost():
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("lost1"))
+        w.broker.publish("zuul/scs/check", payload=failure("lost2", project="osism/other", failed_jobs=("docs",)))
+        wait_for(lambda: len(posted(w)) == 2, 10, "both failures")
+        first, second = [e["event_id"] for e in posted(w)]
+        react(w, "@alice:localhost", first, "\U0001F440")
+        latest_edit(w, first, 1)
+        react(w, "@bob:localhost", second, "\u2705")
+        latest_edit(w, second, 1)
+        assert w.bridge.stop() == 0
+        shutil.rmtree(w.state)                          # state_dir lost
+        w.bridge.start()
+        w.bridge.wait_log("rebuilt failures and claims from the room's history", 10, count=2)
+        log = [l for l in w.bridge.log().splitlines() if "rebuilt failures" in l][-1]
+        assert "failures=2" in log and "claims=2" in log, log
+        react(w, "@bob:localhost", first, "\U0001F440")   # alice's claim was read back
+        new = latest_edit(w, first, 2)
+        # (the order may differ: the read-back claim carries the server's time, not the test clock's)
+        claimed = new["body"].split("\n")[0]
+        assert claimed in ("\U0001F440 Claimed by @alice:localhost and @bob:localhost",
+                           "\U0001F440 Claimed by @bob:localhost and @alice:localhost"), new["body"][:90]
+        w.broker.publish("zuul/scs/check", payload=failure("lost3"))   # a repeat joins the old thread
+        wait_for(lambda: len(in_thread_of(w, first)) == 1, 10, "the repeat in the rebuilt thread")
+        assert len(top_level_failures(w)) == 2, "the repeat must not start a new root"
+        r = reply_to(w, w.say("@alice:localhost", "!zuul claims"))["content"]["body"]
+        assert r.startswith("Open failures in this room (1):\n- SovereignCloudStack/standards"), r
     with_chat(HANDOVER - 3600, body)
 
 

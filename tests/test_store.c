@@ -776,6 +776,9 @@ static void test_a_restored_failure_keeps_every_field_and_is_not_added_twice(voi
 	CHECK_INT(f.recovered_ms, 5000);
 	CHECK_INT(f.escalated, 1);
 	store_failure_clear(&f);
+	char *sent = store_sent_event_id(st, "t9"); /* a thread reply can point at it */
+	CHECK_STR(sent, "$root");
+	free(sent);
 	in.txn_id = "t10";
 	in.event_id = "$other";
 	in.recovered_ms = 0; /* still failing */
