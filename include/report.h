@@ -23,6 +23,14 @@ void report_templates_clear(struct report_templates *rt);
 
 struct report_context {
 	const char *route_name; /* exposed to templates as route; may be NULL */
+	/* What to do about a problem report (failure, merge conflict, config error, disabled):
+	 * the caller picks them (the winning owners rule's, else the route's). The view has
+	 * what_to_do only for such reports and only when one of them is usable: a runbook
+	 * that is not an absolute http(s) URL is dropped like any other bad URL; a hint has
+	 * its control characters turned into spaces, is cut at 200 bytes, and is dropped
+	 * when it is not UTF-8 or nothing is left. NULL: none. */
+	const char *runbook;
+	const char *hint;
 };
 
 /* The view model of ev: every payload field plus computed fields (icons, colours,

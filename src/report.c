@@ -421,6 +421,104 @@ static char *message_details_new(const char *message)
 	return strbuf_detach(&sb);
 }
 
+/* ------------------------------------------------------------------------ */
+/* What to do: the runbook and hint the caller chose for a problem report      */
+
+/* Whether s is well-formed UTF-8 (no overlong forms, surrogates or code points past
+ * U+10FFFF): Matrix content must be valid UTF-8, and a hint is shown as is. */
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned char c = *p;
+		size_t n;
+		unsigned long cp;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		for (size_t i = 1; i <= n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* Longest hint, in bytes: the configuration allows one line of 200; a caller handing
+ * more is cut rather than trusted to keep the message short. */
+#define HINT_MAX 200
+
+/* The hint as one line: control characters and whitespace runs become one space, ends
+ * trimmed, cut at HINT_MAX bytes with "…". NULL when hint is NULL, not UTF-8, or blank.
+ * Caller frees. */
+static char *hint_line_new(const char *hint)
+{
+	if (!hint || !utf8_valid(hint))
+		return NULL;
+	struct strbuf sb = STRBUF_INIT;
+	bool space = false;
+	for (const unsigned char *p = (const unsigned char *)hint; *p; p++) {
+		if (*p <= 0x20 || *p == 0x7f) {
+			space = sb.len > 0;
+			continue;
+		}
+		if (space)
+			strbuf_putc(&sb, ' ');
+		space = false;
+		strbuf_putc(&sb, (char)*p);
+	}
+	if (sb.len == 0) {
+		strbuf_free(&sb);
+		return NULL;
+	}
+	const char *start = sb.data, *end = start + sb.len;
+	if (utf8_cut(start, &end, HINT_MAX)) {
+		while (end > start && end[-1] == ' ')
+			end--;
+		sb.len = (size_t)(end - start);
+		sb.data[sb.len] = '\0';
+		strbuf_puts(&sb, "\xe2\x80\xa6"); /* … */
+	}
+	return strbuf_detach(&sb);
+}
+
+/* what_to_do: {runbook, runbook_ok, hint} under a problem report when the caller gave
+ * a usable runbook or hint; null otherwise (a report that is not a problem, or nothing
+ * to show). A runbook that is not a safe http(s) URL is dropped, as every URL is. */
+static void add_what_to_do(cJSON *view, const struct action_style *as, const struct report_context *ctx)
+{
+	const char *runbook = ctx && url_is_safe(ctx->runbook) ? ctx->runbook : NULL;
+	char *hint = ctx ? hint_line_new(ctx->hint) : NULL;
+	if (!as->problem || (!runbook && !hint)) {
+		put(view, "what_to_do", cJSON_CreateNull());
+		free(hint);
+		return;
+	}
+	cJSON *w = cJSON_CreateObject();
+	add_str(w, "runbook", runbook);
+	add_bool(w, "runbook_ok", runbook != NULL);
+	add_str(w, "hint", hint);
+	put(view, "what_to_do", w);
+	free(hint);
+}
+
 /* Branch or tag name of a ref, or NULL when the ref is neither. */
 static const char *ref_name_of(const char *ref, const char **kind)
 {
@@ -765,6 +863,7 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 		cJSON_ReplaceItemInObject(view, "is_merge_conflict", cJSON_CreateTrue());
 	add_bool(view, "is_problem", as->problem);
 	add_bool(view, "is_final", as->final);
+	add_what_to_do(view, as, ctx);
 
 	add_str(view, "tenant", ev->tenant);
 	add_str(view, "pipeline", ev->pipeline);

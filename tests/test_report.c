@@ -221,7 +221,7 @@ static void test_h2t_empty_and_null_input(void)
 static void test_view_github_pr_label_link_and_owner(void)
 {
 	struct zuul_event *ev = parse(github_failure);
-	struct report_context ctx = {"r1"};
+	struct report_context ctx = {.route_name = "r1"};
 	cJSON *v = ev ? report_view_new(ev, &ctx) : NULL;
 	CHECK(v != NULL);
 	CHECK_STR(vstr(v, "route"), "r1");
@@ -743,7 +743,10 @@ static void test_every_view_variable_is_documented(void)
 		struct zuul_event *ev = json ? parse(json) : NULL;
 		CHECK(ev != NULL);
 		if (ev) {
-			struct report_context ctx = {.route_name = "docs"};
+			/* With a runbook and a hint, so that what_to_do's own keys are checked too. */
+			struct report_context ctx = {.route_name = "docs",
+						     .runbook = "https://wiki.example.org/runbooks/zuul",
+						     .hint = "Ask #infra."};
 			cJSON *view = report_view_new(ev, &ctx);
 			check_keys_documented(view, doc, "");
 			cJSON_Delete(view);
@@ -974,7 +977,7 @@ static void golden_case(const struct report_templates *rt, const char *file)
 		printf("# %s: cannot decode: %s\n", file, payload ? err : "unreadable");
 		goto out;
 	}
-	struct report_context ctx = {"golden"};
+	struct report_context ctx = {.route_name = "golden"};
 	cJSON *content = report_content_new(rt, ev, &ctx);
 	char *json = cJSON_Print(content);
 	struct strbuf got = STRBUF_INIT;
@@ -1067,6 +1070,341 @@ static void run_golden_tests(void)
 	report_templates_clear(&rt);
 }
 
+/* ------------------------------------------------------------------------ */
+/* what to do: runbook and hint under a problem report                        */
+
+#define RUNBOOK "https://wiki.example.org/runbooks/zuul?page=ci#tox"
+#define RUNBOOK_HTML "https://wiki.example.org/runbooks/zuul?page=ci#tox"
+
+/* The view of json with runbook and hint in the context. Caller frees. */
+static cJSON *view_with(const char *json, const char *runbook, const char *hint)
+{
+	struct zuul_event *ev = parse(json);
+	if (!ev)
+		return NULL;
+	struct report_context ctx = {.route_name = "r", .runbook = runbook, .hint = hint};
+	cJSON *v = report_view_new(ev, &ctx);
+	zuul_event_free(ev);
+	return v;
+}
+
+/* The default template's content for json with runbook and hint. Caller frees. */
+static cJSON *content_with(const char *json, const char *runbook, const char *hint)
+{
+	struct report_templates rt = default_templates();
+	struct zuul_event *ev = parse(json);
+	cJSON *c = NULL;
+	if (rt.html && ev) {
+		struct report_context ctx = {.route_name = "r", .runbook = runbook, .hint = hint};
+		c = report_content_new(&rt, ev, &ctx);
+	}
+	zuul_event_free(ev);
+	report_templates_clear(&rt);
+	return c;
+}
+
+static const cJSON *what_to_do(const cJSON *view)
+{
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(view, "what_to_do");
+	if (!w)
+		printf("# the view has no what_to_do key at all (expected an object or null)\n");
+	return w;
+}
+
+static void test_what_to_do_view_has_runbook_and_hint_of_a_failure(void)
+{
+	cJSON *v = view_with(github_failure, RUNBOOK, "Recheck once; then ask #infra.");
+	const cJSON *w = what_to_do(v);
+	CHECK(cJSON_IsObject(w));
+	CHECK_STR(vstr(w, "runbook"), RUNBOOK);
+	CHECK_INT(vbool(w, "runbook_ok"), 1);
+	CHECK_STR(vstr(w, "hint"), "Recheck once; then ask #infra.");
+	cJSON_Delete(v);
+
+	/* Without either, the key is there and null, like every unknown value. */
+	v = view_with(github_failure, NULL, NULL);
+	w = what_to_do(v);
+	CHECK(cJSON_IsNull(w));
+	cJSON_Delete(v);
+}
+
+static void test_what_to_do_renders_under_the_summary_in_html_and_text(void)
+{
+	cJSON *c = content_with(github_failure, RUNBOOK, "Recheck once; then ask #infra.");
+	const char *html = vstr(c, "formatted_body");
+	const char *body = vstr(c, "body");
+	CHECK_CONTAINS(html, "<p><b>What to do:</b> <a href=\"" RUNBOOK_HTML "\">Runbook</a> · "
+			     "Recheck once; then ask #infra.</p>\n");
+	/* Under the summary paragraph, before the list of builds. */
+	const char *title = html ? strstr(html, "Build failed.") : NULL;
+	const char *wtd = html ? strstr(html, "What to do:") : NULL;
+	const char *list = html ? strstr(html, "<ul>") : NULL;
+	CHECK(title && wtd && list && title < wtd && wtd < list);
+	CHECK_CONTAINS(body, "\n\nWhat to do: Runbook (" RUNBOOK ") · Recheck once; then ask #infra.\n\n- ");
+	check_html_subset("runbook and hint", html);
+	cJSON_Delete(c);
+}
+
+static void test_what_to_do_with_only_a_hint_or_only_a_runbook(void)
+{
+	cJSON *v = view_with(github_failure, NULL, "Check the mirror status page.");
+	const cJSON *w = what_to_do(v);
+	CHECK(cJSON_IsObject(w));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(w, "runbook")));
+	CHECK_INT(vbool(w, "runbook_ok"), 0);
+	CHECK_STR(vstr(w, "hint"), "Check the mirror status page.");
+	cJSON_Delete(v);
+	cJSON *c = content_with(github_failure, NULL, "Check the mirror status page.");
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "<p><b>What to do:</b> Check the mirror status page.</p>");
+	CHECK_NOT_CONTAINS(vstr(c, "formatted_body"), "Runbook");
+	CHECK_CONTAINS(vstr(c, "body"), "\nWhat to do: Check the mirror status page.\n");
+	cJSON_Delete(c);
+
+	v = view_with(github_failure, "https://w.example/rb", NULL);
+	w = what_to_do(v);
+	CHECK(cJSON_IsObject(w));
+	CHECK_STR(vstr(w, "runbook"), "https://w.example/rb");
+	CHECK_INT(vbool(w, "runbook_ok"), 1);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(w, "hint")));
+	cJSON_Delete(v);
+	c = content_with(github_failure, "https://w.example/rb", NULL);
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "<p><b>What to do:</b> <a href=\"https://w.example/rb\">Runbook</a></p>");
+	CHECK_NOT_CONTAINS(vstr(c, "formatted_body"), " · </p>");
+	CHECK_CONTAINS(vstr(c, "body"), "\nWhat to do: Runbook (https://w.example/rb)\n");
+	cJSON_Delete(c);
+}
+
+static void test_what_to_do_escapes_a_hostile_hint(void)
+{
+	const char *hint = "<a href=\"javascript:alert(1)\">click</a> & \"q\" 'a' {{x}}\n\x01\x1b[31m\x7f\tnext";
+	cJSON *v = view_with(github_failure, NULL, hint);
+	/* Control characters and the whitespace around them: one space, one line. */
+	CHECK_STR(vstr(what_to_do(v), "hint"),
+		  "<a href=\"javascript:alert(1)\">click</a> & \"q\" 'a' {{x}} [31m next");
+	cJSON_Delete(v);
+
+	cJSON *c = content_with(github_failure, NULL, hint);
+	const char *html = vstr(c, "formatted_body");
+	const char *body = vstr(c, "body");
+	CHECK_CONTAINS(html, "<p><b>What to do:</b> &lt;a href=&quot;javascript:alert(1)&quot;&gt;click&lt;/a&gt; "
+			     "&amp; &quot;q&quot; &#39;a&#39; {{x}} [31m next</p>");
+	CHECK_NOT_CONTAINS(html, "<a href=\"javascript");
+	CHECK_NOT_CONTAINS(html, "\x1b");
+	CHECK_NOT_CONTAINS(html, "\x7f");
+	check_html_subset("hostile hint", html);
+	/* The body shows the hint as text, on one line. */
+	CHECK_CONTAINS(body, "\nWhat to do: <a href=\"javascript:alert(1)\">click</a> & \"q\" 'a' {{x}} [31m next\n");
+	CHECK_NOT_CONTAINS(body, "\x01");
+	cJSON_Delete(c);
+}
+
+static void test_what_to_do_never_links_a_runbook_that_is_not_http(void)
+{
+	static const char *const bad[] = {
+		"javascript:alert(1)", "JavaScript:alert(document.cookie)", "data:text/html,<script>x</script>",
+		"//evil.example/rb", "wiki.example.org/rb", "ftp://files.example/rb", "https://",
+		" https://w.example/rb", "https://w.example/a b", "https://w.example/\"onclick=\"x",
+		"",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		/* With a hint: the hint stays, the runbook is dropped and never linked. */
+		cJSON *v = view_with(github_failure, bad[i], "Ask #infra.");
+		const cJSON *w = what_to_do(v);
+		if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(w, "runbook")) || vbool(w, "runbook_ok") != 0) {
+			test_current_failed = 1;
+			printf("# runbook \"%s\": expected dropped (null, runbook_ok false)\n", bad[i]);
+		}
+		cJSON_Delete(v);
+		cJSON *c = content_with(github_failure, bad[i], "Ask #infra.");
+		const char *html = vstr(c, "formatted_body");
+		CHECK_CONTAINS(html, "<p><b>What to do:</b> Ask #infra.</p>");
+		CHECK_NOT_CONTAINS(html, "Runbook");
+		struct strbuf href = STRBUF_INIT;
+		strbuf_printf(&href, "href=\"%s\"", bad[i]);
+		if (html && strstr(html, strbuf_str(&href))) {
+			test_current_failed = 1;
+			printf("# runbook \"%s\" is linked in the HTML\n", bad[i]);
+		}
+		strbuf_free(&href);
+		cJSON_Delete(c);
+
+		/* Alone: nothing is left to show, so there is no "What to do" at all. */
+		v = view_with(github_failure, bad[i], NULL);
+		CHECK(cJSON_IsNull(what_to_do(v)));
+		cJSON_Delete(v);
+	}
+}
+
+static void test_what_to_do_hint_is_cut_and_checked(void)
+{
+	char long_hint[400];
+	memset(long_hint, 'x', 300);
+	long_hint[300] = '\0';
+	cJSON *v = view_with(github_failure, NULL, long_hint);
+	const char *hint = vstr(what_to_do(v), "hint");
+	CHECK(hint && strlen(hint) == 200 + 3);
+	CHECK(hint && strcmp(hint + 200, "\xe2\x80\xa6") == 0);
+	cJSON_Delete(v);
+
+	/* A cut never splits a character: 199 ASCII bytes, then "é" straddles byte 200. */
+	memset(long_hint, 'y', 199);
+	strcpy(long_hint + 199, "\xc3\xa9 and more");
+	v = view_with(github_failure, NULL, long_hint);
+	hint = vstr(what_to_do(v), "hint");
+	CHECK(hint && strlen(hint) == 199 + 3);
+	CHECK(hint && strcmp(hint + 199, "\xe2\x80\xa6") == 0);
+	cJSON_Delete(v);
+
+	/* Blank or invalid UTF-8: no hint; with no runbook either, no what_to_do. */
+	static const char *const unusable[] = {"", "   ", "\t\n\x01", "bad \xff byte", "\xc0\xaf", "\xed\xa0\x80"};
+	for (size_t i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+		v = view_with(github_failure, NULL, unusable[i]);
+		if (!cJSON_IsNull(what_to_do(v))) {
+			test_current_failed = 1;
+			printf("# hint #%zu: expected no what_to_do\n", i);
+		}
+		cJSON_Delete(v);
+	}
+	v = view_with(github_failure, "https://w.example/rb", "   ");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(what_to_do(v), "hint")));
+	CHECK_STR(vstr(what_to_do(v), "runbook"), "https://w.example/rb");
+	cJSON_Delete(v);
+	/* Multi-byte text that is valid passes untouched. */
+	v = view_with(github_failure, NULL, "Prüfe den Spiegel \xf0\x9f\xaa\x9e zuerst");
+	CHECK_STR(vstr(what_to_do(v), "hint"), "Prüfe den Spiegel \xf0\x9f\xaa\x9e zuerst");
+	cJSON_Delete(v);
+}
+
+static void test_what_to_do_only_under_problem_reports(void)
+{
+	static const char *const problems[] = {"failure", "merge-conflict", "merge-failure", "config-error",
+					       "disabled"};
+	static const char *const others[] = {"success", "start", "enqueue", "no-jobs", "dequeue", "something-new"};
+	char json[256];
+	for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) {
+		snprintf(json, sizeof json, "{\"action\":\"%s\",\"project\":\"org/repo\",\"message\":\"m\"}",
+			 problems[i]);
+		cJSON *c = content_with(json, "https://w.example/rb", "Ask #infra.");
+		if (!c || !strstr(vstr(c, "formatted_body"), "What to do:</b> <a href=\"https://w.example/rb\">")) {
+			test_current_failed = 1;
+			printf("# action %s: expected the What to do line, got: %s\n", problems[i],
+			       c ? vstr(c, "formatted_body") : "(no content)");
+		}
+		cJSON_Delete(c);
+	}
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		snprintf(json, sizeof json, "{\"action\":\"%s\",\"project\":\"org/repo\",\"message\":\"m\"}",
+			 others[i]);
+		cJSON *v = view_with(json, "https://w.example/rb", "Ask #infra.");
+		cJSON *c = content_with(json, "https://w.example/rb", "Ask #infra.");
+		if (!cJSON_IsNull(what_to_do(v)) || !c || strstr(vstr(c, "formatted_body"), "What to do") ||
+		    strstr(vstr(c, "body"), "What to do")) {
+			test_current_failed = 1;
+			printf("# action %s: expected no what_to_do and no What to do line\n", others[i]);
+		}
+		cJSON_Delete(v);
+		cJSON_Delete(c);
+	}
+	/* A configuration error shows it after the error itself, still before the builds. */
+	cJSON *c = content_with("{\"action\":\"config-error\",\"message\":\"Config failed.\\n\\n  bad key x\"}",
+				NULL, "Fix zuul.yaml.");
+	const char *html = vstr(c, "formatted_body");
+	const char *details = html ? strstr(html, "bad key x") : NULL;
+	const char *wtd = html ? strstr(html, "What to do:") : NULL;
+	CHECK(details && wtd && details < wtd);
+	cJSON_Delete(c);
+}
+
+/* The What to do line is the only difference a runbook and hint make, for every payload
+ * of the corpus: other reports render exactly as their golden files. */
+static void test_what_to_do_adds_one_paragraph_and_nothing_else(void)
+{
+	struct report_templates rt = default_templates();
+	DIR *d = opendir(PAYLOAD_DIR);
+	CHECK(rt.html != NULL && d != NULL);
+	struct dirent *e;
+	int problems = 0, others = 0;
+	while (d && rt.html && (e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+			continue;
+		struct strbuf path = STRBUF_INIT;
+		strbuf_printf(&path, "%s/%s", PAYLOAD_DIR, e->d_name);
+		char *payload = read_file(strbuf_str(&path), &len);
+		char err[256];
+		struct zuul_event *ev = payload ? zuul_event_parse(payload, len, err, sizeof err) : NULL;
+		if (ev) {
+			struct report_context plain = {.route_name = "golden"};
+			struct report_context with = {.route_name = "golden", .runbook = "https://w.example/rb",
+						      .hint = "Ask #infra."};
+			cJSON *a = report_content_new(&rt, ev, &plain);
+			cJSON *b = report_content_new(&rt, ev, &with);
+			cJSON *view = report_view_new(ev, &plain);
+			bool problem = vbool(view, "is_problem") == 1;
+			cJSON_Delete(view);
+			static const char line[] =
+				"<p><b>What to do:</b> <a href=\"https://w.example/rb\">Runbook</a> · Ask #infra.</p>";
+			struct strbuf want = STRBUF_INIT;
+			const char *ha = vstr(a, "formatted_body");
+			const char *hb = vstr(b, "formatted_body");
+			const char *at = hb ? strstr(hb, line) : NULL;
+			if (problem && at) {
+				/* The line and its line break: the one after it, or before it when it
+				 * ends the message (the content is trimmed). */
+				const char *rest = at + strlen(line);
+				if (*rest == '\n')
+					rest++;
+				else if (at > hb && at[-1] == '\n')
+					at--;
+				strbuf_append(&want, hb, (size_t)(at - hb));
+				strbuf_puts(&want, rest);
+			} else if (hb) {
+				strbuf_puts(&want, hb);
+			}
+			if (problem ? !at : (hb && strstr(hb, "What to do") != NULL)) {
+				test_current_failed = 1;
+				printf("# %s: What to do line %s\n", e->d_name, problem ? "missing" : "shown but not a problem");
+			}
+			if (!ha || strcmp(ha, strbuf_str(&want)) != 0) {
+				test_current_failed = 1;
+				printf("# %s: with runbook and hint, the HTML differs by more than the What to do line\n",
+				       e->d_name);
+			}
+			problem ? problems++ : others++;
+			strbuf_free(&want);
+			cJSON_Delete(a);
+			cJSON_Delete(b);
+		}
+		zuul_event_free(ev);
+		free(payload);
+		strbuf_free(&path);
+	}
+	if (d)
+		closedir(d);
+	/* The corpus has both kinds, or this test would prove half of nothing. */
+	CHECK(problems > 5 && others > 5);
+	report_templates_clear(&rt);
+}
+
+static void test_what_to_do_survives_shedding_builds_for_size(void)
+{
+	struct report_templates rt = default_templates();
+	char *json = huge_buildset(600, 1);
+	struct zuul_event *ev = parse(json);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (rt.html && ev) {
+		struct report_context ctx = {.route_name = "r", .runbook = "https://w.example/rb", .hint = "Ask #infra."};
+		cJSON *c = report_content_new(&rt, ev, &ctx);
+		CHECK(printed_size(c) <= REPORT_MAX_CONTENT_BYTES);
+		CHECK_CONTAINS(vstr(c, "formatted_body"), "<a href=\"https://w.example/rb\">Runbook</a> · Ask #infra.");
+		CHECK_CONTAINS(vstr(c, "formatted_body"), "more builds not shown");
+		cJSON_Delete(c);
+	}
+	zuul_event_free(ev);
+	free(json);
+	report_templates_clear(&rt);
+}
+
 int main(void)
 {
 	RUN(test_h2t_decodes_named_and_numeric_entities);
@@ -1096,6 +1434,15 @@ int main(void)
 	RUN(test_content_too_large_for_matrix_sheds_successes_then_halves);
 	RUN(test_content_that_fits_is_not_cut);
 	RUN(test_every_view_variable_is_documented);
+	RUN(test_what_to_do_view_has_runbook_and_hint_of_a_failure);
+	RUN(test_what_to_do_renders_under_the_summary_in_html_and_text);
+	RUN(test_what_to_do_with_only_a_hint_or_only_a_runbook);
+	RUN(test_what_to_do_escapes_a_hostile_hint);
+	RUN(test_what_to_do_never_links_a_runbook_that_is_not_http);
+	RUN(test_what_to_do_hint_is_cut_and_checked);
+	RUN(test_what_to_do_only_under_problem_reports);
+	RUN(test_what_to_do_adds_one_paragraph_and_nothing_else);
+	RUN(test_what_to_do_survives_shedding_builds_for_size);
 	run_golden_tests();
 	return test_done();
 }
