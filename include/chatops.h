@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "owners.h"
 #include "store.h"
 #include "strbuf.h"
 #include "zuul.h"
@@ -53,17 +54,34 @@ void chatops_reload(struct chatops *c, const struct config *cfg);
  * every failed build's job is muted. */
 bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev);
 
-/* For a failure report about to be posted by a route whose mention_oncall is set: adds
- * the current on-call as a pill and to m.mentions (nothing without a rotation, for
- * reports that are not failures, or when nobody is on call). */
-void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content);
+/* The owners of a failure: the winning `owners` rule of each failed build's job (of the
+ * report as a whole when no build failed, as in a merge conflict), without repeats. */
+#define CHATOPS_OWNERS_MAX 8
+struct chatops_owners {
+	const struct owners_rule *rules[CHATOPS_OWNERS_MAX];
+	size_t n;
+};
+/* Fills *out (n = 0 for reports that are not failures, or when no rule matches). */
+void chatops_find_owners(const struct config *cfg, const struct zuul_event *ev, struct chatops_owners *out);
+
+/* The runbook and hint shown under a failure route r posts: each from the winning owners
+ * rule that has one, else the route's own (NULL: none). */
+void chatops_what_to_do(const struct config *cfg, const struct route *r, const struct chatops_owners *owners,
+			const char **runbook, const char **hint);
+
+/* For a new failure report about to be posted by a route whose mention_oncall is set:
+ * adds its owners' users, or when it has none the current on-call, as pills and to
+ * m.mentions (nothing for reports that are not failures, or when nobody is found). */
+void chatops_mention(struct chatops *c, const struct zuul_event *ev, const struct chatops_owners *owners,
+		     cJSON *content);
 
 /* Before a failure report that starts a thread is queued: marks its content with the
  * private key "zmb.failure" (txn, route, key, thread key, opening time; edits carry the
  * count, recovery and escalation too), so the claims can be rebuilt from the room when
- * state_dir is lost. txn: the message the room will react to. */
+ * state_dir is lost, and with what its owners decide about it (escalation delay, rooms
+ * to forward to). txn: the message the room will react to. */
 void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *route,
-			  const char *key, cJSON *content);
+			  const char *key, const struct chatops_owners *owners, cJSON *content);
 
 /* A report was queued under txn for room/route: if it is a failure, the room may claim it
  * (a reaction on its message), so it is remembered with its content. */

@@ -215,6 +215,14 @@ static void chatops_kv_set(const char *key, const char *value, void *data)
 	store_kv_set(b->store, key, value);
 }
 
+static bool route_room(const struct config *cfg, const char *room)
+{
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		if (strcmp(cfg->routes[i].room, room) == 0)
+			return true;
+	return false;
+}
+
 /* Creates, updates or drops the chatops side to match the configuration and the joined
  * rooms. It exists from start-up (mutes apply to the first reports already); /sync starts
  * once rooms are joined, which is after whoami told the bridge its own user id. */
@@ -238,8 +246,10 @@ static void chatops_update(struct bridge *b)
 		chatops_set_user_id(b->chatops, b->user_id);
 	struct chatops_room *rooms = xcalloc(b->n_rooms ? b->n_rooms : 1, sizeof *rooms);
 	size_t n = 0;
+	/* Commands, claims and notices belong to the routes' rooms; a room owners only
+	 * forward to is posted into, not followed. */
 	for (size_t j = 0; j < b->n_rooms; j++)
-		if (b->rooms[j]->joined)
+		if (b->rooms[j]->joined && route_room(b->cfg, b->rooms[j]->room))
 			rooms[n++] = (struct chatops_room){.room = b->rooms[j]->room, .room_id = b->rooms[j]->room_id};
 	if (n)
 		chatops_set_rooms(b->chatops, rooms, n);
@@ -306,22 +316,29 @@ static void join_room(struct bridge *b, struct room_join *rj)
 		log_kv(ZLOG_ERROR, "cannot start a join request", "room", rj->room, NULL);
 }
 
-/* Adds every route's room to the join list (once each) and joins the new ones. */
+static void room_add(struct bridge *b, const char *room)
+{
+	size_t j = 0;
+	while (j < b->n_rooms && strcmp(b->rooms[j]->room, room) != 0)
+		j++;
+	if (j == b->n_rooms) {
+		struct room_join *rj = xcalloc(1, sizeof *rj);
+		rj->b = b;
+		rj->room = xstrdup(room);
+		b->rooms = xrealloc(b->rooms, (b->n_rooms + 1) * sizeof *b->rooms);
+		b->rooms[b->n_rooms++] = rj;
+	}
+}
+
+/* Adds every route's room, and every room owners forward failures to, to the join list
+ * (once each) and joins the new ones. */
 static void rooms_sync_with_routes(struct bridge *b)
 {
-	for (size_t i = 0; i < b->cfg->n_routes; i++) {
-		const char *room = b->cfg->routes[i].room;
-		size_t j = 0;
-		while (j < b->n_rooms && strcmp(b->rooms[j]->room, room) != 0)
-			j++;
-		if (j == b->n_rooms) {
-			struct room_join *rj = xcalloc(1, sizeof *rj);
-			rj->b = b;
-			rj->room = xstrdup(room);
-			b->rooms = xrealloc(b->rooms, (b->n_rooms + 1) * sizeof *b->rooms);
-			b->rooms[b->n_rooms++] = rj;
-		}
-	}
+	for (size_t i = 0; i < b->cfg->n_routes; i++)
+		room_add(b, b->cfg->routes[i].room);
+	for (size_t i = 0; b->cfg->chatops.enabled && i < b->cfg->owners.n_rules; i++)
+		if (b->cfg->owners.rules[i].forward_room)
+			room_add(b, b->cfg->owners.rules[i].forward_room);
 	if (!b->user_id)
 		return; /* joins start once whoami answered */
 	for (size_t j = 0; j < b->n_rooms; j++)
@@ -448,7 +465,12 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
  * open failure's thread, or an edit of the start report. */
 static void route_one(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev, const char *key)
 {
+	/* Whoever owns the failure brings their own runbook and hint, else the route's apply. */
+	const struct config_route_chatops *rco = config_route_chatops(b->cfg, r);
+	struct chatops_owners owners;
+	chatops_find_owners(b->cfg, ev, &owners);
 	struct report_context ctx = {.route_name = r->name};
+	chatops_what_to_do(b->cfg, r, &owners, &ctx.runbook, &ctx.hint);
 	cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
 	char *txn = bridge_txn_id(key, ev->action, r->name);
 	char *start_txn = start_to_edit(b, r, ev, key);
@@ -461,9 +483,9 @@ static void route_one(struct bridge *b, const struct route *r, size_t i, const s
 		relations_make_thread_reply(content, NULL, NULL);
 		relations_point_at_txn(content, root);
 	} else {
-		if (config_route_chatops(b->cfg, r)->mention_oncall)
-			chatops_mention_oncall(b->chatops, ev, content);
-		chatops_mark_failure(b->chatops, ev, claim_txn, r->name, key, content);
+		if (rco->mention_oncall)
+			chatops_mention(b->chatops, ev, &owners, content);
+		chatops_mark_failure(b->chatops, ev, claim_txn, r->name, key, &owners, content);
 		if (start_txn) {
 			/* The edit's own m.mentions pings whoever the result mentions. */
 			edit = relations_edit_new(content, NULL, NULL);

@@ -227,9 +227,70 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
 	return true;
 }
 
-void chatops_mention_oncall(struct chatops *c, const struct zuul_event *ev, cJSON *content)
+void chatops_find_owners(const struct config *cfg, const struct zuul_event *ev, struct chatops_owners *out)
 {
-	if (!c || !c->cfg->chatops.oncall || !is_failure_action(ev->action))
+	out->n = 0;
+	if (!cfg->owners.n_rules || !is_failure_action(ev->action))
+		return;
+	struct owners_subject subj = {.tenant = ev->tenant, .pipeline = ev->pipeline, .project = ev->item.project};
+	size_t failed = 0;
+	for (size_t i = 0; i <= ev->n_builds && out->n < CHATOPS_OWNERS_MAX; i++) {
+		if (i < ev->n_builds) {
+			if (!build_failed(&ev->builds[i]))
+				continue;
+			failed++;
+			subj.job = ev->builds[i].job_name;
+		} else if (failed) {
+			break;
+		} else {
+			subj.job = NULL; /* nothing failed by itself: the report as a whole */
+		}
+		int k = owners_match(&cfg->owners, &subj, NULL);
+		if (k < 0)
+			continue;
+		const struct owners_rule *r = &cfg->owners.rules[k];
+		size_t j = 0;
+		while (j < out->n && out->rules[j] != r)
+			j++;
+		if (j == out->n)
+			out->rules[out->n++] = r;
+	}
+}
+
+void chatops_what_to_do(const struct config *cfg, const struct route *r, const struct chatops_owners *owners,
+			const char **runbook, const char **hint)
+{
+	const struct config_route_chatops *rco = config_route_chatops(cfg, r);
+	*runbook = rco->runbook;
+	*hint = rco->hint;
+	/* The first failed job's rule speaks first: walk backwards so it is set last. */
+	for (size_t k = owners ? owners->n : 0; k-- > 0;) {
+		if (owners->rules[k]->runbook)
+			*runbook = owners->rules[k]->runbook;
+		if (owners->rules[k]->hint)
+			*hint = owners->rules[k]->hint;
+	}
+}
+
+void chatops_mention(struct chatops *c, const struct zuul_event *ev, const struct chatops_owners *owners,
+		     cJSON *content)
+{
+	if (!c || !is_failure_action(ev->action))
+		return;
+	size_t n_users = 0;
+	for (size_t i = 0; owners && i < owners->n; i++)
+		n_users += owners->rules[i]->n_users;
+	if (n_users) {
+		const char **users = xcalloc(n_users, sizeof *users);
+		size_t n = 0;
+		for (size_t i = 0; i < owners->n; i++)
+			for (size_t j = 0; j < owners->rules[i]->n_users; j++)
+				users[n++] = owners->rules[i]->users[j];
+		relations_add_mentions(content, users, n);
+		free(users);
+		return;
+	}
+	if (!c->cfg->chatops.oncall)
 		return;
 	struct rotation_oncall oc;
 	if (rotation_oncall(&c->cfg->chatops.rotation, (time_t)(clock_wall_ms() / 1000), &oc) == 0 && oc.user)
@@ -481,6 +542,15 @@ static void handle_command(struct chatops *c, struct room_state *rs, const struc
 			reply_content(c, rs, ev, claims_content(c, rs));
 			commands_parsed_clear(&p);
 			return;
+		case COMMANDS_OWNERS: {
+			struct owners_subject subj = {.project = p.project, .job = p.job};
+			text = owners_describe(&c->cfg->owners, &subj);
+			break;
+		}
+		case COMMANDS_WORKFLOW:
+			text = xstrdup(co->workflow ? co->workflow
+						    : "No workflow is configured for this room (chatops.workflow).");
+			break;
 		default:
 			text = xstrdup("I know that command but cannot answer it here.");
 			break;
@@ -540,7 +610,7 @@ char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_
 }
 
 void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *route,
-			  const char *key, cJSON *content)
+			  const char *key, const struct chatops_owners *owners, cJSON *content)
 {
 	if (!c || !is_failure_action(ev->action))
 		return;
@@ -555,6 +625,25 @@ void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const 
 	cJSON_AddNumberToObject(m, "count", 1);
 	cJSON_AddNumberToObject(m, "recovered_ms", 0);
 	cJSON_AddNumberToObject(m, "escalated", 0);
+	/* What the owners decided, kept with the failure: the on-call is pinged after the
+	 * shortest of their delays, and each forward room gets its notice on time. */
+	long long escalate = -1;
+	cJSON *forward = NULL;
+	for (size_t i = 0; owners && i < owners->n; i++) {
+		const struct owners_rule *r = owners->rules[i];
+		if (r->escalate_after_s >= 0 && (escalate < 0 || r->escalate_after_s < escalate))
+			escalate = r->escalate_after_s;
+		if (r->forward_room) {
+			if (!forward)
+				forward = cJSON_AddArrayToObject(m, "forward");
+			cJSON *f = cJSON_CreateObject();
+			cJSON_AddStringToObject(f, "room", r->forward_room);
+			cJSON_AddNumberToObject(f, "after_s", (double)r->forward_after_s);
+			cJSON_AddItemToArray(forward, f);
+		}
+	}
+	if (escalate >= 0)
+		cJSON_AddNumberToObject(m, "escalate_after_s", (double)escalate);
 	cJSON_DeleteItemFromObjectCaseSensitive(content, FAILURE_MARKER);
 	cJSON_AddItemToObject(content, FAILURE_MARKER, m);
 	free(tkey);
@@ -965,13 +1054,13 @@ static void check_handovers(struct chatops *c)
 
 /* ---- escalation of unclaimed failures --------------------------------------- */
 
-/* Whether a failure escalates: its route mentions the on-call (a route that does not ping
- * anyone on a new failure does not ping later either), and nobody claimed or resolved it. */
-static bool escalates(struct chatops *c, const struct store_failure *f)
+/* Bits of a failure's `escalated` mask beyond the rotation's steps: the notice to the
+ * i-th forward room of its owners went out. */
+#define FORWARD_SENT(i) (1u << (2 + (i)))
+
+/* Whether nobody claimed or resolved the failure. */
+static bool unclaimed(struct chatops *c, const struct store_failure *f)
 {
-	const struct route *r = config_find_route(c->cfg, f->route);
-	if (!r || !config_route_chatops(c->cfg, r)->mention_oncall)
-		return false;
 	char **users = NULL;
 	size_t n = 0, m = 0;
 	store_claims_of(c->store, f->txn_id, "claim", &users, &n);
@@ -981,6 +1070,14 @@ static bool escalates(struct chatops *c, const struct store_failure *f)
 	return n == 0 && m == 0;
 }
 
+/* Whether its route pings anyone: a route that mentions nobody on a new failure does not
+ * ping later either. */
+static bool route_pings(struct chatops *c, const struct store_failure *f)
+{
+	const struct route *r = config_find_route(c->cfg, f->route);
+	return r && config_route_chatops(c->cfg, r)->mention_oncall;
+}
+
 /* Posts the steps of `due` as one message in the failure's thread, pinging who they name. */
 static void post_escalation(struct chatops *c, const struct store_failure *f, unsigned due, time_t now)
 {
@@ -988,7 +1085,8 @@ static void post_escalation(struct chatops *c, const struct store_failure *f, un
 	const char **who = xcalloc(rc->n_fallback + 1, sizeof *who);
 	size_t n = 0;
 	struct rotation_oncall oc;
-	bool oncall = (due & ROTATION_STEP_PING_ONCALL) && rotation_oncall(rc, now, &oc) == 0 && oc.user;
+	bool oncall = (due & ROTATION_STEP_PING_ONCALL) && c->cfg->chatops.oncall &&
+		      rotation_oncall(rc, now, &oc) == 0 && oc.user;
 	if (oncall)
 		who[n++] = oc.user;
 	if (due & ROTATION_STEP_FALLBACK)
@@ -1020,36 +1118,115 @@ static void post_escalation(struct chatops *c, const struct store_failure *f, un
 	free(who);
 }
 
-/* Takes the escalation steps that came due for the open, unclaimed failures. Steps missed
- * while the bridge was away are taken together, in one message. */
+/* A short notice in another room (an owners rule's forward_room) linking to the failure. */
+static void post_forward(struct chatops *c, const struct store_failure *f, const char *forward_room, int index)
+{
+	const struct room_state *rs = NULL;
+	for (size_t i = 0; i < c->n_rooms && !rs; i++)
+		if (strcmp(c->rooms[i].room, f->room) == 0)
+			rs = &c->rooms[i];
+	struct strbuf what = STRBUF_INIT, text = STRBUF_INIT, html = STRBUF_INIT;
+	describe_thread_key(f->thread_key, &what);
+	char *room = matrix_escape_segment(rs ? rs->room_id : f->room);
+	char *event = matrix_escape_segment(f->event_id);
+	strbuf_printf(&text, "\u26A0\uFE0F Forwarded from %s: %s failed. https://matrix.to/#/%s/%s", f->room,
+		      strbuf_str(&what), room, event);
+	strbuf_puts(&html, "\u26A0\uFE0F Forwarded from ");
+	strbuf_puts_html(&html, f->room);
+	strbuf_printf(&html, ": <a href=\"https://matrix.to/#/%s/%s\">", room, event);
+	strbuf_puts_html(&html, strbuf_str(&what));
+	strbuf_puts(&html, "</a> failed.");
+	cJSON *content = notice_new(strbuf_str(&text));
+	cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
+	cJSON_AddStringToObject(content, "formatted_body", strbuf_str(&html));
+	char key[300];
+	snprintf(key, sizeof key, "%s|forward|%d", f->txn_id, index);
+	c->host.post(forward_room, "forward", key, content, c->host.data);
+	log_kv(ZLOG_INFO, "failure forwarded", "room", f->room, "to", forward_room, "key", f->event_key, NULL);
+	cJSON_Delete(content);
+	free(room);
+	free(event);
+	strbuf_free(&what);
+	strbuf_free(&text);
+	strbuf_free(&html);
+}
+
+/* Takes the escalation steps and forwards that came due for one open failure; returns
+ * when the next one is due (Unix ms), 0 when none is left. */
+static int64_t escalate_one(struct chatops *c, struct store_failure *f, int64_t now_ms)
+{
+	time_t now = (time_t)(now_ms / 1000), t0 = (time_t)(f->opened_ms / 1000);
+	cJSON *content = cJSON_Parse(f->content_json);
+	const cJSON *marker = cJSON_GetObjectItemCaseSensitive(content, FAILURE_MARKER);
+	const cJSON *delay = cJSON_GetObjectItemCaseSensitive(marker, "escalate_after_s");
+	const cJSON *forward = cJSON_GetObjectItemCaseSensitive(marker, "forward");
+	/* The owners' own delay before the on-call is pinged replaces the room's. */
+	struct rotation_config rc = c->cfg->chatops.rotation;
+	if (cJSON_IsNumber(delay) && delay->valuedouble >= 0 && delay->valuedouble <= 30 * 86400.0)
+		rc.escalate_after_s = (long long)delay->valuedouble;
+	bool open = unclaimed(c, f);
+	unsigned done = f->escalated;
+	int64_t next = 0;
+	if (open) {
+		unsigned due = rotation_escalation_due(&rc, t0, now) & ~done;
+		if (due) {
+			post_escalation(c, f, due, now);
+			done |= due;
+		}
+		time_t later = rotation_escalation_next(&rc, t0, done);
+		next = later ? (int64_t)later * 1000 : 0;
+	}
+	/* A forward "with the failure" (after 0) goes out whatever happens; a later one only
+	 * while nobody has taken the failure. It waits for the message's event id to link. */
+	int i = 0;
+	const cJSON *fw;
+	cJSON_ArrayForEach(fw, forward)
+	{
+		const cJSON *room = cJSON_GetObjectItemCaseSensitive(fw, "room");
+		const cJSON *after = cJSON_GetObjectItemCaseSensitive(fw, "after_s");
+		if (i >= CHATOPS_OWNERS_MAX || !cJSON_IsString(room) || !cJSON_IsNumber(after))
+			break;
+		int64_t at = f->opened_ms + (int64_t)after->valuedouble * 1000;
+		if (!(done & FORWARD_SENT(i)) && (open || after->valuedouble == 0)) {
+			if (now_ms >= at && f->event_id) {
+				post_forward(c, f, room->valuestring, i);
+				done |= FORWARD_SENT(i);
+			} else {
+				int64_t when = now_ms >= at ? now_ms + 1000 : at; /* not delivered yet */
+				if (!next || when < next)
+					next = when;
+			}
+		}
+		i++;
+	}
+	if (done != f->escalated) {
+		f->escalated = done;
+		store_failure_set_escalated(c->store, f->txn_id, done);
+	}
+	cJSON_Delete(content);
+	return next;
+}
+
+/* Takes the steps that came due for the open failures. Steps missed while the bridge was
+ * away are taken together, in one message. */
 static void check_escalations(struct chatops *c)
 {
-	const struct rotation_config *rc = &c->cfg->chatops.rotation;
-	if (!c->cfg->chatops.oncall || c->n_rooms == 0)
+	if ((!c->cfg->chatops.oncall && !c->cfg->owners.n_rules) || c->n_rooms == 0)
 		return;
 	int64_t now_ms = clock_wall_ms();
 	if (c->next_escalation_ms && now_ms < c->next_escalation_ms)
 		return;
-	time_t now = (time_t)(now_ms / 1000);
 	struct store_failure *open;
 	size_t n;
 	if (store_failures_open(c->store, NULL, &open, &n) != 0)
 		return;
 	int64_t next = INT64_MAX;
 	for (size_t i = 0; i < n; i++) {
-		struct store_failure *f = &open[i];
-		time_t t0 = (time_t)(f->opened_ms / 1000);
-		if (!escalates(c, f))
+		if (!route_pings(c, &open[i]))
 			continue;
-		unsigned due = rotation_escalation_due(rc, t0, now) & ~f->escalated;
-		if (due) {
-			post_escalation(c, f, due, now);
-			f->escalated |= due;
-			store_failure_set_escalated(c->store, f->txn_id, f->escalated);
-		}
-		time_t later = rotation_escalation_next(rc, t0, f->escalated);
-		if (later && (int64_t)later * 1000 < next)
-			next = (int64_t)later * 1000;
+		int64_t later = escalate_one(c, &open[i], now_ms);
+		if (later && later < next)
+			next = later;
 	}
 	store_failures_free(open, n);
 	/* Nothing pending: look again in a minute (the rotation may change on reload). */

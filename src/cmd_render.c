@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chatops.h"
 #include "cmd.h"
 #include "config.h"
 #include "fileutil.h"
@@ -76,7 +77,11 @@ static int render_route(const char *config_path, const char *route_name, const c
 		goto out;
 	}
 	strbuf_free(&why);
+	/* What the daemon would show: the owners' runbook and hint, else the route's. */
 	struct report_context ctx = {.route_name = route->name};
+	struct chatops_owners owners;
+	chatops_find_owners(cfg, ev, &owners);
+	chatops_what_to_do(cfg, route, &owners, &ctx.runbook, &ctx.hint);
 	cJSON *json;
 	if (view_only) {
 		json = report_view_new(ev, &ctx);

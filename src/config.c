@@ -1151,6 +1151,10 @@ static const char *runbook_problem(const char *url)
 	for (const char *p = url; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return "contains whitespace or control characters";
+	/* The report refuses these in any link (they would break out of an attribute or
+	 * be misread by a client); accepting them here would make the runbook vanish. */
+	if (strpbrk(url, "\"<>\\`"))
+		return "contains one of \" < > \\ `";
 	if (!utf8_valid(url))
 		return "not valid UTF-8";
 	return NULL;
@@ -1680,10 +1684,14 @@ static void load_chatops_all(struct loader *ld, const config_setting_t *root, st
 	if (cfg->n_routes == 0 || !rs)
 		return;
 	cfg->route_chatops = xcalloc(cfg->n_routes, sizeof(*cfg->route_chatops));
+	/* Whom a failure mentions: its owners, else the on-call; either makes mentioning useful
+	 * (the owners list itself is checked by load_owners). */
+	const config_setting_t *owners = config_setting_get_member(root, "owners");
+	bool someone = cfg->chatops.oncall || (owners && config_setting_length(owners) > 0);
 	for (size_t i = 0; i < cfg->n_routes; i++) {
 		const config_setting_t *s = config_setting_get_elem(rs, (unsigned)i);
 		struct config_route_chatops *rco = &cfg->route_chatops[i];
-		rco->mention_oncall = cfg->chatops.oncall;
+		rco->mention_oncall = someone;
 		rco->digest_minute = -1;
 		rco->digest_timezone = xstrdup(cfg->chatops.oncall && cfg->chatops.rotation.timezone
 						       ? cfg->chatops.rotation.timezone : "UTC");
@@ -1695,9 +1703,10 @@ static void load_chatops_all(struct loader *ld, const config_setting_t *root, st
 		bool mention = rco->mention_oncall;
 		const config_setting_t *ms = config_setting_get_member(s, "mention_oncall");
 		if (ms && get_bool(ld, s, pfx, "mention_oncall", &mention)) {
-			if (mention && !cfg->chatops.oncall)
-				report(ld, ms, "%s.mention_oncall: true, but there is no rotation (expected a "
-					       "chatops.oncall group that says whom to mention)", pfx);
+			if (mention && !someone)
+				report(ld, ms, "%s.mention_oncall: true, but there is no rotation and no owners "
+					       "(expected a chatops.oncall group or owners rules that say whom to "
+					       "mention)", pfx);
 			else
 				rco->mention_oncall = mention;
 		}

@@ -1339,8 +1339,9 @@ static const struct bad_case bad_cases[] = {
 					  "users be pinged? (expected a duration such as \"1h\" when fallback "
 					  "is set)\n"},
 	{F("chatops-route-keys.conf"), 0,
-	 F("chatops-route-keys.conf") ":5: routes[0].mention_oncall: true, but there is no rotation "
-				      "(expected a chatops.oncall group that says whom to mention)\n"
+	 F("chatops-route-keys.conf") ":5: routes[0].mention_oncall: true, but there is no rotation and no "
+				      "owners (expected a chatops.oncall group or owners rules that say whom "
+				      "to mention)\n"
 	 F("chatops-route-keys.conf") ":6: routes[0].edit_start: expected a boolean (true or false), "
 				      "got an integer\n"},
 	/* Issue #7: owners, the workflow, per-route texts and digests, triage. */
@@ -1404,6 +1405,8 @@ static const struct bad_case bad_cases[] = {
 				   "00:00 to 23:59)\n"
 	 F("route-bad-texts.conf") ":9: routes[0].digest_timezone: \"Europe/Berln\" is not a zone of the "
 				   "system tz database (e.g. Europe/Berlin, UTC)\n"
+	 F("route-bad-texts.conf") ":11: routes[1].runbook: bad URL \"https://wiki.example.org/\\\"><b>\" "
+				   "(contains one of \" < > \\ `; " URL_EXP ")\n"
 	 F("route-bad-texts.conf") ":11: routes[1].digest_timezone: set without digest_at (expected "
 				   "digest_at = \"HH:MM\"; too, or no digest_timezone)\n"
 	 F("route-bad-texts.conf") ":13: routes[2].digest_at: expected a string, got an integer\n"
