@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "incident.h"
 #include "owners.h"
 #include "store.h"
 #include "strbuf.h"
@@ -33,6 +34,8 @@ struct chatops_host {
 	/* Small persistent values (committed with the rest of the turn). get: caller frees. */
 	char *(*kv_get)(const char *key, void *data);
 	void (*kv_set)(const char *key, const char *value, void *data);
+	/* The transaction id post() gives (kind, key); caller frees. */
+	char *(*txn_of)(const char *kind, const char *key, void *data);
 	void *data;
 };
 
@@ -97,6 +100,14 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
  * pipeline recovered; says so in their threads and edits their roots. Called for every
  * route, matched or not: a route that posts only failures still learns of recovery. */
 void chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
+/* Triage (the `triage` group): a failure report is observed once, before the routes;
+ * true when it was absorbed into infrastructure incidents (no per-project alert). *out is
+ * always filled; free it with incident_outcome_free. */
+bool chatops_triage(struct chatops *c, const struct zuul_event *ev, const char *key, struct incident_outcome *out);
+/* For a route that matched the report: posts the incidents it opened into the route's room
+ * (a claimable message, mentioning the on-call when `mention`), and edits those that grew. */
+void chatops_incidents_post(struct chatops *c, const struct route *r, bool mention, const struct incident_outcome *out);
+
 /* The homeserver accepted txn as event_id (from the deliverer). */
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id);
 void chatops_free(struct chatops *c);

@@ -126,6 +126,8 @@ int store_failures_open_by_prefix(struct store *st, const char *route, const cha
  * first. Free with store_failures_free. 0 or -1. */
 int store_failures_open(struct store *st, const char *room, struct store_failure **out, size_t *n);
 void store_failures_free(struct store_failure *list, size_t n);
+/* Replaces the content a failure's edits are rendered from (an incident that grew). 0 or -1. */
+int store_failure_set_content(struct store *st, const char *txn_id, const char *content_json);
 /* Records the escalation steps taken for a failure. 0 or -1. */
 int store_failure_set_escalated(struct store *st, const char *txn_id, unsigned escalated);
 /* Puts back a failure found in the room's history (state_dir was lost): every field of

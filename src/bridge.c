@@ -203,6 +203,12 @@ static void chatops_status(struct strbuf *out, void *data)
 		      deliverer_queued(b->deliverer), last, up);
 }
 
+static char *chatops_txn_of(const char *kind, const char *key, void *data)
+{
+	(void)data;
+	return bridge_txn_id(key, kind, "chatops");
+}
+
 static char *chatops_kv_get(const char *key, void *data)
 {
 	struct bridge *b = data;
@@ -238,6 +244,7 @@ static void chatops_update(struct bridge *b)
 					    .describe_status = chatops_status,
 					    .kv_get = chatops_kv_get,
 					    .kv_set = chatops_kv_set,
+					    .txn_of = chatops_txn_of,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
@@ -512,6 +519,10 @@ static void route_one(struct bridge *b, const struct route *r, size_t i, const s
 static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
 {
 	size_t matched = 0;
+	/* Infrastructure failures become incidents: one message per incident, not one alert
+	 * per project (an absorbed report posts nothing of its own). */
+	struct incident_outcome incidents;
+	bool absorbed = chatops_triage(b->chatops, ev, key, &incidents);
 	for (size_t i = 0; i < b->cfg->n_routes; i++) {
 		const struct route *r = &b->cfg->routes[i];
 		chatops_check_recovery(b->chatops, r->name, ev);
@@ -523,8 +534,15 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 			       ev->item.project, NULL);
 			continue;
 		}
+		chatops_incidents_post(b->chatops, r, config_route_chatops(b->cfg, r)->mention_oncall, &incidents);
+		if (absorbed) {
+			log_kv(ZLOG_INFO, "report absorbed into an infrastructure incident", "route", r->name, "key", key,
+			       "project", ev->item.project, NULL);
+			continue;
+		}
 		route_one(b, r, i, ev, key);
 	}
+	incident_outcome_free(&incidents);
 	if (!matched) {
 		b->stats.filtered++;
 		log_kv(ZLOG_DEBUG, "report matches no route", "key", key, "action", ev->action, "pipeline",

@@ -130,6 +130,7 @@ enum stmt_id {
 	S_FAILURE_BUMP,
 	S_FAILURE_RECOVER,
 	S_FAILURE_ESCALATED,
+	S_FAILURE_CONTENT,
 	S_FAILURES_OPEN,
 	S_FAILURE_RESTORE,
 	S_TXN_KNOWN,
@@ -210,6 +211,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FAILURE_BUMP] = "UPDATE failure SET count = count + 1, last_ms = ?2 WHERE txn_id = ?1",
 	[S_FAILURE_RECOVER] = "UPDATE failure SET recovered_ms = ?2 WHERE txn_id = ?1",
 	[S_FAILURE_ESCALATED] = "UPDATE failure SET escalated = ?2 WHERE txn_id = ?1",
+	[S_FAILURE_CONTENT] = "UPDATE failure SET content_json = ?2 WHERE txn_id = ?1",
 	[S_FAILURES_OPEN] = "SELECT " FAILURE_COLS " FROM failure WHERE (?1 IS NULL OR room = ?1) AND"
 			    FAILURE_UNRESOLVED " ORDER BY opened_ms",
 	[S_FAILURE_RESTORE] = "INSERT OR IGNORE INTO failure (" FAILURE_COLS ") VALUES"
@@ -975,6 +977,16 @@ int store_failure_set_escalated(struct store *st, const char *txn_id, unsigned e
 	bind_text(s, 1, txn_id);
 	sqlite3_bind_int64(s, 2, escalated);
 	return run(st, s, "failure escalated");
+}
+
+int store_failure_set_content(struct store *st, const char *txn_id, const char *content_json)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_FAILURE_CONTENT);
+	bind_text(s, 1, txn_id);
+	bind_text(s, 2, content_json);
+	return run(st, s, "failure content");
 }
 
 int store_failure_restore(struct store *st, const struct store_failure *f)

@@ -222,4 +222,78 @@ def owners_and_workflow_commands_answer_from_the_config():
     with_owners(T0, body)
 
 
+TRIAGE = CHATOPS + """
+triage: { job_window = "30m"; };
+"""
+
+
+def node_failure(buildset, project, jobs, result="NODE_FAILURE"):
+    with open(os.path.join(PAYLOADS, "shared-periodic-failure.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    ev["project"] = project
+    for c in ev.get("changes", []):
+        c["project"] = project
+    template = ev["buildset"]["builds"][0]
+    ev["buildset"]["builds"] = [dict(template, job_name=j, result=result, uuid="%s-%s" % (buildset, j),
+                                     change=None) for j in jobs]
+    ev["buildset"]["retry_builds"] = []
+    return json.dumps(ev)
+
+
+def incidents(w):
+    return [e for e in w.hs.events(ALERTS) if "m.relates_to" not in e["content"]
+            and "zmb.failure" in e["content"]
+            and e["content"]["zmb.failure"]["thread_key"].startswith("incident|")]
+
+
+@test
+def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner():
+    """Issue #7's night: 12 periodic jobs of 6 projects fail with NODE_FAILURE -> one
+    incident message, edited as it grows, no per-project alerts; an unrelated project's real
+    test failure still gets its own alert mentioning its owner."""
+    def body(w):
+        projects = ["osism/p%d" % i for i in range(6)]
+        for i, p in enumerate(projects):
+            w.broker.publish("zuul/scs/periodic", payload=node_failure("n%d" % i, p, ["deploy", "upgrade"]))
+            w.set_time(T0 + 60 * (i + 1))
+        w.broker.publish("zuul/scs/check", payload=failure("real", project="SovereignCloudStack/docs",
+                                                           failed_jobs=("build-docs",)))
+        real = root_of(w, "SovereignCloudStack/docs")["content"]
+        assert real["m.mentions"] == {"user_ids": ["@dave:localhost"]}, real["m.mentions"]
+        w.bridge.wait_log("report absorbed into an infrastructure incident", 10, count=6)
+        inc = wait_for(lambda: incidents(w), 10, "the incident message")
+        assert len(inc) == 1, [e["content"]["body"][:60] for e in inc]
+        assert inc[0]["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}, "the incident pings the on-call"
+        per_project = [e for e in roots(w) if "osism/p" in e["content"]["body"]]
+        assert per_project == [], "no per-project alerts for an infrastructure failure"
+        root = inc[0]["event_id"]
+
+        def edits():
+            return [e["content"]["m.new_content"] for e in w.hs.events(ALERTS)
+                    if (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.replace"
+                    and e["content"]["m.relates_to"]["event_id"] == root]
+        final = wait_for(lambda: [c for c in edits() if all(p in c["body"] for p in projects)], 10,
+                         "the incident edited to list all six projects")[-1]
+        assert "NODE_FAILURE" in final["body"] and "upgrade" in final["body"], final["body"][:300]
+        # claimable like any failure, across a restart
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=4)
+        w.hs.inject(ALERTS, "@bob:localhost",
+                    {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "\U0001F440"}},
+                    kind="m.reaction")
+        wait_for(lambda: [c for c in edits() if c["body"].startswith("\U0001F440 Claimed by @bob:localhost")], 10,
+                 "the claim on the incident")
+        # a seventh project after the restart joins the same incident
+        w.broker.publish("zuul/scs/periodic", payload=node_failure("n7", "osism/p7", ["deploy"]))
+        wait_for(lambda: [c for c in edits() if "osism/p7" in c["body"]], 10, "the seventh project joining")
+        assert len(incidents(w)) == 1
+        # the window closes without new members: the message says so
+        w.set_time(T0 + 3600 * 2)
+        closed = wait_for(lambda: [c for c in edits() if "closed" in c["body"]], 10, "the closing edit")[-1]
+        assert "Claimed by @bob:localhost" in closed["body"], closed["body"][:200]
+    with_owners(T0, body, TRIAGE)
+
+
 run()

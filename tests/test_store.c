@@ -711,8 +711,10 @@ static void test_a_version_2_database_gains_the_escalated_column(void)
 		CHECK_INT(f.escalated, 0);
 		store_failure_clear(&f);
 		CHECK_INT(store_failure_set_escalated(st, "t1", 3), 0);
+		CHECK_INT(store_failure_set_content(st, "t1", "{\"body\":\"grown\"}"), 0);
 		CHECK_INT(store_failure_by_txn(st, "t1", &f), 1);
 		CHECK_INT(f.escalated, 3);
+		CHECK_STR(f.content_json, "{\"body\":\"grown\"}");
 		store_failure_clear(&f);
 		CHECK_INT(store_commit(st), 0);
 		store_close(st);
