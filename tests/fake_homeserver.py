@@ -26,6 +26,9 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
 - Default timeline limit 10; relations default limit 5, dir=b (newest first).
 - A failed request is not remembered by the transaction cache (only successes are replayed).
 - m.reaction with the same sender, key and target twice: 400 M_DUPLICATE_ANNOTATION.
+- "clock_file" in the config (not Synapse): origin_server_ts and age come from that file
+  (seconds since the epoch, like the bridge's ZMB_TEST_CLOCK), so a scripted story's events
+  carry its own times; the room views then show times in UTC, the text view one per message.
 """
 
 import argparse
@@ -218,6 +221,7 @@ class FakeHomeserver:
         self.stopping = False
         self.release_gen = 0    # bumped by DELETE /_fake/faults to release hung requests
         self.salt = os.urandom(8).hex()
+        self.clock_file = self.config.get("clock_file")
         self.httpd = None
         self.thread = None
         self.requests = []
@@ -337,6 +341,16 @@ class FakeHomeserver:
             content["displayname"] = user_id[1:].split(":", 1)[0]
         return content
 
+    def now_ms(self):
+        """Wall time for events: the clock file when configured (unreadable: real time)."""
+        if self.clock_file:
+            try:
+                with open(self.clock_file, encoding="ascii") as f:
+                    return int(round(float(f.read().strip()) * 1000))
+            except (OSError, ValueError):
+                pass
+        return int(time.time() * 1000)
+
     def _new_event_id(self):
         digest = hashlib.sha256(("%s/%d" % (self.salt, self.pos)).encode()).digest()
         return "$" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -346,7 +360,7 @@ class FakeHomeserver:
         """Adds an event to a room's timeline (and state); wakes /sync. Lock held."""
         self.pos += 1
         ev = {"event_id": self._new_event_id(), "type": etype, "sender": sender,
-              "room_id": room.room_id, "origin_server_ts": int(time.time() * 1000),
+              "room_id": room.room_id, "origin_server_ts": self.now_ms(),
               "content": content, "unsigned": {},
               "_pos": self.pos, "_token": token, "_txn_id": txn_id}
         if state_key is not None:
@@ -391,7 +405,7 @@ class FakeHomeserver:
         """An event as a client sees it; transaction_id only for the device that sent it."""
         out = self._public(ev, with_room_id)
         unsigned = out.setdefault("unsigned", {})
-        unsigned["age"] = max(0, int(time.time() * 1000) - ev["origin_server_ts"])
+        unsigned["age"] = max(0, self.now_ms() - ev["origin_server_ts"])
         if ev.get("_txn_id") is not None and (show_txn or (token and ev["_token"] == token)):
             unsigned["transaction_id"] = ev["_txn_id"]
         return out
@@ -1076,8 +1090,9 @@ class FakeHomeserver:
                     item["content"], item["edited"] = new, True
         return top
 
-    @staticmethod
-    def _when(ev):
+    def _when(self, ev):
+        if self.clock_file:
+            return time.strftime("%a %d %b %Y %H:%M UTC", time.gmtime(ev["origin_server_ts"] / 1000))
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev["origin_server_ts"] / 1000))
 
     @staticmethod
@@ -1100,7 +1115,9 @@ class FakeHomeserver:
                 body = "(redacted)" if "redacted_because" in ev["unsigned"] else \
                     "(%s)" % ev["type"]
             body_lines = str(body).split("\n")
-            first = "%s%s: %s" % (pad, ev["sender"], body_lines[0])
+            when = time.strftime("[%a %d %b %H:%M] ", time.gmtime(ev["origin_server_ts"] / 1000)) \
+                if self.clock_file else ""
+            first = "%s%s%s: %s" % (pad, when, ev["sender"], body_lines[0])
             lines.append(first + (" (edited)" if item["edited"] and len(body_lines) == 1 else ""))
             for i, extra in enumerate(body_lines[1:], 2):
                 lines.append("%s    %s%s" % (pad, extra, " (edited)" if item["edited"]
@@ -1115,6 +1132,21 @@ class FakeHomeserver:
             emit(item, 0)
         return "\n".join(lines) + "\n"
 
+    def _reply_note(self, ev):
+        """' · in reply to SENDER: "first words"' for a rich reply (HTML), else ''."""
+        rel = ev["content"].get("m.relates_to")
+        if not isinstance(rel, dict) or rel.get("is_falling_back") is True:
+            return ""               # a thread's fallback reply is no real reply
+        target = rel.get("m.in_reply_to")
+        target = self.events_by_id.get(target.get("event_id")) if isinstance(target, dict) else None
+        if target is None:
+            return ""
+        body = str(target["content"].get("body", "")).split("\n")[0]
+        if len(body) > 60:
+            body = body[:59] + "\u2026"
+        return " &middot; in reply to <b>%s</b>: <q>%s</q>" % (html.escape(target["sender"]),
+                                                               html.escape(body))
+
     def _render_html(self, room):
         esc = html.escape
         out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>%s</title>"
@@ -1122,6 +1154,7 @@ class FakeHomeserver:
                "<style>body{font-family:sans-serif;max-width:60em;margin:1em auto}"
                ".msg{border-left:3px solid #ccc;margin:.6em 0;padding:.2em .6em}"
                ".thread{margin-left:2.5em}.meta{color:#666;font-size:.85em}"
+               "pre{white-space:pre-wrap}.notice pre{color:#555}"
                ".state{color:#888;font-size:.8em;margin:.2em 0}"
                "iframe{width:100%;border:1px solid #eee;resize:vertical}"
                ".reactions span{display:inline-block;border:1px solid #ccc;border-radius:1em;"
@@ -1134,9 +1167,11 @@ class FakeHomeserver:
                 out.append("<div class='state'>%s &middot; %s %s</div>" % (
                     esc(self._when(ev)), esc(ev["sender"]), esc(self._describe_state(ev))))
                 return
-            out.append("<div class='msg' id='%s'>" % esc(ev["event_id"]))
-            out.append("<div class='meta'><b>%s</b> &middot; %s%s</div>" % (
-                esc(ev["sender"]), esc(self._when(ev)), " (edited)" if item["edited"] else ""))
+            notice = content.get("msgtype") == "m.notice"
+            out.append("<div class='msg%s' id='%s'>" % (" notice" if notice else "", esc(ev["event_id"])))
+            out.append("<div class='meta'><b>%s</b> &middot; %s%s%s</div>" % (
+                esc(ev["sender"]), esc(self._when(ev)), " (edited)" if item["edited"] else "",
+                self._reply_note(ev)))
             formatted = content.get("formatted_body") \
                 if content.get("format") == "org.matrix.custom.html" else None
             if formatted is not None:

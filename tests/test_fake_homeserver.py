@@ -575,6 +575,59 @@ def in_process_server_with_default_config():
 
 
 @test
+def a_clock_file_dates_events_and_the_views_show_times_and_replies():
+    tmp = tempfile.mkdtemp(prefix="fakehs-clock-")
+    clock = os.path.join(tmp, "clock")
+    with open(clock, "w", encoding="ascii") as f:
+        f.write("1767664800\n")                       # Tue 06 Jan 2026 02:00 UTC
+    config = fake_homeserver.default_config("localhost")
+    config["clock_file"] = clock
+    hs = fake_homeserver.FakeHomeserver(config)
+    hs.start()
+    try:
+        with hs.cond:
+            room = hs.rooms[ALERTS]
+            asked = hs._append(room, ALICE, "m.room.message", {"msgtype": "m.text", "body": "!zuul oncall"})
+            with open(clock, "w", encoding="ascii") as f:
+                f.write("1767664860.5\n")             # a minute later
+            hs._append(room, BOT, "m.room.message", {
+                "msgtype": "m.notice", "body": "now @alice:localhost",
+                "m.relates_to": {"m.in_reply_to": {"event_id": asked["event_id"]}}})
+            hs._append(room, BOB, "m.room.message", {
+                "msgtype": "m.text", "body": "in the thread",
+                "m.relates_to": {"rel_type": "m.thread", "event_id": asked["event_id"], "is_falling_back": True,
+                                 "m.in_reply_to": {"event_id": asked["event_id"]}}})
+            assert asked["origin_server_ts"] == 1767664800000, asked["origin_server_ts"]
+            assert room.events[-1]["origin_server_ts"] == 1767664860500, room.events[-1]["origin_server_ts"]
+            age = hs.client_event(asked)["unsigned"]["age"]
+            assert age == 60500, "expected the age by the clock file, 60500 ms, got %r" % age
+            text = hs._render_text(room).splitlines()
+            page = hs._render_html(room)
+        assert "[Tue 06 Jan 02:00] %s: !zuul oncall" % ALICE in text, text
+        assert "[Tue 06 Jan 02:01] %s: now @alice:localhost" % BOT in text, text
+        assert "    [Tue 06 Jan 02:01] %s: in the thread" % BOB in text, "thread reply nested under its root"
+        assert "Tue 06 Jan 2026 02:01 UTC" in page, page
+        assert "<div class='msg notice'" in page, "a notice is marked as one"
+        assert page.count("in reply to <b>%s</b>: <q>!zuul oncall</q>" % ALICE) == 1, \
+            "expected the rich reply (and not the thread's fallback) to name what it answers"
+        with open(clock, "w", encoding="ascii") as f:
+            f.write("not a number\n")
+        assert abs(hs.now_ms() - time.time() * 1000) < 5000, "an unreadable clock file means real time"
+    finally:
+        hs.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test
+def without_a_clock_file_the_text_view_has_no_times():
+    hs = fake_homeserver.FakeHomeserver()
+    with hs.cond:
+        hs._append(hs.rooms[ALERTS], ALICE, "m.room.message", {"msgtype": "m.text", "body": "hello"})
+        text = hs._render_text(hs.rooms[ALERTS]).splitlines()
+    assert "%s: hello" % ALICE in text, text
+
+
+@test
 def sigterm_stops_server_and_removes_port_file():
     PROC.send_signal(signal.SIGTERM)
     rc = PROC.wait(5)
