@@ -86,6 +86,19 @@ def help_answers_a_member_with_power_and_refuses_one_without():
 
 
 @test
+def every_command_is_refused_to_a_member_without_power():
+    def body(w):
+        for cmd in ("help", "oncall", "claims", "status", "mute org/repo 1h", "unmute org/repo",
+                    "owners org/repo", "workflow"):
+            asked = w.say("@bob:localhost", "!zuul " + cmd)
+            text = reply_to(w, asked)["content"]["body"]
+            assert text == "Sorry, !zuul commands need power level 50 in this room; you have 0.", (cmd, text)
+        r = reply_to(w, w.say("@alice:localhost", "!zuul claims"))["content"]["body"]
+        assert r == "No open failures in this room.", "a refused mute must not have muted anything: " + r
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
 def oncall_and_status_answer_with_the_rotation_and_the_connections():
     def body(w):
         r = reply_to(w, w.say("@alice:localhost", "!zuul oncall"))["content"]["body"]
@@ -374,6 +387,21 @@ def repeated_failures_go_into_one_thread_that_counts_and_recovers():
         wait_for(lambda: len(top_level_failures(w)) == 3, 10, "a new root after the recovery")
     with_chat(HANDOVER - 3600, body)
 
+
+
+@test
+def a_failure_thread_survives_a_restart():
+    def body(w):
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("before"))
+        root = wait_for(lambda: top_level_failures(w), 10, "the root")[0]["event_id"]
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("after"))
+        wait_for(lambda: len(in_thread_of(w, root)) == 1, 10, "the repeat in the thread after the restart")
+        assert len(top_level_failures(w)) == 1
+        assert "Failed 2 times since" in latest_edit(w, root, 1)["body"]
+    with_chat(HANDOVER - 3600, body)
 
 
 @test
