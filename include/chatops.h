@@ -99,7 +99,24 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
 /* A success report: the open failures of route with the same project, branch and
  * pipeline recovered; says so in their threads and edits their roots. Called for every
  * route, matched or not: a route that posts only failures still learns of recovery. */
-void chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
+/* While away (see chatops_away_begin), a failure that was never delivered is not told as
+ * recovered: it joins the catch-up summary, and the success with it. Returns true when
+ * this success was summarised so (the caller does not post it for route). */
+bool chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
+
+/* Catch-up after an absence (chatops.catch_up_after): from since_ms (wall clock) the bridge
+ * counts as away: failures that arrive and recover before they were posted are summarised
+ * instead (the bridge holds deliveries while a backlog comes in). At start-up the
+ * heartbeat the bridge writes every minute tells whether it was away; the bridge calls
+ * begin when the broker or the homeserver was gone too long. end posts one summary per
+ * room and forgets the absence. No-ops when catch_up_after is 0. */
+void chatops_away_begin(struct chatops *c, int64_t since_ms);
+void chatops_away_end(struct chatops *c);
+/* When the current absence began (wall ms); 0: not away. */
+int64_t chatops_away_since(const struct chatops *c);
+/* For the deliverer: whether an item is a message the summary replaced, or a reply or
+ * edit of one, and must be dropped unsent. */
+bool chatops_skip(struct chatops *c, const struct outbox_item *item);
 /* Triage (the `triage` group): a failure report is observed once, before the routes;
  * true when it was absorbed into infrastructure incidents (no per-project alert). *out is
  * always filled; free it with incident_outcome_free. */

@@ -42,6 +42,14 @@ void deliverer_room_ready(struct deliverer *d, const char *room, const char *roo
  * go to dead letters with reason, until deliverer_room_ready. */
 void deliverer_room_failed(struct deliverer *d, const char *room, const char *reason);
 
+/* Asked just before an item is sent: true drops it unsent from the outbox (the catch-up
+ * summary covers it). Items that will never be asked about are not affected. */
+typedef bool (*deliver_skip_fn)(const struct outbox_item *item, void *data);
+void deliverer_on_skip(struct deliverer *d, deliver_skip_fn fn, void *data);
+/* While held, no new request starts (items keep queueing, durably in the outbox): the
+ * bridge holds deliveries while a backlog of reports comes in after an absence, so a
+ * failure that recovered meanwhile can still be summarised instead of posted. */
+void deliverer_hold(struct deliverer *d, bool hold);
 /* Stop starting new requests (shutdown); requests in flight still complete. */
 void deliverer_pause(struct deliverer *d);
 /* Items queued (waiting or in flight), over all rooms: those in memory plus those

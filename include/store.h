@@ -73,6 +73,9 @@ size_t store_outbox_room_depth(struct store *st, const char *room);
 
 /* The homeserver answered 200: removes the item and remembers (txn_id -> event_id, room). */
 int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms);
+/* An item that must not be posted after all (a failure the catch-up summary covers):
+ * removes it unsent. Its txn stays known, so it is never queued again. */
+int store_outbox_drop(struct store *st, int64_t id);
 /* A failed attempt that will be retried: bumps attempts. */
 int store_outbox_attempt_failed(struct store *st, int64_t id);
 /* A permanent failure: moves the item to the dead-letter table with reason. */

@@ -42,6 +42,10 @@
 #define ACK_DELAY_MS 10
 #define ACK_BATCH_MAX 20
 #define BOOKKEEPING_DELAY_MS 100
+/* Catching up after an absence: deliveries wait until the broker's backlog has come in
+ * (no report for CATCHUP_QUIET_MS while connected), at most CATCHUP_MAX_MS. */
+#define CATCHUP_QUIET_MS 2000
+#define CATCHUP_MAX_MS 60000
 
 /* A configured room and where joining it stands. It is also the context of its join
  * requests and retry timers, so nothing is allocated per attempt. */
@@ -89,6 +93,12 @@ struct bridge {
 	struct stats stats;
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
+	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
+	int64_t mqtt_down_since_ms;
+	int64_t matrix_down_since_ms;
+	bool catching_up;          /* deliveries held while a backlog comes in */
+	uint64_t catchup_quiet_timer;
+	uint64_t catchup_deadline_timer;
 };
 
 char *bridge_txn_id(const char *event_key, const char *action, const char *route)
@@ -261,6 +271,83 @@ static void chatops_update(struct bridge *b)
 	if (n)
 		chatops_set_rooms(b->chatops, rooms, n);
 	free(rooms);
+}
+
+/* ---- catching up after an absence ------------------------------------------ */
+
+static void catchup_release(struct bridge *b)
+{
+	if (!b->catching_up)
+		return;
+	b->catching_up = false;
+	loop_timer_cancel(b->loop, b->catchup_quiet_timer);
+	loop_timer_cancel(b->loop, b->catchup_deadline_timer);
+	b->catchup_quiet_timer = b->catchup_deadline_timer = 0;
+	deliverer_hold(b->deliverer, false);
+	log_kv(ZLOG_INFO, "backlog read; deliveries resume", NULL);
+}
+
+static void catchup_quiet_fired(struct loop *loop, void *data);
+
+static void catchup_arm_quiet(struct bridge *b)
+{
+	loop_timer_cancel(b->loop, b->catchup_quiet_timer);
+	b->catchup_quiet_timer = loop_timer_add(b->loop, CATCHUP_QUIET_MS, catchup_quiet_fired, b);
+}
+
+static void catchup_quiet_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct bridge *b = data;
+	b->catchup_quiet_timer = 0;
+	if (b->mqtt_state == MQTT_CONNECTED)
+		catchup_release(b); /* the backlog is in */
+	else
+		catchup_arm_quiet(b);
+}
+
+static void catchup_deadline_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct bridge *b = data;
+	b->catchup_deadline_timer = 0;
+	catchup_release(b);
+}
+
+/* The bridge was away: hold deliveries while the broker hands over what it kept, so a
+ * failure that recovered meanwhile is summarised rather than posted. */
+static void catchup_hold(struct bridge *b)
+{
+	if (b->catching_up || !chatops_away_since(b->chatops))
+		return;
+	b->catching_up = true;
+	deliverer_hold(b->deliverer, true);
+	catchup_arm_quiet(b);
+	b->catchup_deadline_timer = loop_timer_add(b->loop, CATCHUP_MAX_MS, catchup_deadline_fired, b);
+}
+
+/* At the end of each turn: a homeserver gone for longer than catch_up_after starts an
+ * absence; the absence ends once the homeserver answers again and no backlog is held. */
+static void catchup_check(struct bridge *b)
+{
+	if (!b->chatops)
+		return;
+	int64_t now = clock_wall_ms();
+	if (b->stats.matrix_reachable)
+		b->matrix_down_since_ms = 0;
+	else if (!b->matrix_down_since_ms)
+		b->matrix_down_since_ms = now;
+	long long gap_ms = b->cfg->chatops.catch_up_after_s * 1000;
+	if (gap_ms > 0 && b->matrix_down_since_ms && now - b->matrix_down_since_ms > gap_ms)
+		chatops_away_begin(b->chatops, b->matrix_down_since_ms);
+	if (chatops_away_since(b->chatops) && !b->catching_up && b->stats.matrix_reachable && b->user_id)
+		chatops_away_end(b->chatops);
+}
+
+static bool skip_delivery(const struct outbox_item *item, void *data)
+{
+	struct bridge *b = data;
+	return chatops_skip(b->chatops, item);
 }
 
 /* ---- Matrix start-up: whoami, then join every room ------------------------ */
@@ -525,9 +612,14 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 	bool absorbed = chatops_triage(b->chatops, ev, key, &incidents);
 	for (size_t i = 0; i < b->cfg->n_routes; i++) {
 		const struct route *r = &b->cfg->routes[i];
-		chatops_check_recovery(b->chatops, r->name, ev);
+		bool summarised = chatops_check_recovery(b->chatops, r->name, ev);
 		if (!route_matches(r, ev, NULL))
 			continue;
+		if (summarised) {
+			matched++;
+			log_kv(ZLOG_INFO, "report left to the catch-up summary", "route", r->name, "key", key, NULL);
+			continue;
+		}
 		matched++;
 		if (chatops_muted(b->chatops, r->room, ev)) {
 			log_kv(ZLOG_INFO, "report muted", "route", r->name, "key", key, "action", ev->action, "project",
@@ -555,6 +647,8 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 	struct bridge *b = data;
 	b->stats.received++;
 	b->unacked++;
+	if (b->catching_up)
+		catchup_arm_quiet(b);
 	if (b->store_broken)
 		return;
 	char err[256];
@@ -576,6 +670,18 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data)
 {
 	struct bridge *b = data;
+	int64_t now = clock_wall_ms();
+	if (state == MQTT_CONNECTED) {
+		long long gap_ms = b->cfg->chatops.catch_up_after_s * 1000;
+		if (b->chatops && gap_ms > 0 && b->mqtt_down_since_ms && now - b->mqtt_down_since_ms > gap_ms)
+			chatops_away_begin(b->chatops, b->mqtt_down_since_ms);
+		b->mqtt_down_since_ms = 0;
+		catchup_hold(b);
+		if (b->catching_up)
+			catchup_arm_quiet(b);
+	} else if (b->mqtt_state == MQTT_CONNECTED && !b->mqtt_down_since_ms) {
+		b->mqtt_down_since_ms = now;
+	}
 	b->mqtt_state = state;
 	b->stats.mqtt_connected = state == MQTT_CONNECTED;
 	log_kv(ZLOG_DEBUG, "MQTT state", "state", mqtt_state_name(state), "reason", reason, NULL);
@@ -632,6 +738,7 @@ static void on_turn_end(struct loop *loop, void *data)
 			b->commit_timer_for_acks = for_acks;
 		}
 	}
+	catchup_check(b);
 	b->stats.outbox_depth = deliverer_queued(b->deliverer);
 	/* Acknowledgements go out only when everything their messages wrote is committed. */
 	if (b->mqtt && b->unacked == 0)
@@ -801,6 +908,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
 	deliverer_on_done(b->deliverer, on_delivered, b);
+	deliverer_on_skip(b->deliverer, skip_delivery, b);
 	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {
@@ -838,6 +946,7 @@ int bridge_run(struct bridge *b)
 	       b->conn->state_dir, NULL);
 	rooms_sync_with_routes(b);
 	chatops_update(b);
+	catchup_hold(b); /* back after an absence: read the backlog before posting */
 	start_whoami(b);
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
@@ -865,6 +974,10 @@ void bridge_free(struct bridge *b)
 	 * committed by bridge_run), then Matrix, which drops requests still in flight. */
 	if (b->mqtt && !b->store_broken)
 		mqtt_session_free(b->mqtt);
+	if (b->loop) {
+		loop_timer_cancel(b->loop, b->catchup_quiet_timer);
+		loop_timer_cancel(b->loop, b->catchup_deadline_timer);
+	}
 	chatops_free(b->chatops);
 	deliverer_free(b->deliverer);
 	matrix_client_free(b->matrix);

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "digest.h"
 #include "duration.h"
 #include "log.h"
 #include "matrix.h"
@@ -22,6 +23,15 @@
 #define KV_LAST_HANDOVER "oncall.last_handover"
 #define KV_MUTES "chatops.mutes"
 #define KV_INCIDENTS "triage.incidents"
+/* The bridge's heartbeat (wall ms), written every HEARTBEAT_MS: at start-up, an old one
+ * says how long the bridge was away. */
+#define KV_ALIVE "bridge.alive_ms"
+#define HEARTBEAT_MS 60000
+/* The catch-up in progress: {"away_since": ms, "reports": [...], "skip": {txn: ms}}. */
+#define KV_CATCHUP "catchup.state"
+/* How long a summarised message stays in the skip set: its replies and edits queue
+ * within seconds, and the set must not grow forever. */
+#define CATCHUP_SKIP_KEEP_MS (24LL * 3600 * 1000)
 /* The private content key that marks a failure message and carries its state, so the
  * claims can be rebuilt from the room when state_dir is lost (see rebuild.h). */
 #define FAILURE_MARKER "zmb.failure"
@@ -64,6 +74,11 @@ struct chatops {
 	 * failure, a claim taken back or a reload may have moved it). */
 	int64_t next_escalation_ms;
 	struct incident_tracker *incidents; /* NULL without a triage group */
+	int64_t alive_written_ms;
+	/* The catch-up (see chatops_away_begin): away_since (0: not away), the summarised
+	 * reports, and the txns of messages the summary replaces. Persisted as KV_CATCHUP. */
+	int64_t away_since_ms;
+	cJSON *catchup;
 };
 
 static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
@@ -630,9 +645,14 @@ void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const 
 	/* What the owners decided, kept with the failure: the on-call is pinged after the
 	 * shortest of their delays, and each forward room gets its notice on time. */
 	long long escalate = -1;
-	cJSON *forward = NULL;
+	cJSON *forward = NULL, *users = NULL;
 	for (size_t i = 0; owners && i < owners->n; i++) {
 		const struct owners_rule *r = owners->rules[i];
+		for (size_t j = 0; j < r->n_users; j++) {
+			if (!users)
+				users = cJSON_AddArrayToObject(m, "owners");
+			cJSON_AddItemToArray(users, cJSON_CreateString(r->users[j]));
+		}
 		if (r->escalate_after_s >= 0 && (escalate < 0 || r->escalate_after_s < escalate))
 			escalate = r->escalate_after_s;
 		if (r->forward_room) {
@@ -693,19 +713,54 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
 	store_failure_clear(&f);
 }
 
-void chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
+static void catchup_save(struct chatops *c);
+static void catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
+			       const char *thread_key, const char *what, int64_t at_ms);
+
+bool chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
 {
-	if (!c || !c->cfg->chatops.threads || !ev->action || strcmp(ev->action, "success") != 0)
-		return;
+	if (!c || !ev->action || strcmp(ev->action, "success") != 0)
+		return false;
+	bool away = c->away_since_ms > 0;
+	if (!c->cfg->chatops.threads && !away)
+		return false;
 	struct strbuf prefix = STRBUF_INIT;
 	thread_prefix(ev, &prefix);
 	struct store_failure *open;
-	size_t n;
+	size_t n, summarised = 0;
+	const char *room = NULL;
 	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct store_failure *f = &open[i];
 			store_failure_recover(c->store, f->txn_id, clock_wall_ms());
 			f->recovered_ms = clock_wall_ms();
+			if (away && !f->event_id && f->opened_ms >= c->away_since_ms) {
+				/* Failed and recovered while the bridge was away, never posted: the
+				 * catch-up summary tells it instead (each repeat counted). */
+				struct strbuf what = STRBUF_INIT;
+				describe_thread_key(f->thread_key, &what);
+				for (int64_t k = 0; k < (f->count > 0 ? f->count : 1) && k < 1000; k++)
+					catchup_add_report(c, f->room, route, "failure", f->thread_key, strbuf_str(&what),
+							   k == 0 ? f->opened_ms : f->last_ms);
+				cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(c->catchup, "skip"), f->txn_id,
+							(double)clock_wall_ms());
+				strbuf_free(&what);
+				room = room ? room : f->room;
+				summarised++;
+				log_kv(ZLOG_INFO, "failure recovered while away; left to the catch-up summary", "room",
+				       f->room, "route", route, "key", f->event_key, NULL);
+				if (summarised == 1) {
+					/* the success closes the pair; it is not posted either */
+					catchup_add_report(c, f->room, route, "success", f->thread_key, strbuf_str(&prefix),
+							   clock_wall_ms());
+				}
+				store_failure_clear(f);
+				continue;
+			}
+			if (!c->cfg->chatops.threads) {
+				store_failure_clear(f);
+				continue;
+			}
 			cJSON *notice = notice_new("\u2705 Recovered: the next run succeeded.");
 			relations_make_thread_reply(notice, f->event_id, NULL);
 			if (!f->event_id)
@@ -720,7 +775,10 @@ void chatops_check_recovery(struct chatops *c, const char *route, const struct z
 		}
 		free(open);
 	}
+	if (summarised)
+		catchup_save(c);
 	strbuf_free(&prefix);
+	return summarised > 0;
 }
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)
@@ -1015,6 +1073,293 @@ static void incidents_configure(struct chatops *c)
 	if (json && incident_tracker_load(c->incidents, json) != 0)
 		log_kv(ZLOG_WARN, "the saved incidents are unreadable; starting without them", NULL);
 	free(json);
+}
+
+/* ---- catch-up after an absence -------------------------------------------------- */
+
+static void catchup_reset(struct chatops *c)
+{
+	cJSON_Delete(c->catchup);
+	c->catchup = cJSON_CreateObject();
+	cJSON_AddNumberToObject(c->catchup, "away_since", 0);
+	cJSON_AddItemToObject(c->catchup, "reports", cJSON_CreateArray());
+	cJSON_AddItemToObject(c->catchup, "skip", cJSON_CreateObject());
+	c->away_since_ms = 0;
+}
+
+static void catchup_save(struct chatops *c)
+{
+	cJSON_ReplaceItemInObjectCaseSensitive(c->catchup, "away_since", cJSON_CreateNumber((double)c->away_since_ms));
+	char *json = cJSON_PrintUnformatted(c->catchup);
+	c->host.kv_set(KV_CATCHUP, json, c->host.data);
+	cJSON_free(json);
+}
+
+static void catchup_load(struct chatops *c)
+{
+	catchup_reset(c);
+	char *json = c->host.kv_get(KV_CATCHUP, c->host.data);
+	cJSON *saved = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	const cJSON *since = cJSON_GetObjectItemCaseSensitive(saved, "away_since");
+	if (cJSON_IsNumber(since) && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(saved, "reports")) &&
+	    cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(saved, "skip"))) {
+		cJSON_Delete(c->catchup);
+		c->catchup = saved;
+		c->away_since_ms = (int64_t)since->valuedouble;
+		return;
+	}
+	cJSON_Delete(saved);
+}
+
+static void catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
+			       const char *thread_key, const char *what, int64_t at_ms)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "room", room);
+	cJSON_AddStringToObject(r, "route", route);
+	cJSON_AddStringToObject(r, "action", action);
+	cJSON_AddStringToObject(r, "thread_key", thread_key);
+	cJSON_AddStringToObject(r, "what", what);
+	cJSON_AddNumberToObject(r, "at_ms", (double)at_ms);
+	cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(c->catchup, "reports"), r);
+}
+
+int64_t chatops_away_since(const struct chatops *c)
+{
+	return c ? c->away_since_ms : 0;
+}
+
+void chatops_away_begin(struct chatops *c, int64_t since_ms)
+{
+	if (!c || c->away_since_ms || c->cfg->chatops.catch_up_after_s <= 0)
+		return;
+	c->away_since_ms = since_ms > 0 ? since_ms : 1;
+	catchup_save(c);
+	char since[32];
+	snprintf(since, sizeof since, "%lld", (long long)since_ms);
+	log_kv(ZLOG_INFO, "catching up after an absence: recovered failures will be summarised", "away_since_ms",
+	       since, NULL);
+}
+
+/* The summary of one room's share of the reports. */
+static void post_catchup_room(struct chatops *c, const char *room, const cJSON *reports, int64_t to_ms)
+{
+	size_t n = 0;
+	const cJSON *r;
+	cJSON_ArrayForEach(r, reports)
+		n += strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "room")), room) == 0;
+	struct digest_report *list = xcalloc(n ? n : 1, sizeof *list);
+	char **keys = xcalloc(n ? n : 1, sizeof *keys);
+	size_t k = 0;
+	cJSON_ArrayForEach(r, reports)
+	{
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "room")), room) != 0)
+			continue;
+		/* project|branch|pipeline|jobs: the parts the summary groups by */
+		keys[k] = xstrdup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "thread_key")));
+		char *part[3] = {keys[k], "", ""};
+		for (int i = 1; i < 3; i++) {
+			char *bar = strchr(part[i - 1], '|');
+			if (!bar)
+				break;
+			*bar = '\0';
+			part[i] = bar + 1;
+		}
+		char *bar = strchr(part[2], '|');
+		if (bar)
+			*bar = '\0';
+		list[k] = (struct digest_report){
+			.route = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "route")),
+			.action = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "action")),
+			.project = part[0],
+			.branch = part[1],
+			.pipeline = part[2],
+			.what = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "what")),
+			.at_ms = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(r, "at_ms")),
+		};
+		k++;
+	}
+	bool *summarise = xcalloc(n ? n : 1, sizeof *summarise);
+	digest_catch_up_plan(list, k, summarise);
+	cJSON *content = digest_catch_up_content_new(list, k, summarise, c->away_since_ms, to_ms);
+	if (content) {
+		char key[300];
+		snprintf(key, sizeof key, "%lld|%s", (long long)c->away_since_ms, room);
+		c->host.post(room, "catch-up", key, content, c->host.data);
+		log_kv(ZLOG_INFO, "catch-up summary posted", "room", room, NULL);
+		cJSON_Delete(content);
+	}
+	for (size_t i = 0; i < k; i++)
+		free(keys[i]);
+	free(keys);
+	free(list);
+	free(summarise);
+}
+
+void chatops_away_end(struct chatops *c)
+{
+	if (!c || !c->away_since_ms)
+		return;
+	int64_t now = clock_wall_ms();
+	cJSON *reports = cJSON_GetObjectItemCaseSensitive(c->catchup, "reports");
+	/* One summary per room, in the order the rooms first appear. */
+	const cJSON *r;
+	cJSON *done = cJSON_CreateObject();
+	cJSON_ArrayForEach(r, reports)
+	{
+		const char *room = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "room"));
+		if (!room || cJSON_GetObjectItemCaseSensitive(done, room))
+			continue;
+		cJSON_AddTrueToObject(done, room);
+		post_catchup_room(c, room, reports, now);
+	}
+	cJSON_Delete(done);
+	log_kv(ZLOG_INFO, "caught up", NULL);
+	/* The skip set outlives the absence a little: replies to a summarised message may
+	 * still wait in the outbox. */
+	cJSON *skip = cJSON_DetachItemFromObjectCaseSensitive(c->catchup, "skip");
+	catchup_reset(c);
+	cJSON *entry = skip ? skip->child : NULL;
+	while (entry) {
+		cJSON *next = entry->next;
+		if (cJSON_IsNumber(entry) && now - (int64_t)entry->valuedouble < CATCHUP_SKIP_KEEP_MS)
+			cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(c->catchup, "skip"), entry->string,
+						entry->valuedouble);
+		entry = next;
+	}
+	cJSON_Delete(skip);
+	catchup_save(c);
+}
+
+bool chatops_skip(struct chatops *c, const struct outbox_item *item)
+{
+	const cJSON *skip = c ? cJSON_GetObjectItemCaseSensitive(c->catchup, "skip") : NULL;
+	if (!skip || !skip->child)
+		return false;
+	if (cJSON_GetObjectItemCaseSensitive(skip, item->txn_id))
+		return true;
+	if (!strstr(item->content_json, "\"" RELATIONS_TXN_KEY "\""))
+		return false;
+	cJSON *content = cJSON_Parse(item->content_json);
+	const char *target = relations_pending_txn(content);
+	bool covered = target && cJSON_GetObjectItemCaseSensitive(skip, target);
+	cJSON_Delete(content);
+	return covered;
+}
+
+/* Writes the heartbeat; at the first look, an old one starts a catch-up. */
+static void heartbeat(struct chatops *c)
+{
+	int64_t now = clock_wall_ms();
+	if (c->alive_written_ms && now >= c->alive_written_ms && now - c->alive_written_ms < HEARTBEAT_MS)
+		return;
+	char text[32];
+	snprintf(text, sizeof text, "%lld", (long long)now);
+	c->host.kv_set(KV_ALIVE, text, c->host.data);
+	c->alive_written_ms = now;
+}
+
+static void heartbeat_first(struct chatops *c)
+{
+	char *last = c->host.kv_get(KV_ALIVE, c->host.data);
+	int64_t then = last ? strtoll(last, NULL, 10) : 0;
+	free(last);
+	long long gap = c->cfg->chatops.catch_up_after_s;
+	if (then > 0 && gap > 0 && clock_wall_ms() - then > gap * 1000)
+		chatops_away_begin(c, then);
+	heartbeat(c);
+}
+
+/* ---- the daily digest ------------------------------------------------------------ */
+
+static bool unclaimed(struct chatops *c, const struct store_failure *f);
+
+/* Posts route r's digest when its time has come: the open failures nobody claimed, with
+ * age and owners; nothing when there are none. The next time is kept in the store, so a
+ * restart neither repeats nor skips a day (a digest missed while away comes late, once). */
+static void check_digest(struct chatops *c, const struct route *r, const struct config_route_chatops *rco)
+{
+	char kv[128];
+	snprintf(kv, sizeof kv, "digest.next.%s", r->name);
+	time_t now = (time_t)(clock_wall_ms() / 1000);
+	char *saved = c->host.kv_get(kv, c->host.data);
+	time_t due = saved ? (time_t)strtoll(saved, NULL, 10) : 0;
+	free(saved);
+	if (due && now < due)
+		return;
+	if (due) {
+		const struct room_state *rs = NULL;
+		for (size_t i = 0; i < c->n_rooms && !rs; i++)
+			if (strcmp(c->rooms[i].room, r->room) == 0)
+				rs = &c->rooms[i];
+		struct store_failure *open = NULL;
+		size_t n = 0;
+		store_failures_open(c->store, r->room, &open, &n);
+		struct digest_failure *list = xcalloc(n ? n : 1, sizeof *list);
+		char **whats = xcalloc(n ? n : 1, sizeof *whats);
+		cJSON **markers = xcalloc(n ? n : 1, sizeof *markers);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct store_failure *f = &open[i];
+			if (strcmp(f->route, r->name) != 0 || !unclaimed(c, f))
+				continue;
+			struct strbuf what = STRBUF_INIT;
+			describe_thread_key(f->thread_key, &what);
+			whats[k] = strbuf_detach(&what);
+			markers[k] = cJSON_Parse(f->content_json);
+			const cJSON *owners = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(markers[k], FAILURE_MARKER), "owners");
+			size_t n_owners = (size_t)cJSON_GetArraySize(owners);
+			const char **ids = xcalloc(n_owners ? n_owners : 1, sizeof *ids);
+			size_t m = 0;
+			const cJSON *o;
+			cJSON_ArrayForEach(o, owners)
+				if (cJSON_IsString(o))
+					ids[m++] = o->valuestring;
+			list[k] = (struct digest_failure){.what = whats[k],
+							 .room_id = rs ? rs->room_id : NULL,
+							 .event_id = f->event_id,
+							 .opened_ms = f->opened_ms,
+							 .count = f->count,
+							 .owners = ids,
+							 .n_owners = m};
+			k++;
+		}
+		cJSON *content = digest_content_new(list, k, clock_wall_ms(), rco->digest_timezone);
+		if (content) {
+			char key[200];
+			snprintf(key, sizeof key, "%s|%lld", r->name, (long long)due);
+			c->host.post(r->room, "digest", key, content, c->host.data);
+			log_kv(ZLOG_INFO, "daily digest posted", "route", r->name, "room", r->room, NULL);
+			cJSON_Delete(content);
+		} else {
+			log_kv(ZLOG_DEBUG, "daily digest: nothing open and unclaimed", "route", r->name, NULL);
+		}
+		for (size_t i = 0; i < k; i++) {
+			free((void *)list[i].owners);
+			free(whats[i]);
+			cJSON_Delete(markers[i]);
+		}
+		free(list);
+		free(whats);
+		free(markers);
+		store_failures_free(open, n);
+	}
+	char next[32];
+	snprintf(next, sizeof next, "%lld", (long long)digest_next_at(rco->digest_minute, rco->digest_timezone, now));
+	c->host.kv_set(kv, next, c->host.data);
+}
+
+static void check_digests(struct chatops *c)
+{
+	if (c->n_rooms == 0)
+		return;
+	for (size_t i = 0; i < c->cfg->n_routes; i++) {
+		const struct config_route_chatops *rco = config_route_chatops(c->cfg, &c->cfg->routes[i]);
+		if (rco->digest_minute >= 0)
+			check_digest(c, &c->cfg->routes[i], rco);
+	}
 }
 
 /* ---- /sync ---------------------------------------------------------------- */
@@ -1397,6 +1742,8 @@ static void tick(struct loop *loop, void *data)
 	expire_mutes(c);
 	check_escalations(c);
 	expire_incidents(c);
+	check_digests(c);
+	heartbeat(c);
 	c->tick_timer = loop_timer_add(loop, clock_tick_ms(), tick, c);
 }
 
@@ -1416,6 +1763,8 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 	c->store = store;
 	mutes_load(c);
 	incidents_configure(c);
+	catchup_load(c);
+	heartbeat_first(c);
 	return c;
 }
 
@@ -1490,6 +1839,7 @@ void chatops_free(struct chatops *c)
 	sync_free(c->sync);
 	rebuild_free(c->rebuild);
 	incident_tracker_free(c->incidents);
+	cJSON_Delete(c->catchup);
 	loop_timer_cancel(c->loop, c->tick_timer);
 	rooms_clear(c);
 	for (size_t i = 0; i < c->n_mutes; i++)

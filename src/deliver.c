@@ -53,6 +53,9 @@ struct deliverer {
 	struct stats *stats;
 	deliver_done_fn on_done;
 	void *on_done_data;
+	deliver_skip_fn on_skip;
+	void *on_skip_data;
+	bool held;
 };
 
 static void pump(struct deliverer *d, struct room_queue *q);
@@ -124,6 +127,21 @@ void deliverer_on_done(struct deliverer *d, deliver_done_fn fn, void *data)
 {
 	d->on_done = fn;
 	d->on_done_data = data;
+}
+
+void deliverer_on_skip(struct deliverer *d, deliver_skip_fn fn, void *data)
+{
+	d->on_skip = fn;
+	d->on_skip_data = data;
+}
+
+void deliverer_hold(struct deliverer *d, bool hold)
+{
+	bool was = d->held;
+	d->held = hold;
+	if (was && !hold)
+		for (size_t i = 0; i < d->n_rooms; i++)
+			pump(d, d->rooms[i]);
 }
 
 static struct room_queue *room_get(struct deliverer *d, const char *room)
@@ -344,11 +362,18 @@ static void pump(struct deliverer *d, struct room_queue *q)
 			kill_head(d, q, q->failed);
 			continue;
 		}
-		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down)
+		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down || d->held)
 			return;
 		if (d->paused_until_ms > loop_now_ms(d->loop))
 			return;
 		struct outbox_item *it = &q->items[q->head];
+		if (d->on_skip && d->on_skip(it, d->on_skip_data)) {
+			log_kv(ZLOG_INFO, "not posted: covered by the catch-up summary", "room", q->room, "route",
+			       it->route, "txn", it->txn_id, "key", it->event_key, NULL);
+			store_outbox_drop(d->store, it->id);
+			queue_pop(q);
+			continue;
+		}
 		/* The cheap test first: only replies and edits carry the key. */
 		if (strstr(it->content_json, "\"" RELATIONS_TXN_KEY "\"") && !resolve_relation(d, it)) {
 			kill_head(d, q, "an edit of a message that was never delivered");

@@ -706,6 +706,15 @@ int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, i
 	return delete_outbox_row(st, id, "outbox delivered: delete");
 }
 
+int store_outbox_drop(struct store *st, int64_t id)
+{
+	if (begin_batch(st) < 0)
+		return -1;
+	if (delete_outbox_row(st, id, "outbox drop") < 0)
+		return -1;
+	return sqlite3_changes(st->db) ? 0 : unknown_item("outbox drop", id);
+}
+
 int store_outbox_attempt_failed(struct store *st, int64_t id)
 {
 	if (begin_batch(st) < 0)

@@ -471,6 +471,51 @@ static void test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the
 	world_close(&w);
 }
 
+static bool skip_lost(const struct outbox_item *item, void *data)
+{
+	(*(int *)data)++;
+	return strcmp(item->txn_id, "zmb.t.skip") == 0;
+}
+
+static void stop_loop(struct loop *loop, void *data)
+{
+	(void)data;
+	loop_stop(loop);
+}
+
+static void test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_unsent(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	int asked = 0;
+	deliverer_on_skip(w.d, skip_lost, &asked);
+	deliverer_hold(w.d, true);
+	push_content(&w, "zmb.t.keep1", "k1", notice("first"));
+	push_content(&w, "zmb.t.skip", "k2", notice("covered by the summary"));
+	push_content(&w, "zmb.t.keep2", "k3", notice("second"));
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	loop_timer_add(w.loop, 300, stop_loop, NULL);
+	loop_run(w.loop);
+	CHECK_INT(asked, 0); /* held: not even asked */
+	CHECK_INT(deliverer_queued(w.d), 3);
+	deliverer_hold(w.d, false);
+	run_until(&w, 2, 0);
+	CHECK_INT(asked, 3);
+	CHECK_INT(deliverer_queued(w.d), 0);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	CHECK(find_event(list, "first") && find_event(list, "second"));
+	CHECK(find_event(list, "covered by the summary") == NULL);
+	cJSON_Delete(events);
+	world_close(&w);
+}
+
 int main(void)
 {
 	RUN(test_backoff_doubles_from_min_and_is_capped_at_max);
@@ -485,6 +530,7 @@ int main(void)
 	if (fake_hs_start() == 0) {
 		RUN(test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root);
 		RUN(test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit);
+		RUN(test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_unsent);
 		fake_hs_stop();
 	} else {
 		RUN_NAMED("fake homeserver starts", CHECK(!"fake homeserver started"));

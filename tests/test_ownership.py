@@ -48,12 +48,13 @@ def hs_config():
 
 
 class OwnersWorld(World):
-    def __init__(self, now, chatops=CHATOPS):
-        super().__init__(ROUTES, hs_config=hs_config(), extra=chatops, start_bridge=False)
+    def __init__(self, now, chatops=CHATOPS, routes=ROUTES):
+        super().__init__(routes, hs_config=hs_config(), extra=chatops, start_bridge=False)
         self.clock = os.path.join(self.dir, "clock")
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
-        self.bridge.wait_log("joined room", 10, count=2)
+        # the provider room is joined too when owners forward there
+        self.bridge.wait_log("joined room", 10, count=2 if "forward_room" in chatops else 1)
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
 
     def set_time(self, t):
@@ -65,8 +66,8 @@ class OwnersWorld(World):
         return self.hs.inject(ALERTS, sender, {"msgtype": "m.text", "body": body})
 
 
-def with_owners(now, fn, chatops=CHATOPS):
-    w = OwnersWorld(now, chatops)
+def with_owners(now, fn, chatops=CHATOPS, routes=ROUTES):
+    w = OwnersWorld(now, chatops, routes)
     try:
         fn(w)
     finally:
@@ -93,7 +94,9 @@ def roots(w):
 
 
 def root_of(w, project):
-    return wait_for(lambda: [e for e in roots(w) if project in e["content"]["body"]], 10,
+    # by the failure marker's thread key: the sample's links name its original project too
+    return wait_for(lambda: [e for e in roots(w) if (e["content"].get("zmb.failure") or {})
+                             .get("thread_key", "").startswith(project + "|")], 10,
                     "the failure of %s" % project)[0]
 
 
@@ -294,6 +297,127 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner
         closed = wait_for(lambda: [c for c in edits() if "closed" in c["body"]], 10, "the closing edit")[-1]
         assert "Claimed by @bob:localhost" in closed["body"], closed["body"][:200]
     with_owners(T0, body, TRIAGE)
+
+
+# Chatops without owners: the catch-up is about what the room sees after an absence.
+CATCHUP = CHATOPS.split("owners = (")[0].replace('escalate_after = "1h";', 'escalate_after = "1h"; catch_up_after = "10m";')
+
+
+def success(buildset, project):
+    with open(os.path.join(PAYLOADS, "shared-modern-failure.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    ev["project"] = ev["changes"][0]["project"] = project
+    ev["action"] = "success"
+    ev["message"] = "Build succeeded."
+    ev["buildset"]["result"] = "SUCCESS"
+    ev["buildset"]["builds"] = [dict(ev["buildset"]["builds"][0], job_name="deploy", result="SUCCESS")]
+    ev["buildset"]["retry_builds"] = []
+    return json.dumps(ev)
+
+
+def summaries(w):
+    return [e["content"] for e in w.hs.events(ALERTS) if e["content"].get("body", "").startswith("While the bridge was away")]
+
+
+def failures_of(w, project):
+    return [e for e in w.hs.events(ALERTS) if "Build failed" in e["content"].get("body", "")
+            and project in e["content"]["body"]]
+
+
+@test
+def after_a_homeserver_outage_recovered_failures_are_one_summary_and_open_ones_still_alert():
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "action": "drop", "count": 100000}])
+        w.broker.publish("zuul/scs/check", payload=failure("away1", project="osism/one", failed_jobs=("deploy",)))
+        w.bridge.wait_log("delivery failed; will retry")
+        w.set_time(T0 + 15 * 60)
+        w.bridge.wait_log("catching up after an absence")
+        w.broker.publish("zuul/scs/check", payload=success("away1ok", "osism/one"))
+        w.broker.publish("zuul/scs/check", payload=failure("away2", project="osism/two", failed_jobs=("deploy",)))
+        w.bridge.wait_log("report left to the catch-up summary")
+        w.bridge.wait_log("report queued", count=2)
+        w.hs.clear_faults()
+        summary = wait_for(lambda: summaries(w), 20, "the catch-up summary")[0]
+        assert "osism/one" in summary["body"] and "osism/two" not in summary["body"], summary["body"]
+        assert summary["m.mentions"] == {}, "a summary pings nobody"
+        wait_for(lambda: failures_of(w, "osism/two"), 20, "the open failure, posted on its own")
+        time.sleep(0.5)
+        assert failures_of(w, "osism/one") == [], "a failure the summary covers must not be posted"
+        assert not [e for e in w.hs.events(ALERTS) if "Build succeeded" in e["content"].get("body", "")]
+        assert len(summaries(w)) == 1
+    with_owners(T0, body, CATCHUP)
+
+
+@test
+def after_the_bridge_was_stopped_the_backlog_is_summarised_before_anything_is_posted():
+    def body(w):
+        assert w.bridge.stop() == 0
+        w.set_time(T0 + 3600)                 # an hour later; the broker kept what Zuul sent
+        w.broker.publish("zuul/scs/check", payload=failure("gone1", project="osism/one", failed_jobs=("deploy",)))
+        w.broker.publish("zuul/scs/check", payload=failure("gone2", project="osism/one", failed_jobs=("deploy",)))
+        w.broker.publish("zuul/scs/check", payload=success("gone1ok", "osism/one"))
+        w.broker.publish("zuul/scs/check", payload=failure("gone3", project="osism/two", failed_jobs=("deploy",)))
+        w.bridge.start()
+        summary = wait_for(lambda: summaries(w), 20, "the catch-up summary")[0]
+        assert "osism/one" in summary["body"] and "failed 2 times" in summary["body"], summary["body"]
+        wait_for(lambda: failures_of(w, "osism/two"), 20, "the open failure, posted on its own")
+        time.sleep(0.5)
+        assert failures_of(w, "osism/one") == [], [e["content"]["body"][:60] for e in failures_of(w, "osism/one")]
+        # a short stop is no absence: nothing is summarised
+        assert w.bridge.stop() == 0
+        w.set_time(T0 + 3600 + 60)
+        w.broker.publish("zuul/scs/check", payload=failure("short1", project="osism/three", failed_jobs=("deploy",)))
+        w.broker.publish("zuul/scs/check", payload=success("short1ok", "osism/three"))
+        w.bridge.start()
+        wait_for(lambda: failures_of(w, "osism/three"), 20, "the failure after a short stop")
+        assert len(summaries(w)) == 1
+    with_owners(T0, body, CATCHUP)
+
+
+@test
+def the_daily_digest_lists_open_unclaimed_failures_at_its_time_and_is_silent_when_none():
+    routes = '  { name = "all"; room = "#alerts:localhost"; digest_at = "08:00"; }'
+
+    def digests():
+        return [e["content"] for e in w_box[0].hs.events(ALERTS) if e["content"].get("body", "").startswith("Daily digest")]
+
+    w_box = []
+
+    def body(w):
+        w_box.append(w)
+        w.broker.publish("zuul/scs/check", payload=failure("d1", project="SovereignCloudStack/docs",
+                                                           failed_jobs=("build-docs",)))
+        w.broker.publish("zuul/scs/check", payload=failure("d2"))
+        docs = root_of(w, "SovereignCloudStack/docs")["event_id"]
+        claimed = root_of(w, "SovereignCloudStack/standards")["event_id"]
+        w.hs.inject(ALERTS, "@erin:localhost",
+                    {"m.relates_to": {"rel_type": "m.annotation", "event_id": claimed, "key": "\U0001F440"}},
+                    kind="m.reaction")
+        wait_for(lambda: [e for e in w.hs.events(ALERTS)
+                          if (e["content"].get("m.relates_to") or {}).get("event_id") == claimed
+                          and e["content"]["m.relates_to"].get("rel_type") == "m.replace"], 10, "the claim")
+        w.set_time(T0 + 5 * 3600 - 10)        # 07:59:50
+        time.sleep(0.7)
+        assert digests() == [], "no digest before 08:00"
+        w.set_time(T0 + 5 * 3600 + 5)         # 08:00:05
+        d = wait_for(digests, 10, "the digest at 08:00")[0]
+        lines = d["body"].split("\n")
+        assert lines[0] == "Daily digest, Mon 12 Jan 2026: 1 open failure nobody has claimed", lines
+        assert lines[1].startswith("- SovereignCloudStack/docs (main) check: build-docs: open 5h, owner @dave:localhost"), lines
+        assert docs.replace("$", "%24") in lines[1], lines[1]
+        assert d["m.mentions"] == {}, "a digest informs, it does not page"
+        w.hs.inject(ALERTS, "@dave:localhost",
+                    {"m.relates_to": {"rel_type": "m.annotation", "event_id": docs, "key": "\u2705"}},
+                    kind="m.reaction")
+        wait_for(lambda: [e for e in w.hs.events(ALERTS)
+                          if (e["content"].get("m.relates_to") or {}).get("event_id") == docs
+                          and e["content"]["m.relates_to"].get("rel_type") == "m.replace"], 10, "the resolve")
+        w.set_time(T0 + 29 * 3600 + 5)        # the next day, 08:00:05: nothing is open
+        time.sleep(1)
+        assert len(digests()) == 1, "a digest with nothing to say is not posted"
+        w.bridge.wait_log("daily digest: nothing open and unclaimed")
+    with_owners(T0, body, routes=routes)
 
 
 run()

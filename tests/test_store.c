@@ -793,7 +793,7 @@ static void test_a_restored_failure_keeps_every_field_and_is_not_added_twice(voi
 	remove_dirs();
 }
 
-static void test_txn_known_sees_queued_and_delivered_transactions(void)
+static void test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_known(void)
 {
 	fresh_dirs();
 	struct store *st = open_store();
@@ -801,6 +801,16 @@ static void test_txn_known_sees_queued_and_delivered_transactions(void)
 	CHECK_INT(store_outbox_push(st, "r", "#a", "zmb.r.start.uuid-1", "uuid-1", "start", "{}", 1, NULL), 1);
 	CHECK_INT(store_txn_known(st, "zmb.r.start.uuid-1"), 1);
 	CHECK_INT(store_txn_known(st, "zmb.r.start.uuid-2"), 0);
+	int64_t id = 0;
+	CHECK_INT(store_outbox_push(st, "r", "#a", "zmb.r.failure.uuid-1", "uuid-1", "failure", "{}", 2, &id), 1);
+	CHECK_INT(store_outbox_depth(st), 2);
+	CHECK_INT(store_outbox_drop(st, id), 0);
+	CHECK_INT(store_outbox_depth(st), 1);
+	CHECK_INT(store_txn_known(st, "zmb.r.failure.uuid-1"), 1); /* dropped, never queued again */
+	char *sent = store_sent_event_id(st, "zmb.r.failure.uuid-1");
+	CHECK(sent == NULL);
+	free(sent);
+	CHECK_INT(store_outbox_drop(st, id), -1);
 	CHECK_INT(store_commit(st), 0);
 	store_close(st);
 	remove_dirs();
@@ -832,6 +842,6 @@ int main(void)
 	RUN(test_a_version_2_database_gains_the_escalated_column);
 	RUN(test_a_resolve_reaction_closes_a_failure_until_it_is_redacted);
 	RUN(test_a_restored_failure_keeps_every_field_and_is_not_added_twice);
-	RUN(test_txn_known_sees_queued_and_delivered_transactions);
+	RUN(test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_known);
 	return test_done();
 }
