@@ -129,6 +129,8 @@ int store_failures_open_by_prefix(struct store *st, const char *route, const cha
  * first. Free with store_failures_free. 0 or -1. */
 int store_failures_open(struct store *st, const char *room, struct store_failure **out, size_t *n);
 void store_failures_free(struct store_failure *list, size_t n);
+/* Every failure message of one report (its event key), in any route, oldest first. 0 or -1. */
+int store_failures_by_key(struct store *st, const char *event_key, struct store_failure **out, size_t *n);
 /* Replaces the content a failure's edits are rendered from (an incident that grew). 0 or -1. */
 int store_failure_set_content(struct store *st, const char *txn_id, const char *content_json);
 /* Records the escalation steps taken for a failure. 0 or -1. */

@@ -971,6 +971,33 @@ bool chatops_triage(struct chatops *c, const struct zuul_event *ev, const char *
 	bool absorbed = incident_observe(c->incidents, ev, key, clock_wall_ms(), out) == 1;
 	if (out->n_opened || out->n_grown)
 		incidents_save(c);
+	/* Alerts posted before a spread incident formed point at it from their thread. */
+	for (size_t i = 0; i < out->n_retro; i++) {
+		struct store_failure *list;
+		size_t n;
+		if (store_failures_by_key(c->store, out->retro[i].event_key, &list, &n) != 0)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			struct store_failure *f = &list[j];
+			struct incident_info info;
+			if (incident_get(c->incidents, out->retro[i].incident_id, &info) != 0)
+				continue;
+			struct strbuf text = STRBUF_INIT;
+			strbuf_printf(&text, "\u26A0\uFE0F Part of an infrastructure incident: %s in tenant %s, "
+					     "%zu projects so far. It is followed in the incident's message.",
+				      info.cause, *info.tenant ? info.tenant : "(none)", info.n_projects);
+			cJSON *note = notice_new(strbuf_str(&text));
+			relations_make_thread_reply(note, f->event_id, NULL);
+			if (!f->event_id)
+				relations_point_at_txn(note, f->txn_id);
+			char nkey[400];
+			snprintf(nkey, sizeof nkey, "%s|%s", f->txn_id, out->retro[i].incident_id);
+			c->host.post(f->room, "incident-note", nkey, note, c->host.data);
+			cJSON_Delete(note);
+			strbuf_free(&text);
+		}
+		store_failures_free(list, n);
+	}
 	return absorbed;
 }
 

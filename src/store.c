@@ -131,6 +131,7 @@ enum stmt_id {
 	S_FAILURE_RECOVER,
 	S_FAILURE_ESCALATED,
 	S_FAILURE_CONTENT,
+	S_FAILURES_BY_KEY,
 	S_FAILURES_OPEN,
 	S_FAILURE_RESTORE,
 	S_TXN_KNOWN,
@@ -212,6 +213,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FAILURE_RECOVER] = "UPDATE failure SET recovered_ms = ?2 WHERE txn_id = ?1",
 	[S_FAILURE_ESCALATED] = "UPDATE failure SET escalated = ?2 WHERE txn_id = ?1",
 	[S_FAILURE_CONTENT] = "UPDATE failure SET content_json = ?2 WHERE txn_id = ?1",
+	[S_FAILURES_BY_KEY] = "SELECT " FAILURE_COLS " FROM failure WHERE event_key = ?1 ORDER BY opened_ms",
 	[S_FAILURES_OPEN] = "SELECT " FAILURE_COLS " FROM failure WHERE (?1 IS NULL OR room = ?1) AND"
 			    FAILURE_UNRESOLVED " ORDER BY opened_ms",
 	[S_FAILURE_RESTORE] = "INSERT OR IGNORE INTO failure (" FAILURE_COLS ") VALUES"
@@ -964,6 +966,11 @@ int store_failures_open_by_prefix(struct store *st, const char *route, const cha
 				  struct store_failure **out, size_t *n)
 {
 	return failure_list(st, S_FAILURE_OPEN_BY_PREFIX, route, prefix, out, n, "failures open by prefix");
+}
+
+int store_failures_by_key(struct store *st, const char *event_key, struct store_failure **out, size_t *n)
+{
+	return failure_list(st, S_FAILURES_BY_KEY, event_key, NULL, out, n, "failures by key");
 }
 
 int store_failures_open(struct store *st, const char *room, struct store_failure **out, size_t *n)

@@ -81,8 +81,9 @@ def failure(buildset, project="SovereignCloudStack/standards", failed_jobs=("tox
     ev["project"] = ev["changes"][0]["project"] = project
     builds = []
     for job in list(failed_jobs) + ["linters"]:
-        builds.append(dict(ev["buildset"]["builds"][0], job_name=job,
-                           result="FAILURE" if job in failed_jobs else "SUCCESS"))
+        b = dict(ev["buildset"]["builds"][0], job_name=job, result="FAILURE" if job in failed_jobs else "SUCCESS")
+        b["change"] = dict(b["change"], project=project)    # a build names its change's project too
+        builds.append(b)
     ev["buildset"]["builds"] = builds
     ev["buildset"]["retry_builds"] = []
     return json.dumps(ev)
@@ -296,6 +297,29 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner
         w.set_time(T0 + 3600 * 2)
         closed = wait_for(lambda: [c for c in edits() if "closed" in c["body"]], 10, "the closing edit")[-1]
         assert "Claimed by @bob:localhost" in closed["body"], closed["body"][:200]
+    with_owners(T0, body, TRIAGE)
+
+
+@test
+def one_job_failing_on_three_projects_becomes_an_incident_and_the_earlier_alerts_point_at_it():
+    def body(w):
+        for i in range(2):
+            w.broker.publish("zuul/scs/check", payload=failure("s%d" % i, project="osism/s%d" % i,
+                                                               failed_jobs=("tox-docs",)))
+        first = [root_of(w, "osism/s%d" % i)["event_id"] for i in range(2)]
+        w.broker.publish("zuul/scs/check", payload=failure("s2", project="osism/s2", failed_jobs=("tox-docs",)))
+        inc = wait_for(lambda: incidents(w), 10, "the incident of the spread job")
+        assert "tox-docs" in inc[0]["content"]["body"], inc[0]["content"]["body"][:200]
+        for root in first:
+            note = wait_for(lambda: [e for e in in_thread(w, root) if "infrastructure incident" in e["content"]["body"]],
+                            10, "the note in an earlier alert's thread")[0]["content"]
+            assert note["m.mentions"] == {}, note
+        w.bridge.wait_log("report absorbed into an infrastructure incident")
+        assert not [e for e in roots(w) if (e["content"].get("zmb.failure") or {}).get("thread_key", "")
+                    .startswith("osism/s2|")], "the third project's failure is part of the incident"
+        w.broker.publish("zuul/scs/check", payload=failure("own", project="osism/s3", failed_jobs=("unit",)))
+        root_of(w, "osism/s3")            # its own job: its own alert
+        assert len(incidents(w)) == 1
     with_owners(T0, body, TRIAGE)
 
 

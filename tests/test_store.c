@@ -745,6 +745,11 @@ static void test_a_resolve_reaction_closes_a_failure_until_it_is_redacted(void)
 	free(store_claim_remove(st, "$resolve"));
 	CHECK_INT(store_failure_open_by_key(st, "r", "p|main|periodic|j1", &f), 1);
 	store_failure_clear(&f);
+	CHECK_INT(store_failures_by_key(st, "k2", &open, &n), 0);
+	CHECK_INT(n, 1);
+	if (n == 1)
+		CHECK_STR(open[0].txn_id, "t2");
+	store_failures_free(open, n);
 	CHECK_INT(store_failures_open(st, "#a", &open, &n), 0); /* one room only */
 	CHECK_INT(n, 1);
 	if (n == 1)
