@@ -1,0 +1,131 @@
+/* chatops_internal: what the chatops_*.c files share: the state of the room side and the
+ * helpers more than one part uses. Not a public interface: include/chatops.h is. */
+#ifndef ZMB_CHATOPS_INTERNAL_H
+#define ZMB_CHATOPS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "chatops.h"
+#include "store.h"
+#include "strbuf.h"
+#include "sync.h"
+#include "zuul.h"
+
+#define KV_SYNC_TOKEN "sync.next_batch"
+#define KV_LAST_HANDOVER "oncall.last_handover"
+#define KV_MUTES "chatops.mutes"
+#define KV_INCIDENTS "triage.incidents"
+/* The bridge's heartbeat (wall ms), written every HEARTBEAT_MS: at start-up, an old one
+ * says how long the bridge was away. */
+#define KV_ALIVE "bridge.alive_ms"
+#define HEARTBEAT_MS 60000
+/* The catch-up in progress: {"away_since": ms, "reports": [...], "skip": {txn: ms}}. */
+#define KV_CATCHUP "catchup.state"
+/* How long a summarised message stays in the skip set: its replies and edits queue
+ * within seconds, and the set must not grow forever. */
+#define CATCHUP_SKIP_KEEP_MS (24LL * 3600 * 1000)
+/* The private content key that marks a failure message and carries its state, so the
+ * claims can be rebuilt from the room when state_dir is lost (see rebuild.h). */
+#define FAILURE_MARKER "zmb.failure"
+/* `claims` lists at most this many open failures; the rest are counted. */
+#define CLAIMS_LIST_MAX 20
+
+/* A `mute`: failures of project (or of one job) in room are counted, not posted. Mutes
+ * are few and small, so they live as one JSON value in the store's key-value table. */
+struct mute {
+	char *room;    /* configured name */
+	char *project;
+	char *job;     /* NULL: every job */
+	int64_t until_ms;
+	long long count;
+};
+
+/* What /sync told us about a room's state: who may command, and who created it. */
+struct room_state {
+	char *room;          /* configured name */
+	char *room_id;
+	cJSON *power_levels; /* content of m.room.power_levels, or NULL */
+	char *creator;
+};
+
+struct chatops {
+	struct loop *loop;
+	const struct config *conn;
+	const struct config *cfg;
+	char *user_id;
+	struct chatops_host host;
+	struct store *store;
+	struct sync *sync;
+	struct rebuild *rebuild;   /* reading claims back from the rooms; /sync waits for it */
+	struct room_state *rooms;
+	size_t n_rooms;
+	uint64_t tick_timer;
+	struct mute *mutes;
+	size_t n_mutes;
+	/* Wall time of the next escalation step due; 0: look again at the next tick (a new
+	 * failure, a claim taken back or a reload may have moved it). */
+	int64_t next_escalation_ms;
+	struct incident_tracker *incidents; /* NULL without a triage group */
+	int64_t alive_written_ms;
+	/* The catch-up (see chatops_away_begin): away_since (0: not away), the summarised
+	 * reports, and the txns of messages the summary replaces. Persisted as KV_CATCHUP. */
+	int64_t away_since_ms;
+	cJSON *catchup;
+};
+
+/* ---- chatops.c ---- */
+struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id);
+/* The string member key of o, or NULL. */
+const char *chatops_str_at(const cJSON *o, const char *key);
+/* An m.notice that pings nobody (m.mentions empty): replies only repeat checked words. */
+cJSON *chatops_notice_new(const char *text);
+
+/* ---- chatops_commands.c ---- */
+void chatops_handle_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev, const char *body);
+void chatops_mutes_load(struct chatops *c);
+void chatops_mute_clear(struct mute *m);
+/* Ends the mutes whose time is up, with a notice in their room. */
+void chatops_expire_mutes(struct chatops *c);
+
+/* ---- chatops_failures.c ---- */
+/* Actions that report a problem: the ones a mute silences and a failure thread collects. */
+bool chatops_is_failure_action(const char *action);
+/* A build that ended in something other than success or a neutral outcome. */
+bool chatops_build_failed(const struct zuul_build *b);
+/* "project (branch) pipeline: job, job" from a thread key "project|branch|pipeline|jobs". */
+void chatops_describe_thread_key(const char *tkey, struct strbuf *out);
+/* Appends "@a, @b and @c" as pills (html) and plain ids (text). */
+void chatops_list_users(char **users, size_t n, struct strbuf *html, struct strbuf *text);
+void chatops_free_users(char **users, size_t n);
+/* Edits the failure's message to show its state now (recovered, resolved, claimed, count);
+ * `change` makes each edit its own transaction. */
+void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change);
+void chatops_on_reaction(struct chatops *c, const struct sync_event *ev, const cJSON *content);
+void chatops_on_redaction(struct chatops *c, const struct sync_event *ev, const cJSON *content);
+
+/* ---- chatops_escalate.c ---- */
+/* Whether nobody claimed or resolved the failure. */
+bool chatops_unclaimed(struct chatops *c, const struct store_failure *f);
+void chatops_check_escalations(struct chatops *c);
+void chatops_check_digests(struct chatops *c);
+
+/* ---- chatops_triage.c ---- */
+/* Creates, re-options or drops the incident tracker to match the configuration. */
+void chatops_incidents_configure(struct chatops *c);
+void chatops_expire_incidents(struct chatops *c);
+
+/* ---- chatops_catchup.c ---- */
+void chatops_catchup_load(struct chatops *c);
+void chatops_catchup_save(struct chatops *c);
+void chatops_catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
+				const char *thread_key, const char *what, int64_t at_ms);
+/* Writes the heartbeat (at most once a minute); _first also starts a catch-up when the
+ * last one is older than catch_up_after. */
+void chatops_heartbeat(struct chatops *c);
+void chatops_heartbeat_first(struct chatops *c);
+
+#endif
