@@ -156,22 +156,28 @@ char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_
 	return root;
 }
 
+cJSON *chatops_marker_new(const char *txn, const char *route, const char *key, const char *thread_key)
+{
+	cJSON *m = cJSON_CreateObject();
+	cJSON_AddNumberToObject(m, "v", 1);
+	cJSON_AddStringToObject(m, "txn", txn);
+	cJSON_AddStringToObject(m, "route", route);
+	cJSON_AddStringToObject(m, "key", key);
+	cJSON_AddStringToObject(m, "thread_key", thread_key);
+	cJSON_AddNumberToObject(m, "opened_ms", (double)clock_wall_ms());
+	cJSON_AddNumberToObject(m, "count", 1);
+	cJSON_AddNumberToObject(m, "recovered_ms", 0);
+	cJSON_AddNumberToObject(m, "escalated", 0);
+	return m;
+}
+
 void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *route,
 			  const char *key, const struct chatops_owners *owners, cJSON *content)
 {
 	if (!c || !chatops_is_failure_action(ev->action))
 		return;
 	char *tkey = thread_key(ev);
-	cJSON *m = cJSON_CreateObject();
-	cJSON_AddNumberToObject(m, "v", 1);
-	cJSON_AddStringToObject(m, "txn", txn);
-	cJSON_AddStringToObject(m, "route", route);
-	cJSON_AddStringToObject(m, "key", key);
-	cJSON_AddStringToObject(m, "thread_key", tkey);
-	cJSON_AddNumberToObject(m, "opened_ms", (double)clock_wall_ms());
-	cJSON_AddNumberToObject(m, "count", 1);
-	cJSON_AddNumberToObject(m, "recovered_ms", 0);
-	cJSON_AddNumberToObject(m, "escalated", 0);
+	cJSON *m = chatops_marker_new(txn, route, key, tkey);
 	/* What the owners decided, kept with the failure: the on-call is pinged after the
 	 * shortest of their delays, and each forward room gets its notice on time. */
 	long long escalate = -1;

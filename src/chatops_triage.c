@@ -93,7 +93,9 @@ bool chatops_triage(struct chatops *c, const struct zuul_event *ev, const char *
 	return absorbed;
 }
 
-static void incident_post_one(struct chatops *c, const struct route *r, bool mention, const char *id, bool opened)
+/* Posts the incident into r's room, or edits it there when it was posted before (a route
+ * that matched only later members posts it then). */
+static void incident_post_one(struct chatops *c, const struct route *r, bool mention, const char *id)
 {
 	char key[400];
 	incident_key(r, id, key, sizeof key);
@@ -109,24 +111,14 @@ static void incident_post_one(struct chatops *c, const struct route *r, bool men
 			incident_refresh(c, txn, id, change);
 		}
 	} else {
-		(void)opened; /* a route that matched only later members posts the incident then */
 		cJSON *content = incident_content_new(c->incidents, id, clock_wall_ms());
 		if (content) {
 			if (mention)
 				chatops_mention(c, &(struct zuul_event){.action = "failure"}, NULL, content);
 			/* A failure marker, so a lost state_dir can find the incident's claims too. */
-			cJSON *m = cJSON_AddObjectToObject(content, FAILURE_MARKER);
 			char tkey[300];
 			snprintf(tkey, sizeof tkey, "incident|%s", id);
-			cJSON_AddNumberToObject(m, "v", 1);
-			cJSON_AddStringToObject(m, "txn", txn);
-			cJSON_AddStringToObject(m, "route", r->name);
-			cJSON_AddStringToObject(m, "key", id);
-			cJSON_AddStringToObject(m, "thread_key", tkey);
-			cJSON_AddNumberToObject(m, "opened_ms", (double)clock_wall_ms());
-			cJSON_AddNumberToObject(m, "count", 1);
-			cJSON_AddNumberToObject(m, "recovered_ms", 0);
-			cJSON_AddNumberToObject(m, "escalated", 0);
+			cJSON_AddItemToObject(content, FAILURE_MARKER, chatops_marker_new(txn, r->name, id, tkey));
 			if (c->host.post(r->room, "incident", key, content, c->host.data) == 0) {
 				char *json = cJSON_PrintUnformatted(content);
 				store_failure_add(c->store, txn, r->room, r->name, id, json, tkey, clock_wall_ms());
@@ -145,9 +137,9 @@ void chatops_incidents_post(struct chatops *c, const struct route *r, bool menti
 	if (!c || !c->incidents)
 		return;
 	for (size_t i = 0; i < out->n_opened; i++)
-		incident_post_one(c, r, mention, out->opened[i], true);
+		incident_post_one(c, r, mention, out->opened[i]);
 	for (size_t i = 0; i < out->n_grown; i++)
-		incident_post_one(c, r, mention, out->grown[i], false);
+		incident_post_one(c, r, mention, out->grown[i]);
 }
 
 /* Incidents whose window passed: their messages say so. */
