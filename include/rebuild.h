@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 #include "loop.h"
 
@@ -106,5 +108,21 @@ void rebuild_free(struct rebuild *rb);
 
 /* The filter sent as /messages?filter= (exposed for tests). Caller frees. */
 char *rebuild_messages_filter_json(const char *user_id);
+
+/* One marker as rebuild reads it. Strings point into the marker (not owned). */
+struct rebuild_marker {
+	const char *txn, *route, *key, *thread_key; /* root markers only, else NULL */
+	int64_t opened_ms;                          /* root markers only, else 0 */
+	int64_t count;                              /* 1 .. 2^31-1 */
+	int64_t recovered_ms;                       /* 0 .. 2^53-1; 0: not recovered */
+	unsigned escalated;                         /* 0 .. 2^31-1 */
+};
+
+/* Reads the REBUILD_MARKER_KEY value of a root's content (root true: every field is
+ * required) or of an edit's m.new_content (root false: v, count, recovered_ms and
+ * escalated only). Strings must be non-empty and at most 4096 bytes, numbers integral
+ * and in range. Returns NULL with *out filled, or a static reason why the marker is
+ * unusable with *out zeroed. Pure (exposed for tests and fuzzing). */
+const char *rebuild_marker_read(const cJSON *marker, bool root, struct rebuild_marker *out);
 
 #endif

@@ -108,4 +108,29 @@ const char *sync_since(const struct sync *s);
 char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
 		       int timeline_limit);
 
+/* How sync_walk_batch hands one /sync answer over; the syncer fills it from its own
+ * state (exposed for tests and fuzzing, which need no homeserver). */
+struct sync_walk {
+	const char *const *types; /* as for sync_new: '*' allowed; n_types 0: all types */
+	size_t n_types;
+	bool fresh;               /* the answer to a start without token (see sync_start) */
+	bool lost_position;       /* that start follows a rejected token: on_gap for every room */
+	/* Whether room_id's events are wanted; NULL: every room's. Asked before each room
+	 * and again after each of its timeline events: a callback may drop the room. */
+	bool (*room_wanted)(const char *room_id, void *data);
+	/* Return false to stop the walk at once (the rest of the batch is not handed over). */
+	bool (*on_event)(const struct sync_event *ev, void *data);
+	bool (*on_gap)(const char *room_id, const char *prev_batch, void *data); /* may be NULL */
+	void *data;
+};
+
+/* Hands over the events of one /sync answer exactly as the syncer does: for each room of
+ * rooms.join that is wanted, on_gap first (the timeline was limited, or fresh and
+ * lost_position), then its "state" events (snapshot true), then its timeline in order
+ * (after a fresh start only the timeline's state events, as snapshot). Events without a
+ * string "type", or of a type not asked for, are skipped. Returns body's next_batch
+ * (pointing into body; also when a callback stopped the walk), or NULL when body has no
+ * non-empty next_batch string: not a /sync answer, and nothing was handed over. */
+const char *sync_walk_batch(const cJSON *body, const struct sync_walk *w);
+
 #endif

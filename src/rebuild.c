@@ -284,6 +284,29 @@ static const char *parse_progress(const cJSON *marker, int64_t *count, int64_t *
 	return NULL;
 }
 
+const char *rebuild_marker_read(const cJSON *marker, bool root, struct rebuild_marker *out)
+{
+	memset(out, 0, sizeof *out);
+	int64_t escalated;
+	const char *why = parse_progress(marker, &out->count, &out->recovered_ms, &escalated);
+	if (!why && root) {
+		out->txn = json_field(marker, "txn");
+		out->route = json_field(marker, "route");
+		out->key = json_field(marker, "key");
+		out->thread_key = json_field(marker, "thread_key");
+		if (!out->txn || !out->route || !out->key || !out->thread_key)
+			why = "txn, route, key or thread_key is not a non-empty string";
+		else if (!json_int(marker, "opened_ms", 0, REBUILD_MAX_JSON_INT, &out->opened_ms))
+			why = "opened_ms is not an integer in range";
+	}
+	if (why) {
+		memset(out, 0, sizeof *out);
+		return why;
+	}
+	out->escalated = (unsigned)escalated;
+	return NULL;
+}
+
 static void take_edit(struct room_scan *sc, const char *event_id, int64_t ts, const cJSON *rel, const cJSON *content)
 {
 	const char *target = json_field(rel, "event_id");
@@ -295,8 +318,8 @@ static void take_edit(struct room_scan *sc, const char *event_id, int64_t ts, co
 		return; /* an edit of a message that is no failure */
 	if (edit_of(sc, target))
 		return; /* a newer edit of the same message was seen already */
-	int64_t count, recovered, escalated;
-	const char *why = parse_progress(marker, &count, &recovered, &escalated);
+	struct rebuild_marker m;
+	const char *why = rebuild_marker_read(marker, false, &m);
 	if (why) {
 		skipped(sc, "rebuild: skipped an edit with an unusable marker", event_id, why);
 		return;
@@ -310,23 +333,16 @@ static void take_edit(struct room_scan *sc, const char *event_id, int64_t ts, co
 		.event_id = xstrdup(event_id),
 		.content_json = print_json(new_content),
 		.ts_ms = ts,
-		.count = count,
-		.recovered_ms = recovered,
-		.escalated = (unsigned)escalated,
+		.count = m.count,
+		.recovered_ms = m.recovered_ms,
+		.escalated = m.escalated,
 	};
 }
 
 static void take_root(struct room_scan *sc, const char *event_id, int64_t ts, const cJSON *content)
 {
-	const cJSON *marker = cJSON_GetObjectItemCaseSensitive(content, REBUILD_MARKER_KEY);
-	int64_t count, recovered, escalated, opened;
-	const char *why = parse_progress(marker, &count, &recovered, &escalated);
-	const char *txn = json_field(marker, "txn"), *route = json_field(marker, "route");
-	const char *key = json_field(marker, "key"), *thread_key = json_field(marker, "thread_key");
-	if (!why && (!txn || !route || !key || !thread_key))
-		why = "txn, route, key or thread_key is not a non-empty string";
-	if (!why && !json_int(marker, "opened_ms", 0, REBUILD_MAX_JSON_INT, &opened))
-		why = "opened_ms is not an integer in range";
+	struct rebuild_marker m;
+	const char *why = rebuild_marker_read(cJSON_GetObjectItemCaseSensitive(content, REBUILD_MARKER_KEY), true, &m);
 	if (why) {
 		skipped(sc, "rebuild: skipped a failure message with an unusable marker", event_id, why);
 		return;
@@ -340,14 +356,14 @@ static void take_root(struct room_scan *sc, const char *event_id, int64_t ts, co
 	f->room_id = xstrdup(sc->room_id);
 	f->event_id = xstrdup(event_id);
 	f->ts_ms = ts;
-	f->txn = xstrdup(txn);
-	f->route = xstrdup(route);
-	f->key = xstrdup(key);
-	f->thread_key = xstrdup(thread_key);
-	f->opened_ms = opened;
-	f->count = count;
-	f->recovered_ms = recovered;
-	f->escalated = (unsigned)escalated;
+	f->txn = xstrdup(m.txn);
+	f->route = xstrdup(m.route);
+	f->key = xstrdup(m.key);
+	f->thread_key = xstrdup(m.thread_key);
+	f->opened_ms = m.opened_ms;
+	f->count = m.count;
+	f->recovered_ms = m.recovered_ms;
+	f->escalated = m.escalated;
 	f->content_json = print_json(content);
 	/* Paging backwards, every edit of this root (newer than it) was seen already. */
 	struct pending_edit *e = edit_of(sc, event_id);

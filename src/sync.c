@@ -98,16 +98,6 @@ static bool type_glob_match(const char *pat, const char *s)
 	return *s == '\0';
 }
 
-static bool type_wanted(const struct sync *s, const char *type)
-{
-	if (s->n_types == 0)
-		return true;
-	for (size_t i = 0; i < s->n_types; i++)
-		if (type_glob_match(s->types[i], type))
-			return true;
-	return false;
-}
-
 /* Room ids only: a filter cannot match an alias, and silently never syncing a room
  * would be worse than a warning. */
 static char **rooms_copy(const char *const *room_ids, size_t n, size_t *out_n)
@@ -187,13 +177,24 @@ char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *
 	return copy;
 }
 
-/* ---- handing a batch over ---- */
+/* ---- handing a batch over (pure: see sync_walk_batch in sync.h) ---- */
 
-static void emit(struct sync *s, const char *room_id, const cJSON *ev, bool snapshot)
+static bool walk_type_wanted(const struct sync_walk *w, const char *type)
+{
+	if (w->n_types == 0)
+		return true;
+	for (size_t i = 0; i < w->n_types; i++)
+		if (type_glob_match(w->types[i], type))
+			return true;
+	return false;
+}
+
+/* Hands one event over if its type is asked for. Returns false when the walk must stop. */
+static bool emit(const struct sync_walk *w, const char *room_id, const cJSON *ev, bool snapshot)
 {
 	const char *type = json_string(ev, "type");
-	if (!type || !type_wanted(s, type))
-		return;
+	if (!type || !walk_type_wanted(w, type))
+		return true;
 	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(ev, "state_key");
 	struct sync_event se = {
 		.room_id = room_id,
@@ -204,8 +205,7 @@ static void emit(struct sync *s, const char *room_id, const cJSON *ev, bool snap
 		.event = ev,
 		.snapshot = snapshot,
 	};
-	if (s->cb.on_event)
-		s->cb.on_event(&se, s->cb.data);
+	return !w->on_event || w->on_event(&se, w->data);
 }
 
 static const cJSON *events_of(const cJSON *room, const char *section)
@@ -216,37 +216,78 @@ static const cJSON *events_of(const cJSON *room, const char *section)
 }
 
 /* One joined room of a batch: gap first, then the state before the timeline, then the
- * timeline in order. fresh: a start without token, whose timeline is history. */
-static void deliver_room(struct sync *s, const char *room_id, const cJSON *room, bool fresh)
+ * timeline in order. Returns false when the walk must stop. */
+static bool deliver_room(const struct sync_walk *w, const char *room_id, const cJSON *room)
 {
 	const cJSON *timeline = cJSON_GetObjectItemCaseSensitive(room, "timeline");
 	const char *prev_batch = json_string(timeline, "prev_batch");
 	bool limited = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(timeline, "limited"));
-	if (((fresh && s->lost_position) || (!fresh && limited)) && s->cb.on_gap) {
-		s->cb.on_gap(room_id, prev_batch, s->cb.data);
-		if (s->free_pending)
-			return;
+	if (((w->fresh && w->lost_position) || (!w->fresh && limited)) && w->on_gap) {
+		if (!w->on_gap(room_id, prev_batch, w->data))
+			return false;
 	}
 	const cJSON *ev;
 	cJSON_ArrayForEach(ev, events_of(room, "state"))
 	{
-		emit(s, room_id, ev, true);
-		if (s->free_pending)
-			return;
+		if (!emit(w, room_id, ev, true))
+			return false;
 	}
 	cJSON_ArrayForEach(ev, events_of(room, "timeline"))
 	{
 		bool is_state = cJSON_GetObjectItemCaseSensitive(ev, "state_key") != NULL;
 		/* A fresh start's timeline is the past: only its state still matters. */
-		if (fresh && !is_state)
+		if (w->fresh && !is_state)
 			continue;
-		emit(s, room_id, ev, fresh);
-		if (s->free_pending)
-			return;
+		if (!emit(w, room_id, ev, w->fresh))
+			return false;
 		/* A reload may have dropped this room meanwhile. */
-		if (!strv_has(s->rooms, s->n_rooms, room_id))
-			return;
+		if (w->room_wanted && !w->room_wanted(room_id, w->data))
+			return true;
 	}
+	return true;
+}
+
+const char *sync_walk_batch(const cJSON *body, const struct sync_walk *w)
+{
+	const char *next = json_string(body, "next_batch");
+	if (!next || !*next)
+		return NULL;
+	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(body, "rooms");
+	const cJSON *join = rooms ? cJSON_GetObjectItemCaseSensitive(rooms, "join") : NULL;
+	const cJSON *room;
+	cJSON_ArrayForEach(room, join)
+	{
+		/* The filter should have kept others out; a homeserver ignoring it must not
+		 * make us hand over rooms nobody routes. */
+		if (!room->string || (w->room_wanted && !w->room_wanted(room->string, w->data)))
+			continue;
+		if (!deliver_room(w, room->string, room))
+			break;
+	}
+	return next;
+}
+
+/* The live syncer's side of the walk: its room list (which a callback may replace) and
+ * its callbacks, stopping as soon as one of them called sync_free. */
+static bool live_room_wanted(const char *room_id, void *data)
+{
+	const struct sync *s = data;
+	return strv_has(s->rooms, s->n_rooms, room_id);
+}
+
+static bool live_event(const struct sync_event *ev, void *data)
+{
+	struct sync *s = data;
+	if (s->cb.on_event)
+		s->cb.on_event(ev, s->cb.data);
+	return !s->free_pending;
+}
+
+static bool live_gap(const char *room_id, const char *prev_batch, void *data)
+{
+	struct sync *s = data;
+	s->cb.on_gap(room_id, prev_batch, s->cb.data);
+	return !s->free_pending;
 }
 
 static void save_token(struct sync *s)
@@ -267,23 +308,22 @@ static bool handle_batch(struct sync *s, const cJSON *json)
 	const char *next = json_string(json, "next_batch");
 	if (!next || !*next)
 		return false;
-	bool fresh = s->since == NULL;
 	/* Cleared before the callbacks run: a sync_set_rooms from one of them sets it
 	 * again for the next poll. */
 	s->want_full_state = false;
-	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(json, "rooms");
-	const cJSON *join = rooms ? cJSON_GetObjectItemCaseSensitive(rooms, "join") : NULL;
-	const cJSON *room;
-	cJSON_ArrayForEach(room, join)
-	{
-		/* The filter should have kept others out; a homeserver ignoring it must not
-		 * make us hand over rooms nobody routes. */
-		if (!room->string || !strv_has(s->rooms, s->n_rooms, room->string))
-			continue;
-		deliver_room(s, room->string, room, fresh);
-		if (s->free_pending)
-			return true;
-	}
+	struct sync_walk w = {
+		.types = (const char *const *)s->types,
+		.n_types = s->n_types,
+		.fresh = s->since == NULL,
+		.lost_position = s->lost_position,
+		.room_wanted = live_room_wanted,
+		.on_event = live_event,
+		.on_gap = s->cb.on_gap ? live_gap : NULL,
+		.data = s,
+	};
+	sync_walk_batch(json, &w);
+	if (s->free_pending)
+		return true;
 	free(s->since);
 	s->since = xstrdup(next);
 	s->lost_position = false;

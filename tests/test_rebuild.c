@@ -277,6 +277,46 @@ static void test_messages_filter_asks_for_the_bridges_messages_only(void)
 	free(f);
 }
 
+static const char *marker_why(const char *json, bool root, struct rebuild_marker *m)
+{
+	cJSON *j = cJSON_Parse(json);
+	const char *why = rebuild_marker_read(j, root, m);
+	cJSON_Delete(j);
+	return why;
+}
+
+static void test_marker_read_wants_every_field_of_a_root_and_progress_of_an_edit(void)
+{
+	struct rebuild_marker m;
+	cJSON *j = cJSON_Parse("{\"v\":1,\"txn\":\"t1\",\"route\":\"r\",\"key\":\"k\",\"thread_key\":\"tk\","
+			       "\"opened_ms\":1700000000000,\"count\":3,\"recovered_ms\":0,\"escalated\":5}");
+	CHECK(rebuild_marker_read(j, true, &m) == NULL);
+	CHECK_STR(m.txn, "t1");
+	CHECK_STR(m.thread_key, "tk");
+	CHECK(m.opened_ms == 1700000000000LL);
+	CHECK_INT(m.count, 3);
+	CHECK_INT(m.escalated, 5);
+	CHECK(rebuild_marker_read(j, false, &m) == NULL);
+	CHECK(m.txn == NULL);
+	CHECK_INT(m.count, 3);
+	cJSON_Delete(j);
+
+	/* An edit's marker carries progress only; a root must say what it is about. */
+	const char *progress = "{\"v\":1,\"count\":2,\"recovered_ms\":1700000600000,\"escalated\":0}";
+	CHECK(marker_why(progress, false, &m) == NULL);
+	CHECK(m.recovered_ms == 1700000600000LL);
+	CHECK_STR(marker_why(progress, true, &m), "txn, route, key or thread_key is not a non-empty string");
+	CHECK(m.count == 0 && m.recovered_ms == 0); /* zeroed when unusable */
+	CHECK_STR(marker_why("{\"v\":2,\"count\":1,\"recovered_ms\":0,\"escalated\":0}", false, &m),
+		  "marker version is not 1");
+	CHECK_STR(marker_why("{\"v\":1,\"count\":0,\"recovered_ms\":0,\"escalated\":0}", false, &m),
+		  "count is not an integer in range");
+	CHECK_STR(marker_why("{\"v\":1,\"count\":1,\"recovered_ms\":1e300,\"escalated\":0}", false, &m),
+		  "recovered_ms is not an integer in range");
+	CHECK_STR(marker_why("[1]", false, &m), "marker is not an object");
+	CHECK_STR(rebuild_marker_read(NULL, true, &m), "marker is not an object");
+}
+
 /* ---- over HTTP ---- */
 
 static void test_failures_newest_edits_and_claims_are_found_exactly(void)
@@ -770,6 +810,7 @@ int main(void)
 {
 	log_set_level(ZLOG_ERROR);
 	RUN(test_messages_filter_asks_for_the_bridges_messages_only);
+	RUN(test_marker_read_wants_every_field_of_a_root_and_progress_of_an_edit);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (fake_hs_start() < 0) {

@@ -305,6 +305,111 @@ static void test_filter_json_limits_rooms_types_and_sections(void)
 	free(f);
 }
 
+/* sync_walk_batch without a homeserver: what a callback sees, as "room type id snap;". */
+struct walk_log {
+	struct strbuf log;
+	int stop_after;  /* stop the walk at this event (0: never) */
+	bool drop_ops;   /* the first OPS event drops OPS, as a reload would */
+	bool ops_gone;
+};
+
+static bool walk_room(const char *room_id, void *data)
+{
+	const struct walk_log *w = data;
+	return strcmp(room_id, ALERTS) == 0 || (strcmp(room_id, OPS) == 0 && !w->ops_gone);
+}
+
+static bool walk_event(const struct sync_event *ev, void *data)
+{
+	struct walk_log *w = data;
+	strbuf_printf(&w->log, "%s %s %s %s;", strcmp(ev->room_id, ALERTS) == 0 ? "alerts" : "ops", ev->type,
+		      ev->event_id ? ev->event_id : "-", ev->snapshot ? "snap" : "new");
+	if (w->drop_ops && strcmp(ev->room_id, OPS) == 0)
+		w->ops_gone = true;
+	return --w->stop_after != 0;
+}
+
+static bool walk_gap(const char *room_id, const char *prev_batch, void *data)
+{
+	struct walk_log *w = data;
+	strbuf_printf(&w->log, "gap %s %s;", strcmp(room_id, ALERTS) == 0 ? "alerts" : "ops",
+		      prev_batch ? prev_batch : "-");
+	return true;
+}
+
+static const char walk_body[] =
+	"{\"next_batch\":\"s42\",\"rooms\":{\"join\":{"
+	"\"!elsewhere:localhost\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\",\"event_id\":\"$x\"}]}},"
+	"\"" ALERTS "\":{\"state\":{\"events\":[{\"type\":\"m.room.power_levels\",\"state_key\":\"\","
+	"\"event_id\":\"$pl\"}]},\"timeline\":{\"limited\":true,\"prev_batch\":\"p1\",\"events\":["
+	"{\"type\":\"m.room.message\",\"event_id\":\"$m1\"},{\"type\":\"m.typing\",\"event_id\":\"$t\"},"
+	"{\"event_id\":\"$notype\"},{\"type\":\"m.reaction\",\"event_id\":\"$r1\"}]}},"
+	"\"" OPS "\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\",\"event_id\":\"$r2\"},"
+	"{\"type\":\"m.reaction\",\"event_id\":\"$r3\"}]}}}}}";
+
+static void test_walk_batch_hands_over_wanted_rooms_and_types_in_order(void)
+{
+	cJSON *body = cJSON_Parse(walk_body);
+	struct walk_log w = {.log = STRBUF_INIT};
+	struct sync_walk sw = {.types = chatops_types, .n_types = N_TYPES, .room_wanted = walk_room,
+			       .on_event = walk_event, .on_gap = walk_gap, .data = &w};
+	const char *next = sync_walk_batch(body, &sw);
+	CHECK_STR(next, "s42");
+	CHECK_STR(strbuf_str(&w.log), "gap alerts p1;alerts m.room.power_levels $pl snap;alerts m.room.message $m1 new;"
+				      "alerts m.reaction $r1 new;ops m.reaction $r2 new;ops m.reaction $r3 new;");
+
+	/* A fresh start: the timeline's non-state events are history; no gap unless the
+	 * token was lost. */
+	strbuf_reset(&w.log);
+	sw.fresh = true;
+	CHECK_STR(sync_walk_batch(body, &sw), "s42");
+	CHECK_STR(strbuf_str(&w.log), "alerts m.room.power_levels $pl snap;");
+	strbuf_reset(&w.log);
+	sw.lost_position = true;
+	sync_walk_batch(body, &sw);
+	CHECK_STR(strbuf_str(&w.log), "gap alerts p1;alerts m.room.power_levels $pl snap;gap ops -;");
+	strbuf_free(&w.log);
+	cJSON_Delete(body);
+}
+
+static void test_walk_batch_stops_when_told_and_drops_a_room_dropped_meanwhile(void)
+{
+	cJSON *body = cJSON_Parse(walk_body);
+	struct walk_log w = {.log = STRBUF_INIT, .stop_after = 2};
+	struct sync_walk sw = {.types = chatops_types, .n_types = N_TYPES, .room_wanted = walk_room,
+			       .on_event = walk_event, .data = &w};
+	CHECK_STR(sync_walk_batch(body, &sw), "s42"); /* the token still comes back */
+	CHECK_STR(strbuf_str(&w.log), "alerts m.room.power_levels $pl snap;alerts m.room.message $m1 new;");
+
+	strbuf_reset(&w.log);
+	w.stop_after = 0;
+	w.drop_ops = true;
+	sync_walk_batch(body, &sw);
+	CHECK_STR(strbuf_str(&w.log), "alerts m.room.power_levels $pl snap;alerts m.room.message $m1 new;"
+				      "alerts m.reaction $r1 new;ops m.reaction $r2 new;");
+	strbuf_free(&w.log);
+	cJSON_Delete(body);
+}
+
+static void test_walk_batch_without_next_batch_hands_over_nothing(void)
+{
+	static const char *const bodies[] = {
+		"{\"rooms\":{\"join\":{\"" ALERTS "\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\"}]}}}}}",
+		"{\"next_batch\":\"\",\"rooms\":{\"join\":{\"" ALERTS "\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\"}]}}}}}",
+		"{\"next_batch\":42}",
+		"[\"next_batch\"]",
+	};
+	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		cJSON *body = cJSON_Parse(bodies[i]);
+		struct walk_log w = {.log = STRBUF_INIT};
+		struct sync_walk sw = {.room_wanted = walk_room, .on_event = walk_event, .on_gap = walk_gap, .data = &w};
+		CHECK(sync_walk_batch(body, &sw) == NULL);
+		CHECK_STR(strbuf_str(&w.log), "");
+		strbuf_free(&w.log);
+		cJSON_Delete(body);
+	}
+}
+
 /* ---- over HTTP ---- */
 
 static void test_first_sync_delivers_no_history_but_current_state(void)
@@ -735,6 +840,9 @@ static void test_free_from_the_event_callback_stops_the_batch(void)
 int main(void)
 {
 	RUN(test_filter_json_limits_rooms_types_and_sections);
+	RUN(test_walk_batch_hands_over_wanted_rooms_and_types_in_order);
+	RUN(test_walk_batch_stops_when_told_and_drops_a_room_dropped_meanwhile);
+	RUN(test_walk_batch_without_next_batch_hands_over_nothing);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (fake_hs_start() < 0) {
