@@ -12,9 +12,9 @@
  *   early as the clock allows. On a fall-back day on which the minute occurs twice, only the
  *   first occurrence counts: one digest a day. Zone names go to the system tz database; an
  *   unknown name behaves like UTC (config.c rejects those with rotation_zone_exists()).
- * Local time is computed like src/rotation.c does: TZ is set for the duration of a call and
- *   restored (unset stays unset) before it returns, which is safe only because the daemon is
- *   single-threaded.
+ * Local time goes through rotation.h (rotation_tz_enter, rotation_local_to_utc with
+ *   ROTATION_GAP_TRANSITION): TZ is set for the duration of a call and restored (unset stays
+ *   unset) before it returns, which is safe only because the daemon is single-threaded.
  *
  * Daily digest: NULL when there is nothing to list (nothing is posted). Else an m.notice with
  *   "m.mentions": {} (a digest informs, it does not page; owners are plain ids, never pills),

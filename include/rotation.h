@@ -112,6 +112,35 @@ struct rotation_handover {
 struct rotation_handover *rotation_handovers(const struct rotation_config *rc, time_t a, time_t b,
                                              size_t *n);
 
+/* Local wall-clock time in a named zone, for the modules that schedule by it (digest.c).
+ * glibc converts only through the process-wide TZ, so a caller brackets its conversions with
+ * rotation_tz_enter() (sets TZ to the tz database zone `zone`; NULL or "" is UTC; an unknown
+ * name behaves like UTC) and rotation_tz_leave() (restores the previous TZ, unset stays unset,
+ * and frees what enter saved). Only safe single-threaded; the two functions below assume a
+ * scope is open. Every public function of this module opens its own. */
+struct rotation_tz_scope {
+	char *saved; /* previous TZ, NULL when it was unset */
+};
+void rotation_tz_enter(struct rotation_tz_scope *s, const char *zone);
+void rotation_tz_leave(struct rotation_tz_scope *s);
+
+/* The local calendar day of instant t, as days since 1970-01-01. */
+long long rotation_local_days_at(time_t t);
+
+/* What rotation_local_to_utc() answers for a wall time that a spring-forward gap skips
+ * (02:30 in Europe/Berlin on the last Sunday of March): */
+enum rotation_gap {
+	ROTATION_GAP_SHIFT,      /* the time moved on by the gap's length (03:30), as a wall clock
+	                          * that was not adjusted would show: the rotation's handovers */
+	ROTATION_GAP_TRANSITION, /* the first instant after the gap (03:00), as cron does: a
+	                          * digest should not wait */
+};
+
+/* The instant at which the wall clock reads `minute` (minutes after midnight) on local day
+ * `days` (days since 1970-01-01). When the time occurs twice (fall back), the earlier
+ * instant; when it does not occur, as `gap` says. */
+time_t rotation_local_to_utc(long long days, int minute, enum rotation_gap gap);
+
 /* Writes an instant in the rotation's zone for humans, "Mon 25 Nov 09:00 CET" (English,
  * whatever the locale). Truncates like snprintf; 32 bytes always suffice. Returns buf. */
 char *rotation_format_time(const struct rotation_config *rc, time_t t, char *buf, size_t buflen);

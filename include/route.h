@@ -85,6 +85,17 @@ const char *glob_check(const char *pattern);
 // (Line comments because the examples contain slash-star.)
 bool route_matches(const struct route *r, const struct zuul_event *ev, struct strbuf *why);
 
+/* The escaping of the explanations above, for other modules that explain a decision
+ * (owners.c) so that every explanation reads and defends itself alike.
+ * route_escape_value appends value (NULL as "") with backslash, double quote, control
+ * characters (\n \t \r, else \xNN), invalid UTF-8 bytes (\xNN) and the invisible
+ * characters that break or reorder lines (C1, U+200E/F, U+2028-202E, U+2066-2069, U+FEFF:
+ * \uNNNN) escaped, stopping after 200 characters; returns whether it stopped early (the
+ * caller decides whether to show "..."). route_quote_value appends the same in double
+ * quotes, followed by "..." after the closing quote when cut. */
+bool route_escape_value(struct strbuf *out, const char *value);
+void route_quote_value(struct strbuf *out, const char *value);
+
 /* Free the members of r (not r itself) and zero them, so clearing twice is safe. */
 void route_clear(struct route *r);
 void route_rules_clear(struct route_rules *rules);

@@ -92,6 +92,13 @@ struct zuul_event {
 struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, size_t errlen);
 void zuul_event_free(struct zuul_event *ev);
 
+/* Whether a build ended in failure: its result is set (not running) and is none of
+ * SUCCESS, SKIPPED, ABORTED, CANCELED, RETRY (success, or neutral outcomes: skipped because
+ * of a dependency, cancelled by a dequeue or a newer patchset, retried). So FAILURE,
+ * POST_FAILURE, TIMED_OUT, NODE_FAILURE, RETRY_LIMIT, ERROR and any result Zuul adds later
+ * count as failed. Exact, case-sensitive comparison, as Zuul sends them. */
+bool zuul_build_failed(const struct zuul_build *b);
+
 /* A short preview of an arbitrary payload safe to log: at most max_chars
  * characters, "..." included when cut (max_chars < 3 gives just "..." when cut).
  * Control characters (C0, DEL, C1, U+2028/9, bidi controls) become '?', each

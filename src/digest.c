@@ -5,15 +5,15 @@
 #endif
 #include "digest.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "duration.h"
+#include "rotation.h"
 #include "strbuf.h"
+#include "textutil.h"
 
-#define DAY_S 86400LL
 #define MINUTES_PER_DAY (24 * 60)
 /* The Matrix spec's limit for room and event ids; longer ones are not linked. */
 #define MATRIX_ID_MAX 255
@@ -24,120 +24,32 @@ static const char *const weekday_abbr[7] = {"Sun", "Mon", "Tue", "Wed", "Thu", "
 static const char *const month_abbr[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-/* ---- local time in a named zone ----
- * The same approach as src/rotation.c (whose helpers are static): glibc converts between UTC
- * and a named zone only through the process-wide TZ, so a call sets TZ for its duration and
- * restores it. Safe because the daemon is single-threaded. */
-struct tz_scope {
-	char *saved; /* previous TZ, NULL when it was unset */
-};
-
-static void tz_enter(struct tz_scope *s, const char *zone)
-{
-	const char *old = getenv("TZ");
-	s->saved = old ? xstrdup(old) : NULL;
-	/* ':' makes glibc read the zone file, never parse the name as a POSIX rule. */
-	struct strbuf tz = STRBUF_INIT;
-	strbuf_printf(&tz, ":%s", zone && *zone ? zone : "UTC");
-	setenv("TZ", strbuf_str(&tz), 1);
-	strbuf_free(&tz);
-	tzset();
-}
-
-static void tz_leave(struct tz_scope *s)
-{
-	if (s->saved)
-		setenv("TZ", s->saved, 1);
-	else
-		unsetenv("TZ");
-	tzset();
-	free(s->saved);
-	s->saved = NULL;
-}
-
-static long long days_from_civil(int y, int m, int d)
-{
-	long long yy = (long long)y - (m <= 2);
-	long long era = (yy >= 0 ? yy : yy - 399) / 400;
-	long long yoe = yy - era * 400;
-	long long doy = (153LL * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
+/* Milliseconds to seconds round down, also before 1970. */
 static long long floor_div(long long a, long long b)
 {
 	long long q = a / b;
 	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-static long offset_at(time_t t)
-{
-	struct tm tm;
-	if (!localtime_r(&t, &tm))
-		return 0;
-	return tm.tm_gmtoff;
-}
-
-static long long local_days_at(time_t t)
-{
-	struct tm tm;
-	if (!localtime_r(&t, &tm))
-		return floor_div((long long)t, DAY_S);
-	return days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-}
-
-/* The instant the wall clock reads `minute` on local day `days` (inside a tz scope).
- * Of the offsets in force a day before and a day after (real zones change at most once in
- * two days), keep those consistent with the result: in a fold the earlier instant wins; in a
- * gap neither is, and the answer is the transition itself, the first instant after the gap.
- * (rotation.c moves a gap's time on by the gap's length instead; a digest should not wait.) */
-static time_t local_to_utc(long long days, int minute)
-{
-	long long wall = days * DAY_S + (long long)minute * 60;
-	long before = offset_at((time_t)(wall - DAY_S));
-	long after = offset_at((time_t)(wall + DAY_S));
-	time_t t1 = (time_t)(wall - before), t2 = (time_t)(wall - after);
-	bool ok1 = offset_at(t1) == before, ok2 = offset_at(t2) == after;
-	if (ok1 && ok2)
-		return t1 < t2 ? t1 : t2;
-	if (ok1)
-		return t1;
-	if (ok2)
-		return t2;
-	/* A gap: the clock jumped forward (after > before, so t2 < t1) over the wall time.
-	 * t2 is still on the old offset and t1 on the new one; the transition lies between. */
-	time_t lo = t2 < t1 ? t2 : t1, hi = t2 < t1 ? t1 : t2;
-	long lo_off = offset_at(lo);
-	if (offset_at(hi) == lo_off)
-		return t1;
-	while (hi - lo > 1) {
-		time_t mid = lo + (hi - lo) / 2;
-		if (offset_at(mid) == lo_off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return hi;
-}
-
+/* Local time goes through rotation.h's zone scope and conversion, so the rotation and the
+ * digest read the clock alike; only the gap policy differs (see "Schedule" in the header). */
 time_t digest_next_at(int minute, const char *timezone, time_t after)
 {
 	if (minute < 0 || minute >= MINUTES_PER_DAY)
 		return 0;
-	struct tz_scope tz;
-	tz_enter(&tz, timezone);
-	long long day = local_days_at(after);
+	struct rotation_tz_scope tz;
+	rotation_tz_enter(&tz, timezone);
+	long long day = rotation_local_days_at(after);
 	time_t t = 0;
 	/* Today's, else tomorrow's; the third day only guards against a zone that skips a whole
 	 * calendar day (Pacific/Apia, 2011-12-30), where the day arithmetic lands on a day that
 	 * maps back before `after`. */
 	for (int i = 0; i < 3; i++) {
-		t = local_to_utc(day + i, minute);
+		t = rotation_local_to_utc(day + i, minute, ROTATION_GAP_TRANSITION);
 		if (t > after)
 			break;
 	}
-	tz_leave(&tz);
+	rotation_tz_leave(&tz);
 	return t;
 }
 
@@ -145,9 +57,9 @@ static char *format_local(time_t t, const char *timezone, bool with_time, char *
 {
 	if (!buf || buflen == 0)
 		return buf;
-	struct tz_scope tz;
+	struct rotation_tz_scope tz;
 	struct tm tm;
-	tz_enter(&tz, timezone);
+	rotation_tz_enter(&tz, timezone);
 	if (localtime_r(&t, &tm) && tm.tm_wday >= 0 && tm.tm_wday < 7 && tm.tm_mon >= 0 && tm.tm_mon < 12) {
 		if (with_time)
 			snprintf(buf, buflen, "%s %d %s %d %02d:%02d %s", weekday_abbr[tm.tm_wday], tm.tm_mday,
@@ -159,7 +71,7 @@ static char *format_local(time_t t, const char *timezone, bool with_time, char *
 	} else {
 		snprintf(buf, buflen, "@%lld", (long long)t);
 	}
-	tz_leave(&tz); /* after the copy: tm_zone points into glibc's zone data */
+	rotation_tz_leave(&tz); /* after the copy: tm_zone points into glibc's zone data */
 	return buf;
 }
 
@@ -209,22 +121,6 @@ static void put_both(struct strbuf *text, struct strbuf *html, const char *s, si
 	strbuf_puts(text, strbuf_str(&clean));
 	strbuf_puts_html(html, strbuf_str(&clean));
 	strbuf_free(&clean);
-}
-
-/* RFC 3986: everything but the unreserved characters is percent-encoded, so an id can
- * never end the URL fragment's segment (or the attribute) it sits in. */
-static void pct_encode(struct strbuf *sb, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			strbuf_putc(sb, (char)*p);
-		} else {
-			strbuf_putc(sb, '%');
-			strbuf_putc(sb, hex[*p >> 4]);
-			strbuf_putc(sb, hex[*p & 15]);
-		}
-	}
 }
 
 static cJSON *notice_new(const char *text, const char *html)
@@ -285,9 +181,9 @@ static void digest_line(const struct digest_failure *f, int64_t now_ms, struct s
 	struct strbuf link = STRBUF_INIT;
 	if (linkable(f->room_id) && linkable(f->event_id)) {
 		strbuf_puts(&link, "https://matrix.to/#/");
-		pct_encode(&link, f->room_id);
+		textutil_percent_encode(&link, f->room_id);
 		strbuf_putc(&link, '/');
-		pct_encode(&link, f->event_id);
+		textutil_percent_encode(&link, f->event_id);
 	}
 	strbuf_puts(text, "\n- ");
 	strbuf_puts(html, "<li>");

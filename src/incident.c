@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "strbuf.h"
+#include "textutil.h"
 
 const char *const incident_default_infra_results[] = {
 	"NODE_FAILURE", "RETRY_LIMIT", "POST_FAILURE", "DISK_FULL", "LOST", "EXCEPTION", "ERROR", NULL,
@@ -148,46 +149,12 @@ static int64_t window_ms(const struct incident_tracker *t)
 	return (int64_t)t->window_s * 1000;
 }
 
-static bool build_failed(const struct zuul_build *b)
-{
-	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
-	if (!b->result)
-		return false;
-	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
-		if (strcmp(b->result, fine[i]) == 0)
-			return false;
-	return true;
-}
-
 static bool is_infra_result(const struct incident_tracker *t, const char *result)
 {
 	for (size_t i = 0; i < t->n_infra; i++)
 		if (strcmp(t->infra[i], result) == 0)
 			return true;
 	return false;
-}
-
-/* Only absolute http(s) URLs with a host become links (as report.c does): javascript:,
- * data:, protocol-relative and whitespace tricks are shown as nothing. */
-static bool url_is_safe(const char *url)
-{
-	if (!url)
-		return false;
-	const char *rest;
-	if (strncasecmp(url, "https://", 8) == 0)
-		rest = url + 8;
-	else if (strncasecmp(url, "http://", 7) == 0)
-		rest = url + 7;
-	else
-		return false;
-	if (*rest == '\0' || *rest == '/' || *rest == '?' || *rest == '#' || *rest == '@' || *rest == ':')
-		return false;
-	if (strlen(url) > 4096)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
-		if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\' || *p == '`')
-			return false;
-	return true;
 }
 
 static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
@@ -539,7 +506,9 @@ static void member_from_build(struct member *m, const struct zuul_event *ev, con
                               const char *event_key, int64_t now_ms)
 {
 	const char *project = b->change && b->change->project ? b->change->project : ev->item.project;
-	const char *url = url_is_safe(b->web_url) ? b->web_url : url_is_safe(b->log_url) ? b->log_url : NULL;
+	const char *url = textutil_url_is_safe(b->web_url) ? b->web_url : NULL;
+	if (!url && textutil_url_is_safe(b->log_url))
+		url = b->log_url;
 	*m = (struct member){
 		.project = xstrdup(project),
 		.job = xstrdup(b->job_name),
@@ -639,7 +608,7 @@ int incident_observe(struct incident_tracker *t, const struct zuul_event *ev, co
 	size_t n_cur = 0;
 	for (size_t i = 0; i < ev->n_builds; i++) {
 		const struct zuul_build *b = &ev->builds[i];
-		if (!build_failed(b))
+		if (!zuul_build_failed(b))
 			continue;
 		struct recent_build *rb = &cur[n_cur++];
 		member_from_build(&rb->m, ev, b, event_key, now_ms);
@@ -747,7 +716,7 @@ static void put_html(struct strbuf *sb, const char *s)
 		strbuf_puts(sb, "...");
 }
 
-/* URLs passed url_is_safe: no quotes or angle brackets, only '&' needs escaping. */
+/* URLs that passed textutil_url_is_safe: no quotes or angle brackets, only '&' needs escaping. */
 static void put_href(struct strbuf *sb, const char *url)
 {
 	for (const char *p = url; *p; p++) {
@@ -795,7 +764,7 @@ static void member_render(const struct incident *inc, const struct member *m, st
 		put_text(text, m->result);
 		strbuf_puts(text, ")");
 	}
-	if (url_is_safe(m->url)) {
+	if (textutil_url_is_safe(m->url)) {
 		strbuf_puts(text, " <");
 		strbuf_puts(text, m->url);
 		strbuf_puts(text, ">");

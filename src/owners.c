@@ -20,108 +20,24 @@
 // (Line comments because the examples contain slash-star.)
 #include "owners.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "duration.h"
 #include "route.h"
 
-/* ---- quoting (the same escaping as route.c's explanations) ---- */
+/* ---- quoting (route.c's escaping, so both explanations read alike) ---- */
 
-/* Longest value shown; a hostile project name must not turn a reply into a megabyte. */
-#define WHY_MAX_CHARS 200
-
-/* Decodes one character at s (not at the NUL); an invalid byte decodes as
- * 0xDC00 | byte (one byte long), which no valid sequence produces. */
-static uint32_t utf8_decode(const char *str, size_t *len)
+/* v escaped without quotes, "..." when cut: for names in a sentence. */
+static void put_plain(struct strbuf *sb, const char *v)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	unsigned char c = s[0];
-	uint32_t cp, min;
-	size_t n;
-	if (c < 0x80) {
-		*len = 1;
-		return c;
-	} else if (c >= 0xC2 && c <= 0xDF) {
-		n = 2, cp = c & 0x1F, min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3, cp = c & 0x0F, min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4, cp = c & 0x07, min = 0x10000;
-	} else {
-		goto invalid;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80) /* also stops at the NUL */
-			goto invalid;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		goto invalid;
-	*len = n;
-	return cp;
-invalid:
-	*len = 1;
-	return 0xDC00 | c;
-}
-
-/* Appends s with quotes, backslashes, control characters, invalid bytes and the
- * invisible characters that break or reorder lines escaped, so a value can neither
- * forge a line nor hide what it is. Stops after WHY_MAX_CHARS characters and returns
- * whether it did. */
-static bool put_escaped(struct strbuf *sb, const char *s)
-{
-	size_t chars = 0;
-	while (*s) {
-		if (chars++ == WHY_MAX_CHARS)
-			return true;
-		size_t n;
-		uint32_t cp = utf8_decode(s, &n);
-		if (cp == '"' || cp == '\\') {
-			strbuf_putc(sb, '\\');
-			strbuf_putc(sb, (char)cp);
-		} else if (cp == '\n') {
-			strbuf_puts(sb, "\\n");
-		} else if (cp == '\t') {
-			strbuf_puts(sb, "\\t");
-		} else if (cp == '\r') {
-			strbuf_puts(sb, "\\r");
-		} else if (cp < 0x20 || cp == 0x7F) {
-			strbuf_printf(sb, "\\x%02x", (unsigned)cp);
-		} else if (cp >= 0xDC80 && cp <= 0xDCFF) {
-			strbuf_printf(sb, "\\x%02x", (unsigned)(cp & 0xFF));
-		} else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
-			   (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF) {
-			strbuf_printf(sb, "\\u%04x", (unsigned)cp);
-		} else {
-			strbuf_append(sb, s, n);
-		}
-		s += n;
-	}
-	return false;
-}
-
-/* s escaped without quotes, "..." when cut: for names in a sentence. */
-static void put_plain(struct strbuf *sb, const char *s)
-{
-	if (put_escaped(sb, s ? s : ""))
-		strbuf_puts(sb, "...");
-}
-
-/* s escaped in double quotes, "..." after the quotes when cut. */
-static void put_quoted(struct strbuf *sb, const char *s)
-{
-	strbuf_putc(sb, '"');
-	bool cut = put_escaped(sb, s ? s : "");
-	strbuf_putc(sb, '"');
-	if (cut)
+	if (route_escape_value(sb, v))
 		strbuf_puts(sb, "...");
 }
 
 static void put_value(struct strbuf *sb, const char *v)
 {
-	put_quoted(sb, v);
+	route_quote_value(sb, v);
 	if (!v)
 		strbuf_puts(sb, " (missing)");
 }
@@ -197,8 +113,13 @@ struct candidate {
 	struct literal lit[F_COUNT];
 };
 
-/* Whether r matches s; fills *c when it does. */
-static bool rule_matches(const struct owners_rule *r, size_t index, const struct owners_subject *s, struct candidate *c)
+/* Ranks r for s into *c: per constrained field, its most specific pattern that matches.
+ * A field s leaves NULL is matched as "", unless open_missing: then it could take any value,
+ * so every pattern of it counts, and *needs_missing (when not NULL) is set when some such
+ * field has no pattern matching "" (the rule would not match s as is). Returns whether every
+ * constrained field has a pattern that counts. */
+static bool rank_rule(const struct owners_rule *r, size_t index, const struct owners_subject *s, bool open_missing,
+		      struct candidate *c, bool *needs_missing)
 {
 	c->index = index;
 	c->nfields = 0;
@@ -211,8 +132,11 @@ static bool rule_matches(const struct owners_rule *r, size_t index, const struct
 			continue;
 		c->nfields++;
 		const char *v = subject_value(s, (enum field)f);
+		bool any_hit = false;
 		for (size_t i = 0; i < n; i++) {
-			if (!glob_match(pats[i], v ? v : ""))
+			bool hit = glob_match(pats[i], v ? v : "");
+			any_hit = any_hit || hit;
+			if (!hit && !(open_missing && !v))
 				continue;
 			struct literal l = pattern_literal(pats[i]);
 			if (c->best[f] < 0 || literal_cmp(l, c->lit[f]) > 0) {
@@ -222,8 +146,16 @@ static bool rule_matches(const struct owners_rule *r, size_t index, const struct
 		}
 		if (c->best[f] < 0)
 			return false;
+		if (!v && !any_hit && needs_missing)
+			*needs_missing = true;
 	}
 	return true;
+}
+
+/* Whether r matches s; fills *c when it does. */
+static bool rule_matches(const struct owners_rule *r, size_t index, const struct owners_subject *s, struct candidate *c)
+{
+	return rank_rule(r, index, s, false, c, NULL);
 }
 
 /* Which criterion decided between two candidates (in the order at the top). */
@@ -290,7 +222,7 @@ static void explain_candidate(struct strbuf *why, const struct owners_config *oc
 		first = false;
 		put_value(why, subject_value(s, (enum field)f));
 		strbuf_puts(why, " matches ");
-		put_quoted(why, best_pattern(oc, c, (enum field)f));
+		route_quote_value(why, best_pattern(oc, c, (enum field)f));
 	}
 	strbuf_putc(why, '\n');
 }
@@ -300,7 +232,7 @@ static void put_literal_reason(struct strbuf *why, const struct owners_config *o
 			       const struct candidate *r, enum field f)
 {
 	strbuf_printf(why, "its %s pattern ", field_plural[f]);
-	put_quoted(why, best_pattern(oc, w, f));
+	route_quote_value(why, best_pattern(oc, w, f));
 	if (r->best[f] < 0) {
 		strbuf_puts(why, " is more specific than none (");
 		put_rule(why, oc, r->index);
@@ -309,14 +241,14 @@ static void put_literal_reason(struct strbuf *why, const struct owners_config *o
 	}
 	if (w->lit[f].len == r->lit[f].len) {
 		strbuf_puts(why, " is exact, ");
-		put_quoted(why, best_pattern(oc, r, f));
+		route_quote_value(why, best_pattern(oc, r, f));
 		strbuf_puts(why, " of ");
 		put_rule(why, oc, r->index);
 		strbuf_puts(why, " is not");
 		return;
 	}
 	strbuf_printf(why, " has a longer literal prefix (%ld) than ", w->lit[f].len);
-	put_quoted(why, best_pattern(oc, r, f));
+	route_quote_value(why, best_pattern(oc, r, f));
 	strbuf_printf(why, " (%ld) of ", r->lit[f].len);
 	put_rule(why, oc, r->index);
 }
@@ -427,35 +359,7 @@ static bool matches_some_subject(const struct owners_rule *r, size_t index, cons
 				 struct candidate *c)
 {
 	bool needs_missing = false;
-	c->index = index;
-	c->nfields = 0;
-	for (int f = 0; f < F_COUNT; f++) {
-		char **pats;
-		size_t n = rule_patterns(r, (enum field)f, &pats);
-		c->best[f] = -1;
-		c->lit[f] = (struct literal){-1, false};
-		if (n == 0)
-			continue;
-		c->nfields++;
-		const char *v = subject_value(s, (enum field)f);
-		bool matches_empty = false;
-		for (size_t i = 0; i < n; i++) {
-			if (!v)
-				matches_empty = matches_empty || glob_match(pats[i], "");
-			else if (!glob_match(pats[i], v))
-				continue;
-			struct literal l = pattern_literal(pats[i]);
-			if (c->best[f] < 0 || literal_cmp(l, c->lit[f]) > 0) {
-				c->best[f] = (long)i;
-				c->lit[f] = l;
-			}
-		}
-		if (c->best[f] < 0)
-			return false;
-		if (!v && !matches_empty)
-			needs_missing = true;
-	}
-	return needs_missing;
+	return rank_rule(r, index, s, true, c, &needs_missing) && needs_missing;
 }
 
 // The patterns a match used: projects "org/*", jobs "tox-*".
@@ -467,7 +371,7 @@ static void put_matched_patterns(struct strbuf *sb, const struct owners_config *
 			continue;
 		strbuf_printf(sb, "%s%s ", first ? "" : ", ", field_plural[f]);
 		first = false;
-		put_quoted(sb, best_pattern(oc, c, (enum field)f));
+		route_quote_value(sb, best_pattern(oc, c, (enum field)f));
 	}
 }
 
@@ -485,7 +389,7 @@ static void put_missing_constraints(struct strbuf *sb, const struct owners_rule 
 		for (size_t i = 0; i < n && i < 3; i++) {
 			if (i)
 				strbuf_puts(sb, " or ");
-			put_quoted(sb, pats[i]);
+			route_quote_value(sb, pats[i]);
 		}
 		if (n > 3)
 			strbuf_puts(sb, " or more");

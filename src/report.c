@@ -13,6 +13,7 @@
 
 #include "duration.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 /* ------------------------------------------------------------------------ */
 /* Small string helpers                                                      */
@@ -20,11 +21,6 @@
 static bool starts_with(const char *s, const char *prefix)
 {
 	return s && strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static bool starts_with_nocase(const char *s, const char *prefix)
-{
-	return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
 static bool is_digits(const char *s)
@@ -35,51 +31,6 @@ static bool is_digits(const char *s)
 		if (!isdigit((unsigned char)*s))
 			return false;
 	return true;
-}
-
-/* Longest URL we hand to a template: longer ones are hostile or broken, and a
- * chat message is no place for them either way. */
-#define URL_MAX 4096
-
-/* Only absolute http(s) URLs with a host become links: anything else
- * (javascript:, data:, relative paths, whitespace tricks) is dropped so the
- * field is absent and no template can render it. */
-static bool url_is_safe(const char *url)
-{
-	if (!url)
-		return false;
-	const char *rest;
-	if (starts_with_nocase(url, "https://"))
-		rest = url + 8;
-	else if (starts_with_nocase(url, "http://"))
-		rest = url + 7;
-	else
-		return false;
-	if (*rest == '\0' || *rest == '/' || *rest == '?' || *rest == '#' || *rest == '@' || *rest == ':')
-		return false;
-	size_t n = strlen(url);
-	if (n > URL_MAX)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
-		if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\' || *p == '`')
-			return false;
-	return true;
-}
-
-/* RFC 3986: everything but the unreserved characters is percent-encoded, so a
- * value can never end the query parameter or the path segment it sits in. */
-static void pct_encode(struct strbuf *sb, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-			strbuf_putc(sb, (char)*p);
-		} else {
-			strbuf_putc(sb, '%');
-			strbuf_putc(sb, hex[*p >> 4]);
-			strbuf_putc(sb, hex[*p & 15]);
-		}
-	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -108,7 +59,7 @@ static void add_static_str(cJSON *obj, const char *key, const char *value)
 
 static void add_url(cJSON *obj, const char *key, const char *url)
 {
-	add_str(obj, key, url_is_safe(url) ? url : NULL);
+	add_str(obj, key, textutil_url_is_safe(url) ? url : NULL);
 }
 
 static void add_bool(cJSON *obj, const char *key, bool value)
@@ -504,7 +455,7 @@ static char *hint_line_new(const char *hint)
  * to show). A runbook that is not a safe http(s) URL is dropped, as every URL is. */
 static void add_what_to_do(cJSON *view, const struct action_style *as, const struct report_context *ctx)
 {
-	const char *runbook = ctx && url_is_safe(ctx->runbook) ? ctx->runbook : NULL;
+	const char *runbook = ctx && textutil_url_is_safe(ctx->runbook) ? ctx->runbook : NULL;
 	char *hint = ctx ? hint_line_new(ctx->hint) : NULL;
 	if (!as->problem || (!runbook && !hint)) {
 		put(view, "what_to_do", cJSON_CreateNull());
@@ -539,7 +490,7 @@ static char *project_url_new(const char *change_url, const char *project)
 {
 	static const char *const markers[] = {"/-/merge_requests/", "/-/commit/", "/merge_requests/",
 					      "/pull/", "/pulls/", "/commit/", "/tree/"};
-	if (!url_is_safe(change_url) || !project || !*project)
+	if (!textutil_url_is_safe(change_url) || !project || !*project)
 		return NULL;
 	for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
 		const char *m = strstr(change_url, markers[i]);
@@ -664,7 +615,7 @@ static char *zuul_base_url_new(const struct zuul_event *ev)
 	for (size_t i = 0; i < ev->n_builds + ev->n_retry_builds; i++) {
 		const struct zuul_build *b =
 			i < ev->n_builds ? &ev->builds[i] : &ev->retry_builds[i - ev->n_builds];
-		if (!url_is_safe(b->web_url))
+		if (!textutil_url_is_safe(b->web_url))
 			continue;
 		const char *url = b->web_url;
 		if (ev->tenant && *ev->tenant) {
@@ -729,7 +680,7 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 	add_bool(o, "is_pending", rs->cls == RC_PENDING);
 	add_url(o, "log_url", b->log_url);
 	add_url(o, "web_url", b->web_url);
-	if (url_is_safe(b->web_url))
+	if (textutil_url_is_safe(b->web_url))
 		add_str(o, "url", b->web_url);
 	else
 		add_url(o, "url", b->log_url);
@@ -740,12 +691,12 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 	struct strbuf u = STRBUF_INIT;
 	if (vc->base && b->job_name && *b->job_name && vc->ev->tenant) {
 		strbuf_printf(&u, "%s/t/", vc->base);
-		pct_encode(&u, vc->ev->tenant);
+		textutil_percent_encode(&u, vc->ev->tenant);
 		strbuf_puts(&u, "/builds?job_name=");
-		pct_encode(&u, b->job_name);
+		textutil_percent_encode(&u, b->job_name);
 		if (project && *project) {
 			strbuf_puts(&u, "&project=");
-			pct_encode(&u, project);
+			textutil_percent_encode(&u, project);
 		}
 		history = strbuf_str(&u);
 	}
@@ -913,9 +864,9 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	struct strbuf u = STRBUF_INIT;
 	if (base && ev->tenant && ev->buildset_uuid && *ev->buildset_uuid) {
 		strbuf_printf(&u, "%s/t/", base);
-		pct_encode(&u, ev->tenant);
+		textutil_percent_encode(&u, ev->tenant);
 		strbuf_puts(&u, "/buildset/");
-		pct_encode(&u, ev->buildset_uuid);
+		textutil_percent_encode(&u, ev->buildset_uuid);
 		add_url(bs, "url", strbuf_str(&u));
 		add_url(view, "buildset_url", strbuf_str(&u));
 	} else {
@@ -925,12 +876,12 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	strbuf_reset(&u);
 	if (base && ev->tenant && ev->item.project) {
 		strbuf_printf(&u, "%s/t/", base);
-		pct_encode(&u, ev->tenant);
+		textutil_percent_encode(&u, ev->tenant);
 		strbuf_puts(&u, "/buildsets?project=");
-		pct_encode(&u, ev->item.project);
+		textutil_percent_encode(&u, ev->item.project);
 		if (ev->pipeline) {
 			strbuf_puts(&u, "&pipeline=");
-			pct_encode(&u, ev->pipeline);
+			textutil_percent_encode(&u, ev->pipeline);
 		}
 		add_url(view, "buildsets_url", strbuf_str(&u));
 	} else {

@@ -93,11 +93,8 @@ static long long date_days(const struct rotation_date *d)
  * previous value (unset stays unset) before it returns. That is safe only because the
  * daemon is single-threaded (setenv/tzset are not thread-safe); the alternative, a TZif
  * and POSIX-TZ-rule parser of our own, is far more code for the same answers. */
-struct tz_scope {
-	char *saved; /* previous TZ, NULL when it was unset */
-};
 
-static void tz_enter(struct tz_scope *s, const char *zone)
+void rotation_tz_enter(struct rotation_tz_scope *s, const char *zone)
 {
 	const char *old = getenv("TZ");
 	s->saved = old ? xstrdup(old) : NULL;
@@ -110,7 +107,7 @@ static void tz_enter(struct tz_scope *s, const char *zone)
 	tzset();
 }
 
-static void tz_leave(struct tz_scope *s)
+void rotation_tz_leave(struct rotation_tz_scope *s)
 {
 	if (s->saved)
 		setenv("TZ", s->saved, 1);
@@ -129,8 +126,7 @@ static long utc_offset_at(time_t t)
 	return tm.tm_gmtoff;
 }
 
-/* The local calendar day of an instant, as days since 1970-01-01. */
-static long long local_days_at(time_t t)
+long long rotation_local_days_at(time_t t)
 {
 	struct tm tm;
 	if (!localtime_r(&t, &tm))
@@ -138,13 +134,10 @@ static long long local_days_at(time_t t)
 	return days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
-/* The instant at which local wall-clock time reads `minute` on local day `days`.
- * mktime() leaves gaps and folds to chance, so decide explicitly: of the offsets in force a
+/* mktime() leaves gaps and folds to chance, so decide explicitly: of the offsets in force a
  * day before and a day after (real zones change at most once in two days), keep those
- * consistent with the result. In a fold (the time occurs twice) the earlier instant wins; in
- * a gap (spring forward: 02:30 does not exist) the clock reading is moved on by the gap's
- * length (02:30 -> 03:30), as a wall clock that was not adjusted would show. */
-static time_t local_to_utc(long long days, int minute)
+ * consistent with the result. In a fold (the time occurs twice) the earlier instant wins. */
+time_t rotation_local_to_utc(long long days, int minute, enum rotation_gap gap)
 {
 	long long wall = days * DAY_S + (long long)minute * 60;
 	long before = utc_offset_at((time_t)(wall - DAY_S));
@@ -155,7 +148,22 @@ static time_t local_to_utc(long long days, int minute)
 		return t1 < t2 ? t1 : t2;
 	if (ok2)
 		return t2;
-	return t1; /* valid, or the gap case */
+	if (ok1 || gap == ROTATION_GAP_SHIFT)
+		return t1; /* valid, or the gap read on the old offset: moved on by its length */
+	/* The clock jumped forward over the wall time (after > before, so t2 < t1): t2 is
+	 * still on the old offset, t1 on the new one, and the transition lies between. */
+	time_t lo = t2 < t1 ? t2 : t1, hi = t2 < t1 ? t1 : t2;
+	long lo_off = utc_offset_at(lo);
+	if (utc_offset_at(hi) == lo_off)
+		return t1;
+	while (hi - lo > 1) {
+		time_t mid = lo + (hi - lo) / 2;
+		if (utc_offset_at(mid) == lo_off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
 }
 
 /* ---- the schedule ---- */
@@ -168,7 +176,7 @@ struct sched {
 	time_t *ov_start;      /* per override: takes over at (inclusive) */
 	time_t *ov_end;        /* hands back at (exclusive) */
 	time_t ov_last_end;    /* latest ov_end, or 0 */
-	struct tz_scope tz;
+	struct rotation_tz_scope tz;
 };
 
 /* Refuses configs the arithmetic cannot handle; rotation_check() reports them properly. */
@@ -191,7 +199,7 @@ static int sched_open(struct sched *s, const struct rotation_config *rc)
 	if (rc->handover_weekday != ROTATION_ANY_WEEKDAY)
 		start += (rc->handover_weekday - weekday_of_days(start) + 7) % 7;
 	s->anchor_days = start;
-	tz_enter(&s->tz, rc->timezone);
+	rotation_tz_enter(&s->tz, rc->timezone);
 	if (rc->n_overrides) {
 		s->ov_start = xcalloc(rc->n_overrides, sizeof(time_t));
 		s->ov_end = xcalloc(rc->n_overrides, sizeof(time_t));
@@ -202,8 +210,8 @@ static int sched_open(struct sched *s, const struct rotation_config *rc)
 			s->ov_start[i] = s->ov_end[i] = 0; /* empty: never in force */
 			continue;
 		}
-		s->ov_start[i] = local_to_utc(date_days(&o->from), rc->handover_minute);
-		s->ov_end[i] = local_to_utc(date_days(&o->until) + 1, rc->handover_minute);
+		s->ov_start[i] = rotation_local_to_utc(date_days(&o->from), rc->handover_minute, ROTATION_GAP_SHIFT);
+		s->ov_end[i] = rotation_local_to_utc(date_days(&o->until) + 1, rc->handover_minute, ROTATION_GAP_SHIFT);
 		if (s->ov_end[i] > s->ov_last_end)
 			s->ov_last_end = s->ov_end[i];
 	}
@@ -214,7 +222,7 @@ static void sched_close(struct sched *s)
 {
 	if (!s->rc)
 		return;
-	tz_leave(&s->tz);
+	rotation_tz_leave(&s->tz);
 	free(s->ov_start);
 	free(s->ov_end);
 	s->rc = NULL;
@@ -223,13 +231,13 @@ static void sched_close(struct sched *s)
 /* Base handover k (k >= 0): member k % n takes over. */
 static time_t base_handover(const struct sched *s, long long k)
 {
-	return local_to_utc(s->anchor_days + k * s->shift_days, s->rc->handover_minute);
+	return rotation_local_to_utc(s->anchor_days + k * s->shift_days, s->rc->handover_minute, ROTATION_GAP_SHIFT);
 }
 
 /* The base shift in force at t, or -1 before the first handover. */
 static long long base_index(const struct sched *s, time_t t)
 {
-	long long k = floor_div(local_days_at(t) - s->anchor_days, s->shift_days);
+	long long k = floor_div(rotation_local_days_at(t) - s->anchor_days, s->shift_days);
 	if (k < -1)
 		k = -1;
 	/* The day arithmetic lands on the right shift or the one after it (before the handover
@@ -390,15 +398,15 @@ struct rotation_handover *rotation_handovers(const struct rotation_config *rc, t
 
 char *rotation_format_time(const struct rotation_config *rc, time_t t, char *buf, size_t buflen)
 {
-	struct tz_scope tz;
+	struct rotation_tz_scope tz;
 	struct tm tm;
-	tz_enter(&tz, rc ? rc->timezone : NULL);
+	rotation_tz_enter(&tz, rc ? rc->timezone : NULL);
 	if (localtime_r(&t, &tm) && tm.tm_wday >= 0 && tm.tm_wday < 7 && tm.tm_mon >= 0 && tm.tm_mon < 12)
 		snprintf(buf, buflen, "%.3s %d %s %02d:%02d %s", weekday_names[tm.tm_wday], tm.tm_mday,
 		         month_abbr[tm.tm_mon], tm.tm_hour, tm.tm_min, tm.tm_zone ? tm.tm_zone : "");
 	else
 		snprintf(buf, buflen, "@%lld", (long long)t);
-	tz_leave(&tz); /* after the copy: tm_zone points into glibc's zone data */
+	rotation_tz_leave(&tz); /* after the copy: tm_zone points into glibc's zone data */
 	return buf;
 }
 

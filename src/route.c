@@ -239,60 +239,56 @@ const char *glob_check(const char *pattern)
 
 /* ---- explanations ---- */
 
-/* Longest value shown in an explanation; route inputs are short, and a hostile
- * one must not turn a log line into a megabyte. */
+/* Longest value shown in an explanation (route.h says 200); route inputs are short,
+ * and a hostile one must not turn a log line into a megabyte. */
 #define WHY_MAX_CHARS 200
 
-/* Appends s with backslashes, double quotes, control characters, invalid bytes
- * and the invisible characters that reorder or break lines escaped, so a value
- * cannot forge a line or hide what it is. Stops after WHY_MAX_CHARS characters
- * and returns whether it did. */
-static bool put_escaped(struct strbuf *sb, const char *s)
+bool route_escape_value(struct strbuf *out, const char *value)
 {
 	size_t chars = 0;
-	while (*s) {
+	for (const char *s = value ? value : ""; *s;) {
 		if (chars++ == WHY_MAX_CHARS)
 			return true;
 		size_t n;
 		uint32_t cp = utf8_decode(s, &n);
 		if (cp == '"' || cp == '\\') {
-			strbuf_putc(sb, '\\');
-			strbuf_putc(sb, (char)cp);
+			strbuf_putc(out, '\\');
+			strbuf_putc(out, (char)cp);
 		} else if (cp == '\n') {
-			strbuf_puts(sb, "\\n");
+			strbuf_puts(out, "\\n");
 		} else if (cp == '\t') {
-			strbuf_puts(sb, "\\t");
+			strbuf_puts(out, "\\t");
 		} else if (cp == '\r') {
-			strbuf_puts(sb, "\\r");
+			strbuf_puts(out, "\\r");
 		} else if (cp < 0x20 || cp == 0x7F) {
-			strbuf_printf(sb, "\\x%02x", (unsigned)cp);
+			strbuf_printf(out, "\\x%02x", (unsigned)cp);
 		} else if (is_escaped_byte(cp)) {
-			strbuf_printf(sb, "\\x%02x", (unsigned)(cp & 0xFF));
+			strbuf_printf(out, "\\x%02x", (unsigned)(cp & 0xFF));
 		} else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
 		           (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
 		           cp == 0xFEFF) {
-			strbuf_printf(sb, "\\u%04x", (unsigned)cp);
+			/* C1 controls, bidi marks and overrides, line/paragraph separators, BOM. */
+			strbuf_printf(out, "\\u%04x", (unsigned)cp);
 		} else {
-			strbuf_append(sb, s, n);
+			strbuf_append(out, s, n);
 		}
 		s += n;
 	}
 	return false;
 }
 
-/* Appends s escaped in double quotes; "..." after the quotes when cut. */
-static void put_quoted(struct strbuf *sb, const char *s)
+void route_quote_value(struct strbuf *out, const char *value)
 {
-	strbuf_putc(sb, '"');
-	bool cut = put_escaped(sb, s);
-	strbuf_putc(sb, '"');
+	strbuf_putc(out, '"');
+	bool cut = route_escape_value(out, value);
+	strbuf_putc(out, '"');
 	if (cut)
-		strbuf_puts(sb, "...");
+		strbuf_puts(out, "...");
 }
 
 static void put_value(struct strbuf *sb, const char *v)
 {
-	put_quoted(sb, v ? v : "");
+	route_quote_value(sb, v);
 	if (!v)
 		strbuf_puts(sb, " (missing)");
 }
@@ -306,7 +302,7 @@ static void put_pattern_list(struct strbuf *sb, const struct route_globs *g)
 	for (size_t i = 0; i < g->n; i++) {
 		if (i)
 			strbuf_puts(sb, ", ");
-		put_quoted(sb, g->patterns[i]);
+		route_quote_value(sb, g->patterns[i]);
 	}
 }
 
@@ -350,7 +346,7 @@ static void put_verdict(struct strbuf *why, const struct route_globs *g, long i)
 {
 	if (i >= 0) {
 		strbuf_puts(why, " matches ");
-		put_quoted(why, g->patterns[i]);
+		route_quote_value(why, g->patterns[i]);
 	} else {
 		strbuf_puts(why, " matches none of ");
 		put_pattern_list(why, g);
@@ -389,9 +385,9 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 			strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
 			put_value(why, build->result);
 			strbuf_puts(why, " (job ");
-			put_quoted(why, build->job_name ? build->job_name : "");
+			route_quote_value(why, build->job_name);
 			strbuf_puts(why, ") matches ");
-			put_quoted(why, g->patterns[i]);
+			route_quote_value(why, g->patterns[i]);
 		}
 		return true;
 	}
@@ -453,7 +449,7 @@ bool route_matches(const struct route *r, const struct zuul_event *ev, struct st
 	}
 	if (why) {
 		strbuf_puts(why, "route ");
-		put_escaped(why, r->name ? r->name : "(unnamed)");
+		route_escape_value(why, r->name ? r->name : "(unnamed)");
 		strbuf_puts(why, matched ? ": matches\n" : ": does not match\n");
 	}
 	return matched;

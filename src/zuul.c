@@ -557,6 +557,21 @@ void zuul_event_free(struct zuul_event *ev)
 	free(ev);
 }
 
+/* ---- results ---------------------------------------------------------------------------- */
+
+bool zuul_build_failed(const struct zuul_build *b)
+{
+	/* Listing the outcomes that are not failures keeps a result Zuul adds later (DISK_FULL,
+	 * LOST, ...) on the side of telling someone. */
+	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
+	if (!b->result)
+		return false;
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
+		if (strcmp(b->result, fine[i]) == 0)
+			return false;
+	return true;
+}
+
 /* ---- preview and identity ------------------------------------------------------------------ */
 
 /* Characters a log reader should never see raw: C0/C1 controls and DEL, line and paragraph

@@ -424,6 +424,48 @@ static void test_time_zone_environment_is_restored(void)
 	free(saved);
 }
 
+static void test_local_to_utc_gap_policies_and_fold(void)
+{
+	long long spring = utc(2026, 3, 29, 0, 0, 0) / 86400, fall = utc(2026, 10, 25, 0, 0, 0) / 86400;
+	struct rotation_tz_scope tz;
+	rotation_tz_enter(&tz, "Europe/Berlin");
+	/* 02:30 does not exist on 29 March: moved on by the hour (03:30 CEST), or the first
+	 * instant after the gap (03:00 CEST). */
+	CHECK_TIME(rotation_local_to_utc(spring, 150, ROTATION_GAP_SHIFT), utc(2026, 3, 29, 1, 30, 0));
+	CHECK_TIME(rotation_local_to_utc(spring, 150, ROTATION_GAP_TRANSITION), utc(2026, 3, 29, 1, 0, 0));
+	/* Times outside a gap are the same under both policies. */
+	CHECK_TIME(rotation_local_to_utc(spring, 60, ROTATION_GAP_TRANSITION), utc(2026, 3, 29, 0, 0, 0));
+	CHECK_TIME(rotation_local_to_utc(spring, 240, ROTATION_GAP_SHIFT), utc(2026, 3, 29, 2, 0, 0));
+	/* 02:30 occurs twice on 25 October: the earlier (CEST) one. */
+	CHECK_TIME(rotation_local_to_utc(fall, 150, ROTATION_GAP_SHIFT), utc(2026, 10, 25, 0, 30, 0));
+	CHECK_TIME(rotation_local_to_utc(fall, 150, ROTATION_GAP_TRANSITION), utc(2026, 10, 25, 0, 30, 0));
+	/* 00:30 local on 29 March is 23:30 UTC the day before, still local day `spring`. */
+	CHECK_INT(rotation_local_days_at(utc(2026, 3, 28, 23, 30, 0)), spring);
+	CHECK_INT(rotation_local_days_at(utc(2026, 3, 28, 22, 30, 0)), spring - 1);
+	rotation_tz_leave(&tz);
+	CHECK(tz.saved == NULL);
+}
+
+static void test_tz_scope_restores_set_and_unset_tz(void)
+{
+	char *saved = getenv("TZ") ? xstrdup(getenv("TZ")) : NULL;
+	struct rotation_tz_scope tz;
+	setenv("TZ", "America/New_York", 1);
+	rotation_tz_enter(&tz, "Asia/Kolkata");
+	CHECK_STR(getenv("TZ"), ":Asia/Kolkata");
+	rotation_tz_leave(&tz);
+	CHECK_STR(getenv("TZ"), "America/New_York");
+	unsetenv("TZ");
+	rotation_tz_enter(&tz, NULL);
+	CHECK_STR(getenv("TZ"), ":UTC");
+	rotation_tz_leave(&tz);
+	CHECK(getenv("TZ") == NULL);
+	if (saved)
+		setenv("TZ", saved, 1);
+	tzset();
+	free(saved);
+}
+
 static void test_unusable_config_gives_nobody_not_a_crash(void)
 {
 	struct rotation_config rc = weekly("UTC");
@@ -721,6 +763,8 @@ int main(void)
 	RUN(test_override_naming_the_scheduled_member_is_no_handover);
 	RUN(test_handovers_after_downtime_include_the_first_shift);
 	RUN(test_time_zone_environment_is_restored);
+	RUN(test_local_to_utc_gap_policies_and_fold);
+	RUN(test_tz_scope_restores_set_and_unset_tz);
 	RUN(test_unusable_config_gives_nobody_not_a_crash);
 	RUN(test_valid_config_has_no_problems);
 	RUN(test_check_rejects_unknown_zone);

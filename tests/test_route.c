@@ -697,6 +697,48 @@ static void test_why_cuts_long_values(void)
 	route_clear(&r);
 }
 
+static void test_escape_value_escapes_and_reports_a_cut(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	CHECK(!route_escape_value(&sb, "a\"b\\c\n\x01\xc2\x85\xe2\x80\x8f\xfe"));
+	CHECK_STR(strbuf_str(&sb), "a\\\"b\\\\c\\n\\x01\\u0085\\u200f\\xfe");
+	strbuf_reset(&sb);
+	CHECK(!route_escape_value(&sb, NULL));
+	CHECK_STR(strbuf_str(&sb), "");
+
+	/* 200 characters are shown whole; the 201st is where it stops, without "...". */
+	char text[202];
+	memset(text, 'x', 201);
+	text[200] = '\0';
+	CHECK(!route_escape_value(&sb, text));
+	CHECK_INT(sb.len, 200);
+	strbuf_reset(&sb);
+	text[200] = 'y';
+	text[201] = '\0';
+	CHECK(route_escape_value(&sb, text));
+	CHECK_INT(sb.len, 200);
+	CHECK_NOT_CONTAINS(strbuf_str(&sb), "y");
+	strbuf_free(&sb);
+}
+
+static void test_quote_value_quotes_and_marks_a_cut_after_the_quote(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	route_quote_value(&sb, "org/\"repo\"");
+	CHECK_STR(strbuf_str(&sb), "\"org/\\\"repo\\\"\"");
+	strbuf_reset(&sb);
+	route_quote_value(&sb, NULL);
+	CHECK_STR(strbuf_str(&sb), "\"\"");
+	strbuf_reset(&sb);
+	char text[300];
+	memset(text, 'z', sizeof text - 1);
+	text[sizeof text - 1] = '\0';
+	route_quote_value(&sb, text);
+	CHECK_INT(sb.len, 1 + 200 + 1 + 3);
+	CHECK_CONTAINS(strbuf_str(&sb), "zz\"...");
+	strbuf_free(&sb);
+}
+
 static void test_clear_frees_and_zeroes(void)
 {
 	struct route r = new_route("r");
@@ -759,6 +801,8 @@ int main(void)
 	RUN(test_why_for_build_results);
 	RUN(test_why_escapes_hostile_values);
 	RUN(test_why_cuts_long_values);
+	RUN(test_escape_value_escapes_and_reports_a_cut);
+	RUN(test_quote_value_quotes_and_marks_a_cut_after_the_quote);
 	RUN(test_clear_frees_and_zeroes);
 	return test_done();
 }

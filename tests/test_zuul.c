@@ -914,6 +914,28 @@ static void test_event_key_rejects_oversized_uuid(void)
 	strbuf_free(&sb);
 }
 
+static void test_build_failed_only_for_finished_non_neutral_results(void)
+{
+	static const char *const failed[] = {"FAILURE", "POST_FAILURE", "TIMED_OUT", "NODE_FAILURE",
+	                                     "RETRY_LIMIT", "ERROR", "MERGER_FAILURE", "DISK_FULL", "success"};
+	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
+	struct zuul_build b = {0};
+	for (size_t i = 0; i < sizeof failed / sizeof failed[0]; i++) {
+		b.result = (char *)failed[i];
+		if (!zuul_build_failed(&b))
+			printf("# %s: expected failed, got not failed\n", failed[i]);
+		CHECK(zuul_build_failed(&b));
+	}
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+		b.result = (char *)fine[i];
+		if (zuul_build_failed(&b))
+			printf("# %s: expected not failed, got failed\n", fine[i]);
+		CHECK(!zuul_build_failed(&b));
+	}
+	b.result = NULL; /* still running */
+	CHECK(!zuul_build_failed(&b));
+}
+
 static void test_free_accepts_null(void)
 {
 	zuul_event_free(NULL);
@@ -959,6 +981,7 @@ int main(void)
 	RUN(test_event_key_prefers_buildset_then_item_uuid);
 	RUN(test_event_key_falls_back_to_a_stable_fnv1a_hash);
 	RUN(test_event_key_rejects_oversized_uuid);
+	RUN(test_build_failed_only_for_finished_non_neutral_results);
 	RUN(test_free_accepts_null);
 
 	int n_valid = run_directory(PAYLOAD_DIR, name_is_json, corpus_file_decodes);
