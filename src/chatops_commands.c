@@ -113,7 +113,7 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
 	size_t failed = 0;
 	for (size_t i = 0; i < ev->n_builds; i++) {
 		const struct zuul_build *b = &ev->builds[i];
-		if (!chatops_build_failed(b))
+		if (!zuul_build_failed(b))
 			continue;
 		failed++;
 		struct mute *m = b->job_name ? mute_find(c, room, ev->item.project, b->job_name) : NULL;
@@ -123,7 +123,7 @@ bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event 
 	if (failed == 0)
 		return false;
 	for (size_t i = 0; i < ev->n_builds; i++)
-		if (chatops_build_failed(&ev->builds[i]))
+		if (zuul_build_failed(&ev->builds[i]))
 			mute_find(c, room, ev->item.project, ev->builds[i].job_name)->count++;
 	mutes_save(c);
 	return true;

@@ -24,19 +24,6 @@ bool chatops_is_failure_action(const char *action)
 	return false;
 }
 
-/* A build that ended in something other than success or a neutral outcome. */
-bool chatops_build_failed(const struct zuul_build *b)
-{
-	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
-	if (!b->result)
-		return false;
-	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
-		if (strcmp(b->result, fine[i]) == 0)
-			return false;
-	return true;
-}
-
-
 void chatops_find_owners(const struct config *cfg, const struct zuul_event *ev, struct chatops_owners *out)
 {
 	out->n = 0;
@@ -46,7 +33,7 @@ void chatops_find_owners(const struct config *cfg, const struct zuul_event *ev, 
 	size_t failed = 0;
 	for (size_t i = 0; i <= ev->n_builds && out->n < CHATOPS_OWNERS_MAX; i++) {
 		if (i < ev->n_builds) {
-			if (!chatops_build_failed(&ev->builds[i]))
+			if (!zuul_build_failed(&ev->builds[i]))
 				continue;
 			failed++;
 			subj.job = ev->builds[i].job_name;
@@ -131,7 +118,7 @@ static char *thread_key(const struct zuul_event *ev)
 	const char **jobs = xcalloc(ev->n_builds ? ev->n_builds : 1, sizeof *jobs);
 	size_t n = 0;
 	for (size_t i = 0; i < ev->n_builds; i++)
-		if (chatops_build_failed(&ev->builds[i]))
+		if (zuul_build_failed(&ev->builds[i]))
 			jobs[n++] = ev->builds[i].job_name ? ev->builds[i].job_name : "";
 	qsort(jobs, n, sizeof *jobs, cmp_str);
 	for (size_t i = 0; i < n; i++)

@@ -94,8 +94,6 @@ void chatops_expire_mutes(struct chatops *c);
 /* ---- chatops_failures.c ---- */
 /* Actions that report a problem: the ones a mute silences and a failure thread collects. */
 bool chatops_is_failure_action(const char *action);
-/* A build that ended in something other than success or a neutral outcome. */
-bool chatops_build_failed(const struct zuul_build *b);
 /* A new failure marker (FAILURE_MARKER's value): count 1, opened now, nothing recovered
  * or escalated yet. Caller owns it. */
 cJSON *chatops_marker_new(const char *txn, const char *route, const char *key, const char *thread_key);
