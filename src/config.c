@@ -1206,17 +1206,21 @@ static size_t trim_end(char *s, size_t len)
 	return len;
 }
 
-/* The runbook key of grp (a route or an owners rule) into *out, when present and valid. */
-static void get_runbook(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out)
+/* A text key of grp (a route or an owners rule) into *out, when present and passing
+ * `problem` (NULL: fine, else why not); a bad value is reported as "PFX.KEY: bad WHAT
+ * "value" (why; expected EXPECTED)". */
+static void get_checked_text(struct loader *ld, const config_setting_t *grp, const char *pfx, const char *key,
+			     const char *(*problem)(const char *), const char *what, const char *expected,
+			     char **out)
 {
 	const char *v = NULL;
-	if (!get_string(ld, grp, pfx, "runbook", &v) || !v)
+	if (!get_string(ld, grp, pfx, key, &v) || !v)
 		return;
-	const char *why = runbook_problem(v);
+	const char *why = problem(v);
 	if (why) {
 		struct strbuf sb = STRBUF_INIT;
-		report(ld, config_setting_get_member(grp, "runbook"), "%s.runbook: bad URL %s (%s; expected an "
-		       "http:// or https:// URL without whitespace or control characters)", pfx, shown(&sb, v), why);
+		report(ld, config_setting_get_member(grp, key), "%s.%s: bad %s %s (%s; expected %s)", pfx, key, what,
+		       shown(&sb, v), why, expected);
 		strbuf_free(&sb);
 		return;
 	}
@@ -1224,22 +1228,16 @@ static void get_runbook(struct loader *ld, const config_setting_t *grp, const ch
 	*out = xstrdup(v);
 }
 
-/* The hint key of grp (a route or an owners rule) into *out, when present and valid. */
+static void get_runbook(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out)
+{
+	get_checked_text(ld, grp, pfx, "runbook", runbook_problem, "URL",
+			 "an http:// or https:// URL without whitespace or control characters", out);
+}
+
 static void get_hint(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out)
 {
-	const char *v = NULL;
-	if (!get_string(ld, grp, pfx, "hint", &v) || !v)
-		return;
-	const char *why = hint_problem(v);
-	if (why) {
-		struct strbuf sb = STRBUF_INIT;
-		report(ld, config_setting_get_member(grp, "hint"), "%s.hint: bad hint %s (%s; expected one line "
-		       "of at most 200 bytes without control characters)", pfx, shown(&sb, v), why);
-		strbuf_free(&sb);
-		return;
-	}
-	free(*out);
-	*out = xstrdup(v);
+	get_checked_text(ld, grp, pfx, "hint", hint_problem, "hint",
+			 "one line of at most 200 bytes without control characters", out);
 }
 
 /* Reads at most WORKFLOW_FILE_MAX bytes of path. Returns the text (caller frees) and its
