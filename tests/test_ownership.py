@@ -301,6 +301,33 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner
 
 
 @test
+def five_projects_failing_the_same_job_on_broken_nodes_form_an_incident_a_sixth_joins_later():
+    """Issue #7's test list: an incident formed from 5 projects failing the same job within
+    the window, and a sixth joining later; none of them gets an alert of its own."""
+    def body(w):
+        for i in range(5):
+            w.broker.publish("zuul/scs/periodic", payload=node_failure("f%d" % i, "osism/f%d" % i, ["deploy"]))
+        inc = wait_for(lambda: incidents(w), 10, "the incident")
+        assert len(inc) == 1
+        root = inc[0]["event_id"]
+
+        def latest():
+            edits = [e["content"]["m.new_content"]["body"] for e in w.hs.events(ALERTS)
+                     if (e["content"].get("m.relates_to") or {}).get("rel_type") == "m.replace"
+                     and e["content"]["m.relates_to"]["event_id"] == root]
+            return edits[-1] if edits else inc[0]["content"]["body"]
+        wait_for(lambda: all("osism/f%d" % i in latest() for i in range(5)), 10, "all five projects listed")
+        assert "osism/f5" not in latest()
+        w.set_time(T0 + 20 * 60)                   # later, still within the 30 minute window
+        w.broker.publish("zuul/scs/periodic", payload=node_failure("f5", "osism/f5", ["deploy"]))
+        wait_for(lambda: "osism/f5" in latest(), 10, "the sixth project joining")
+        assert len(incidents(w)) == 1
+        assert not [e for e in roots(w) if (e["content"].get("zmb.failure") or {}).get("thread_key", "")
+                    .startswith("osism/f")], "no alert of their own"
+    with_owners(T0, body, TRIAGE)
+
+
+@test
 def one_job_failing_on_three_projects_becomes_an_incident_and_the_earlier_alerts_point_at_it():
     def body(w):
         for i in range(2):
