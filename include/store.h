@@ -145,7 +145,8 @@ int store_txn_known(struct store *st, const char *txn_id);
 /* One more failure in its thread at now_ms; the failure recovered at now_ms. */
 int store_failure_bump(struct store *st, const char *txn_id, int64_t now_ms);
 int store_failure_recover(struct store *st, const char *txn_id, int64_t now_ms);
-/* The homeserver accepted txn_id as event_id; a txn that is no failure is ignored. */
+/* The homeserver accepted txn_id as event_id: 1 when it is a failure's message, 0 when
+ * the txn is no failure (nothing changed), -1 on error. */
 int store_failure_set_event(struct store *st, const char *txn_id, const char *event_id);
 /* 1 and *out filled (clear with store_failure_clear), 0 when there is none, -1 on error. */
 int store_failure_by_event(struct store *st, const char *event_id, struct store_failure *out);

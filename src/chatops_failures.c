@@ -304,8 +304,9 @@ bool chatops_check_recovery(struct chatops *c, const char *route, const struct z
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)
 {
-	if (c)
-		store_failure_set_event(c->store, txn, event_id);
+	/* A forward waits for the failure's event id to link to it: look again now. */
+	if (c && store_failure_set_event(c->store, txn, event_id) == 1)
+		c->next_escalation_ms = 0;
 }
 
 /* Appends "@a, @b" as pills (html) and plain ids (text). */

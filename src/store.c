@@ -891,7 +891,9 @@ int store_failure_set_event(struct store *st, const char *txn_id, const char *ev
 	sqlite3_stmt *s = use(st, S_FAILURE_SET_EVENT);
 	bind_text(s, 1, txn_id);
 	bind_text(s, 2, event_id);
-	return run(st, s, "failure event");
+	if (run(st, s, "failure event") < 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0;
 }
 
 static void failure_read(sqlite3_stmt *s, struct store_failure *out)

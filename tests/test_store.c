@@ -596,7 +596,7 @@ static void test_failures_are_found_by_event_and_claims_counted_per_user(void)
 	fresh_dirs();
 	struct store *st = open_store();
 	CHECK_INT(store_failure_add(st, "t1", "#alerts", "r", "k1", "{\"body\":\"x\"}", "p|main|periodic|j1", 100), 0);
-	CHECK_INT(store_failure_set_event(st, "t1", "$e1"), 0);
+	CHECK_INT(store_failure_set_event(st, "t1", "$e1"), 1);
 	CHECK_INT(store_failure_set_event(st, "not-a-failure", "$e9"), 0); /* ignored */
 	struct store_failure f;
 	CHECK_INT(store_failure_by_event(st, "$e1", &f), 1);
