@@ -60,6 +60,8 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -287,6 +289,17 @@ static void on_misc_timer(struct loop *loop, void *data)
 	s->misc_timer = loop_timer_add(loop, 1000, on_misc_timer, s);
 }
 
+/* Acknowledges what we read at the TCP level at once. Our PUBACKs wait for the commit
+ * (up to ACK_DELAY_MS), and a broker with Nagle's algorithm on (mosquitto's default,
+ * set_tcp_nodelay false) holds its next small PUBLISH until the previous segment is
+ * acknowledged: without a quick ACK every other report waited for our commit. Linux
+ * clears TCP_QUICKACK after use, so it is set again after every read. */
+static void quick_ack(int fd)
+{
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 /* Reads until the socket has nothing more this turn (see the top comment). */
 static int read_available(struct mqtt_session *s)
 {
@@ -299,6 +312,8 @@ static int read_available(struct mqtt_session *s)
 			return rc;
 		}
 		int fd = mosquitto_socket(s->mosq);
+		if (fd >= 0)
+			quick_ack(fd);
 		if (fd < 0 || err == EAGAIN || err == EWOULDBLOCK)
 			break;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
