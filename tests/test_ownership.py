@@ -401,6 +401,28 @@ def after_a_homeserver_outage_recovered_failures_are_one_summary_and_open_ones_s
 
 
 @test
+def after_a_broker_outage_recovered_failures_are_one_summary():
+    def body(w):
+        w.broker.stop()
+        w.bridge.wait_log("MQTT disconnected", 10)
+        w.set_time(T0 + 15 * 60)              # the broker was gone longer than catch_up_after
+        time.sleep(0.3)
+        w.broker.start()
+        w.bridge.wait_log("catching up after an absence", 20)
+        # What Zuul reports as the broker comes back is the bridge's backlog: read while its
+        # deliveries are held (until 2 s pass without a report).
+        w.broker.publish("zuul/scs/check", payload=failure("b1", project="osism/one", failed_jobs=("deploy",)))
+        w.broker.publish("zuul/scs/check", payload=success("b1ok", "osism/one"))
+        w.broker.publish("zuul/scs/check", payload=failure("b2", project="osism/two", failed_jobs=("deploy",)))
+        summary = wait_for(lambda: summaries(w), 20, "the catch-up summary")[0]
+        assert "osism/one" in summary["body"] and "osism/two" not in summary["body"], summary["body"]
+        wait_for(lambda: failures_of(w, "osism/two"), 20, "the open failure, posted on its own")
+        time.sleep(0.5)
+        assert failures_of(w, "osism/one") == [], "a failure the summary covers must not be posted"
+    with_owners(T0, body, CATCHUP)
+
+
+@test
 def after_the_bridge_was_stopped_the_backlog_is_summarised_before_anything_is_posted():
     def body(w):
         assert w.bridge.stop() == 0
