@@ -61,6 +61,10 @@ class Broker:
             f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
                     "persistence_location %s/\nautosave_interval 1\nlog_dest file %s/broker.log\n"
                     "log_type all\n" % (self.port, self.dir, self.dir))
+            # Started as root, mosquitto drops to the user "mosquitto", who cannot enter
+            # our private test directory: no log, no persistence (sessions lost on restart).
+            if os.geteuid() == 0:
+                f.write("user root\n")
         self.proc = None
         self.start()
 

@@ -183,6 +183,22 @@ def reports_published_while_the_bridge_is_down_arrive_after_it_restarts():
 
 
 @test
+def reports_published_during_a_broker_restart_before_the_bridge_reconnects_arrive():
+    """The persistent session (clean_session = false) outlives the broker restart: what Zuul
+    publishes before the bridge is back is queued for it and delivered once."""
+    def body(w):
+        w.broker.stop()                       # mosquitto saves its sessions as it stops
+        w.bridge.wait_log("MQTT disconnected", 10)
+        w.broker.start()
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.bridge.wait_log("MQTT connected", 20, count=2)
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the report queued during the restart")
+        time.sleep(0.5)
+        assert len(w.hs.events(ALERTS)) == 1, "delivered once"
+    with_world(ALL, body)
+
+
+@test
 def a_broker_restart_is_survived_and_later_reports_arrive():
     def body(w):
         w.broker.stop()
