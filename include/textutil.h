@@ -24,4 +24,8 @@ bool textutil_url_is_safe(const char *url);
  * or fragment it is put into. Independent of the locale; NULL appends nothing. */
 void textutil_percent_encode(struct strbuf *out, const char *s);
 
+/* Appends the matrix.to link to one event of a room, "https://matrix.to/#/ROOM/EVENT",
+ * both ids percent-encoded as above (so the link needs no HTML escaping). */
+void textutil_matrix_to_event(struct strbuf *out, const char *room_id, const char *event_id);
+
 #endif

@@ -11,10 +11,10 @@
 #include "commands.h"
 #include "duration.h"
 #include "log.h"
-#include "matrix.h"
 #include "relations.h"
 #include "rotation.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 /* ---- mutes ---------------------------------------------------------------- */
 
@@ -261,14 +261,14 @@ static cJSON *claims_content(struct chatops *c, const struct room_state *rs)
 			      n_claim ? "claimed by " : "unclaimed", strbuf_str(&who_text));
 		strbuf_puts(&html, "<li>");
 		if (f->event_id) {
-			/* A matrix.to link to the message itself; ids are percent-encoded. */
-			char *room = matrix_escape_segment(rs->room_id), *event = matrix_escape_segment(f->event_id);
-			strbuf_printf(&text, " https://matrix.to/#/%s/%s", room, event);
-			strbuf_printf(&html, "<a href=\"https://matrix.to/#/%s/%s\">", room, event);
+			/* A matrix.to link to the message itself. */
+			struct strbuf link = STRBUF_INIT;
+			textutil_matrix_to_event(&link, rs->room_id, f->event_id);
+			strbuf_printf(&text, " %s", strbuf_str(&link));
+			strbuf_printf(&html, "<a href=\"%s\">", strbuf_str(&link));
 			strbuf_puts_html(&html, strbuf_str(&what));
 			strbuf_puts(&html, "</a>");
-			free(room);
-			free(event);
+			strbuf_free(&link);
 		} else {
 			strbuf_puts_html(&html, strbuf_str(&what));
 		}

@@ -11,10 +11,10 @@
 #include "digest.h"
 #include "duration.h"
 #include "log.h"
-#include "matrix.h"
 #include "relations.h"
 #include "rotation.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 /* ---- the daily digest ------------------------------------------------------------ */
 
@@ -182,13 +182,13 @@ static void post_forward(struct chatops *c, const struct store_failure *f, const
 			rs = &c->rooms[i];
 	struct strbuf what = STRBUF_INIT, text = STRBUF_INIT, html = STRBUF_INIT;
 	chatops_describe_thread_key(f->thread_key, &what);
-	char *room = matrix_escape_segment(rs ? rs->room_id : f->room);
-	char *event = matrix_escape_segment(f->event_id);
-	strbuf_printf(&text, "\u26A0\uFE0F Forwarded from %s: %s failed. https://matrix.to/#/%s/%s", f->room,
-		      strbuf_str(&what), room, event);
+	struct strbuf link = STRBUF_INIT;
+	textutil_matrix_to_event(&link, rs ? rs->room_id : f->room, f->event_id);
+	strbuf_printf(&text, "\u26A0\uFE0F Forwarded from %s: %s failed. %s", f->room, strbuf_str(&what),
+		      strbuf_str(&link));
 	strbuf_puts(&html, "\u26A0\uFE0F Forwarded from ");
 	strbuf_puts_html(&html, f->room);
-	strbuf_printf(&html, ": <a href=\"https://matrix.to/#/%s/%s\">", room, event);
+	strbuf_printf(&html, ": <a href=\"%s\">", strbuf_str(&link));
 	strbuf_puts_html(&html, strbuf_str(&what));
 	strbuf_puts(&html, "</a> failed.");
 	cJSON *content = chatops_notice_new(strbuf_str(&text));
@@ -199,8 +199,7 @@ static void post_forward(struct chatops *c, const struct store_failure *f, const
 	c->host.post(forward_room, "forward", key, content, c->host.data);
 	log_kv(ZLOG_INFO, "failure forwarded", "room", f->room, "to", forward_room, "key", f->event_key, NULL);
 	cJSON_Delete(content);
-	free(room);
-	free(event);
+	strbuf_free(&link);
 	strbuf_free(&what);
 	strbuf_free(&text);
 	strbuf_free(&html);

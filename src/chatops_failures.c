@@ -249,7 +249,6 @@ bool chatops_check_recovery(struct chatops *c, const char *route, const struct z
 	thread_prefix(ev, &prefix);
 	struct store_failure *open;
 	size_t n, summarised = 0;
-	const char *room = NULL;
 	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct store_failure *f = &open[i];
@@ -266,7 +265,6 @@ bool chatops_check_recovery(struct chatops *c, const char *route, const struct z
 				cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(c->catchup, "skip"), f->txn_id,
 							(double)clock_wall_ms());
 				strbuf_free(&what);
-				room = room ? room : f->room;
 				summarised++;
 				log_kv(ZLOG_INFO, "failure recovered while away; left to the catch-up summary", "room",
 				       f->room, "route", route, "key", f->event_key, NULL);

@@ -180,10 +180,7 @@ static void digest_line(const struct digest_failure *f, int64_t now_ms, struct s
 {
 	struct strbuf link = STRBUF_INIT;
 	if (linkable(f->room_id) && linkable(f->event_id)) {
-		strbuf_puts(&link, "https://matrix.to/#/");
-		textutil_percent_encode(&link, f->room_id);
-		strbuf_putc(&link, '/');
-		textutil_percent_encode(&link, f->event_id);
+		textutil_matrix_to_event(&link, f->room_id, f->event_id);
 	}
 	strbuf_puts(text, "\n- ");
 	strbuf_puts(html, "<li>");

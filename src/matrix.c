@@ -12,6 +12,7 @@
 #include "build_config.h"
 #include "log.h"
 #include "strbuf.h"
+#include "textutil.h"
 
 /* A lying or broken server must not make us buffer without bound; no Matrix answer
  * the bridge asks for comes anywhere near this. */
@@ -615,18 +616,8 @@ char *matrix_escape_segment(const char *segment)
 {
 	if (!segment)
 		return NULL;
-	static const char hex[] = "0123456789ABCDEF";
 	struct strbuf sb = STRBUF_INIT;
-	for (const unsigned char *p = (const unsigned char *)segment; *p; p++) {
-		unsigned char c = *p;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~') {
-			strbuf_putc(&sb, (char)c);
-		} else {
-			char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-			strbuf_append(&sb, esc, 3);
-		}
-	}
+	textutil_percent_encode(&sb, segment);
 	return strbuf_detach(&sb);
 }
 

@@ -47,3 +47,11 @@ void textutil_percent_encode(struct strbuf *out, const char *s)
 		}
 	}
 }
+
+void textutil_matrix_to_event(struct strbuf *out, const char *room_id, const char *event_id)
+{
+	strbuf_puts(out, "https://matrix.to/#/");
+	textutil_percent_encode(out, room_id);
+	strbuf_putc(out, '/');
+	textutil_percent_encode(out, event_id);
+}

@@ -97,6 +97,14 @@ static void test_percent_encode_empty_and_null_append_nothing(void)
 	free(got);
 }
 
+static void test_matrix_to_link_encodes_both_ids(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	textutil_matrix_to_event(&sb, "!alerts:localhost", "$ab/c+d");
+	CHECK_STR(strbuf_str(&sb), "https://matrix.to/#/%21alerts%3Alocalhost/%24ab%2Fc%2Bd");
+	strbuf_free(&sb);
+}
+
 int main(void)
 {
 	char name[160];
@@ -112,5 +120,6 @@ int main(void)
 	RUN(test_url_length_limit_is_inclusive);
 	RUN(test_percent_encode_keeps_only_unreserved);
 	RUN(test_percent_encode_empty_and_null_append_nothing);
+	RUN(test_matrix_to_link_encodes_both_ids);
 	return test_done();
 }
