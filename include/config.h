@@ -12,6 +12,9 @@
 #include "route.h"
 #include "strbuf.h"
 
+/* MQTT 5 Receive Maximum when the configuration names none. */
+#define MQTT_DEFAULT_RECEIVE_MAXIMUM 100
+
 struct config_mqtt {
 	char *host;            /* default "localhost" */
 	int port;              /* default 1883 (8883 when tls is set) */
@@ -22,6 +25,8 @@ struct config_mqtt {
 	bool clean_session;    /* default false: the broker keeps reports while we are away */
 	int keepalive;         /* seconds, default 60 */
 	int protocol;          /* 4 (MQTT 3.1.1, default) or 5 */
+	int receive_maximum;   /* MQTT 5: QoS 1/2 reports the broker may send before our
+	                        * acknowledgements, default 100; 0 with 3.1.1 (the broker decides) */
 	char *share_group;     /* MQTT 5 shared subscription group, NULL: none */
 	char **topics;         /* default ["zuul/#"] */
 	size_t n_topics;

@@ -46,6 +46,10 @@ void mqtt_session_flush(struct mqtt_session *s);
 void mqtt_session_free(struct mqtt_session *s);
 
 enum mqtt_state mqtt_session_state(const struct mqtt_session *s);
+/* How many QoS 1/2 messages the broker sends before it waits for our acknowledgements:
+ * the MQTT 5 receive maximum we announce, or for 3.1.1 mosquitto's default of 20 (the
+ * broker's max_inflight_messages decides; 20 is the common setting). */
+unsigned mqtt_session_window(const struct mqtt_session *s);
 const char *mqtt_state_name(enum mqtt_state state);
 
 /* Once per process, before any session: mosquitto_lib_init / cleanup. */

@@ -72,10 +72,10 @@ size_t store_outbox_depth(struct store *st);
 size_t store_outbox_room_depth(struct store *st, const char *room);
 
 /* The homeserver answered 200: removes the item and remembers (txn_id -> event_id, room). */
-int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms);
+int store_outbox_delivered(struct store *st, int64_t id, const char *txn_id, const char *event_id, int64_t now_ms);
 /* An item that must not be posted after all (a failure the catch-up summary covers):
- * removes it unsent. Its txn stays known, so it is never queued again. */
-int store_outbox_drop(struct store *st, int64_t id);
+ * removes it unsent. Its txn stays known for the retention, so it is not queued again. */
+int store_outbox_drop(struct store *st, int64_t id, int64_t now_ms);
 /* A failed attempt that will be retried: bumps attempts. */
 int store_outbox_attempt_failed(struct store *st, int64_t id);
 /* A permanent failure: moves the item to the dead-letter table with reason. */
@@ -91,8 +91,16 @@ void store_dead_free(struct dead_letter *items, size_t n);
  * its txn_id. Returns how many were moved, or -1. */
 int store_dead_retry(struct store *st, int64_t id);
 
-/* Forgets dedup keys accepted before cutoff_ms. Returns how many were removed, or -1. */
-int store_dedup_prune(struct store *st, int64_t cutoff_ms);
+/* Retention. A txn id is the duplicate check: while its row exists, the same report
+ * (same key, action and route, hence the same txn id) is not queued again.
+ * store_prune_txns examines the next `slice` txn ids (in id order, going round: the
+ * stall stays short however many there are) and forgets those accepted before cutoff_ms
+ * that are finished (delivered or dropped) and are not the txn of a failure row; sets
+ * *pass_done when the slice reached the last id. Returns how many were forgotten, or -1. */
+int store_prune_txns(struct store *st, int64_t cutoff_ms, int slice, bool *pass_done);
+/* Forgets failures closed (recovered, or resolved by a reaction) and quiet since before
+ * cutoff_ms, with their claims; their txns go with the next pass. Returns how many, or -1. */
+int store_prune_failures(struct store *st, int64_t cutoff_ms);
 
 /* Small persistent values (the /sync token...). store_kv_get: caller frees; NULL if unset. */
 char *store_kv_get(struct store *st, const char *key);

@@ -30,7 +30,7 @@ static const char *const top_keys[] = {
 };
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
-	"protocol", "share_group", "topics", "reconnect_min", "reconnect_max", "tls", NULL,
+	"protocol", "receive_maximum", "share_group", "topics", "reconnect_min", "reconnect_max", "tls", NULL,
 };
 static const char *const tls_keys[] = {
 	"ca_file", "ca_dir", "cert_file", "key_file", "verify", NULL,
@@ -68,7 +68,8 @@ static const char *const triage_keys[] = {
 static const char *const all_keys[] = {
 	"state_dir", "template_dir", "log_level", "dedup_retention",
 	"mqtt", "mqtt.host", "mqtt.port", "mqtt.client_id", "mqtt.username", "mqtt.password_file",
-	"mqtt.qos", "mqtt.clean_session", "mqtt.keepalive", "mqtt.protocol", "mqtt.share_group",
+	"mqtt.qos", "mqtt.clean_session", "mqtt.keepalive", "mqtt.protocol", "mqtt.receive_maximum",
+	"mqtt.share_group",
 	"mqtt.topics", "mqtt.reconnect_min", "mqtt.reconnect_max",
 	"mqtt.tls", "mqtt.tls.ca_file", "mqtt.tls.ca_dir", "mqtt.tls.cert_file", "mqtt.tls.key_file",
 	"mqtt.tls.verify",
@@ -674,6 +675,17 @@ static void load_mqtt(struct loader *ld, const config_setting_t *grp, struct con
 			report(ld, s, "mqtt.protocol: unsupported protocol \"%s\" (expected \"3.1.1\" or \"5\")", p);
 		else
 			type_error(ld, s, "mqtt.protocol", "\"3.1.1\" or \"5\"");
+	}
+
+	/* A larger window lets more reports share one commit; 3.1.1 has no such field, there
+	 * the broker's own limit applies (mosquitto: max_inflight_messages, default 20). */
+	if (m->protocol == 5)
+		m->receive_maximum = MQTT_DEFAULT_RECEIVE_MAXIMUM;
+	s = grp ? config_setting_get_member(grp, "receive_maximum") : NULL;
+	if (s && get_int(ld, grp, pfx, "receive_maximum", 1, 65535, &m->receive_maximum) && m->protocol != 5) {
+		report(ld, s, "mqtt.receive_maximum: needs protocol = \"5\" (with MQTT 3.1.1 the broker's own "
+			      "limit applies, in mosquitto max_inflight_messages)");
+		m->receive_maximum = 0;
 	}
 
 	v = NULL;

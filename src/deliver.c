@@ -225,7 +225,7 @@ static void on_send_done(const struct matrix_response *r, void *data)
 
 	const cJSON *eid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "event_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(eid)) {
-		store_outbox_delivered(d->store, it->id, eid->valuestring, clock_real_ms());
+		store_outbox_delivered(d->store, it->id, it->txn_id, eid->valuestring, clock_real_ms());
 		stats_route(d->stats, it->route)->posted++;
 		stats_observe_latency(d->stats, (double)(clock_real_ms() - it->created_ms) / 1000.0);
 		if (q->last_logged) {
@@ -370,7 +370,7 @@ static void pump(struct deliverer *d, struct room_queue *q)
 		if (d->on_skip && d->on_skip(it, d->on_skip_data)) {
 			log_kv(ZLOG_INFO, "not posted: covered by the catch-up summary", "room", q->room, "route",
 			       it->route, "txn", it->txn_id, "key", it->event_key, NULL);
-			store_outbox_drop(d->store, it->id);
+			store_outbox_drop(d->store, it->id, clock_real_ms());
 			queue_pop(q);
 			continue;
 		}

@@ -131,6 +131,16 @@ const char *mqtt_state_name(enum mqtt_state state)
 
 enum mqtt_state mqtt_session_state(const struct mqtt_session *s) { return s ? s->state : MQTT_DISCONNECTED; }
 
+/* mosquitto's max_inflight_messages default: what a 3.1.1 broker most likely allows. */
+#define MQTT_311_WINDOW 20
+
+unsigned mqtt_session_window(const struct mqtt_session *s)
+{
+	if (s && s->cfg->protocol == 5 && s->cfg->receive_maximum > 0)
+		return (unsigned)s->cfg->receive_maximum;
+	return MQTT_311_WINDOW;
+}
+
 void mqtt_library_init(void) { mosquitto_lib_init(); }
 
 void mqtt_library_cleanup(void) { mosquitto_lib_cleanup(); }
@@ -515,6 +525,13 @@ static int configure(struct mqtt_session *s)
 	int version = cfg->protocol == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
 	if ((rc = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, version)) != MOSQ_ERR_SUCCESS) {
 		log_msgf(ZLOG_ERROR, "MQTT: cannot select protocol %d: %s", cfg->protocol, mosquitto_strerror(rc));
+		return -1;
+	}
+	/* Sent in CONNECT (MQTT 5 only): the broker's in-flight window towards us. */
+	if (cfg->protocol == 5 && cfg->receive_maximum > 0 &&
+	    (rc = mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, cfg->receive_maximum)) != MOSQ_ERR_SUCCESS) {
+		log_msgf(ZLOG_ERROR, "MQTT: cannot set the receive maximum %d: %s", cfg->receive_maximum,
+			 mosquitto_strerror(rc));
 		return -1;
 	}
 	/* Queue, never write, from inside libmosquitto: see the top of this file. */

@@ -31,7 +31,8 @@
  *   txn_id index and a delivery touches the same row again instead of a new table;
  * - the outbox's only index is (room, id), small and appended in order, for reading a
  *   room's queue a window at a time; the 3 KB content stays in the table rows;
- * - dedup has no index on accepted_ms: the hourly prune scans it instead. */
+ * - dedup has no index on accepted_ms: the hourly prune scans it instead (version 4
+ *   drops dedup; txn is pruned a slice at a time, see store_prune_txns). */
 static const char schema_v1[] =
 	"CREATE TABLE outbox ("
 	" id INTEGER PRIMARY KEY,"
@@ -83,11 +84,20 @@ static const char schema_v3[] = "ALTER TABLE failure ADD COLUMN escalated INTEGE
 
 static int migrate_to_v3(sqlite3 *db) { return sqlite3_exec(db, schema_v3, NULL, NULL, NULL); }
 
+/* Version 4: `txn` alone is the duplicate check. A txn id is derived from the report's
+ * (key, action, route) (bridge_txn_id), so the dedup table held the same facts in a second
+ * B-tree written for every report; txn rows now expire after dedup_retention instead
+ * (store_prune_txns). Every dedup key of a version 3 database has its txn row. */
+static const char schema_v4[] = "DROP TABLE IF EXISTS dedup;";
+
+static int migrate_to_v4(sqlite3 *db) { return sqlite3_exec(db, schema_v4, NULL, NULL, NULL); }
+
 /* migrations[i] brings a database from user_version i to i + 1. */
 static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v1,
 	migrate_to_v2,
 	migrate_to_v3,
+	migrate_to_v4,
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -98,8 +108,6 @@ enum stmt_id {
 	S_COMMIT,
 	S_TXN_CLAIM,
 	S_TXN_FORGET,
-	S_DEDUP_INSERT,
-	S_DEDUP_FORGET,
 	S_OUTBOX_INSERT,
 	S_OUTBOX_LOAD,
 	S_OUTBOX_LOAD_ROOM,
@@ -108,7 +116,9 @@ enum stmt_id {
 	S_MAX_ID,
 	S_OUTBOX_DEPTH,
 	S_OUTBOX_DELETE,
+	S_SENT_TXN,
 	S_SENT_FROM_OUTBOX,
+	S_TXN_FINISH_OUTBOX,
 	S_ATTEMPT_FAILED,
 	S_DEAD_FROM_OUTBOX,
 	S_SENT_EVENT_ID,
@@ -117,7 +127,10 @@ enum stmt_id {
 	S_RETRY_ALL,
 	S_DEAD_DELETE_ONE,
 	S_DEAD_DELETE_ALL,
-	S_DEDUP_PRUNE,
+	S_PRUNE_SLICE_END,
+	S_PRUNE_TXN,
+	S_PRUNE_FAILURES,
+	S_PRUNE_CLAIMS,
 	S_KV_GET,
 	S_KV_SET,
 	S_KV_DELETE,
@@ -157,9 +170,6 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TXN_CLAIM] = "INSERT OR IGNORE INTO txn (txn_id, room, event_key, route, action, accepted_ms)"
 			" VALUES (?, ?, ?, ?, ?, ?)",
 	[S_TXN_FORGET] = "DELETE FROM txn WHERE txn_id = ?",
-	[S_DEDUP_INSERT] = "INSERT OR IGNORE INTO dedup (event_key, action, route, accepted_ms)"
-			   " VALUES (?, ?, ?, ?)",
-	[S_DEDUP_FORGET] = "DELETE FROM dedup WHERE event_key = ? AND action = ? AND route = ?",
 	[S_OUTBOX_INSERT] = "INSERT INTO outbox (id, route, room, txn_id, event_key, action,"
 			    " content_json, attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
 	[S_OUTBOX_LOAD] = "SELECT id, route, room, txn_id, event_key, action, content_json,"
@@ -173,12 +183,17 @@ static const char *const stmt_sql[S_COUNT] = {
 		     " coalesce((SELECT max(id) FROM dead_letter), 0))",
 	[S_OUTBOX_DEPTH] = "SELECT count(*) FROM outbox",
 	[S_OUTBOX_DELETE] = "DELETE FROM outbox WHERE id = ?",
-	/* An upsert: the txn row exists unless the database predates it. */
+	/* The txn row was written when the item was queued. */
+	[S_SENT_TXN] = "UPDATE txn SET event_id = ?2, sent_ms = ?3 WHERE txn_id = ?1"
+		       " AND EXISTS (SELECT 1 FROM outbox WHERE id = ?4)",
+	/* Should it be missing after all (a damaged database), it is made from the item. */
 	[S_SENT_FROM_OUTBOX] = "INSERT INTO txn (txn_id, room, event_key, route, action, accepted_ms,"
 			       " event_id, sent_ms) SELECT txn_id, room, event_key, route, action,"
 			       " created_ms, ?2, ?3 FROM outbox WHERE id = ?1"
 			       " ON CONFLICT (txn_id) DO UPDATE SET event_id = excluded.event_id,"
 			       " sent_ms = excluded.sent_ms",
+	/* Dropped unsent: finished all the same, so the retention can forget it. */
+	[S_TXN_FINISH_OUTBOX] = "UPDATE txn SET sent_ms = ?2 WHERE txn_id = (SELECT txn_id FROM outbox WHERE id = ?1)",
 	[S_ATTEMPT_FAILED] = "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?",
 	/* The permanent failure is itself an attempt, hence attempts + 1. */
 	[S_DEAD_FROM_OUTBOX] = "INSERT INTO dead_letter (id, route, room, txn_id, event_key, action,"
@@ -196,7 +211,20 @@ static const char *const stmt_sql[S_COUNT] = {
 			" content_json, 0, created_ms FROM dead_letter ORDER BY id",
 	[S_DEAD_DELETE_ONE] = "DELETE FROM dead_letter WHERE id = ?",
 	[S_DEAD_DELETE_ALL] = "DELETE FROM dead_letter",
-	[S_DEDUP_PRUNE] = "DELETE FROM dedup WHERE accepted_ms < ?",
+	/* Retention, one slice of txn ids at a time (txn has no index on time, and scanning a
+	 * week of a busy bridge's ids at once would stall the loop). A txn is forgotten when it
+	 * is old and finished (delivered or dropped; queued and dead ones have no sent_ms) and
+	 * no failure row still relates to it: a repeat must find its root's event id. */
+	[S_PRUNE_SLICE_END] = "SELECT max(txn_id), count(*) FROM (SELECT txn_id FROM txn WHERE txn_id > ?1"
+			      " ORDER BY txn_id LIMIT ?2)",
+	[S_PRUNE_TXN] = "DELETE FROM txn WHERE txn_id > ?1 AND txn_id <= ?2 AND accepted_ms < ?3"
+			" AND sent_ms IS NOT NULL AND NOT EXISTS (SELECT 1 FROM failure f WHERE f.txn_id = txn.txn_id)",
+	/* A failure closed (recovered, or resolved by a reaction) before the cutoff and quiet
+	 * since: nothing will thread under it or claim it any more. */
+	[S_PRUNE_FAILURES] = "DELETE FROM failure WHERE opened_ms < ?1 AND coalesce(last_ms, 0) < ?1 AND"
+			     " (recovered_ms < ?1 OR EXISTS (SELECT 1 FROM claim c WHERE c.failure_txn = failure.txn_id"
+			     " AND c.kind = 'resolve' AND c.at_ms < ?1))",
+	[S_PRUNE_CLAIMS] = "DELETE FROM claim WHERE NOT EXISTS (SELECT 1 FROM failure f WHERE f.txn_id = claim.failure_txn)",
 	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
 	[S_KV_SET] = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)",
 	[S_KV_DELETE] = "DELETE FROM kv WHERE key = ?",
@@ -236,6 +264,7 @@ struct store {
 	sqlite3_stmt *stmt[S_COUNT];
 	bool in_batch;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
 	int64_t next_id;            /* the next outbox id: above every outbox and dead-letter id */
+	char *prune_after;          /* where the next retention slice starts ("": the beginning) */
 };
 
 /* One line per failure: what the store was doing and what SQLite said. */
@@ -484,6 +513,7 @@ void store_close(struct store *st)
 	if (sqlite3_close(st->db) != SQLITE_OK)
 		fail(st, "close");
 	free(st->path);
+	free(st->prune_after);
 	free(st);
 }
 
@@ -501,19 +531,9 @@ int store_outbox_push(struct store *st, const char *route, const char *room, con
 	if (begin_batch(st) < 0)
 		return -1;
 
-	/* (event_key, action, route) first: a redelivered report, the common duplicate,
-	 * then writes nothing at all. */
-	sqlite3_stmt *s = use(st, S_DEDUP_INSERT);
-	bind_text(s, 1, event_key);
-	bind_text(s, 2, action);
-	bind_text(s, 3, route);
-	sqlite3_bind_int64(s, 4, now_ms);
-	if (run(st, s, "outbox push: dedup insert") < 0)
-		return -1;
-	if (sqlite3_changes(st->db) == 0)
-		return 0; /* (event_key, action, route) already accepted */
-
-	s = use(st, S_TXN_CLAIM);
+	/* The txn id is the duplicate check: a redelivered report, the common duplicate,
+	 * writes nothing at all. */
+	sqlite3_stmt *s = use(st, S_TXN_CLAIM);
 	bind_text(s, 1, txn_id);
 	bind_text(s, 2, room);
 	bind_text(s, 3, event_key);
@@ -539,19 +559,13 @@ int store_outbox_push(struct store *st, const char *route, const char *room, con
 			st->next_id++;
 			return 1;
 		}
+		/* Not queued after all: the claim must not stay behind, or it would swallow
+		 * the report when the broker delivers it again. */
 		s = use(st, S_TXN_FORGET);
 		bind_text(s, 1, txn_id);
 		sqlite3_step(s);
 		sqlite3_reset(s);
 	}
-	/* Not queued (txn id taken, or an error): the dedup key must not stay behind, or it
-	 * would swallow a report that was never queued. */
-	s = use(st, S_DEDUP_FORGET);
-	bind_text(s, 1, event_key);
-	bind_text(s, 2, action);
-	bind_text(s, 3, route);
-	sqlite3_step(s);
-	sqlite3_reset(s);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -693,11 +707,20 @@ static int unknown_item(const char *op, int64_t id)
 	return -1;
 }
 
-int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, int64_t now_ms)
+int store_outbox_delivered(struct store *st, int64_t id, const char *txn_id, const char *event_id, int64_t now_ms)
 {
 	if (begin_batch(st) < 0)
 		return -1;
-	sqlite3_stmt *s = use(st, S_SENT_FROM_OUTBOX);
+	sqlite3_stmt *s = use(st, S_SENT_TXN);
+	bind_text(s, 1, txn_id ? txn_id : "");
+	bind_text(s, 2, event_id ? event_id : "");
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_int64(s, 4, id);
+	if (run(st, s, "outbox delivered: record sent") < 0)
+		return -1;
+	if (sqlite3_changes(st->db) > 0)
+		return delete_outbox_row(st, id, "outbox delivered: delete");
+	s = use(st, S_SENT_FROM_OUTBOX);
 	sqlite3_bind_int64(s, 1, id);
 	bind_text(s, 2, event_id ? event_id : "");
 	sqlite3_bind_int64(s, 3, now_ms);
@@ -708,9 +731,14 @@ int store_outbox_delivered(struct store *st, int64_t id, const char *event_id, i
 	return delete_outbox_row(st, id, "outbox delivered: delete");
 }
 
-int store_outbox_drop(struct store *st, int64_t id)
+int store_outbox_drop(struct store *st, int64_t id, int64_t now_ms)
 {
 	if (begin_batch(st) < 0)
+		return -1;
+	sqlite3_stmt *s = use(st, S_TXN_FINISH_OUTBOX);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, now_ms);
+	if (run(st, s, "outbox drop: finish txn") < 0)
 		return -1;
 	if (delete_outbox_row(st, id, "outbox drop") < 0)
 		return -1;
@@ -828,15 +856,56 @@ int store_dead_retry(struct store *st, int64_t id)
 	return moved;
 }
 
-int store_dedup_prune(struct store *st, int64_t cutoff_ms)
+int store_prune_txns(struct store *st, int64_t cutoff_ms, int slice, bool *pass_done)
+{
+	*pass_done = false;
+	if (begin_batch(st) < 0)
+		return -1;
+	const char *after = st->prune_after ? st->prune_after : "";
+	sqlite3_stmt *s = use(st, S_PRUNE_SLICE_END);
+	bind_text(s, 1, after);
+	sqlite3_bind_int(s, 2, slice > 0 ? slice : 1);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		fail(st, "prune: slice");
+		sqlite3_reset(s);
+		return -1;
+	}
+	/* max() of no rows is NULL: nothing after the cursor. */
+	char *end = sqlite3_column_type(s, 0) == SQLITE_NULL ? NULL : column_dup(s, 0);
+	bool last_slice = sqlite3_column_int(s, 1) < (slice > 0 ? slice : 1);
+	sqlite3_reset(s);
+	if (end) {
+		s = use(st, S_PRUNE_TXN);
+		bind_text(s, 1, after);
+		bind_text(s, 2, end);
+		sqlite3_bind_int64(s, 3, cutoff_ms);
+		if (run(st, s, "prune: txn") < 0) {
+			free(end);
+			return -1;
+		}
+	}
+	int removed = end ? sqlite3_changes(st->db) : 0;
+	/* A short slice reached the last id: the next pass starts from the beginning. */
+	free(st->prune_after);
+	st->prune_after = last_slice ? NULL : end;
+	if (last_slice)
+		free(end);
+	*pass_done = last_slice;
+	return removed;
+}
+
+int store_prune_failures(struct store *st, int64_t cutoff_ms)
 {
 	if (begin_batch(st) < 0)
 		return -1;
-	sqlite3_stmt *s = use(st, S_DEDUP_PRUNE);
+	sqlite3_stmt *s = use(st, S_PRUNE_FAILURES);
 	sqlite3_bind_int64(s, 1, cutoff_ms);
-	if (run(st, s, "dedup prune") < 0)
+	if (run(st, s, "prune: failures") < 0)
 		return -1;
-	return sqlite3_changes(st->db);
+	int removed = sqlite3_changes(st->db);
+	if (removed > 0 && run(st, use(st, S_PRUNE_CLAIMS), "prune: claims") < 0)
+		return -1;
+	return removed;
 }
 
 /* ---- key/value ---- */

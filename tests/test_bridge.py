@@ -101,6 +101,30 @@ def the_same_report_published_twice_is_posted_once():
 
 
 @test
+def after_the_dedup_retention_a_replay_is_sent_again_and_the_homeserver_keeps_it_single():
+    """dedup_retention bounds what the bridge remembers (its state does not grow forever);
+    a report replayed after that is queued again under the same txnId, which the
+    homeserver recognises, so the room still shows it once."""
+    def body(w):
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 10, "the first post")
+        w.broker.publish_sample("shared-modern-failure.json")
+        w.bridge.wait_log("duplicate report ignored")      # within the retention
+        assert w.bridge.stop() == 0
+        time.sleep(1.5)                                   # older than dedup_retention now
+        w.bridge.start()                                  # the first prune runs 1 s after start
+        w.bridge.wait_log("retention: old reports forgotten", 10)
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.sends()) == 2, 10, "the replay sent again")
+        sends = w.hs.sends()
+        assert sends[0]["path"] == sends[1]["path"], [s["path"] for s in sends]
+        assert [s["status"] for s in sends] == [200, 200], sends
+        time.sleep(0.3)
+        assert len(w.hs.events(ALERTS)) == 1, bodies(w.hs.events(ALERTS))
+    with_world(ALL, body, extra='dedup_retention = "1s";')
+
+
+@test
 def server_errors_are_retried_until_the_report_is_posted_once():
     def body(w):
         w.hs.faults([{"method": "PUT", "path": "/send/", "status": 502, "count": 2, "errcode": "M_UNKNOWN"}])

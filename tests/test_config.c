@@ -264,6 +264,7 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK(!cfg->mqtt.clean_session);
 	CHECK_INT(cfg->mqtt.keepalive, 60);
 	CHECK_INT(cfg->mqtt.protocol, 4);
+	CHECK_INT(cfg->mqtt.receive_maximum, 0); /* 3.1.1: the broker's limit applies */
 	CHECK(cfg->mqtt.share_group == NULL);
 	CHECK_INT(cfg->mqtt.n_topics, 1);
 	CHECK_STR(cfg->mqtt.topics[0], "zuul/#");
@@ -368,6 +369,7 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK(cfg->mqtt.clean_session);
 	CHECK_INT(cfg->mqtt.keepalive, 120);
 	CHECK_INT(cfg->mqtt.protocol, 5);
+	CHECK_INT(cfg->mqtt.receive_maximum, 250);
 	CHECK_STR(cfg->mqtt.share_group, "bridges");
 	CHECK_INT(cfg->mqtt.n_topics, 2);
 	CHECK_STR(cfg->mqtt.topics[0], "zuul/+/tenant/#");
@@ -1159,7 +1161,8 @@ static const struct bad_case bad_cases[] = {
 	{F("unknown-key-typos.conf"), 0,
 	 F("unknown-key-typos.conf") ":4: unknown key 'mqtt.topic' (expected one of: host, port, "
 				     "client_id, username, password_file, qos, clean_session, keepalive, "
-				     "protocol, share_group, topics, reconnect_min, reconnect_max, tls); "
+				     "protocol, receive_maximum, share_group, topics, reconnect_min, "
+				     "reconnect_max, tls); "
 				     "did you mean 'topics'?\n"
 	 F("unknown-key-typos.conf") ":7: unknown key 'routes[0].match.tenant' (expected one of: "
 				     "tenants, pipelines, projects, branches, actions, buildset_results, "
@@ -1255,6 +1258,12 @@ static const struct bad_case bad_cases[] = {
 						"(expected \"3.1.1\" or \"5\")\n"
 	 F("bad-protocol-and-share-group.conf") ":4: mqtt.share_group: bad group name \"a/b\" "
 						"(expected no '/', '+' or '#')\n"},
+	{F("bad-receive-maximum.conf"), 0,
+	 F("bad-receive-maximum.conf") ":3: mqtt.receive_maximum: needs protocol = \"5\" (with MQTT 3.1.1 "
+					  "the broker's own limit applies, in mosquitto max_inflight_messages)\n"},
+	{F("bad-receive-maximum-range.conf"), 0,
+	 F("bad-receive-maximum-range.conf") ":3: mqtt.receive_maximum: 0 is out of range (expected "
+						"1..65535)\n"},
 	{F("bad-metrics.conf"), 0,
 	 F("bad-metrics.conf") ":4: metrics.listen: bad address \"localhost\" (expected a numeric IPv4 or "
 				"IPv6 address, e.g. \"127.0.0.1\" or \"::1\"; host names are not resolved)\n"

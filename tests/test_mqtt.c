@@ -391,6 +391,75 @@ static void test_puback_is_written_only_after_flush(void)
 	broker_stop(&b);
 }
 
+/* Publishes n QoS 1 messages in one mosquitto_pub (-l: one message per stdin line). */
+static bool publish_lines(int port, const char *topic, int n)
+{
+	char path[128], p[16];
+	snprintf(path, sizeof path, "%s/lines", tmpdir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return false;
+	for (int i = 0; i < n; i++)
+		fprintf(f, "report %d\n", i);
+	fclose(f);
+	snprintf(p, sizeof p, "%d", port);
+	char *argv[] = {"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", p, "-q", "1", "-t", (char *)topic, "-l", NULL};
+	return run_wait(argv, path) == 0;
+}
+
+static int count_occurrences(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The in-flight window: with our acknowledgements held (the commit not done), the broker
+ * sends at most the receive maximum we announced (MQTT 5), or its own limit (3.1.1:
+ * mosquitto's max_inflight_messages, 20), then waits; the flush lets the rest come. */
+static void window_case(int protocol, int receive_maximum, int published, int before_flush)
+{
+	struct broker b;
+	if (!broker_start(&b, 0, NULL)) {
+		CHECK(!"broker started");
+		return;
+	}
+	struct tctx t;
+	tctx_init(&t);
+	struct config_mqtt cfg = test_config(b.port, "zmb-window");
+	cfg.protocol = protocol;
+	cfg.receive_maximum = receive_maximum;
+	t.s = mqtt_session_new(t.loop, &cfg, on_message, on_state, &t);
+	mqtt_session_start(t.s);
+	CHECK(run_until(&t, is_connected, 5000));
+	CHECK_INT(mqtt_session_window(t.s), protocol == 5 ? receive_maximum : 20);
+
+	t.flush_at_turn_end = false;
+	CHECK(publish_lines(b.port, "zuul/window", published));
+	t.want = before_flush;
+	CHECK(run_until(&t, has_wanted_msgs, 3000));
+	run_until(&t, NULL, 300); /* every chance for the broker to send more than it may */
+	CHECK_INT(t.n_msgs, before_flush);
+	char *log = broker_log(&b);
+	CHECK_INT(count_occurrences(log, "Sending PUBLISH to zmb-window"), before_flush);
+	CHECK_NOT_CONTAINS(log, "Received PUBACK from zmb-window");
+	free(log);
+
+	mqtt_session_flush(t.s);
+	t.flush_at_turn_end = true;
+	t.want = published;
+	CHECK(run_until(&t, has_wanted_msgs, 3000));
+	CHECK_INT(t.n_msgs, published);
+	CHECK_STR(t.payload[published - 1], published == 12 ? "report 11" : "?");
+	tctx_free(&t);
+	broker_stop(&b);
+}
+
+static void test_receive_maximum_is_the_brokers_window_under_mqtt5(void) { window_case(5, 5, 12, 5); }
+
+static void test_mqtt311_window_is_the_brokers_own_limit(void) { window_case(4, 0, 12, 12); }
+
 static void test_reconnects_and_resubscribes_after_broker_restart(void)
 {
 	struct broker b;
@@ -488,14 +557,6 @@ static char *capture_end(FILE *f)
 		strbuf_append(&sb, buf, n);
 	fclose(f);
 	return strbuf_detach(&sb);
-}
-
-static int count_occurrences(const char *h, const char *n)
-{
-	int c = 0;
-	for (const char *p = h; (p = strstr(p, n)); p += strlen(n))
-		c++;
-	return c;
 }
 
 static void test_wrong_password_is_refused_with_reason_and_right_one_accepted(void)
@@ -747,6 +808,8 @@ int main(void)
 	RUN(test_state_names_are_stable);
 	RUN(test_connects_subscribes_and_receives_qos0_and_qos1);
 	RUN(test_puback_is_written_only_after_flush);
+	RUN(test_receive_maximum_is_the_brokers_window_under_mqtt5);
+	RUN(test_mqtt311_window_is_the_brokers_own_limit);
 	RUN(test_reconnects_and_resubscribes_after_broker_restart);
 	RUN_NAMED("persistent session (MQTT 3.1.1) keeps QoS 1 messages while the "
 		  "bridge is away",

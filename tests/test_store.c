@@ -1,5 +1,6 @@
-/* Tests of store against a real SQLite file in a fresh /tmp directory: outbox, dedup,
- * dead letters, kv, file modes, and what survives a crash with and without commit. */
+/* Tests of store against a real SQLite file in a fresh /tmp directory: outbox, duplicate
+ * txn ids and their retention, dead letters, kv, file modes, and what survives a crash
+ * with and without commit. */
 #include "store.h"
 
 #include <ftw.h>
@@ -147,32 +148,32 @@ static void test_pushed_items_load_in_push_order_with_all_fields(void)
 	remove_dirs();
 }
 
-static void test_duplicate_key_or_txn_id_is_refused(void)
+/* The bridge derives the txn id from (key, action, route), so the txn id is the duplicate
+ * check: the same report again has the same id. */
+static void test_a_taken_txn_id_is_a_duplicate_and_writes_nothing(void)
 {
 	fresh_dirs();
 	struct store *st = open_store();
 	CHECK_INT(push(st, "k", "failure", "r1", 1), 1);
-	/* Same (event_key, action, route) under another txn id: duplicate. */
-	CHECK_INT(store_outbox_push(st, "r1", "!room", "other-txn", "k", "failure", "{}", 2, NULL), 0);
-	/* Same txn id for a different key: duplicate too, nothing written. */
+	CHECK_INT(push(st, "k", "failure", "r1", 2), 0); /* the same report again */
+	/* Same txn id for a different key (two keys that clean up alike): refused too. */
 	CHECK_INT(store_outbox_push(st, "r9", "!room", "txn-k-failure-r1", "k9", "start", "{}", 3, NULL), 0);
 	/* Different route or action: a separate delivery. */
 	CHECK_INT(push(st, "k", "failure", "r2", 4), 1);
 	CHECK_INT(push(st, "k", "merge-conflict", "r1", 5), 1);
 	CHECK_INT(store_commit(st), 0);
 	CHECK_INT(store_outbox_depth(st), 3);
-	/* The refused k9 left no dedup key behind: it can still be queued. */
 	CHECK_INT(store_outbox_push(st, "r9", "!room", "fresh-txn", "k9", "start", "{}", 6, NULL), 1);
 
 	/* A txn id that was already delivered stays taken. */
 	struct outbox_item *items;
 	size_t n;
 	CHECK_INT(store_outbox_load(st, &items, &n), 0);
-	CHECK_INT(store_outbox_delivered(st, items[0].id, "$ev1", 7), 0);
+	CHECK_INT(store_outbox_delivered(st, items[0].id, items[0].txn_id, "$ev1", 7), 0);
 	store_items_free(items, n);
-	CHECK_INT(store_dedup_prune(st, 100), 4);
 	CHECK_INT(push(st, "k", "failure", "r1", 8), 0);
 	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(store_outbox_depth(st), 3);
 	store_close(st);
 	remove_dirs();
 }
@@ -191,7 +192,7 @@ static void test_delivered_removes_item_and_records_event_id(void)
 	int64_t first = n ? items[0].id : 0;
 	store_items_free(items, n);
 
-	CHECK_INT(store_outbox_delivered(st, first, "$abc:example.org", 10), 0);
+	CHECK_INT(store_outbox_delivered(st, first, "txn-a-failure-r", "$abc:example.org", 10), 0);
 	CHECK_INT(store_commit(st), 0);
 	CHECK_INT(store_outbox_depth(st), 1);
 	char *ev = store_sent_event_id(st, "txn-a-failure-r");
@@ -206,7 +207,7 @@ static void test_delivered_removes_item_and_records_event_id(void)
 	/* An id that is not in the outbox: -1 and one warning line, nothing else. */
 	FILE *logf = tmpfile();
 	log_set_stream(logf);
-	CHECK_INT(store_outbox_delivered(st, first, "$again", 11), -1);
+	CHECK_INT(store_outbox_delivered(st, first, "txn-a-failure-r", "$again", 11), -1);
 	log_set_stream(NULL);
 	char line[512] = "";
 	rewind(logf);
@@ -330,20 +331,152 @@ static void test_dead_retry_one_then_all_restores_original_order(void)
 	remove_dirs();
 }
 
-static void test_prune_forgets_only_keys_older_than_cutoff(void)
+/* Delivers the queued item with txn id txn (test helper). */
+static void deliver(struct store *st, const char *txn, const char *event_id, int64_t now)
+{
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(items[i].txn_id, txn) == 0) {
+			CHECK_INT(store_outbox_delivered(st, items[i].id, txn, event_id, now), 0);
+			found = true;
+		}
+	CHECK(found);
+	store_items_free(items, n);
+}
+
+static int64_t outbox_id_of(struct store *st, const char *txn)
+{
+	struct outbox_item *items;
+	size_t n;
+	int64_t id = 0;
+	if (store_outbox_load(st, &items, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(items[i].txn_id, txn) == 0)
+				id = items[i].id;
+	store_items_free(items, n);
+	return id;
+}
+
+static void test_retention_forgets_old_finished_txns_only(void)
 {
 	fresh_dirs();
 	struct store *st = open_store();
 	CHECK_INT(push(st, "old1", "failure", "r", 1000), 1);
 	CHECK_INT(push(st, "old2", "failure", "r", 2000), 1);
 	CHECK_INT(push(st, "new", "failure", "r", 3000), 1);
-	CHECK_INT(store_dedup_prune(st, 2500), 2);
-	CHECK_INT(store_dedup_prune(st, 2500), 0);
+	CHECK_INT(push(st, "queued", "failure", "r", 500), 1);  /* old, still in the outbox */
+	CHECK_INT(push(st, "dead", "failure", "r", 500), 1);    /* old, a dead letter */
+	CHECK_INT(push(st, "dropped", "failure", "r", 600), 1); /* old, dropped unsent */
+	CHECK_INT(push(st, "root", "failure", "r", 700), 1);    /* old, an open failure's root */
+	deliver(st, "txn-old1-failure-r", "$1", 1001);
+	deliver(st, "txn-old2-failure-r", "$2", 2001);
+	deliver(st, "txn-new-failure-r", "$3", 3001);
+	deliver(st, "txn-root-failure-r", "$root", 701);
+	CHECK_INT(store_outbox_kill(st, outbox_id_of(st, "txn-dead-failure-r"), "refused", 501), 0);
+	CHECK_INT(store_outbox_drop(st, outbox_id_of(st, "txn-dropped-failure-r"), 601), 0);
+	CHECK_INT(store_failure_add(st, "txn-root-failure-r", "!room", "r", "root", "{}", "p|b|q|j", 700), 0);
 	CHECK_INT(store_commit(st), 0);
-	/* A pruned key is accepted again (under a new txn id); the kept one is not. */
-	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-old1-second", "old1", "failure", "{}", 4000, NULL), 1);
-	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-new-second", "new", "failure", "{}", 4000, NULL), 0);
-	CHECK_INT(store_outbox_depth(st), 4);
+
+	bool done = false;
+	CHECK_INT(store_prune_txns(st, 2500, 100, &done), 3); /* old1, old2, dropped */
+	CHECK(done);
+	CHECK_INT(store_prune_txns(st, 2500, 100, &done), 0);
+	CHECK_INT(store_commit(st), 0);
+	/* A forgotten report is accepted again; the others are still duplicates. */
+	CHECK_INT(push(st, "old1", "failure", "r", 4000), 1);
+	CHECK_INT(push(st, "dropped", "failure", "r", 4000), 1);
+	CHECK_INT(push(st, "new", "failure", "r", 4000), 0);
+	CHECK_INT(push(st, "queued", "failure", "r", 4000), 0);
+	CHECK_INT(push(st, "dead", "failure", "r", 4000), 0);
+	CHECK_INT(push(st, "root", "failure", "r", 4000), 0);
+	/* The open failure's root keeps its event id for the replies still to come. */
+	char *ev = store_sent_event_id(st, "txn-root-failure-r");
+	CHECK_STR(ev, "$root");
+	free(ev);
+	CHECK_INT(store_dead_retry(st, 0), 1); /* the dead letter still has its txn */
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_retention_goes_round_the_txn_ids_a_slice_at_a_time(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	char key[16], txn[64];
+	for (int i = 0; i < 7; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		CHECK_INT(push(st, key, "failure", "r", 100), 1);
+		snprintf(txn, sizeof txn, "txn-%s-failure-r", key);
+		deliver(st, txn, "$e", 101);
+	}
+	CHECK_INT(store_commit(st), 0);
+	bool done = true;
+	CHECK_INT(store_prune_txns(st, 1000, 3, &done), 3);
+	CHECK(!done);
+	CHECK_INT(store_prune_txns(st, 1000, 3, &done), 3);
+	CHECK(!done);
+	CHECK_INT(store_prune_txns(st, 1000, 3, &done), 1);
+	CHECK(done); /* a short slice: the pass is complete */
+	/* New ones are found by the next pass, which starts from the beginning again. */
+	CHECK_INT(push(st, "k0", "failure", "r", 200), 1);
+	deliver(st, "txn-k0-failure-r", "$e", 201);
+	CHECK_INT(store_prune_txns(st, 1000, 3, &done), 1);
+	CHECK(done);
+	CHECK_INT(store_prune_txns(st, 1000, 3, &done), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
+static void test_retention_forgets_failures_closed_before_the_cutoff(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	/* recovered long ago / resolved long ago / open / recovered recently / repeated recently */
+	CHECK_INT(store_failure_add(st, "t-recovered", "!r", "r", "k1", "{}", "a", 100), 0);
+	CHECK_INT(store_failure_recover(st, "t-recovered", 200), 0);
+	CHECK_INT(store_failure_add(st, "t-resolved", "!r", "r", "k2", "{}", "b", 100), 0);
+	CHECK_INT(store_claim_add(st, "$claim", "t-resolved", "@a:x", "claim", 150), 1);
+	CHECK_INT(store_claim_add(st, "$resolve", "t-resolved", "@a:x", "resolve", 300), 1);
+	CHECK_INT(store_failure_add(st, "t-open", "!r", "r", "k3", "{}", "c", 100), 0);
+	CHECK_INT(store_claim_add(st, "$claim-open", "t-open", "@b:x", "claim", 150), 1);
+	CHECK_INT(store_failure_add(st, "t-recent", "!r", "r", "k4", "{}", "d", 100), 0);
+	CHECK_INT(store_failure_recover(st, "t-recent", 2000), 0);
+	CHECK_INT(store_failure_add(st, "t-busy", "!r", "r", "k5", "{}", "e", 100), 0);
+	CHECK_INT(store_failure_bump(st, "t-busy", 1500), 0);
+	CHECK_INT(store_failure_recover(st, "t-busy", 400), 0);
+	CHECK_INT(store_commit(st), 0);
+
+	CHECK_INT(store_prune_failures(st, 1000), 2);
+	CHECK_INT(store_prune_failures(st, 1000), 0);
+	CHECK_INT(store_commit(st), 0);
+	struct store_failure f;
+	CHECK_INT(store_failure_by_txn(st, "t-recovered", &f), 0);
+	CHECK_INT(store_failure_by_txn(st, "t-resolved", &f), 0);
+	CHECK_INT(store_failure_by_txn(st, "t-open", &f), 1);
+	store_failure_clear(&f);
+	CHECK_INT(store_failure_by_txn(st, "t-recent", &f), 1);
+	store_failure_clear(&f);
+	CHECK_INT(store_failure_by_txn(st, "t-busy", &f), 1);
+	store_failure_clear(&f);
+	/* The pruned failure's claims went with it; the open one's stayed. */
+	char **users = NULL;
+	size_t n = 9;
+	CHECK_INT(store_claims_of(st, "t-resolved", "claim", &users, &n), 0);
+	CHECK_INT(n, 0);
+	for (size_t i = 0; users && i < n; i++)
+		free(users[i]);
+	free(users);
+	CHECK_INT(store_claims_of(st, "t-open", "claim", &users, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_STR(n == 1 ? users[0] : NULL, "@b:x");
+	for (size_t i = 0; users && i < n; i++)
+		free(users[i]);
+	free(users);
 	store_close(st);
 	remove_dirs();
 }
@@ -380,7 +513,7 @@ static void test_data_survives_close_and_reopen(void)
 	char *v = store_kv_get(st, "sync_token");
 	CHECK_STR(v, "tok");
 	free(v);
-	CHECK_INT(push(st, "a", "failure", "r", 3), 0); /* dedup keys persisted too */
+	CHECK_INT(push(st, "a", "failure", "r", 3), 0); /* txn ids persisted too */
 	store_close(st);
 	remove_dirs();
 }
@@ -412,7 +545,7 @@ static void test_uncommitted_batch_is_lost_in_a_crash(void)
 	struct store *st = open_store();
 	CHECK(st != NULL);
 	CHECK_INT(store_outbox_depth(st), 0);
-	CHECK_INT(push(st, "crash", "failure", "r", 2), 1); /* no dedup key survived either */
+	CHECK_INT(push(st, "crash", "failure", "r", 2), 1); /* its txn id did not survive either */
 	store_close(st);
 	remove_dirs();
 }
@@ -447,7 +580,13 @@ static void test_database_is_in_wal_mode(void)
 	sqlite3_finalize(s);
 	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
 	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 3);
+	CHECK_INT(sqlite3_column_int(s, 0), 4);
+	sqlite3_finalize(s);
+	/* Version 4 has no dedup table: txn ids are the duplicate check. */
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'", -1, &s, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(s, 0), 0);
 	sqlite3_finalize(s);
 	sqlite3_close(db);
 	remove_dirs();
@@ -467,7 +606,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
-	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (3)");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (4)");
 	store_close(st);
 	remove_dirs();
 }
@@ -546,7 +685,7 @@ static void test_ids_are_not_reused_after_reopen_while_dead_letters_hold_them(vo
 	int64_t a = 0, b = 0, c = 0;
 	CHECK_INT(store_outbox_push(st, "r", "!room", "ta", "ka", "failure", "{}", 1, &a), 1);
 	CHECK_INT(store_outbox_push(st, "r", "!room", "tb", "kb", "failure", "{}", 2, &b), 1);
-	CHECK_INT(store_outbox_delivered(st, a, "$a", 3), 0);
+	CHECK_INT(store_outbox_delivered(st, a, "ta", "$a", 3), 0);
 	CHECK_INT(store_outbox_kill(st, b, "refused", 4), 0);
 	CHECK_INT(store_outbox_depth(st), 0);
 	store_close(st);
@@ -809,13 +948,13 @@ static void test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_kno
 	int64_t id = 0;
 	CHECK_INT(store_outbox_push(st, "r", "#a", "zmb.r.failure.uuid-1", "uuid-1", "failure", "{}", 2, &id), 1);
 	CHECK_INT(store_outbox_depth(st), 2);
-	CHECK_INT(store_outbox_drop(st, id), 0);
+	CHECK_INT(store_outbox_drop(st, id, 3), 0);
 	CHECK_INT(store_outbox_depth(st), 1);
-	CHECK_INT(store_txn_known(st, "zmb.r.failure.uuid-1"), 1); /* dropped, never queued again */
+	CHECK_INT(store_txn_known(st, "zmb.r.failure.uuid-1"), 1); /* dropped: not queued again within the retention */
 	char *sent = store_sent_event_id(st, "zmb.r.failure.uuid-1");
 	CHECK(sent == NULL);
 	free(sent);
-	CHECK_INT(store_outbox_drop(st, id), -1);
+	CHECK_INT(store_outbox_drop(st, id, 4), -1);
 	CHECK_INT(store_commit(st), 0);
 	store_close(st);
 	remove_dirs();
@@ -826,11 +965,13 @@ int main(void)
 	RUN(test_open_creates_private_dir_and_db_file);
 	RUN(test_open_refuses_a_state_dir_that_is_a_file);
 	RUN(test_pushed_items_load_in_push_order_with_all_fields);
-	RUN(test_duplicate_key_or_txn_id_is_refused);
+	RUN(test_a_taken_txn_id_is_a_duplicate_and_writes_nothing);
 	RUN(test_delivered_removes_item_and_records_event_id);
 	RUN(test_failed_attempt_counts_and_kill_moves_to_dead_letters);
 	RUN(test_dead_retry_one_then_all_restores_original_order);
-	RUN(test_prune_forgets_only_keys_older_than_cutoff);
+	RUN(test_retention_forgets_old_finished_txns_only);
+	RUN(test_retention_goes_round_the_txn_ids_a_slice_at_a_time);
+	RUN(test_retention_forgets_failures_closed_before_the_cutoff);
 	RUN(test_kv_set_get_overwrite_and_unset);
 	RUN(test_data_survives_close_and_reopen);
 	RUN(test_uncommitted_batch_is_lost_in_a_crash);
