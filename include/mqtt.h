@@ -50,6 +50,8 @@ enum mqtt_state mqtt_session_state(const struct mqtt_session *s);
  * the MQTT 5 receive maximum we announce, or for 3.1.1 mosquitto's default of 20 (the
  * broker's max_inflight_messages decides; 20 is the common setting). */
 unsigned mqtt_session_window(const struct mqtt_session *s);
+/* true when that window is the one we announced (MQTT 5), false when it is a guess. */
+bool mqtt_session_window_announced(const struct mqtt_session *s);
 const char *mqtt_state_name(enum mqtt_state state);
 
 /* Once per process, before any session: mosquitto_lib_init / cleanup. */

@@ -704,10 +704,15 @@ static void commit_timer_fired(struct loop *loop, void *data)
 	b->commit_due = true; /* the turn-end hook of this very turn commits */
 }
 
-/* Commit once half the broker's in-flight window is waiting: the broker can go on sending
- * the other half while the commit runs, instead of stalling until our acknowledgements. */
+/* MQTT 5: commit once half the window we announced is waiting, so the broker can go on
+ * sending the other half while the commit runs. 3.1.1: the broker's window is its own
+ * setting; at mosquitto's default of 20 a commit every 20 measured faster in the burst
+ * bench (3,400-3,900/s) than one every 10 (3,200-3,400/s): fewer commits outweigh the
+ * short stall. */
 static unsigned ack_batch_max(const struct bridge *b)
 {
+	if (!mqtt_session_window_announced(b->mqtt))
+		return mqtt_session_window(b->mqtt);
 	unsigned half = mqtt_session_window(b->mqtt) / 2;
 	return half ? half : 1;
 }

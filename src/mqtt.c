@@ -134,6 +134,11 @@ enum mqtt_state mqtt_session_state(const struct mqtt_session *s) { return s ? s-
 /* mosquitto's max_inflight_messages default: what a 3.1.1 broker most likely allows. */
 #define MQTT_311_WINDOW 20
 
+bool mqtt_session_window_announced(const struct mqtt_session *s)
+{
+	return s && s->cfg->protocol == 5 && s->cfg->receive_maximum > 0;
+}
+
 unsigned mqtt_session_window(const struct mqtt_session *s)
 {
 	if (s && s->cfg->protocol == 5 && s->cfg->receive_maximum > 0)
