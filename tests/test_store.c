@@ -861,6 +861,45 @@ static void test_a_version_2_database_gains_the_escalated_column(void)
 	remove_dirs();
 }
 
+/* Version 3 kept dedup keys in their own table; version 4 drops it and relies on the txn
+ * rows, which every accepted report of a version 3 database has. */
+static void test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	CHECK_INT(push(st, "seen", "failure", "r", 1), 1);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_INT(sqlite3_exec(db,
+			       "CREATE TABLE dedup (event_key TEXT NOT NULL, action TEXT NOT NULL, route TEXT NOT NULL,"
+			       " accepted_ms INTEGER NOT NULL, PRIMARY KEY (event_key, action, route)) WITHOUT ROWID;"
+			       "INSERT INTO dedup VALUES ('seen', 'failure', 'r', 1); PRAGMA user_version = 3",
+			       NULL, NULL, NULL),
+		  SQLITE_OK);
+	sqlite3_close(db);
+	st = open_store();
+	CHECK(st != NULL);
+	if (st) {
+		CHECK_INT(push(st, "seen", "failure", "r", 2), 0); /* still a duplicate */
+		CHECK_INT(push(st, "new", "failure", "r", 3), 1);
+		CHECK_INT(store_commit(st), 0);
+		store_close(st);
+	}
+	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *s = NULL;
+	CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'", -1, &s, NULL),
+		  SQLITE_OK);
+	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
+	CHECK_INT(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	remove_dirs();
+}
+
 static void test_a_resolve_reaction_closes_a_failure_until_it_is_redacted(void)
 {
 	fresh_dirs();
@@ -986,6 +1025,7 @@ int main(void)
 	RUN(test_kv_set_null_forgets_the_value);
 	RUN(test_open_failures_by_thread_key_count_and_recover);
 	RUN(test_a_version_2_database_gains_the_escalated_column);
+	RUN(test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates);
 	RUN(test_a_resolve_reaction_closes_a_failure_until_it_is_redacted);
 	RUN(test_a_restored_failure_keeps_every_field_and_is_not_added_twice);
 	RUN(test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_known);
