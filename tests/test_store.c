@@ -69,6 +69,36 @@ static char *outbox_summary(struct store *st)
 	return strbuf_detach(&sb);
 }
 
+/* Runs sql on the (closed) store's database file behind its back: to make it look as an
+ * older version left it. Returns sqlite3_exec's result. */
+static int rewrite_state_db(const char *sql)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* One integer the (closed) store's database file answers to sql, -1 on error. */
+static int query_state_db(const char *sql)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
 static void test_open_creates_private_dir_and_db_file(void)
 {
 	fresh_dirs();
@@ -578,17 +608,10 @@ static void test_database_is_in_wal_mode(void)
 	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
 	CHECK_STR((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
-	CHECK_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
-	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 4);
-	sqlite3_finalize(s);
-	/* Version 4 has no dedup table: txn ids are the duplicate check. */
-	CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'", -1, &s, NULL),
-		  SQLITE_OK);
-	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 0);
-	sqlite3_finalize(s);
 	sqlite3_close(db);
+	CHECK_INT(query_state_db("PRAGMA user_version"), 4);
+	/* Version 4 has no dedup table: txn ids are the duplicate check. */
+	CHECK_INT(query_state_db("SELECT count(*) FROM sqlite_master WHERE name = 'dedup'"), 0);
 	remove_dirs();
 }
 
@@ -597,12 +620,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	fresh_dirs();
 	struct store *st = open_store();
 	store_close(st);
-	char path[256];
-	snprintf(path, sizeof path, "%s/state.db", state_dir);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	CHECK_INT(rewrite_state_db("PRAGMA user_version = 99"), SQLITE_OK);
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
@@ -712,13 +730,7 @@ static void test_a_version_1_database_is_migrated_to_version_2(void)
 	CHECK_INT(store_commit(st), 0);
 	store_close(st);
 	/* Make it look like a database written by the first version. */
-	char path[256];
-	snprintf(path, sizeof path, "%s/state.db", state_dir);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "DROP TABLE claim; DROP TABLE failure; PRAGMA user_version = 1", NULL, NULL, NULL),
-		  SQLITE_OK);
-	sqlite3_close(db);
+	CHECK_INT(rewrite_state_db("DROP TABLE claim; DROP TABLE failure; PRAGMA user_version = 1"), SQLITE_OK);
 	st = open_store();
 	CHECK(st != NULL);
 	if (st) {
@@ -834,14 +846,7 @@ static void test_a_version_2_database_gains_the_escalated_column(void)
 	CHECK_INT(store_commit(st), 0);
 	store_close(st);
 	/* Rebuild the failure table as version 2 had it, keeping its row. */
-	char path[256];
-	snprintf(path, sizeof path, "%s/state.db", state_dir);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db, "ALTER TABLE failure DROP COLUMN escalated; PRAGMA user_version = 2", NULL, NULL,
-			       NULL),
-		  SQLITE_OK);
-	sqlite3_close(db);
+	CHECK_INT(rewrite_state_db("ALTER TABLE failure DROP COLUMN escalated; PRAGMA user_version = 2"), SQLITE_OK);
 	st = open_store();
 	CHECK(st != NULL);
 	if (st) {
@@ -870,17 +875,11 @@ static void test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates(
 	CHECK_INT(push(st, "seen", "failure", "r", 1), 1);
 	CHECK_INT(store_commit(st), 0);
 	store_close(st);
-	char path[256];
-	snprintf(path, sizeof path, "%s/state.db", state_dir);
-	sqlite3 *db = NULL;
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	CHECK_INT(sqlite3_exec(db,
-			       "CREATE TABLE dedup (event_key TEXT NOT NULL, action TEXT NOT NULL, route TEXT NOT NULL,"
-			       " accepted_ms INTEGER NOT NULL, PRIMARY KEY (event_key, action, route)) WITHOUT ROWID;"
-			       "INSERT INTO dedup VALUES ('seen', 'failure', 'r', 1); PRAGMA user_version = 3",
-			       NULL, NULL, NULL),
+	CHECK_INT(rewrite_state_db("CREATE TABLE dedup (event_key TEXT NOT NULL, action TEXT NOT NULL,"
+				   " route TEXT NOT NULL, accepted_ms INTEGER NOT NULL,"
+				   " PRIMARY KEY (event_key, action, route)) WITHOUT ROWID;"
+				   "INSERT INTO dedup VALUES ('seen', 'failure', 'r', 1); PRAGMA user_version = 3"),
 		  SQLITE_OK);
-	sqlite3_close(db);
 	st = open_store();
 	CHECK(st != NULL);
 	if (st) {
@@ -889,14 +888,7 @@ static void test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates(
 		CHECK_INT(store_commit(st), 0);
 		store_close(st);
 	}
-	CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_stmt *s = NULL;
-	CHECK_INT(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'dedup'", -1, &s, NULL),
-		  SQLITE_OK);
-	CHECK_INT(sqlite3_step(s), SQLITE_ROW);
-	CHECK_INT(sqlite3_column_int(s, 0), 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
+	CHECK_INT(query_state_db("SELECT count(*) FROM sqlite_master WHERE name = 'dedup'"), 0);
 	remove_dirs();
 }
 
