@@ -866,6 +866,27 @@ static void test_a_version_2_database_gains_the_escalated_column(void)
 	remove_dirs();
 }
 
+/* The txn row is written when an item is queued; should it be gone (a damaged or hand-edited
+ * database), delivery still records the event id, made from the item. */
+static void test_delivery_records_its_event_id_even_without_the_txn_row(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	int64_t id = 0;
+	CHECK_INT(store_outbox_push(st, "r", "!room", "t-lost", "k", "failure", "{}", 1, &id), 1);
+	store_close(st);
+	CHECK_INT(rewrite_state_db("DELETE FROM txn"), SQLITE_OK);
+	st = open_store();
+	CHECK_INT(store_outbox_delivered(st, id, "t-lost", "$ev", 2), 0);
+	CHECK_INT(store_outbox_depth(st), 0);
+	char *ev = store_sent_event_id(st, "t-lost");
+	CHECK_STR(ev, "$ev");
+	free(ev);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "t-lost", "k", "failure", "{}", 3, NULL), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 /* Version 3 kept dedup keys in their own table; version 4 drops it and relies on the txn
  * rows, which every accepted report of a version 3 database has. */
 static void test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates(void)
@@ -1018,6 +1039,7 @@ int main(void)
 	RUN(test_open_failures_by_thread_key_count_and_recover);
 	RUN(test_a_version_2_database_gains_the_escalated_column);
 	RUN(test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates);
+	RUN(test_delivery_records_its_event_id_even_without_the_txn_row);
 	RUN(test_a_resolve_reaction_closes_a_failure_until_it_is_redacted);
 	RUN(test_a_restored_failure_keeps_every_field_and_is_not_added_twice);
 	RUN(test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_known);
