@@ -141,9 +141,7 @@ bool mqtt_session_window_announced(const struct mqtt_session *s)
 
 unsigned mqtt_session_window(const struct mqtt_session *s)
 {
-	if (s && s->cfg->protocol == 5 && s->cfg->receive_maximum > 0)
-		return (unsigned)s->cfg->receive_maximum;
-	return MQTT_311_WINDOW;
+	return mqtt_session_window_announced(s) ? (unsigned)s->cfg->receive_maximum : MQTT_311_WINDOW;
 }
 
 void mqtt_library_init(void) { mosquitto_lib_init(); }
