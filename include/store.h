@@ -102,6 +102,15 @@ int store_prune_txns(struct store *st, int64_t cutoff_ms, int slice, bool *pass_
  * cutoff_ms, with their claims; their txns go with the next pass. Returns how many, or -1. */
 int store_prune_failures(struct store *st, int64_t cutoff_ms);
 
+/* Gives the file's free pages back to the file system. After a backlog the file keeps its
+ * largest size: SQLite only reuses the pages of delivered reports (1,000,000 reports
+ * published at once left 2.8 GB with 2.7 GB free). Only when at least min_free_bytes and a
+ * quarter of the file are free and the outbox is empty, because the VACUUM stops
+ * everything for a moment (about 2 s for 100 MB still in use); commits the open batch
+ * first. Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
+ * are the database's size in bytes. */
+int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after);
+
 /* Small persistent values (the /sync token...). store_kv_get: caller frees; NULL if unset. */
 char *store_kv_get(struct store *st, const char *key);
 int store_kv_set(struct store *st, const char *key, const char *value);

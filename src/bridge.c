@@ -35,6 +35,8 @@
  * million ids takes under an hour. */
 #define PRUNE_INTERVAL_MS (60 * 1000)
 #define PRUNE_SLICE 20000
+/* After a backlog, state.db is compacted (store_compact) once this much of it is free. */
+#define COMPACT_MIN_FREE_BYTES (64LL * 1024 * 1024)
 #define PREVIEW_CHARS 120
 /* Commits are grouped: one fsync for many reports is what makes a burst affordable.
  * Reports read from MQTT are committed within ACK_DELAY_MS (or once ack_batch_max() of them
@@ -908,6 +910,17 @@ static void prune_timer_fired(struct loop *loop, void *data)
 		snprintf(t, sizeof t, "%d", txns);
 		snprintf(f, sizeof f, "%d", failures);
 		log_kv(ZLOG_DEBUG, "retention: old reports forgotten", "txns", t, "failures", f, NULL);
+	}
+	/* A drained backlog leaves the file at its largest: give the space back, but only
+	 * with nothing queued, since the VACUUM pauses the loop for a moment. */
+	int64_t before = 0, after = 0, t0 = clock_real_ms();
+	if (deliverer_queued(b->deliverer) == 0 && store_compact(b->store, COMPACT_MIN_FREE_BYTES, &before, &after) == 1) {
+		char was[32], now[32], took[32];
+		snprintf(was, sizeof was, "%.1f MiB", (double)before / (1024.0 * 1024.0));
+		snprintf(now, sizeof now, "%.1f MiB", (double)after / (1024.0 * 1024.0));
+		snprintf(took, sizeof took, "%lld ms", (long long)(clock_real_ms() - t0));
+		log_kv(ZLOG_INFO, "state.db compacted after a backlog", "before", was, "after", now, "took", took,
+		       NULL);
 	}
 	b->prune_timer = loop_timer_add(loop, PRUNE_INTERVAL_MS, prune_timer_fired, b);
 }

@@ -908,6 +908,40 @@ int store_prune_failures(struct store *st, int64_t cutoff_ms)
 	return removed;
 }
 
+/* ---- compaction ---- */
+
+static int64_t pragma_int(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after)
+{
+	int64_t page = pragma_int(st, "PRAGMA page_size");
+	int64_t pages = pragma_int(st, "PRAGMA page_count");
+	int64_t free_pages = pragma_int(st, "PRAGMA freelist_count");
+	if (page <= 0 || pages < 0 || free_pages < 0)
+		return fail(st, "compact: page counts");
+	*before = *after = pages * page;
+	/* Worth a pause only when much is free, and a quarter of the file at least. */
+	if (free_pages * page < min_free_bytes || free_pages * 4 < pages || store_outbox_depth(st) > 0)
+		return 0;
+	if (store_commit(st) != 0)
+		return -1;
+	if (sqlite3_exec(st->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(st, "compact: vacuum");
+	/* The rewritten pages are in the WAL: checkpoint them, so the file itself shrinks. */
+	if (sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
+		return fail(st, "compact: checkpoint");
+	*after = pragma_int(st, "PRAGMA page_count") * page;
+	return 1;
+}
+
 /* ---- key/value ---- */
 
 char *store_kv_get(struct store *st, const char *key)

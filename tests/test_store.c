@@ -887,6 +887,65 @@ static void test_delivery_records_its_event_id_even_without_the_txn_row(void)
 	remove_dirs();
 }
 
+static off_t state_file_size(void)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/state.db", state_dir);
+	struct stat sb;
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* A drained backlog leaves free pages behind; compaction gives them back, but only when
+ * the outbox is empty and enough is free. */
+static void test_compaction_gives_a_drained_backlog_back_and_keeps_everything_else(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	char content[3200];
+	memset(content, 'x', sizeof content - 1);
+	content[sizeof content - 1] = '\0';
+	char json[3300], key[32], txn[64];
+	snprintf(json, sizeof json, "{\"body\":\"%s\"}", content);
+	int64_t ids[400];
+	for (int i = 0; i < 400; i++) {
+		snprintf(key, sizeof key, "k%d", i);
+		snprintf(txn, sizeof txn, "txn-%s", key);
+		CHECK_INT(store_outbox_push(st, "r", "!room", txn, key, "failure", json, 1, &ids[i]), 1);
+	}
+	CHECK_INT(store_commit(st), 0);
+	int64_t before = 0, after = 0;
+	/* Queued reports: never, however much might be free later. */
+	CHECK_INT(store_compact(st, 1, &before, &after), 0);
+	for (int i = 0; i < 400; i++) {
+		snprintf(txn, sizeof txn, "txn-k%d", i);
+		CHECK_INT(store_outbox_delivered(st, ids[i], txn, "$e", 2), 0);
+	}
+	CHECK_INT(store_commit(st), 0);
+	/* Not worth it below the threshold. */
+	CHECK_INT(store_compact(st, 64LL * 1024 * 1024, &before, &after), 0);
+	CHECK(before > 400 * 3200); /* the database's size: the 400 reports' pages, now free */
+	CHECK_INT(store_compact(st, 256 * 1024, &before, &after), 1);
+	CHECK(after < before / 4);
+	/* The file on disk shrank too, its pages checkpointed and the WAL emptied. */
+	off_t small = state_file_size();
+	CHECK(small > 0 && small <= after);
+	char wal[256];
+	snprintf(wal, sizeof wal, "%s/state.db-wal", state_dir);
+	struct stat sb;
+	CHECK(stat(wal, &sb) != 0 || sb.st_size == 0);
+	printf("# state.db %lld -> %lld bytes\n", (long long)before, (long long)small);
+	CHECK_INT(store_compact(st, 256 * 1024, &before, &after), 0); /* nothing left to give */
+	/* What it remembered is all there: the delivered txns and their event ids. */
+	char *ev = store_sent_event_id(st, "txn-k399");
+	CHECK_STR(ev, "$e");
+	free(ev);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-k7", "k7", "failure", "{}", 3, NULL), 0);
+	CHECK_INT(store_outbox_push(st, "r", "!room", "txn-new", "new", "failure", "{}", 3, NULL), 1);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 /* Version 3 kept dedup keys in their own table; version 4 drops it and relies on the txn
  * rows, which every accepted report of a version 3 database has. */
 static void test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates(void)
@@ -1040,6 +1099,7 @@ int main(void)
 	RUN(test_a_version_2_database_gains_the_escalated_column);
 	RUN(test_a_version_3_database_loses_dedup_and_keeps_refusing_duplicates);
 	RUN(test_delivery_records_its_event_id_even_without_the_txn_row);
+	RUN(test_compaction_gives_a_drained_backlog_back_and_keeps_everything_else);
 	RUN(test_a_resolve_reaction_closes_a_failure_until_it_is_redacted);
 	RUN(test_a_restored_failure_keeps_every_field_and_is_not_added_twice);
 	RUN(test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_known);
