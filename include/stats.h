@@ -34,6 +34,7 @@ struct stats {
 	double latency_sum;
 	/* Gauges, set by the bridge when they change. */
 	uint64_t outbox_depth;
+	uint64_t state_db_bytes; /* state.db's size, free pages included; set each retention step */
 	bool mqtt_connected;
 	bool matrix_reachable;  /* whoami answered and the last request reached the homeserver */
 	uint64_t open_claims;   /* chatops; 0 until claims exist */

@@ -110,6 +110,8 @@ int store_prune_failures(struct store *st, int64_t cutoff_ms);
  * first. Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
  * are the database's size in bytes. */
 int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after);
+/* The database's size in bytes (pages times page size, free pages included), -1 on error. */
+int64_t store_size_bytes(struct store *st);
 
 /* Small persistent values (the /sync token...). store_kv_get: caller frees; NULL if unset. */
 char *store_kv_get(struct store *st, const char *key);

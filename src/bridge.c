@@ -896,6 +896,13 @@ static void register_routes(struct bridge *b)
 		stats_route(&b->stats, b->cfg->routes[i].name);
 }
 
+/* zmb_state_db_bytes: at start and after each retention step. */
+static void measure_state_db(struct bridge *b)
+{
+	int64_t size = store_size_bytes(b->store);
+	b->stats.state_db_bytes = size > 0 ? (uint64_t)size : 0;
+}
+
 static void prune_timer_fired(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
@@ -922,6 +929,7 @@ static void prune_timer_fired(struct loop *loop, void *data)
 		log_kv(ZLOG_INFO, "state.db compacted after a backlog", "before", was, "after", now, "took", took,
 		       NULL);
 	}
+	measure_state_db(b);
 	b->prune_timer = loop_timer_add(loop, PRUNE_INTERVAL_MS, prune_timer_fired, b);
 }
 
@@ -993,6 +1001,7 @@ int bridge_run(struct bridge *b)
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
 	b->prune_timer = loop_timer_add(b->loop, 1000, prune_timer_fired, b);
+	measure_state_db(b);
 	b->watchdog_ms = notify_watchdog_interval_ms();
 	if (b->watchdog_ms)
 		b->watchdog_timer = loop_timer_add(b->loop, b->watchdog_ms, watchdog_fired, b);

@@ -147,6 +147,8 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 	strbuf_printf(out, "\n%s_count %" PRIu64 "\n", h, s->latency_count);
 
 	put_gauge(out, "zmb_outbox_depth", "Messages waiting in the outbox.", (double)s->outbox_depth);
+	put_gauge(out, "zmb_state_db_bytes", "Size of state.db in bytes, free pages included.",
+		  (double)s->state_db_bytes);
 	put_gauge(out, "zmb_mqtt_connected", "1 when the MQTT session is up.", s->mqtt_connected ? 1 : 0);
 	put_gauge(out, "zmb_matrix_reachable", "1 when the homeserver answered the last request.",
 		  s->matrix_reachable ? 1 : 0);

@@ -920,6 +920,12 @@ static int64_t pragma_int(struct store *st, const char *sql)
 	return v;
 }
 
+int64_t store_size_bytes(struct store *st)
+{
+	int64_t page = pragma_int(st, "PRAGMA page_size"), pages = pragma_int(st, "PRAGMA page_count");
+	return page > 0 && pages >= 0 ? page * pages : -1;
+}
+
 int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after)
 {
 	int64_t page = pragma_int(st, "PRAGMA page_size");
@@ -938,7 +944,7 @@ int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int
 	/* The rewritten pages are in the WAL: checkpoint them, so the file itself shrinks. */
 	if (sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
 		return fail(st, "compact: checkpoint");
-	*after = pragma_int(st, "PRAGMA page_count") * page;
+	*after = store_size_bytes(st);
 	return 1;
 }
 

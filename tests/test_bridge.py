@@ -380,6 +380,10 @@ def metrics_and_health_are_served_by_the_running_bridge():
         assert metric(text, "zmb_delivery_latency_seconds_count") == 1
         assert metric(text, "zmb_mqtt_connected") == 1 and metric(text, "zmb_matrix_reachable") == 1
         assert metric(text, "zmb_outbox_depth") == 0
+        # the database's size at start and at each retention step: within the file and its WAL
+        db = os.path.join(w.state, "state.db")
+        on_disk = os.path.getsize(db) + (os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0)
+        assert 4096 <= metric(text, "zmb_state_db_bytes") <= on_disk, (metric(text, "zmb_state_db_bytes"), on_disk)
         status, ctype, body = scrape(port, "/healthz")
         health = json.loads(body)
         assert status == 200 and health["status"] == "ok" and health["mqtt"] == "connected", body

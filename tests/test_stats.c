@@ -339,6 +339,7 @@ static void known_stats(struct stats *s)
 	stats_observe_latency(s, 1);
 	stats_observe_latency(s, 45); /* above the last bound: only +Inf */
 	s->outbox_depth = 7;
+	s->state_db_bytes = 3178496;
 	s->mqtt_connected = true;
 	s->matrix_reachable = false;
 	s->open_claims = 2;
@@ -398,6 +399,9 @@ static const char known_text[] =
 	"# HELP zmb_outbox_depth Messages waiting in the outbox.\n"
 	"# TYPE zmb_outbox_depth gauge\n"
 	"zmb_outbox_depth 7\n"
+	"# HELP zmb_state_db_bytes Size of state.db in bytes, free pages included.\n"
+	"# TYPE zmb_state_db_bytes gauge\n"
+	"zmb_state_db_bytes 3178496\n"
 	"# HELP zmb_mqtt_connected 1 when the MQTT session is up.\n"
 	"# TYPE zmb_mqtt_connected gauge\n"
 	"zmb_mqtt_connected 1\n"
