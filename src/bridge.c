@@ -918,10 +918,10 @@ static void prune_timer_fired(struct loop *loop, void *data)
 		snprintf(f, sizeof f, "%d", failures);
 		log_kv(ZLOG_DEBUG, "retention: old reports forgotten", "txns", t, "failures", f, NULL);
 	}
-	/* A drained backlog leaves the file at its largest: give the space back, but only
-	 * with nothing queued, since the VACUUM pauses the loop for a moment. */
+	/* A drained backlog leaves the file at its largest: give the space back (store_compact
+	 * waits for an empty outbox, since the VACUUM pauses the loop for a moment). */
 	int64_t before = 0, after = 0, t0 = clock_real_ms();
-	if (deliverer_queued(b->deliverer) == 0 && store_compact(b->store, COMPACT_MIN_FREE_BYTES, &before, &after) == 1) {
+	if (store_compact(b->store, COMPACT_MIN_FREE_BYTES, &before, &after) == 1) {
 		char was[32], now[32], took[32];
 		snprintf(was, sizeof was, "%.1f MiB", (double)before / (1024.0 * 1024.0));
 		snprintf(now, sizeof now, "%.1f MiB", (double)after / (1024.0 * 1024.0));

@@ -859,12 +859,14 @@ int store_dead_retry(struct store *st, int64_t id)
 int store_prune_txns(struct store *st, int64_t cutoff_ms, int slice, bool *pass_done)
 {
 	*pass_done = false;
+	if (slice < 1)
+		slice = 1;
 	if (begin_batch(st) < 0)
 		return -1;
 	const char *after = st->prune_after ? st->prune_after : "";
 	sqlite3_stmt *s = use(st, S_PRUNE_SLICE_END);
 	bind_text(s, 1, after);
-	sqlite3_bind_int(s, 2, slice > 0 ? slice : 1);
+	sqlite3_bind_int(s, 2, slice);
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		fail(st, "prune: slice");
 		sqlite3_reset(s);
@@ -872,7 +874,7 @@ int store_prune_txns(struct store *st, int64_t cutoff_ms, int slice, bool *pass_
 	}
 	/* max() of no rows is NULL: nothing after the cursor. */
 	char *end = sqlite3_column_type(s, 0) == SQLITE_NULL ? NULL : column_dup(s, 0);
-	bool last_slice = sqlite3_column_int(s, 1) < (slice > 0 ? slice : 1);
+	bool last_slice = sqlite3_column_int(s, 1) < slice;
 	sqlite3_reset(s);
 	if (end) {
 		s = use(st, S_PRUNE_TXN);
