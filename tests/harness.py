@@ -253,3 +253,73 @@ class World:
                 pass
         if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SynapseWorld:
+    """One test's broker + real Synapse + bridge. The bot, alice (room admin, 100), bob (50)
+    and carol (0) are registered; each name in `rooms` becomes #name:localhost, created by
+    alice with the others invited and joined. The bridge runs as the bot, with its message
+    rate limit lifted unless bot_ratelimit=(per_second, burst) is given."""
+
+    def __init__(self, routes, rooms=("alerts",), extra="", mqtt_extra="", start_bridge=True,
+                 synapse_config=None, bot_ratelimit=None, env=None):
+        from synapse import Synapse  # tests/synapse.py; imported here so fake-only tests need nothing
+        self.dir = tempfile.mkdtemp(prefix="zmb-syn-")
+        self.broker = None
+        self.bridge = None
+        self.hs = None
+        try:
+            self.broker = Broker(self.dir)
+            self.hs = Synapse(self.dir, synapse_config)
+            self.admin = self.hs.register("admin", admin=True)
+            self.bot = self.hs.register("zuul-bot")
+            self.alice = self.hs.register("alice")
+            self.bob = self.hs.register("bob")
+            self.carol = self.hs.register("carol")
+            for who in (self.alice, self.bob, self.carol):
+                self.hs.override_ratelimit(self.admin, who.user_id)
+            if bot_ratelimit is None:
+                self.hs.override_ratelimit(self.admin, self.bot.user_id)
+            else:
+                self.hs.override_ratelimit(self.admin, self.bot.user_id, *bot_ratelimit)
+            self.rooms = {}
+            for name in rooms:
+                self.rooms[name] = self.create_room(name)
+            self.state = os.path.join(self.dir, "state")
+            self.config = config_text(self.broker, self.hs, self.state, routes, extra, mqtt_extra)
+            self.env = dict(env or {}, ZMB_MATRIX_ACCESS_TOKEN=self.bot.token)
+            if start_bridge:
+                self.start_bridge()
+        except BaseException:
+            self.close()
+            raise
+
+    def create_room(self, name, encrypted=False):
+        room = self.hs.create_room(self.alice, name, invite=[self.bot.user_id, self.bob.user_id, self.carol.user_id],
+                                   power={self.bob.user_id: 50, self.carol.user_id: 0, self.bot.user_id: 0},
+                                   encrypted=encrypted)
+        self.hs.join(self.bob, room)
+        self.hs.join(self.carol, room)
+        return room
+
+    def start_bridge(self, wait_joined=True):
+        self.bridge = Bridge(self.dir, self.config, env=self.env)
+        self.bridge.wait_log("MQTT connected", 15)
+        if wait_joined:
+            self.bridge.wait_log("joined room", 15, count=len(self.rooms))
+        return self.bridge
+
+    def bot_messages(self, name="alerts", kind="m.room.message"):
+        """The bot's events of one kind in a room, oldest first, as Synapse serves them."""
+        return [e for e in self.hs.messages(self.alice, self.rooms[name])
+                if e["type"] == kind and e["sender"] == self.bot.user_id]
+
+    def close(self):
+        for stop in (lambda: self.bridge and self.bridge.stop(), lambda: self.broker and self.broker.stop(),
+                     lambda: self.hs and self.hs.stop()):
+            try:
+                stop()
+            except Exception:
+                pass
+        if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
