@@ -36,6 +36,9 @@ struct chatops_host {
 	void (*kv_set)(const char *key, const char *value, void *data);
 	/* The transaction id post() gives (kind, key); caller frees. */
 	char *(*txn_of)(const char *kind, const char *key, void *data);
+	/* Called once when the rooms' history is known (read back, or there was none to
+	 * read): reports decided before it would not know the rooms' failure threads. */
+	void (*history_known)(void *data);
 	void *data;
 };
 
@@ -45,6 +48,9 @@ struct chatops_host {
  * arriving before the homeserver answered are muted too; /sync waits for chatops_set_rooms. */
 struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
 			    const char *user_id, struct store *store, const struct chatops_host *host);
+/* Whether chatops still has to read the rooms' history (a new state_dir) before
+ * reports can be decided: the host takes no reports until history_known is called. */
+bool chatops_awaits_history(const struct chatops *c);
 /* The bridge's own user id, once whoami told it; its events are ignored. */
 void chatops_set_user_id(struct chatops *c, const char *user_id);
 /* The rooms to watch and answer in (the joined route rooms). The first call starts /sync. */

@@ -101,6 +101,7 @@ struct bridge {
 	struct stats stats;
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
+	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
 	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
 	int64_t mqtt_down_since_ms;
 	int64_t matrix_down_since_ms;
@@ -250,11 +251,32 @@ static bool route_room(const struct config *cfg, const char *room)
 /* Creates, updates or drops the chatops side to match the configuration and the joined
  * rooms. It exists from start-up (mutes apply to the first reports already); /sync starts
  * once rooms are joined, which is after whoami told the bridge its own user id. */
+static void start_mqtt(struct bridge *b)
+{
+	b->mqtt_waits_for_history = false;
+	if (mqtt_session_start(b->mqtt) != 0)
+		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
+}
+
+/* With a new state_dir, a report decided before the rooms' history is read back would
+ * open a second thread beside the one already in the room: reports wait at the broker
+ * until then (the broker keeps them; nothing is acknowledged that was not decided). */
+static void chatops_history_known(void *data)
+{
+	struct bridge *b = data;
+	if (!b->mqtt_waits_for_history)
+		return;
+	log_kv(ZLOG_INFO, "rooms' history known; taking reports", NULL);
+	start_mqtt(b);
+}
+
 static void chatops_update(struct bridge *b)
 {
 	if (!b->cfg->chatops.enabled) {
 		chatops_free(b->chatops);
 		b->chatops = NULL;
+		if (b->mqtt_waits_for_history)
+			start_mqtt(b);
 		return;
 	}
 	if (!b->chatops) {
@@ -263,6 +285,7 @@ static void chatops_update(struct bridge *b)
 					    .kv_get = chatops_kv_get,
 					    .kv_set = chatops_kv_set,
 					    .txn_of = chatops_txn_of,
+					    .history_known = chatops_history_known,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
@@ -998,8 +1021,12 @@ int bridge_run(struct bridge *b)
 	chatops_update(b);
 	catchup_hold(b); /* back after an absence: read the backlog before posting */
 	start_whoami(b);
-	if (mqtt_session_start(b->mqtt) != 0)
-		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
+	if (chatops_awaits_history(b->chatops)) {
+		b->mqtt_waits_for_history = true;
+		log_kv(ZLOG_INFO, "new state: reading the rooms' history before taking reports", NULL);
+	} else {
+		start_mqtt(b);
+	}
 	b->prune_timer = loop_timer_add(b->loop, 1000, prune_timer_fired, b);
 	measure_state_db(b);
 	b->watchdog_ms = notify_watchdog_interval_ms();

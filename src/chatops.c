@@ -102,9 +102,19 @@ static void token_save(const char *token, void *data)
 
 /* ---- rebuilding claims from the rooms ----------------------------------------- */
 
-/* Follows the rooms with /sync from now on. */
+bool chatops_awaits_history(const struct chatops *c)
+{
+	return c && c->history_pending;
+}
+
+/* Follows the rooms with /sync from now on: the history before now is known. */
 static void start_sync(struct chatops *c)
 {
+	if (c->history_pending) {
+		c->history_pending = false;
+		if (c->host.history_known)
+			c->host.history_known(c->host.data);
+	}
 	const char **ids = xcalloc(c->n_rooms ? c->n_rooms : 1, sizeof *ids);
 	for (size_t i = 0; i < c->n_rooms; i++)
 		ids[i] = c->rooms[i].room_id;
@@ -271,6 +281,9 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 	chatops_incidents_configure(c);
 	chatops_catchup_load(c);
 	chatops_heartbeat_first(c);
+	char *token = c->host.kv_get(KV_SYNC_TOKEN, c->host.data);
+	c->history_pending = !token;
+	free(token);
 	return c;
 }
 

@@ -61,6 +61,7 @@ struct chatops {
 	struct store *store;
 	struct sync *sync;
 	struct rebuild *rebuild;   /* reading claims back from the rooms; /sync waits for it */
+	bool history_pending;      /* the rooms' history must be read before reports are decided */
 	struct room_state *rooms;
 	size_t n_rooms;
 	uint64_t tick_timer;
