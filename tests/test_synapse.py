@@ -1,0 +1,264 @@
+"""The bridge against a real Synapse: the real binary between a real mosquitto and a real
+homeserver (tests/synapse.py), with real users (alice 100, bob 50, carol 0) reacting,
+redacting and commanding from their own accounts. What the room holds is read back from
+Synapse itself (/messages, /event, relations), the way a client sees it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synapse  # noqa: E402
+from harness import BRIDGE_BIN, PAYLOADS, SynapseWorld, wait_for  # noqa: E402
+from tap import run, skip_all, test  # noqa: E402
+
+EYES, CHECK = "\U0001F440", "\u2705"
+CHATOPS = """
+chatops: {
+  command_power_level = 50;
+  oncall: { members = ["@alice:localhost", "@bob:localhost"]; shift = "7d";
+            handover = "Mon 09:00"; timezone = "UTC"; start = "2026-01-05"; };
+};
+"""
+ALL = '  { name = "all"; room = "#alerts:localhost"; }'
+
+
+def with_world(routes, fn, **kw):
+    w = SynapseWorld(routes, **kw)
+    try:
+        fn(w)
+    finally:
+        w.close()
+
+
+def payload(name, **changes):
+    with open(os.path.join(PAYLOADS, name)) as f:
+        ev = json.load(f)
+    for k, v in changes.items():
+        if k == "buildset_uuid":
+            ev["buildset"]["uuid"] = v
+        else:
+            ev[k] = v
+    return ev
+
+
+def periodic(buildset, action="failure", failed_jobs=("scs-compliance-check-gx-scs-main",)):
+    """The shared periodic-daily report of SovereignCloudStack/standards, as failure or success."""
+    ev = payload("shared-periodic-failure.json", buildset_uuid=buildset, action=action)
+    ev["buildset"]["result"] = "FAILURE" if action == "failure" else "SUCCESS"
+    ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
+    for b in ev["buildset"]["builds"]:
+        b["result"] = "FAILURE" if action == "failure" and b["job_name"] in failed_jobs else "SUCCESS"
+    return json.dumps(ev)
+
+
+def relation(e):
+    return (e["content"].get("m.relates_to") or {})
+
+
+def top_level(w, room="alerts"):
+    return [e for e in w.bot_messages(room) if not relation(e)]
+
+
+def in_thread(w, root, room="alerts"):
+    return [e for e in w.bot_messages(room)
+            if relation(e).get("rel_type") == "m.thread" and relation(e).get("event_id") == root]
+
+
+def edits(w, root, room="alerts"):
+    return [e for e in w.bot_messages(room)
+            if relation(e).get("rel_type") == "m.replace" and relation(e).get("event_id") == root]
+
+
+def aggregated(w, event_id, room="alerts"):
+    """The event as Synapse serves it, with its aggregations (latest edit, thread summary)."""
+    return w.hs.event(w.alice, w.rooms[room], event_id)
+
+
+def latest_text(w, event_id, room="alerts"):
+    """The text a client shows for event_id: its latest edit's m.new_content, as Synapse picks it."""
+    ev = aggregated(w, event_id, room)
+    replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
+    return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
+
+
+def wait_text(w, event_id, predicate, what, timeout=15):
+    return wait_for(lambda: predicate(latest_text(w, event_id)) and latest_text(w, event_id), timeout, what)
+
+
+@test
+def reports_reach_the_rooms_they_were_routed_to_exactly_as_rendered():
+    routes = """
+  { name = "failures"; room = "#alerts:localhost"; match: { actions = ["failure"]; }; },
+  { name = "periodic"; room = "#ops:localhost"; match: { pipelines = ["periodic-*"]; }; }
+"""
+
+    def body(w):
+        w.broker.publish_sample("shared-modern-failure.json")    # check failure -> alerts only
+        w.broker.publish_sample("shared-periodic-failure.json")  # periodic failure -> both
+        w.broker.publish_sample("shared-modern-start.json")      # check start -> nowhere
+        w.bridge.wait_log("report matches no route")
+        wait_for(lambda: len(w.bot_messages("alerts")) >= 2 and len(w.bot_messages("ops")) >= 1, 20, "3 posts")
+        time.sleep(0.5)
+        alerts, ops = w.bot_messages("alerts"), w.bot_messages("ops")
+        assert len(alerts) == 2 and len(ops) == 1, ([e["content"]["body"][:40] for e in alerts], len(ops))
+        for event, route, sample in ((alerts[0], "failures", "shared-modern-failure.json"),
+                                     (alerts[1], "failures", "shared-periodic-failure.json"),
+                                     (ops[0], "periodic", "shared-periodic-failure.json")):
+            r = subprocess.run([BRIDGE_BIN, "render", "-c", w.bridge.conf, "--route", route,
+                                os.path.join(PAYLOADS, sample)], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            rendered = json.loads(r.stdout)
+            for key in ("msgtype", "body", "format", "formatted_body"):
+                assert event["content"].get(key) == rendered.get(key), (key, event["content"].get(key), rendered.get(key))
+            # /event serves the same content as /messages
+            assert w.hs.event(w.bob, event["room_id"], event["event_id"])["content"] == event["content"]
+    with_world(routes, body, rooms=("alerts", "ops"))
+
+
+@test
+def repeats_become_one_thread_and_the_recovery_closes_it_as_synapse_aggregates_them():
+    def body(w):
+        for night in range(3):
+            w.broker.publish("zuul/scs/periodic-daily", payload=periodic("night%d" % night))
+        root = wait_for(lambda: top_level(w), 15, "the root")[0]["event_id"]
+        wait_for(lambda: len(in_thread(w, root)) == 2, 15, "two repeats in the thread")
+        wait_text(w, root, lambda t: "Failed 3 times since" in t, "the counter on the root")
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("fixed", action="success"))
+        text = wait_text(w, root, lambda t: t.startswith(CHECK + " Recovered"), "the recovery edit")
+        assert "Failed 3 times since" in text, text[:200]
+        thread = in_thread(w, root)
+        assert len(thread) == 3 and "Recovered" in thread[-1]["content"]["body"], [e["content"]["body"][:40] for e in thread]
+        summary = aggregated(w, root)["unsigned"]["m.relations"]["m.thread"]
+        assert summary["count"] == 3, summary
+        assert summary["latest_event"]["event_id"] == thread[-1]["event_id"], summary
+        failures = [e for e in top_level(w) if "Build failed" in e["content"]["body"]]
+        assert len(failures) == 1, [e["content"]["body"][:40] for e in failures]
+        # every edit was accepted by Synapse as a replacement of the root
+        assert all(e["content"]["m.new_content"] for e in edits(w, root))
+    with_world(ALL, body, extra=CHATOPS)
+
+
+@test
+def real_reactions_claim_and_resolve_and_a_redaction_takes_the_claim_back():
+    def body(w):
+        w.broker.publish_sample("shared-modern-failure.json")
+        root = wait_for(lambda: top_level(w), 15, "the failure")[0]["event_id"]
+        room = w.rooms["alerts"]
+        eyes = w.hs.react(w.alice, room, root, EYES)
+        wait_text(w, root, lambda t: t.startswith(EYES + " Claimed by @alice:localhost\n"), "alice's claim")
+        w.hs.react(w.bob, room, root, EYES)
+        wait_text(w, root, lambda t: t.startswith(EYES + " Claimed by @alice:localhost and @bob:localhost\n"),
+                  "both claims")
+        w.hs.redact(w.alice, room, eyes)
+        wait_text(w, root, lambda t: t.startswith(EYES + " Claimed by @bob:localhost\n"), "alice's claim taken back")
+        w.hs.react(w.bob, room, root, CHECK + "\ufe0f")
+        text = wait_text(w, root, lambda t: t.startswith(CHECK + " Resolved by @bob:localhost\n"), "bob's resolve")
+        assert "Build failed" in text, text[:200]
+        # the reactions Synapse aggregates on the root are exactly the live ones
+        keys = sorted((e["sender"], e["content"]["m.relates_to"]["key"])
+                      for e in w.hs.relations(w.alice, room, root, "m.annotation"))
+        assert keys == [(w.bob.user_id, CHECK + "\ufe0f"), (w.bob.user_id, EYES)], keys
+    with_world(ALL, body, extra=CHATOPS)
+
+
+def replies_to(w, event_id):
+    return [e for e in w.bot_messages() if (relation(e).get("m.in_reply_to") or {}).get("event_id") == event_id]
+
+
+@test
+def commands_follow_the_rooms_real_power_levels():
+    def body(w):
+        room = w.rooms["alerts"]
+        asked = w.hs.say(w.carol, room, "!zuul help")
+        refusal = wait_for(lambda: replies_to(w, asked), 15, "the refusal to carol")[0]["content"]["body"]
+        assert "power level" in refusal and "Commands" not in refusal, refusal
+        asked = w.hs.say(w.bob, room, "!zuul help")
+        answer = wait_for(lambda: replies_to(w, asked), 15, "the answer to bob")[0]["content"]["body"]
+        assert answer.startswith("Commands (for members with power level 50 or more):"), answer
+        w.hs.set_power(w.alice, room, w.carol.user_id, 50)
+        asked = w.hs.say(w.carol, room, "!zuul help")
+        answer = wait_for(lambda: replies_to(w, asked), 15, "the answer to carol at 50")[0]["content"]["body"]
+        assert answer.startswith("Commands"), answer
+        w.hs.set_power(w.alice, room, w.bob.user_id, 0)
+        asked = w.hs.say(w.bob, room, "!zuul help")
+        refusal = wait_for(lambda: replies_to(w, asked), 15, "the refusal to bob at 0")[0]["content"]["body"]
+        assert "Commands" not in refusal, refusal
+    with_world(ALL, body, extra=CHATOPS)
+
+
+@test
+def claims_and_threads_are_rebuilt_from_the_room_after_state_dir_is_lost():
+    def body(w):
+        room = w.rooms["alerts"]
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("n1"))
+        root = wait_for(lambda: top_level(w), 15, "the root")[0]["event_id"]
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("n2"))
+        wait_for(lambda: len(in_thread(w, root)) == 1, 15, "the first repeat")
+        w.hs.react(w.alice, room, root, EYES)
+        wait_text(w, root, lambda t: t.startswith(EYES + " Claimed by @alice:localhost\n"), "alice's claim")
+        assert w.bridge.stop() == 0
+        shutil.rmtree(w.state)
+        w.start_bridge()
+        w.bridge.wait_log("rebuilt", 20)
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("n3"))
+        wait_for(lambda: len(in_thread(w, root)) == 2, 20, "the repeat after the rebuild in the same thread")
+        text = wait_text(w, root, lambda t: "Failed 3 times since" in t, "the counter continued")
+        assert text.startswith(EYES + " Claimed by @alice:localhost\n"), text[:200]
+        assert len(top_level(w)) == 1, [e["content"]["body"][:40] for e in top_level(w)]
+    with_world(ALL, body, extra=CHATOPS)
+
+
+@test
+def a_full_outbox_goes_out_exactly_once_and_in_order_across_a_crash_and_an_outage():
+    def body(w):
+        w.hs.stop()                      # the homeserver is away: reports wait in the outbox
+        n = 30
+        for i in range(n):
+            w.broker.publish("zuul/scs/check", payload=json.dumps(
+                payload("shared-modern-failure.json", buildset_uuid="full%02d" % i)))
+        w.bridge.wait_log("report queued", 20, count=n)
+        w.bridge.kill9()                 # crash with everything queued
+        w.hs.start()
+        w.start_bridge()
+        wait_for(lambda: w.bridge.log().count("msg=delivered") >= 5, 20, "some deliveries")
+        w.bridge.kill9()                 # crash again in the middle of the drain
+        w.start_bridge()
+        wait_for(lambda: len(w.bot_messages()) >= n, 30, "all %d reports" % n)
+        time.sleep(1)
+        bodies = [e["content"]["body"] for e in w.bot_messages()]
+        keys = [b.split("/buildset/")[1].split(")")[0] for b in bodies]
+        assert keys == ["full%02d" % i for i in range(n)], keys
+    with_world(ALL, body)
+
+
+@test
+def the_readmes_demo_runs_against_synapse_and_says_how_to_watch_it():
+    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), "zmb-demo-test-%d" % os.getpid())
+    try:
+        r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.py"),
+                            "--no-wait", "--out", out], capture_output=True, text=True, timeout=180,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert "starting mosquitto, Synapse %s and zuul-matrix-bridge" % synapse.SYNAPSE_VERSION in r.stdout, r.stdout[:500]
+        assert "fake homeserver" not in r.stdout, r.stdout[:500]
+        assert "homeserver: http://127.0.0.1:" in r.stdout and "password: alice-password" in r.stdout, r.stdout[-800:]
+        # the seven samples: five failures reach #alerts, the periodic one #ops too
+        alerts = r.stdout.split("===== #alerts:localhost")[1].split("===== the same room")[0]
+        ops = r.stdout.split("===== #ops:localhost")[1].split("===== the same room")[0]
+        assert alerts.count("@zuul-bot:localhost: ") == 5 and ops.count("@zuul-bot:localhost: ") == 1, (alerts, ops)
+        with open(os.path.join(out, "alerts.html")) as f:
+            page = f.read()
+        assert page.count("<iframe sandbox=''") == 5, page[:500]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    ok, why = synapse.available()
+    if not ok:
+        skip_all("Synapse cannot be installed here: " + why)
+    run()
