@@ -27,6 +27,7 @@ struct stats {
 	uint64_t filtered;     /* a Zuul report no route wanted */
 	uint64_t retries;      /* transient delivery failures retried */
 	uint64_t rate_limited; /* 429 answers */
+	uint64_t superseded;   /* edits not sent: a newer edit of the same message was queued */
 	struct route_stats *routes;
 	size_t n_routes;
 	uint64_t latency_buckets[STATS_LATENCY_BUCKETS]; /* cumulative: [i] counts observations <= bound i */

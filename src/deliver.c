@@ -13,6 +13,7 @@
 #include "log.h"
 #include "relations.h"
 #include "strbuf.h"
+#include "supersede.h"
 
 /* A room's queue in memory is a window onto its outbox rows: at most DELIVER_WINDOW
  * items (each holds its ~3 KB content), refilled from the store once it runs down to
@@ -354,6 +355,26 @@ static bool resolve_relation(struct deliverer *d, struct outbox_item *it)
 	return ok;
 }
 
+static char *sent_event_id(const char *txn_id, void *data)
+{
+	return store_sent_event_id(data, txn_id);
+}
+
+/* Whether the head item is an edit that a newer edit waiting behind it in the window
+ * replaces: under a rate limit, each send should carry news. */
+static bool head_superseded(struct deliverer *d, struct room_queue *q)
+{
+	size_t n = q->n - q->head - 1;
+	if (n == 0)
+		return false;
+	const char **later = xcalloc(n, sizeof *later);
+	for (size_t i = 0; i < n; i++)
+		later[i] = q->items[q->head + 1 + i].content_json;
+	bool stale = supersede_is_stale(q->items[q->head].content_json, later, n, sent_event_id, d->store);
+	free(later);
+	return stale;
+}
+
 static void pump(struct deliverer *d, struct room_queue *q)
 {
 	for (;;) {
@@ -370,6 +391,14 @@ static void pump(struct deliverer *d, struct room_queue *q)
 		if (d->on_skip && d->on_skip(it, d->on_skip_data)) {
 			log_kv(ZLOG_INFO, "not posted: covered by the catch-up summary", "room", q->room, "route",
 			       it->route, "txn", it->txn_id, "key", it->event_key, NULL);
+			store_outbox_drop(d->store, it->id, clock_real_ms());
+			queue_pop(q);
+			continue;
+		}
+		if (head_superseded(d, q)) {
+			log_kv(ZLOG_DEBUG, "not posted: superseded by a newer edit of the same message", "room", q->room,
+			       "route", it->route, "txn", it->txn_id, "key", it->event_key, NULL);
+			d->stats->superseded++;
 			store_outbox_drop(d->store, it->id, clock_real_ms());
 			queue_pop(q);
 			continue;

@@ -133,6 +133,8 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 		    s->retries);
 	put_counter(out, "zmb_delivery_rate_limited_total", "Homeserver answers 429 (rate limited).",
 		    s->rate_limited);
+	put_counter(out, "zmb_edits_superseded_total",
+		    "Edits not sent because a newer edit of the same message was queued behind them.", s->superseded);
 
 	const char *h = "zmb_delivery_latency_seconds";
 	put_family(out, h, "histogram", "Time from accepting a report to the homeserver's 200.");

@@ -259,7 +259,8 @@ class SynapseWorld:
     """One test's broker + real Synapse + bridge. The bot, alice (room admin, 100), bob (50)
     and carol (0) are registered; each name in `rooms` becomes #name:localhost, created by
     alice with the others invited and joined. The bridge runs as the bot, with its message
-    rate limit lifted unless bot_ratelimit=(per_second, burst) is given."""
+    rate limit lifted unless bot_ratelimit=(per_second, burst) is given ("server" leaves the
+    homeserver's own rc_message in force: 0.2/s, burst 10, by default)."""
 
     def __init__(self, routes, rooms=("alerts",), extra="", mqtt_extra="", start_bridge=True,
                  synapse_config=None, bot_ratelimit=None, env=None):
@@ -280,7 +281,7 @@ class SynapseWorld:
                 self.hs.override_ratelimit(self.admin, who.user_id)
             if bot_ratelimit is None:
                 self.hs.override_ratelimit(self.admin, self.bot.user_id)
-            else:
+            elif bot_ratelimit != "server":
                 self.hs.override_ratelimit(self.admin, self.bot.user_id, *bot_ratelimit)
             self.rooms = {}
             for name in rooms:

@@ -326,6 +326,7 @@ static void known_stats(struct stats *s)
 	s->filtered = 3;
 	s->retries = 4;
 	s->rate_limited = 1;
+	s->superseded = 6;
 	struct route_stats *r = stats_route(s, "alerts");
 	r->routed = 5;
 	r->deduplicated = 1;
@@ -379,6 +380,9 @@ static const char known_text[] =
 	"# HELP zmb_delivery_rate_limited_total Homeserver answers 429 (rate limited).\n"
 	"# TYPE zmb_delivery_rate_limited_total counter\n"
 	"zmb_delivery_rate_limited_total 1\n"
+	"# HELP zmb_edits_superseded_total Edits not sent because a newer edit of the same message was queued behind them.\n"
+	"# TYPE zmb_edits_superseded_total counter\n"
+	"zmb_edits_superseded_total 6\n"
 	"# HELP zmb_delivery_latency_seconds Time from accepting a report to the homeserver's 200.\n"
 	"# TYPE zmb_delivery_latency_seconds histogram\n"
 	"zmb_delivery_latency_seconds_bucket{le=\"0.005\"} 1\n"
