@@ -78,6 +78,11 @@ char *commands_help(const char *prefix, long long required_level);
  * else 0; `creator` may be NULL when unknown. (Room version 12 creators outrank every
  * level; pass such a user as creator with content NULL, or treat them separately.) */
 long long commands_user_level(const cJSON *power_levels, const char *user_id, const char *creator);
+/* Whether user_id is a creator of a room whose version gives creators a power above every
+ * level (room version 12 and later, MSC4289): the create event's sender (`creator`) and
+ * the users of its content's additional_creators. Such creators are never listed in
+ * m.room.power_levels, so commands_user_level alone would refuse the room's owner. */
+bool commands_creator_outranks(const cJSON *create_content, const char *creator, const char *user_id);
 
 /* Whether a sender of `level` may use commands that need `required`. */
 bool commands_allowed(long long level, long long required);

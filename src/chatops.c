@@ -63,9 +63,7 @@ static void on_event(const struct sync_event *ev, void *data)
 		return;
 	}
 	if (ev->state_key && strcmp(ev->type, "m.room.create") == 0) {
-		const char *creator = chatops_str_at(content, "creator") ? chatops_str_at(content, "creator") : ev->sender;
-		free(rs->creator);
-		rs->creator = creator ? xstrdup(creator) : NULL;
+		chatops_room_create_event(rs, ev->event);
 		return;
 	}
 	if (ev->snapshot || ev->state_key || !ev->sender || (c->user_id && strcmp(ev->sender, c->user_id) == 0))
@@ -293,6 +291,7 @@ static void rooms_clear(struct chatops *c)
 		free(c->rooms[i].room);
 		free(c->rooms[i].room_id);
 		free(c->rooms[i].creator);
+		cJSON_Delete(c->rooms[i].create_content);
 		cJSON_Delete(c->rooms[i].power_levels);
 	}
 	free(c->rooms);
@@ -313,6 +312,9 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 		if (old) {
 			fresh[i].power_levels = old->power_levels;
 			fresh[i].creator = old->creator;
+			fresh[i].create_content = old->create_content;
+			fresh[i].create_known = old->create_known;
+			old->create_content = NULL;
 			old->power_levels = NULL;
 			old->creator = NULL;
 		}
@@ -336,6 +338,7 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 		sync_set_rooms(c->sync, ids, n);
 	}
 	free(ids);
+	chatops_rooms_fetch_facts(c);
 }
 
 void chatops_set_user_id(struct chatops *c, const char *user_id)
@@ -357,6 +360,7 @@ void chatops_free(struct chatops *c)
 		return;
 	sync_free(c->sync);
 	rebuild_free(c->rebuild);
+	chatops_rooms_free(c);
 	incident_tracker_free(c->incidents);
 	cJSON_Delete(c->catchup);
 	loop_timer_cancel(c->loop, c->tick_timer);

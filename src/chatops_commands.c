@@ -2,6 +2,7 @@
  * unmute, owners, workflow), and the mutes they set. */
 #include "chatops_internal.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,7 +343,9 @@ void chatops_handle_command(struct chatops *c, struct room_state *rs, const stru
 	}
 	log_kv(ZLOG_INFO, "room command", "room", rs->room, "sender", ev->sender, "command", commands_verb_name(verb),
 	       "event_id", ev->event_id, NULL);
-	long long level = commands_user_level(rs->power_levels, ev->sender, rs->creator);
+	long long level = commands_creator_outranks(rs->create_content, rs->creator, ev->sender)
+				  ? LLONG_MAX
+				  : commands_user_level(rs->power_levels, ev->sender, rs->creator);
 	char *text = NULL;
 	if (verb == COMMANDS_INVALID) {
 		text = xstrdup(p.error ? p.error : "I did not understand that.");

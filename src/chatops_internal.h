@@ -50,6 +50,8 @@ struct room_state {
 	char *room_id;
 	cJSON *power_levels; /* content of m.room.power_levels, or NULL */
 	char *creator;
+	cJSON *create_content;   /* m.room.create's content: room version, additional creators */
+	bool create_known;       /* the create event was read (or cannot be) */
 };
 
 struct chatops {
@@ -76,6 +78,8 @@ struct chatops {
 	 * reports, and the txns of messages the summary replaces. Persisted as KV_CATCHUP. */
 	int64_t away_since_ms;
 	cJSON *catchup;
+	struct matrix_client *create_client; /* reads rooms' create events (chatops_rooms.c) */
+	char *create_fetching;               /* the room whose create event is being read */
 };
 
 /* ---- chatops.c ---- */
@@ -84,6 +88,13 @@ struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id);
 const char *chatops_str_at(const cJSON *o, const char *key);
 /* An m.notice that pings nobody (m.mentions empty): replies only repeat checked words. */
 cJSON *chatops_notice_new(const char *text);
+
+/* ---- chatops_rooms.c ---- */
+/* Takes the room's m.room.create event (sender, content) as its creator facts. */
+void chatops_room_create_event(struct room_state *rs, const cJSON *ev);
+/* Reads the create event of every room that lacks it, one request at a time. */
+void chatops_rooms_fetch_facts(struct chatops *c);
+void chatops_rooms_free(struct chatops *c);
 
 /* ---- chatops_commands.c ---- */
 void chatops_handle_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev, const char *body);

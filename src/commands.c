@@ -404,6 +404,36 @@ long long commands_user_level(const cJSON *power_levels, const char *user_id, co
 	return 0;
 }
 
+/* Room versions from 12 on are plain integers; the one unstable identifier of MSC4289 is
+ * "org.matrix.hydra.11". */
+static bool version_has_privileged_creators(const char *version)
+{
+	if (!version)
+		return false;
+	if (strcmp(version, "org.matrix.hydra.11") == 0)
+		return true;
+	if (!*version || strlen(version) > 9 || strspn(version, "0123456789") != strlen(version))
+		return false;
+	return atol(version) >= 12;
+}
+
+bool commands_creator_outranks(const cJSON *create_content, const char *creator, const char *user_id)
+{
+	if (!user_id || !cJSON_IsObject(create_content))
+		return false;
+	const cJSON *version = cJSON_GetObjectItemCaseSensitive(create_content, "room_version");
+	if (!version_has_privileged_creators(cJSON_IsString(version) ? version->valuestring : "1"))
+		return false;
+	if (creator && strcmp(creator, user_id) == 0)
+		return true;
+	const cJSON *more = cJSON_GetObjectItemCaseSensitive(create_content, "additional_creators");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, more)
+	if (cJSON_IsString(it) && strcmp(it->valuestring, user_id) == 0)
+		return true;
+	return false;
+}
+
 bool commands_allowed(long long level, long long required)
 {
 	return level >= required;

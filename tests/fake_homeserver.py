@@ -683,6 +683,8 @@ class FakeHomeserver:
             ev = room.state.get((etype, state_key or ""))
             if ev is None:
                 raise MatrixError(404, "M_NOT_FOUND", "Event not found.")
+            if ctx.query.get("format") == "event":   # as Synapse: the whole client event
+                return 200, self.client_event(ev, ctx.token), {}
             return 200, copy.deepcopy(ev["content"]), {}
 
     def _api_get_all_state(self, ctx, room_id):

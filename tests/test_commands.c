@@ -347,6 +347,33 @@ static long long level_in(const char *json, const char *user, const char *creato
 	return l;
 }
 
+static bool outranks(const char *create_json, const char *creator, const char *user)
+{
+	cJSON *create = cJSON_Parse(create_json);
+	bool yes = commands_creator_outranks(create, creator, user);
+	cJSON_Delete(create);
+	return yes;
+}
+
+/* Synapse creates version 12 rooms by default: their creators are not in power_levels. */
+static void test_creators_of_version_12_rooms_outrank_every_level(void)
+{
+	const char *v12 = "{\"room_version\": \"12\", \"additional_creators\": [\"@co:x\", 7]}";
+	CHECK(outranks(v12, "@alice:x", "@alice:x"));
+	CHECK(outranks(v12, "@alice:x", "@co:x"));
+	CHECK(!outranks(v12, "@alice:x", "@bob:x"));
+	CHECK(outranks("{\"room_version\": \"13\"}", "@alice:x", "@alice:x"));
+	CHECK(outranks("{\"room_version\": \"org.matrix.hydra.11\"}", "@alice:x", "@alice:x"));
+	/* Older versions (and no version: "1") give the creator nothing beyond power_levels. */
+	CHECK(!outranks("{\"room_version\": \"11\"}", "@alice:x", "@alice:x"));
+	CHECK(!outranks("{\"room_version\": \"10\", \"additional_creators\": [\"@co:x\"]}", "@alice:x", "@co:x"));
+	CHECK(!outranks("{}", "@alice:x", "@alice:x"));
+	CHECK(!outranks("{\"room_version\": \"12x\"}", "@alice:x", "@alice:x"));
+	CHECK(!outranks("{\"room_version\": 12}", "@alice:x", "@alice:x"));
+	CHECK(!outranks("null", "@alice:x", "@alice:x"));
+	CHECK(!outranks("{\"room_version\": \"12\"}", "@alice:x", NULL));
+}
+
 static void test_power_levels_follow_the_spec(void)
 {
 	const char *pl = "{\"users\": {\"@admin:x\": 100, \"@mod:x\": 50, \"@muted:x\": -1}, \"users_default\": 10}";
@@ -441,6 +468,7 @@ int main(void)
 	RUN(test_control_characters_and_bad_utf8);
 	RUN(test_help_lists_every_command_on_one_line);
 	RUN(test_power_levels_follow_the_spec);
+	RUN(test_creators_of_version_12_rooms_outrank_every_level);
 	RUN(test_allowed_compares_levels);
 	RUN(test_reactions_ignore_the_variation_selector);
 	RUN(test_verb_names_and_clearing);
