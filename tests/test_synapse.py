@@ -11,8 +11,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import re  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import room_view  # noqa: E402
 import synapse  # noqa: E402
-from harness import BRIDGE_BIN, PAYLOADS, SynapseWorld, wait_for  # noqa: E402
+from harness import BRIDGE_BIN, PAYLOADS, SynapseWorld, World, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 EYES, CHECK = "\U0001F440", "\u2705"
@@ -233,6 +237,74 @@ def a_full_outbox_goes_out_exactly_once_and_in_order_across_a_crash_and_an_outag
         keys = [b.split("/buildset/")[1].split(")")[0] for b in bodies]
         assert keys == ["full%02d" % i for i in range(n)], keys
     with_world(ALL, body)
+
+
+def fake_room_events(w, room="!alerts:localhost"):
+    evs = w.hs.call("GET", "/_fake/rooms/%s/events" % urllib.parse.quote(room, safe=""))
+    return evs.get("events", evs) if isinstance(evs, dict) else evs
+
+
+def normalised_room(events):
+    """The room as text, with event ids numbered in order of appearance and without state:
+    what a member reads, independent of which homeserver minted the ids."""
+    text = room_view.render_text([e for e in events if "state_key" not in e])
+    ids = {}
+    return re.sub(r"\$[A-Za-z0-9_\-.:]+", lambda m: ids.setdefault(m.group(0), "$%d" % (len(ids) + 1)), text)
+
+
+@test
+def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
+    """The differential test: one story (a failure, a claim, a repeat, a command, the
+    recovery) played against both homeservers gives the same room, as a member reads it."""
+    def story(publish, react, say, settled):
+        publish(periodic("d1"))
+        root = wait_for(settled(1), 15, "the root")
+        react(root, EYES)
+        publish(periodic("d2"))
+        wait_for(settled(4), 15, "the claim edit, the repeat and its counter edit")
+        say("!zuul help")
+        wait_for(settled(5), 15, "the answer to alice")
+        publish(periodic("ok", action="success"))
+        wait_for(settled(8), 15, "the recovery: a success report, its thread note and the root edit")
+        time.sleep(1)
+
+    def bot_events(events):
+        return [e for e in events if e.get("sender") == "@zuul-bot:localhost" and e["type"] == "m.room.message"]
+
+    rooms = {}
+    fake = World(ALL, extra=CHATOPS)
+    try:
+        wait_for(lambda: any("/sync" in r["path"] for r in fake.hs.requests()), 10, "the first /sync")
+
+        def fake_settled(n):
+            return lambda: len(bot_events(fake_room_events(fake))) >= n and bot_events(fake_room_events(fake))[0]["event_id"]
+        story(lambda p: fake.broker.publish("zuul/scs/periodic-daily", payload=p),
+              lambda target, key: fake.hs.inject("!alerts:localhost", "@alice:localhost",
+                                                 {"m.relates_to": {"rel_type": "m.annotation", "event_id": target,
+                                                                   "key": key}}, kind="m.reaction"),
+              lambda body: fake.hs.inject("!alerts:localhost", "@alice:localhost", {"msgtype": "m.text", "body": body}),
+              fake_settled)
+        rooms["fake"] = normalised_room(fake_room_events(fake))
+    finally:
+        fake.close()
+    real = SynapseWorld(ALL, extra=CHATOPS)
+    try:
+        room = real.rooms["alerts"]
+
+        def real_settled(n):
+            return lambda: len(real.bot_messages()) >= n and real.bot_messages()[0]["event_id"]
+        story(lambda p: real.broker.publish("zuul/scs/periodic-daily", payload=p),
+              lambda target, key: real.hs.react(real.alice, room, target, key),
+              lambda body: real.hs.say(real.alice, room, body),
+              real_settled)
+        rooms["synapse"] = normalised_room(real.hs.messages(real.alice, room))
+    finally:
+        real.close()
+    if rooms["fake"] != rooms["synapse"]:
+        import difflib
+        raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
+            rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
+    assert "Recovered" in rooms["synapse"] and EYES in rooms["synapse"], rooms["synapse"]
 
 
 @test
