@@ -8,7 +8,7 @@ Run:    fake_homeserver.py --port 0 --port-file PATH [--config rooms.json] [--se
 Import: hs = FakeHomeserver(config); port = hs.start(); ...; hs.stop()
 
 Matrix endpoints (r0 and v3 prefixes): versions, account/whoami, directory/room, join, rooms/*/join,
-leave, invite, send (txn-idempotent per access token and path), state (GET/PUT), redact, event,
+leave, invite, send (txn-idempotent per user, device and path, for 24 hours), state (GET/PUT), redact, event,
 messages, joined_rooms, sync (long poll, filters), user/*/filter; v1 relations.
 Test control (no auth, not logged): /_fake/requests, /_fake/rooms/ID/{events,html,text,inject},
 /_fake/faults, /_fake/reset.
@@ -25,7 +25,14 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   each returned joined room always has timeline, state, account_data, ephemeral.
 - Default timeline limit 10; relations default limit 5, dir=b (newest first).
 - A failed request is not remembered by the transaction cache (only successes are replayed).
+  Transactions are keyed by (user, device, path) as Synapse does since MSC3970 (two tokens
+  of one device share them) and forgotten after 24 hours of the fake's clock.
 - m.reaction with the same sender, key and target twice: 400 M_DUPLICATE_ANNOTATION.
+- Relations are checked as Synapse does: the target in another room, unknown (and no other
+  event relates to it), a thread rooted at an event that itself has a relation, an
+  annotation without key or with a key over 500 characters: 400 M_UNKNOWN.
+- An event is too large (413 M_TOO_LARGE) when its canonical JSON plus PDU_OVERHEAD bytes,
+  Synapse's own additions, is over 65,536 bytes.
 - "clock_file" in the config (not Synapse): origin_server_ts and age come from that file
   (seconds since the epoch, like the bridge's ZMB_TEST_CLOCK), so a scripted story's events
   carry its own times; the room views then show times in UTC, the text view one per message.
@@ -54,6 +61,12 @@ import room_view  # noqa: E402
 DEFAULT_TIMELINE_LIMIT = 10
 DEFAULT_RELATIONS_LIMIT = 5
 MAX_EVENT_BYTES = 65536
+# What Synapse adds to a client's event before it checks the size (auth_events,
+# prev_events, hashes, signatures, depth, origin_server_ts...): measured on Synapse 1.163
+# by tests/test_synapse.py's size test, which fails when the two drift apart.
+PDU_OVERHEAD = 480
+# Synapse maps (room, sender, device, txn_id) to the event it made for 24 hours.
+TXN_RETENTION_MS = 24 * 3600 * 1000
 SPEC_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8",
                  "v1.9", "v1.10", "v1.11"]
 
@@ -265,7 +278,7 @@ class FakeHomeserver:
             self.rooms = {}      # room_id -> Room
             self.aliases = {}    # alias -> room_id
             self.events_by_id = {}
-            self.txns = {}       # (token, path) -> (status, body)
+            self.txns = {}       # (user, device, path) -> (status, body, when_ms)
             self.filters = {}    # user_id -> [filter objects]
             self.faults = []
             self.requests = []
@@ -541,19 +554,26 @@ class FakeHomeserver:
                               "user_level (%d) < send_level (%d)" % (have, needed))
 
     def _check_size(self, ev_like):
-        if len(json.dumps(ev_like).encode()) > MAX_EVENT_BYTES:
+        """Synapse refuses an event whose whole PDU, as canonical JSON, is over 65,536 bytes:
+        the content plus what the server adds (auth and prev events, hashes, signatures,
+        depth, timestamps). PDU_OVERHEAD stands for the latter, measured against Synapse."""
+        canonical = json.dumps(ev_like, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        if len(canonical.encode()) + PDU_OVERHEAD > MAX_EVENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "event too large")
 
     def _with_txn(self, ctx, fn):
-        """Runs fn once per (access token, request path); a repeat gets the first answer."""
-        key = (ctx.token, ctx.raw_path)
+        """Runs fn once per (user, device, request path), as Synapse keys transactions
+        (MSC3970); a repeat within TXN_RETENTION_MS gets the first answer. Errors are not
+        remembered, so a request refused (429, 5xx) runs again when retried."""
+        key = (ctx.user, ctx.device, urllib.parse.unquote(ctx.raw_path.split("?", 1)[0]))
         with self.cond:
-            if key in self.txns:
+            now = self.now_ms()
+            seen = self.txns.get(key)
+            if seen and now - seen[2] <= TXN_RETENTION_MS:
                 ctx.record["duplicate_txn"] = True
-                status, body = self.txns[key]
-                return status, copy.deepcopy(body), {}
+                return seen[0], copy.deepcopy(seen[1]), {}
             status, body, headers = fn()
-            self.txns[key] = (status, copy.deepcopy(body))
+            self.txns[key] = (status, copy.deepcopy(body), now)
             return status, body, headers
 
     # ----- Matrix API handlers: each returns (status, body, headers) -----
@@ -644,11 +664,37 @@ class FakeHomeserver:
             self._require_level(room, ctx.user, etype, False)
             self._check_size({"type": etype, "content": content, "sender": ctx.user,
                               "room_id": room_id})
+            self._check_relation(room, content)
             if etype == "m.reaction":
                 self._check_duplicate_annotation(room, ctx.user, content)
             ev = self._append(room, ctx.user, etype, content, token=ctx.token, txn_id=txn_id)
             return 200, {"event_id": ev["event_id"]}, {}
         return self._with_txn(ctx, do)
+
+    def _check_relation(self, room, content):
+        """Synapse's checks of a relation (handlers/message.py _validate_event_relation)."""
+        rel = content.get("m.relates_to")
+        if not isinstance(rel, dict) or not isinstance(rel.get("rel_type"), str) \
+                or not isinstance(rel.get("event_id"), str):
+            return
+        parent = self.events_by_id.get(rel["event_id"])
+        if parent is None:
+            if not any(isinstance(e["content"].get("m.relates_to"), dict)
+                       and e["content"]["m.relates_to"].get("event_id") == rel["event_id"] for e in room.events):
+                raise MatrixError(400, "M_UNKNOWN", "Can't send relation to unknown event")
+            return
+        if parent["room_id"] != room.room_id:
+            raise MatrixError(400, "M_UNKNOWN", "Relations must be in the same room")
+        if rel["rel_type"] == "m.annotation":
+            key = rel.get("key")
+            if not isinstance(key, str):
+                raise MatrixError(400, "M_UNKNOWN", "Missing aggregation key")
+            if len(key) > 500:
+                raise MatrixError(400, "M_UNKNOWN", "Aggregation key is too long")
+        parent_rel = parent["content"].get("m.relates_to")
+        if rel["rel_type"] == "m.thread" and isinstance(parent_rel, dict) \
+                and isinstance(parent_rel.get("rel_type"), str) and isinstance(parent_rel.get("event_id"), str):
+            raise MatrixError(400, "M_UNKNOWN", "Cannot start threads from an event with a relation")
 
     def _check_duplicate_annotation(self, room, user, content):
         rel = content.get("m.relates_to")

@@ -43,9 +43,10 @@ def _die_with_parent():
 def start_server():
     tmp = tempfile.mkdtemp(prefix="fakehs-")
     config = fake_homeserver.default_config("localhost")
-    # A second device for the bridge user: transaction ids are scoped per access token.
-    config["users"][0]["tokens"] = ["bridge-token", {"token": "bridge-token-2",
-                                                     "device_id": "SECOND"}]
+    # A second device for the bridge user, and a second token of its first device:
+    # transaction ids are scoped per (user, device), as Synapse does since MSC3970.
+    config["users"][0]["tokens"] = ["bridge-token", {"token": "bridge-token-2", "device_id": "SECOND"},
+                                    {"token": "bridge-token-again", "device_id": "BRIDGE_TOKEN"}]
     config["rooms"].append({"room_id": PRIVATE, "aliases": ["#private:localhost"],
                             "join_rule": "invite", "members": {ALICE: "join"}})
     cfg_path = os.path.join(tmp, "rooms.json")
@@ -234,6 +235,63 @@ def same_txn_with_other_token_is_a_new_event():
 
 
 @test
+def same_txn_with_another_token_of_the_same_device_is_the_same_event():
+    reset()
+    a = expect(send(ALERTS, "one", "txn-d", token="bridge-token"), 200)
+    b = expect(send(ALERTS, "one", "txn-d", token="bridge-token-again"), 200)
+    assert a["event_id"] == b["event_id"], (a, b)
+
+
+@test
+def a_transaction_is_forgotten_after_24_hours_of_the_clock():
+    clock = os.path.join(TMP, "txn-clock")
+    with open(clock, "w") as f:
+        f.write("1800000000\n")
+    hs = fake_homeserver.FakeHomeserver(dict(fake_homeserver.default_config("localhost"), clock_file=clock))
+    port = hs.start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+        def put(txn):
+            c.request("PUT", "%s/rooms/%s/send/m.room.message/%s" % (V3, q(ALERTS), txn),
+                      json.dumps({"msgtype": "m.text", "body": "x"}),
+                      {"Authorization": "Bearer bridge-token", "Content-Type": "application/json"})
+            r = c.getresponse()
+            return json.loads(r.read())["event_id"]
+        first = put("t24")
+        with open(clock, "w") as f:
+            f.write("%d\n" % (1800000000 + 24 * 3600))
+        assert put("t24") == first, "still the same transaction at 24 hours"
+        with open(clock, "w") as f:
+            f.write("%d\n" % (1800000000 + 24 * 3600 + 2))
+        assert put("t24") != first, "a transaction older than 24 hours is a new event"
+    finally:
+        hs.stop()
+
+
+@test
+def relations_are_checked_as_synapse_checks_them():
+    reset()
+    root = expect(send(ALERTS, "root", "r-root", token="alice-token"), 200)["event_id"]
+    other_room = expect(send(PRIVATE, "elsewhere", "r-else", token="alice-token"), 200)["event_id"]
+
+    def related(txn, rel, etype="m.room.message"):
+        content = {"msgtype": "m.text", "body": "x", "m.relates_to": rel} if etype == "m.room.message" \
+            else {"m.relates_to": rel}
+        return send(ALERTS, None, txn, token="alice-token", etype=etype, content=content)
+    expect(related("r1", {"rel_type": "m.thread", "event_id": "$unknown"}), 400, "M_UNKNOWN")
+    expect(related("r2", {"rel_type": "m.replace", "event_id": other_room}), 400, "M_UNKNOWN")
+    reply = expect(related("r3", {"rel_type": "m.thread", "event_id": root}), 200)["event_id"]
+    expect(related("r4", {"rel_type": "m.thread", "event_id": reply}), 400, "M_UNKNOWN")
+    expect(related("r5", {"rel_type": "m.annotation", "event_id": root}, "m.reaction"), 400, "M_UNKNOWN")
+    expect(related("r6", {"rel_type": "m.annotation", "event_id": root, "key": "k" * 501}, "m.reaction"), 400,
+           "M_UNKNOWN")
+    expect(related("r7", {"rel_type": "m.annotation", "event_id": root, "key": "ok"}, "m.reaction"), 200)
+    # a relation without an event id is no relation to Synapse: sent as it is
+    expect(related("r8", {"rel_type": "m.thread"}), 200)
+
+
+@test
 def send_body_must_be_a_json_object():
     expect(send(ALERTS, None, "bad1", content="{not json"), 400, "M_NOT_JSON")
     expect(send(ALERTS, None, "bad2", content="[1, 2]"), 400, "M_BAD_JSON")
@@ -323,9 +381,10 @@ def sync_filter_by_room_and_type_inline_and_uploaded():
     reset()
     since = expect(sync({}), 200)["next_batch"]
     expect(send(ALERTS, "msg", "f1", token="alice-token"), 200)
+    target = expect(send(ALERTS, "msg", "f0", token="alice-token"), 200)["event_id"]
     expect(send(ALERTS, None, "f2", token="alice-token", etype="m.reaction",
                 content={"m.relates_to": {"rel_type": "m.annotation",
-                                          "event_id": "$x", "key": "👀"}}), 200)
+                                          "event_id": target, "key": "👀"}}), 200)
     inline = json.dumps({"room": {"rooms": [ALERTS], "timeline": {"types": ["m.reaction"]}}})
     body = expect(sync({"since": since, "filter": inline}), 200)
     types = [e["type"] for e in body["rooms"]["join"][ALERTS]["timeline"]["events"]]

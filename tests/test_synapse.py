@@ -17,7 +17,7 @@ import urllib.parse  # noqa: E402
 import room_view  # noqa: E402
 import synapse  # noqa: E402
 from harness import BRIDGE_BIN, PAYLOADS, SynapseWorld, World, wait_for  # noqa: E402
-from tap import run, skip_all, test  # noqa: E402
+from tap import diag, run, skip_all, test  # noqa: E402
 
 EYES, CHECK = "\U0001F440", "\u2705"
 CHATOPS = """
@@ -305,6 +305,60 @@ def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
         raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
             rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
     assert "Recovered" in rooms["synapse"] and EYES in rooms["synapse"], rooms["synapse"]
+
+
+def largest_body_accepted(send):
+    """The longest ASCII body of an m.text message the homeserver takes (send(n) -> status)."""
+    lo, hi = 60000, 65536          # lo is accepted, hi is not
+    assert send(lo) == 200 and send(hi) == 413, "the limit is not between %d and %d" % (lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if send(mid) == 200:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@test
+def the_fake_refuses_an_event_for_its_size_where_synapse_does():
+    import fake_homeserver
+    real = SynapseWorld(ALL, start_bridge=False)
+    try:
+        room = real.rooms["alerts"]
+        real.hs.join(real.bot, room)
+
+        def synapse_send(n):
+            try:
+                real.hs.send(real.bot, room, {"msgtype": "m.text", "body": "x" * n})
+                return 200
+            except synapse.MatrixError as e:
+                return e.status
+        at_synapse = largest_body_accepted(synapse_send)
+    finally:
+        real.close()
+    fake = fake_homeserver.FakeHomeserver(fake_homeserver.default_config("localhost"))
+    port = fake.start()
+    try:
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        counter = [0]
+
+        def fake_send(n):
+            counter[0] += 1
+            conn.request("PUT", "/_matrix/client/v3/rooms/%s/send/m.room.message/s%d" % (
+                urllib.parse.quote("!alerts:localhost", safe=""), counter[0]),
+                json.dumps({"msgtype": "m.text", "body": "x" * n}),
+                {"Authorization": "Bearer bridge-token", "Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        at_fake = largest_body_accepted(fake_send)
+    finally:
+        fake.stop()
+    diag("largest body: Synapse %d bytes, fake %d bytes" % (at_synapse, at_fake))
+    # Room ids and event ids differ in length between the two; a few dozen bytes of slack.
+    assert abs(at_synapse - at_fake) <= 64, (at_synapse, at_fake)
 
 
 @test
