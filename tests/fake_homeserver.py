@@ -28,6 +28,10 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   Transactions are keyed by (user, device, path) as Synapse does since MSC3970 (two tokens
   of one device share them) and forgotten after 24 hours of the fake's clock.
 - m.reaction with the same sender, key and target twice: 400 M_DUPLICATE_ANNOTATION.
+- "rc_message" in the config ({"per_second", "burst_count"}; users in "rc_message_exempt"
+  are not limited): Synapse's leaky bucket per user on every event the user makes (sends,
+  redactions, state, joins, leaves); a refused one gets 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After, answered after 0.5 s as
+  Synapse does. Off by default, as for a bot whose limit was lifted with the admin API.
 - Relations are checked as Synapse does: the target in another room, unknown (and no other
   event relates to it), a thread rooted at an event that itself has a relation, an
   annotation without key or with a key over 500 characters: 400 M_UNKNOWN.
@@ -80,6 +84,7 @@ class MatrixError(Exception):
         self.errcode = errcode
         self.error = error
         self.extra = extra or {}
+        self.pause = 0.0   # seconds to hold the answer back (Synapse does for 429)
         self.headers = headers or {}
 
     def body(self):
@@ -237,6 +242,11 @@ class FakeHomeserver:
         self.release_gen = 0    # bumped by DELETE /_fake/faults to release hung requests
         self.salt = os.urandom(8).hex()
         self.clock_file = self.config.get("clock_file")
+        # Synapse's rc_message (opt-in here: tests lift it for the bot, as
+        # docs/operations.md advises): {"per_second": 0.2, "burst_count": 10}; per user.
+        self.rc_message = self.config.get("rc_message")
+        self.rc_exempt = set(self.config.get("rc_message_exempt", []))
+        self.rc_counts = {}   # user -> (action_count, time_start)
         self.httpd = None
         self.thread = None
         self.requests = []
@@ -561,6 +571,27 @@ class FakeHomeserver:
         if len(canonical.encode()) + PDU_OVERHEAD > MAX_EVENT_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "event too large")
 
+    def _ratelimit(self, user):
+        """Synapse's Ratelimiter (api/ratelimiting.py) for event sends: a leaky bucket per
+        user; a refused action is not counted; the 429 says when the next one fits."""
+        if not self.rc_message or user in self.rc_exempt:
+            return
+        rate = float(self.rc_message.get("per_second", 0.2))
+        burst = float(self.rc_message.get("burst_count", 10))
+        now = time.monotonic()
+        count, start = self.rc_counts.get(user, (0.0, now))
+        performed = count - (now - start) * rate
+        if performed < 0:
+            count, start, performed = 0.0, now, 0.0
+        if performed > burst - 1:
+            allowed_at = max(now, start + (count - burst + 1) / rate)
+            retry_ms = int((allowed_at - now) * 1000)
+            err = MatrixError(429, "M_LIMIT_EXCEEDED", "Too Many Requests", {"retry_after_ms": retry_ms},
+                              {"Retry-After": str(math.ceil(retry_ms / 1000))})
+            err.pause = 0.5
+            raise err
+        self.rc_counts[user] = (count + 1, start)
+
     def _with_txn(self, ctx, fn):
         """Runs fn once per (user, device, request path), as Synapse keys transactions
         (MSC3970); a repeat within TXN_RETENTION_MS gets the first answer. Errors are not
@@ -623,6 +654,7 @@ class FakeHomeserver:
             raise MatrixError(403, "M_FORBIDDEN", "You are banned from this room")
         if room.join_rule() != "public" and membership != "invite":
             raise MatrixError(403, "M_FORBIDDEN", "You are not invited to this room.")
+        self._ratelimit(ctx.user)   # every event a user makes counts, memberships too
         self._append(room, ctx.user, "m.room.member", self._member_content(ctx.user, "join"),
                      state_key=ctx.user, token=ctx.token)
         return 200, {"room_id": room_id}, {}
@@ -636,6 +668,7 @@ class FakeHomeserver:
             if room.membership(ctx.user) not in ("join", "invite"):
                 raise MatrixError(403, "M_FORBIDDEN",
                                   "User %s not in room %s" % (ctx.user, room_id))
+            self._ratelimit(ctx.user)
             self._append(room, ctx.user, "m.room.member", {"membership": "leave"},
                          state_key=ctx.user, token=ctx.token)
             return 200, {}, {}
@@ -667,6 +700,7 @@ class FakeHomeserver:
             self._check_relation(room, content)
             if etype == "m.reaction":
                 self._check_duplicate_annotation(room, ctx.user, content)
+            self._ratelimit(ctx.user)
             ev = self._append(room, ctx.user, etype, content, token=ctx.token, txn_id=txn_id)
             return 200, {"event_id": ev["event_id"]}, {}
         return self._with_txn(ctx, do)
@@ -719,6 +753,7 @@ class FakeHomeserver:
             old = room.state.get((etype, state_key))
             if old and old["content"] == content and old["sender"] == ctx.user:
                 return 200, {"event_id": old["event_id"]}, {}  # Synapse: unchanged state, no event
+            self._ratelimit(ctx.user)
             ev = self._append(room, ctx.user, etype, content, state_key=state_key, token=ctx.token)
             return 200, {"event_id": ev["event_id"]}, {}
 
@@ -750,6 +785,7 @@ class FakeHomeserver:
                 if room.user_level(ctx.user) < int(room.power_levels().get("redact", 50)):
                     raise MatrixError(403, "M_FORBIDDEN",
                                       "You don't have permission to redact events")
+            self._ratelimit(ctx.user)
             ev = self._append(room, ctx.user, "m.room.redaction", body, token=ctx.token,
                               txn_id=txn_id, redacts=event_id)
             return 200, {"event_id": ev["event_id"]}, {}
@@ -1245,6 +1281,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, out, headers = hs.handle_matrix(self.command, raw_path, query, self.headers,
                                                     body, record)
         except MatrixError as e:
+            if e.pause:
+                time.sleep(e.pause)   # outside the lock: other clients go on meanwhile
             status, out, headers = e.status, e.body(), e.headers
         except Exception as e:  # a bug here must show up as a 500, not a hung client
             traceback.print_exc()

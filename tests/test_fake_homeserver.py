@@ -270,6 +270,37 @@ def a_transaction_is_forgotten_after_24_hours_of_the_clock():
 
 
 @test
+def rc_message_limits_sends_per_user_as_synapse_does():
+    config = dict(fake_homeserver.default_config("localhost"), rc_message={"per_second": 2, "burst_count": 3},
+                  rc_message_exempt=["@alice:localhost"])
+    hs = fake_homeserver.FakeHomeserver(config)
+    port = hs.start()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+        def put(txn, token="bridge-token"):
+            c.request("PUT", "%s/rooms/%s/send/m.room.message/%s" % (V3, q(ALERTS), txn),
+                      json.dumps({"msgtype": "m.text", "body": "x"}),
+                      {"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, json.loads(r.read()), r
+        assert [put("b%d" % i)[0] for i in range(3)] == [200, 200, 200], "the burst"
+        start = time.monotonic()
+        status, body, resp = put("b3")
+        took = time.monotonic() - start
+        assert status == 429 and body["errcode"] == "M_LIMIT_EXCEEDED", (status, body)
+        assert 0 < body["retry_after_ms"] <= 500, body
+        assert resp.getheader("Retry-After") == "1", resp.getheaders()
+        assert took >= 0.45, "Synapse holds a 429 back for 0.5 s; took %.2f s" % took
+        assert put("b0")[0] == 200, "a repeated transaction is answered from the cache, not limited"
+        assert [put("a%d" % i, "alice-token")[0] for i in range(6)] == [200] * 6, "alice is exempt"
+        time.sleep(body["retry_after_ms"] / 1000.0)
+        assert put("b3")[0] == 200, "after retry_after_ms the refused transaction goes through"
+    finally:
+        hs.stop()
+
+
+@test
 def relations_are_checked_as_synapse_checks_them():
     reset()
     root = expect(send(ALERTS, "root", "r-root", token="alice-token"), 200)["event_id"]

@@ -361,6 +361,64 @@ def the_fake_refuses_an_event_for_its_size_where_synapse_does():
     assert abs(at_synapse - at_fake) <= 64, (at_synapse, at_fake)
 
 
+def rate_limit_answers(put):
+    """Sends at once under 2/s with a burst of 3, right after the bot's join (which counts):
+    (statuses of three sends, the 429's retry_after_ms, its Retry-After header, how long the
+    429 took, the status of a fourth send right after the 429)."""
+    statuses = [put("rl%d" % i)[0] for i in range(2)]
+    start = time.monotonic()
+    status, body, retry_after = put("rl2")
+    took = time.monotonic() - start
+    return statuses + [status], body.get("retry_after_ms"), retry_after, took, put("rl3")[0]
+
+
+@test
+def the_fake_rate_limits_the_way_synapse_does():
+    import http.client
+    import fake_homeserver
+    real = SynapseWorld(ALL, start_bridge=False, bot_ratelimit=(2, 3))
+    try:
+        room = real.rooms["alerts"]
+        real.hs.join(real.bot, room)
+        conn = http.client.HTTPConnection("127.0.0.1", real.hs.port, timeout=10)
+
+        def synapse_put(txn):
+            conn.request("PUT", "/_matrix/client/v3/rooms/%s/send/m.room.message/%s" % (urllib.parse.quote(room), txn),
+                         json.dumps({"msgtype": "m.text", "body": "x"}),
+                         {"Authorization": "Bearer " + real.bot.token, "Content-Type": "application/json"})
+            r = conn.getresponse()
+            return r.status, json.loads(r.read()), r.getheader("Retry-After")
+        at_synapse = rate_limit_answers(synapse_put)
+    finally:
+        real.close()
+    config = fake_homeserver.default_config("localhost")
+    config["rooms"][1]["members"]["@zuul-bot:localhost"] = "invite"
+    fake = fake_homeserver.FakeHomeserver(dict(config, rc_message={"per_second": 2, "burst_count": 3}))
+    port = fake.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        # as with Synapse, the bot's own join is one of its events
+        conn.request("POST", "/_matrix/client/v3/join/%s" % urllib.parse.quote("#ops:localhost", safe=""), "{}",
+                     {"Authorization": "Bearer bridge-token", "Content-Type": "application/json"})
+        assert conn.getresponse().read() and True
+
+        def fake_put(txn):
+            conn.request("PUT", "/_matrix/client/v3/rooms/%s/send/m.room.message/%s" % (
+                urllib.parse.quote("!alerts:localhost", safe=""), txn), json.dumps({"msgtype": "m.text", "body": "x"}),
+                {"Authorization": "Bearer bridge-token", "Content-Type": "application/json"})
+            r = conn.getresponse()
+            return r.status, json.loads(r.read()), r.getheader("Retry-After")
+        at_fake = rate_limit_answers(fake_put)
+    finally:
+        fake.stop()
+    diag("Synapse: %r; fake: %r" % (at_synapse, at_fake))
+    for got in (at_synapse, at_fake):
+        statuses, retry_ms, header, took, after = got
+        assert statuses == [200, 200, 429], got
+        assert retry_ms is not None and 0 < retry_ms <= 500 and header == "1", got
+        assert took >= 0.45 and after == 200, got   # the 0.5 s hold let the bucket drain
+
+
 @test
 def the_readmes_demo_runs_against_synapse_and_says_how_to_watch_it():
     out = os.path.join(os.environ.get("TMPDIR", "/tmp"), "zmb-demo-test-%d" % os.getpid())
