@@ -61,14 +61,16 @@ def ensure_installed(log=sys.stderr):
             return _python()
         shutil.rmtree(venv_dir(), ignore_errors=True)
         print("# installing matrix-synapse %s into %s" % (SYNAPSE_VERSION, venv_dir()), file=log)
-        steps = [["/usr/bin/python3", "-m", "venv", venv_dir()],
-                 [_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  "matrix-synapse==" + SYNAPSE_VERSION]]
-        for args in steps:
+        steps = [("python3 -m venv", ["/usr/bin/python3", "-m", "venv", venv_dir()]),
+                 ("pip install matrix-synapse==" + SYNAPSE_VERSION,
+                  [_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                   "matrix-synapse==" + SYNAPSE_VERSION])]
+        for what, args in steps:
             r = subprocess.run(args, capture_output=True, text=True, timeout=900)
             if r.returncode != 0:
                 shutil.rmtree(venv_dir(), ignore_errors=True)
-                raise SynapseUnavailable("%s failed: %s" % (" ".join(args[:4]), (r.stderr or r.stdout)[-600:]))
+                said = [line.strip() for line in (r.stderr or r.stdout).splitlines() if line.strip()]
+                raise SynapseUnavailable("%s failed: %s" % (what, said[-1] if said else "no output"))
         open(done, "w").close()
     return _python()
 
