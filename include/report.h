@@ -42,7 +42,8 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
  * event at 65536 bytes, and the envelope (ids, sender, signatures) needs the rest. */
 #define REPORT_MAX_CONTENT_BYTES 60000
 
-/* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...}
+/* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...,
+ *  "m.mentions":{}}
  * When that would exceed REPORT_MAX_CONTENT_BYTES, successful and retried builds are left
  * out first, then half of the remaining builds at a time; the view then has
  * has_omitted_builds and omitted_count for the template to say so.

@@ -555,6 +555,7 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
 	cJSON *note = cJSON_CreateObject();
 	cJSON_AddStringToObject(note, "msgtype", "m.notice");
 	cJSON_AddStringToObject(note, "body", strbuf_str(&text));
+	cJSON_AddItemToObject(note, "m.mentions", cJSON_CreateObject()); /* the thread's repeat pings nobody */
 	cJSON *edit = relations_edit_new(note, NULL, NULL);
 	relations_point_at_txn(edit, start_txn);
 	queue_content(b, r->name, r->room, key, "start-edit", edit);

@@ -42,11 +42,29 @@ static bool in_null_list(const char *const *list, const char *s)
 	return false;
 }
 
+/* Whether content's m.mentions names anyone (a user, or the room). */
+static bool mentions_anyone(const cJSON *content)
+{
+	const cJSON *mentions = cJSON_GetObjectItemCaseSensitive(content, "m.mentions");
+	return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(mentions, "user_ids")) > 0 ||
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mentions, "room"));
+}
+
+void relations_settle_msgtype(cJSON *content)
+{
+	/* Synapse's (and the spec's) .m.rule.suppress_notices comes before
+	 * .m.rule.is_user_mention: a notice never pings, whatever it mentions. */
+	const char *msgtype = mentions_anyone(content) ? "m.text" : "m.notice";
+	if (cJSON_GetObjectItemCaseSensitive(content, "msgtype"))
+		cJSON_ReplaceItemInObjectCaseSensitive(content, "msgtype", cJSON_CreateString(msgtype));
+	else
+		cJSON_AddStringToObject(content, "msgtype", msgtype);
+}
+
 cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned)
 {
 	cJSON *edit = cJSON_CreateObject();
-	const char *msgtype = str_item(new_content, "msgtype");
-	cJSON_AddStringToObject(edit, "msgtype", msgtype ? msgtype : "m.notice");
+	cJSON_AddStringToObject(edit, "msgtype", "m.notice"); /* settled below, by the edit's own mentions */
 	struct strbuf sb = STRBUF_INIT;
 	strbuf_printf(&sb, "* %s", str_item(new_content, "body") ? str_item(new_content, "body") : "");
 	cJSON_AddStringToObject(edit, "body", strbuf_str(&sb));
@@ -59,15 +77,21 @@ cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id,
 	}
 	strbuf_free(&sb);
 
-	/* Only users the edit newly mentions are pinged by it (spec: mentions in replacements). */
+	/* Only users the edit newly mentions are pinged by it (spec: mentions in replacements).
+	 * Synapse evaluates the edit's own content: .m.rule.is_user_mention comes before
+	 * .m.rule.suppress_edits, so such an edit does ping, if it is not a notice. */
 	cJSON *mentions = cJSON_AddObjectToObject(edit, "m.mentions");
-	cJSON *fresh = cJSON_AddArrayToObject(mentions, "user_ids");
 	const cJSON *all = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(new_content, "m.mentions"),
 							  "user_ids");
 	const cJSON *it;
 	cJSON_ArrayForEach(it, all)
-	if (cJSON_IsString(it) && !in_null_list(already_mentioned, it->valuestring))
+	if (cJSON_IsString(it) && !in_null_list(already_mentioned, it->valuestring)) {
+		cJSON *fresh = cJSON_GetObjectItemCaseSensitive(mentions, "user_ids");
+		if (!fresh)
+			fresh = cJSON_AddArrayToObject(mentions, "user_ids");
 		cJSON_AddItemToArray(fresh, cJSON_CreateString(it->valuestring));
+	}
+	relations_settle_msgtype(edit);
 
 	/* m.new_content is the whole replacement, without any relation of its own. */
 	cJSON *copy = cJSON_Duplicate(new_content, 1);
@@ -154,8 +178,22 @@ void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t 
 		if (!cJSON_GetObjectItemCaseSensitive(content, "format"))
 			cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
 	}
+	relations_settle_msgtype(content);
 	strbuf_free(&html);
 	strbuf_free(&text);
+}
+
+const char **relations_mentioned_new(const cJSON *content)
+{
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(content, "m.mentions"),
+							  "user_ids");
+	const char **out = xcalloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof *out);
+	size_t n = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, ids)
+	if (cJSON_IsString(it))
+		out[n++] = it->valuestring;
+	return out;
 }
 
 void relations_point_at_txn(cJSON *content, const char *txn_id)

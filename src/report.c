@@ -976,6 +976,10 @@ static cJSON *content_render(const struct report_templates *rt, const cJSON *vie
 	cJSON_AddStringToObject(content, "body", text);
 	cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
 	cJSON_AddStringToObject(content, "formatted_body", html);
+	/* Present and empty: a report pings nobody by itself (the chatops stage adds whom it
+	 * means), and without the key homeservers fall back to the legacy keyword rules, so
+	 * "@room" or a member's name in Zuul's text would ping. */
+	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
 	free(html);
 	free(text);
 	return content;

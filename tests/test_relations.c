@@ -2,6 +2,9 @@
  * clients ignore relations that are even slightly malformed. */
 #include "relations.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "strbuf.h"
 #include "test.h"
 
@@ -60,8 +63,68 @@ static void test_edit_pings_only_newly_mentioned_users(void)
 	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
 	CHECK_STR(txt, "{\"user_ids\":[\"@oncall:hs\",\"@claimer:hs\"]}");
 	cJSON_free(txt);
+	/* It pings the claimer: a notice would not (.m.rule.suppress_notices comes first). */
+	CHECK_STR(s(edit, "msgtype"), "m.text");
+	CHECK_STR(s(edit, "m.new_content/msgtype"), "m.text");
 	cJSON_Delete(fresh);
 	cJSON_Delete(edit);
+}
+
+static void test_edit_that_pings_nobody_is_a_notice_with_empty_mentions(void)
+{
+	cJSON *fresh = message("x", "x");
+	const char *users[] = {"@oncall:hs"};
+	relations_add_mentions(fresh, users, 1);
+	const char **already = relations_mentioned_new(fresh);
+	CHECK(already && already[0] && strcmp(already[0], "@oncall:hs") == 0 && !already[1]);
+	cJSON *edit = relations_edit_new(fresh, "$root", already);
+	free(already);
+	char *txt = print(cJSON_GetObjectItemCaseSensitive(edit, "m.mentions"));
+	CHECK_STR(txt, "{}");
+	cJSON_free(txt);
+	CHECK_STR(s(edit, "msgtype"), "m.notice");
+	/* The new content keeps the message's mentions as a whole, and its own msgtype. */
+	CHECK_STR(s(edit, "m.new_content/msgtype"), "m.text");
+	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
+	CHECK_STR(txt, "{\"user_ids\":[\"@oncall:hs\"]}");
+	cJSON_free(txt);
+	cJSON_Delete(edit);
+	/* Without any mentions the new content gets an empty m.mentions all the same. */
+	cJSON *plain = message("y", "y");
+	edit = relations_edit_new(plain, "$root", NULL);
+	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
+	CHECK_STR(txt, "{}");
+	cJSON_free(txt);
+	CHECK_STR(s(edit, "msgtype"), "m.notice");
+	cJSON_Delete(plain);
+	cJSON_Delete(edit);
+	cJSON_Delete(fresh);
+}
+
+static void test_msgtype_follows_whether_anyone_is_mentioned(void)
+{
+	cJSON *c = message("x", "x");
+	relations_add_mentions(c, NULL, 0);
+	CHECK_STR(s(c, "msgtype"), "m.notice");
+	const char *bad[] = {"not-a-user"};
+	relations_add_mentions(c, bad, 1);
+	CHECK_STR(s(c, "msgtype"), "m.notice");
+	const char *users[] = {"@a:hs"};
+	relations_add_mentions(c, users, 1);
+	CHECK_STR(s(c, "msgtype"), "m.text");
+	cJSON_Delete(c);
+	cJSON *room = message("x", "x");
+	cJSON *mentions = cJSON_AddObjectToObject(room, "m.mentions");
+	cJSON_AddTrueToObject(mentions, "room");
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.text");
+	cJSON_ReplaceItemInObject(mentions, "room", cJSON_CreateFalse());
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.notice");
+	cJSON_DeleteItemFromObject(room, "msgtype");
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.notice");
+	cJSON_Delete(room);
 }
 
 static void test_edit_of_a_thread_reply_drops_the_relation_from_new_content(void)
@@ -129,6 +192,8 @@ int main(void)
 {
 	RUN(test_edit_has_fallback_new_content_and_replace_relation);
 	RUN(test_edit_pings_only_newly_mentioned_users);
+	RUN(test_edit_that_pings_nobody_is_a_notice_with_empty_mentions);
+	RUN(test_msgtype_follows_whether_anyone_is_mentioned);
 	RUN(test_edit_of_a_thread_reply_drops_the_relation_from_new_content);
 	RUN(test_thread_reply_falls_back_to_a_reply_to_the_latest_event);
 	RUN(test_target_filled_in_later_for_thread_and_edit);
