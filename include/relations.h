@@ -8,6 +8,16 @@
 
 #include <cjson/cJSON.h>
 
+/* The largest content (as compact JSON) of any event the bridge sends. Synapse refuses an
+ * event whose whole canonical JSON is over 65536 bytes (event_auth.py, MAX_PDU_SIZE:
+ * 413 M_TOO_LARGE), and the fields the server adds around the content (event and room
+ * ids, sender, auth and prev events, hashes, signatures) need up to about 2 KB of it. */
+#define RELATIONS_MAX_CONTENT_BYTES 63488
+
+/* The size of content as compact JSON (what is sent), or SIZE_MAX when it cannot be
+ * printed. */
+size_t relations_content_bytes(const cJSON *content);
+
 /* An edit of target_event_id whose new content is new_content (a full message content:
  * msgtype, body, format, formatted_body, optionally m.mentions). The fallback for clients
  * without edits is the new content with "* " in front, as the spec shows. The edit's own
@@ -16,6 +26,9 @@
  * {} when there are none. The edit's msgtype is m.text when it pings someone, else
  * m.notice; m.new_content keeps its own msgtype and m.mentions (the message's mentions as
  * a whole, {} when it has none).
+ * An edit never exceeds RELATIONS_MAX_CONTENT_BYTES: when carrying the content twice would,
+ * the fallback is one line ("* edited: " and the first line of the new body, without
+ * HTML); when the new content alone is too large, it loses its HTML and its body is cut.
  * target_event_id may be NULL: the deliverer fills it in with relations_set_target().
  * Caller frees with cJSON_Delete. */
 cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned);

@@ -3,6 +3,7 @@
 #include "relations.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "strbuf.h"
@@ -61,6 +62,88 @@ void relations_settle_msgtype(cJSON *content)
 		cJSON_AddStringToObject(content, "msgtype", msgtype);
 }
 
+size_t relations_content_bytes(const cJSON *content)
+{
+	char *json = cJSON_PrintUnformatted(content);
+	size_t n = json ? strlen(json) : SIZE_MAX;
+	cJSON_free(json);
+	return n;
+}
+
+/* The length of s cut to at most max bytes, at the end of its first line and never inside
+ * a UTF-8 sequence. */
+static size_t head_len(const char *s, size_t max)
+{
+	size_t n = strcspn(s, "\n");
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return n;
+}
+
+static void set_string(cJSON *o, const char *key, const char *value)
+{
+	if (cJSON_GetObjectItemCaseSensitive(o, key))
+		cJSON_ReplaceItemInObjectCaseSensitive(o, key, cJSON_CreateString(value));
+	else
+		cJSON_AddStringToObject(o, key, value);
+}
+
+/* The fallback of an edit too large to carry its content twice: one plain line, the new
+ * content's first, for the few clients that do not show edits. */
+static void edit_short_fallback(cJSON *edit)
+{
+	const char *body = str_item(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "body");
+	body = body ? body : "";
+	size_t n = head_len(body, 200);
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, "* edited: ");
+	strbuf_append(&sb, body, n);
+	if (body[n])
+		strbuf_puts(&sb, " \u2026");
+	set_string(edit, "body", strbuf_str(&sb));
+	cJSON_DeleteItemFromObjectCaseSensitive(edit, "format");
+	cJSON_DeleteItemFromObjectCaseSensitive(edit, "formatted_body");
+	strbuf_free(&sb);
+}
+
+/* The last resort when the new content alone is too large (a long list of claimers on a
+ * report at its size cap): it becomes plain text, cut, rather than an event the homeserver
+ * refuses and a dead letter. A raw byte cut takes at least as many bytes out of the JSON. */
+static void edit_cut_new_content(cJSON *edit)
+{
+	cJSON *nc = cJSON_GetObjectItemCaseSensitive(edit, "m.new_content");
+	cJSON_DeleteItemFromObjectCaseSensitive(nc, "format");
+	cJSON_DeleteItemFromObjectCaseSensitive(nc, "formatted_body");
+	static const char mark[] = "\n\u2026 (cut: too large for one Matrix event)";
+	size_t size = relations_content_bytes(edit);
+	const char *body = str_item(nc, "body");
+	if (!body || size <= RELATIONS_MAX_CONTENT_BYTES)
+		return;
+	size_t over = size - RELATIONS_MAX_CONTENT_BYTES + sizeof mark;
+	size_t len = strlen(body), keep = len > over ? len - over : 0;
+	while (keep > 0 && ((unsigned char)body[keep] & 0xC0) == 0x80)
+		keep--;
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_append(&sb, body, keep);
+	strbuf_puts(&sb, mark);
+	set_string(nc, "body", strbuf_str(&sb));
+	strbuf_free(&sb);
+}
+
+/* Keeps an edit under RELATIONS_MAX_CONTENT_BYTES: it carries its content twice (the new
+ * content and the "* " fallback), so a message over half the limit could be posted but
+ * not edited. */
+static void edit_fit(cJSON *edit)
+{
+	if (relations_content_bytes(edit) > RELATIONS_MAX_CONTENT_BYTES)
+		edit_short_fallback(edit);
+	if (relations_content_bytes(edit) > RELATIONS_MAX_CONTENT_BYTES)
+		edit_cut_new_content(edit);
+}
+
 cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned)
 {
 	cJSON *edit = cJSON_CreateObject();
@@ -104,6 +187,7 @@ cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id,
 	cJSON_AddStringToObject(rel, "rel_type", "m.replace");
 	if (target_event_id)
 		cJSON_AddStringToObject(rel, "event_id", target_event_id);
+	edit_fit(edit);
 	return edit;
 }
 
