@@ -307,6 +307,54 @@ def an_incident_highlights_only_the_on_call_of_the_route_that_mentions_though_jo
     with_world(body, routes=routes, chatops=triage, rooms=("alerts", "ops"), bot_power=50)
 
 
+def many_builds(buildset, project, n, failed, name_len=120, action="failure"):
+    """A report of n builds with long job names, the first `failed` of them failed."""
+    ev = json.loads(failure(buildset, project=project, action=action))
+    template = ev["buildset"]["builds"][0]
+    ev["buildset"]["builds"] = [dict(template, job_name=("job-%03d-" % k).ljust(name_len, "x"), uuid="%s-%03d" % (buildset, k),
+                                     result="FAILURE" if action == "failure" and k < failed else "SUCCESS")
+                                for k in range(n)]
+    return json.dumps(ev)
+
+
+def content_bytes(event):
+    return len(json.dumps(event["content"], separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@test
+def reports_near_the_size_cap_are_claimed_and_recovered_by_edits_synapse_accepts():
+    """Synapse refuses an event whose canonical JSON is over 65,536 bytes (413 M_TOO_LARGE),
+    and an edit carries its content twice. A 50 KB report (45 builds, long names) and a
+    report of 50 failed jobs (its failure marker lists them all) are posted, claimed with a
+    real eyes reaction from alice and recovered: every message and edit is accepted, the
+    latest edit of each is what Synapse aggregates, and nothing is a dead letter."""
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=many_builds("big1", "SovereignCloudStack/big", 45, 5))
+        w.broker.publish("zuul/scs/check", payload=many_builds("big2", "SovereignCloudStack/jobs", 50, 50))
+        roots = wait_for(lambda: len(top_level(w)) == 2 and top_level(w), 20, "both large failures")
+        by_project = {("big" if "SovereignCloudStack/big" in e["content"]["body"] else "jobs"): e for e in roots}
+        big, jobs = by_project["big"], by_project["jobs"]
+        assert content_bytes(big) > 48000, content_bytes(big)      # an edit of it twice over would be refused
+        assert "job-044-" in big["content"]["body"], "nothing was left out of the big report"
+        for root in (big, jobs):
+            w.hs.react(w.alice, w.rooms["alerts"], root["event_id"], EYES)
+        for root in (big, jobs):
+            wait_text(w, root["event_id"], lambda t: t.startswith(EYES + " Claimed by @alice:localhost\n"),
+                      "alice's claim on %s" % root["event_id"])
+        w.broker.publish("zuul/scs/check", payload=many_builds("ok1", "SovereignCloudStack/big", 45, 0, action="success"))
+        w.broker.publish("zuul/scs/check", payload=many_builds("ok2", "SovereignCloudStack/jobs", 50, 0, action="success"))
+        for root in (big, jobs):
+            text = wait_text(w, root["event_id"], lambda t: t.startswith(CHECK + " Recovered"),
+                             "the recovery edit of %s" % root["event_id"], timeout=20)
+            assert "Claimed by @alice:localhost" in text and "Build failed" in text, text[:300]
+            assert len(edits(w, root["event_id"])) == 2, len(edits(w, root["event_id"]))
+        settle(w)
+        assert all(content_bytes(e) <= 63488 for e in w.bot_messages()), \
+            sorted(content_bytes(e) for e in w.bot_messages())[-3:]
+        assert "dead letters" not in w.bridge.log(), [l for l in w.bridge.log().splitlines() if "dead" in l][:3]
+    with_world(body)
+
+
 if __name__ == "__main__":
     ok, why = synapse.available()
     if not ok:
