@@ -149,8 +149,8 @@ struct incident_info {
 /* 0 and *info filled, or -1 when no incident has that id (never existed, or forgotten). */
 int incident_get(const struct incident_tracker *t, const char *id, struct incident_info *info);
 
-/* The Matrix message content (msgtype m.text, body, format org.matrix.custom.html,
- * formatted_body) of an incident as it stands at now_ms: cause, tenant, first and last seen,
+/* The Matrix message content (msgtype m.notice, body, format org.matrix.custom.html,
+ * formatted_body, "m.mentions": {}: it pings nobody until the on-call is mentioned) of an incident as it stands at now_ms: cause, tenant, first and last seen,
  * the affected projects with their jobs, each job linking to its build (only absolute http(s)
  * URLs become links; every value is HTML-escaped and control characters become '?').
  * Closed incidents (also one whose window passed at now_ms before incident_expire ran) end

@@ -23,6 +23,10 @@ void report_templates_clear(struct report_templates *rt);
 
 struct report_context {
 	const char *route_name; /* exposed to templates as route; may be NULL */
+	/* Bytes the caller adds to the content after rendering (mentions, a failure marker,
+	 * later the claim lines and an edit's relation): the rendering sheds builds to stay
+	 * this much under REPORT_MAX_CONTENT_BYTES (at most half of it is reserved). */
+	size_t reserve_bytes;
 	/* What to do about a problem report (failure, merge conflict, config error, disabled):
 	 * the caller picks them (the winning owners rule's, else the route's). The view has
 	 * what_to_do only for such reports and only when one of them is usable: a runbook
@@ -42,8 +46,10 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
  * event at 65536 bytes, and the envelope (ids, sender, signatures) needs the rest. */
 #define REPORT_MAX_CONTENT_BYTES 60000
 
-/* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...}
- * When that would exceed REPORT_MAX_CONTENT_BYTES, successful and retried builds are left
+/* {"msgtype":"m.notice","body":...,"format":"org.matrix.custom.html","formatted_body":...,
+ *  "m.mentions":{}}
+ * When that would exceed REPORT_MAX_CONTENT_BYTES (less ctx->reserve_bytes), successful and
+ * retried builds are left
  * out first, then half of the remaining builds at a time; the view then has
  * has_omitted_builds and omitted_count for the template to say so.
  * Caller frees with cJSON_Delete. */

@@ -578,6 +578,7 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
 	cJSON *note = cJSON_CreateObject();
 	cJSON_AddStringToObject(note, "msgtype", "m.notice");
 	cJSON_AddStringToObject(note, "body", strbuf_str(&text));
+	cJSON_AddItemToObject(note, "m.mentions", cJSON_CreateObject()); /* the thread's repeat pings nobody */
 	cJSON *edit = relations_edit_new(note, NULL, NULL);
 	relations_point_at_txn(edit, start_txn);
 	queue_content(b, r->name, r->room, key, "start-edit", edit);
@@ -586,36 +587,60 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
 	strbuf_free(&text);
 }
 
+/* Room a message keeps under the size cap for what its edits put on top: the claim lines
+ * (recovered, resolved and claimed by, the count) and an edit's relation and fallback. */
+#define EDIT_ROOM_BYTES 3072
+
+/* The report as it is posted: rendered, then, unless it repeats an open failure, with its
+ * mentions and failure marker. Those and the later claim edits come on top of what the
+ * rendering measured, so when the whole would leave them no room under the cap, it is
+ * rendered again with builds shed to make that room: no event over 64 KiB, edits included. */
+static cJSON *compose(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
+		      const char *key, struct report_context *ctx, const struct chatops_owners *owners,
+		      const char *claim_txn, bool repeat)
+{
+	const struct config_route_chatops *rco = config_route_chatops(b->cfg, r);
+	for (int pass = 0;; pass++) {
+		cJSON *content = report_content_new(&b->templates[i], ev, ctx);
+		size_t rendered = relations_content_bytes(content);
+		if (!repeat) {
+			if (rco->mention_oncall)
+				chatops_mention(b->chatops, ev, owners, content);
+			chatops_mark_failure(b->chatops, ev, claim_txn, r->name, key, owners, content);
+		}
+		size_t whole = relations_content_bytes(content);
+		size_t reserve = whole - rendered + EDIT_ROOM_BYTES;
+		if (whole + EDIT_ROOM_BYTES <= REPORT_MAX_CONTENT_BYTES || ctx->reserve_bytes >= reserve || pass == 2)
+			return content;
+		cJSON_Delete(content);
+		ctx->reserve_bytes = reserve;
+	}
+}
+
 /* One matching route: renders the report and queues it as a new message, a reply in an
  * open failure's thread, or an edit of the start report. */
 static void route_one(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev, const char *key)
 {
 	/* Whoever owns the failure brings their own runbook and hint, else the route's apply. */
-	const struct config_route_chatops *rco = config_route_chatops(b->cfg, r);
 	struct chatops_owners owners;
 	chatops_find_owners(b->cfg, ev, &owners);
 	struct report_context ctx = {.route_name = r->name};
 	chatops_what_to_do(b->cfg, r, &owners, &ctx.runbook, &ctx.hint);
-	cJSON *content = report_content_new(&b->templates[i], ev, &ctx);
 	char *txn = bridge_txn_id(key, ev->action, r->name);
 	char *start_txn = start_to_edit(b, r, ev, key);
 	/* The message the room will react to: the start report when it is edited in place. */
 	const char *claim_txn = start_txn ? start_txn : txn;
 	/* A repeat of an open failure goes into its thread, without pinging anyone again. */
 	char *root = chatops_repeat_of(b->chatops, r->name, ev);
+	cJSON *content = compose(b, r, i, ev, key, &ctx, &owners, claim_txn, root != NULL);
 	cJSON *edit = NULL;
 	if (root) {
 		relations_make_thread_reply(content, NULL, NULL);
 		relations_point_at_txn(content, root);
-	} else {
-		if (rco->mention_oncall)
-			chatops_mention(b->chatops, ev, &owners, content);
-		chatops_mark_failure(b->chatops, ev, claim_txn, r->name, key, &owners, content);
-		if (start_txn) {
-			/* The edit's own m.mentions pings whoever the result mentions. */
-			edit = relations_edit_new(content, NULL, NULL);
-			relations_point_at_txn(edit, start_txn);
-		}
+	} else if (start_txn) {
+		/* The edit's own m.mentions pings whoever the result mentions. */
+		edit = relations_edit_new(content, NULL, NULL);
+		relations_point_at_txn(edit, start_txn);
 	}
 	if (queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
 		b->stats.last_report_ms = clock_real_ms();

@@ -385,10 +385,12 @@ void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, c
 	strbuf_puts(&text, old_text ? old_text : "");
 	cJSON_ReplaceItemInObjectCaseSensitive(content, "formatted_body", cJSON_CreateString(strbuf_str(&html)));
 	cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(strbuf_str(&text)));
-	/* An edit that shows claims pings nobody: the on-call was pinged by the original. */
-	cJSON_DeleteItemFromObjectCaseSensitive(content, "m.mentions");
+	/* An edit that shows claims pings nobody: whoever the original mentions was pinged by
+	 * it, and stays mentioned in the new content (the spec's resolved mentions). */
 	marker_update(content, f);
-	cJSON *edit = relations_edit_new(content, f->event_id, NULL);
+	const char **pinged = relations_mentioned_new(content);
+	cJSON *edit = relations_edit_new(content, f->event_id, pinged);
+	free(pinged);
 	if (!f->event_id) /* queued moments ago: the deliverer fills the id in */
 		relations_point_at_txn(edit, f->txn_id);
 	char key[300];

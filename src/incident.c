@@ -901,10 +901,12 @@ cJSON *incident_content_new(const struct incident_tracker *t, const char *id, in
 		html.data[--html.len] = '\0';
 
 	cJSON *content = cJSON_CreateObject();
-	add_string(content, "msgtype", "m.text");
+	/* A notice that pings nobody; mentioning the on-call makes it m.text (relations.h). */
+	add_string(content, "msgtype", "m.notice");
 	add_string(content, "body", strbuf_str(&text));
 	add_string(content, "format", "org.matrix.custom.html");
 	add_string(content, "formatted_body", strbuf_str(&html));
+	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
 	strbuf_free(&text);
 	strbuf_free(&html);
 	return content;

@@ -3,6 +3,7 @@
 #include "relations.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "strbuf.h"
@@ -42,11 +43,111 @@ static bool in_null_list(const char *const *list, const char *s)
 	return false;
 }
 
+/* Whether content's m.mentions names anyone (a user, or the room). */
+static bool mentions_anyone(const cJSON *content)
+{
+	const cJSON *mentions = cJSON_GetObjectItemCaseSensitive(content, "m.mentions");
+	return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(mentions, "user_ids")) > 0 ||
+	       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mentions, "room"));
+}
+
+void relations_settle_msgtype(cJSON *content)
+{
+	/* Synapse's (and the spec's) .m.rule.suppress_notices comes before
+	 * .m.rule.is_user_mention: a notice never pings, whatever it mentions. */
+	const char *msgtype = mentions_anyone(content) ? "m.text" : "m.notice";
+	if (cJSON_GetObjectItemCaseSensitive(content, "msgtype"))
+		cJSON_ReplaceItemInObjectCaseSensitive(content, "msgtype", cJSON_CreateString(msgtype));
+	else
+		cJSON_AddStringToObject(content, "msgtype", msgtype);
+}
+
+size_t relations_content_bytes(const cJSON *content)
+{
+	char *json = cJSON_PrintUnformatted(content);
+	size_t n = json ? strlen(json) : SIZE_MAX;
+	cJSON_free(json);
+	return n;
+}
+
+/* The length of s cut to at most max bytes, at the end of its first line and never inside
+ * a UTF-8 sequence. */
+static size_t head_len(const char *s, size_t max)
+{
+	size_t n = strcspn(s, "\n");
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return n;
+}
+
+static void set_string(cJSON *o, const char *key, const char *value)
+{
+	if (cJSON_GetObjectItemCaseSensitive(o, key))
+		cJSON_ReplaceItemInObjectCaseSensitive(o, key, cJSON_CreateString(value));
+	else
+		cJSON_AddStringToObject(o, key, value);
+}
+
+/* The fallback of an edit too large to carry its content twice: one plain line, the new
+ * content's first, for the few clients that do not show edits. */
+static void edit_short_fallback(cJSON *edit)
+{
+	const char *body = str_item(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "body");
+	body = body ? body : "";
+	size_t n = head_len(body, 200);
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_puts(&sb, "* edited: ");
+	strbuf_append(&sb, body, n);
+	if (body[n])
+		strbuf_puts(&sb, " \u2026");
+	set_string(edit, "body", strbuf_str(&sb));
+	cJSON_DeleteItemFromObjectCaseSensitive(edit, "format");
+	cJSON_DeleteItemFromObjectCaseSensitive(edit, "formatted_body");
+	strbuf_free(&sb);
+}
+
+/* The last resort when the new content alone is too large (a long list of claimers on a
+ * report at its size cap): it becomes plain text, cut, rather than an event the homeserver
+ * refuses and a dead letter. A raw byte cut takes at least as many bytes out of the JSON. */
+static void edit_cut_new_content(cJSON *edit)
+{
+	cJSON *nc = cJSON_GetObjectItemCaseSensitive(edit, "m.new_content");
+	cJSON_DeleteItemFromObjectCaseSensitive(nc, "format");
+	cJSON_DeleteItemFromObjectCaseSensitive(nc, "formatted_body");
+	static const char mark[] = "\n\u2026 (cut: too large for one Matrix event)";
+	size_t size = relations_content_bytes(edit);
+	const char *body = str_item(nc, "body");
+	if (!body || size <= RELATIONS_MAX_CONTENT_BYTES)
+		return;
+	size_t over = size - RELATIONS_MAX_CONTENT_BYTES + sizeof mark;
+	size_t len = strlen(body), keep = len > over ? len - over : 0;
+	while (keep > 0 && ((unsigned char)body[keep] & 0xC0) == 0x80)
+		keep--;
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_append(&sb, body, keep);
+	strbuf_puts(&sb, mark);
+	set_string(nc, "body", strbuf_str(&sb));
+	strbuf_free(&sb);
+}
+
+/* Keeps an edit under RELATIONS_MAX_CONTENT_BYTES: it carries its content twice (the new
+ * content and the "* " fallback), so a message over half the limit could be posted but
+ * not edited. */
+static void edit_fit(cJSON *edit)
+{
+	if (relations_content_bytes(edit) > RELATIONS_MAX_CONTENT_BYTES)
+		edit_short_fallback(edit);
+	if (relations_content_bytes(edit) > RELATIONS_MAX_CONTENT_BYTES)
+		edit_cut_new_content(edit);
+}
+
 cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id, const char *const *already_mentioned)
 {
 	cJSON *edit = cJSON_CreateObject();
-	const char *msgtype = str_item(new_content, "msgtype");
-	cJSON_AddStringToObject(edit, "msgtype", msgtype ? msgtype : "m.notice");
+	cJSON_AddStringToObject(edit, "msgtype", "m.notice"); /* settled below, by the edit's own mentions */
 	struct strbuf sb = STRBUF_INIT;
 	strbuf_printf(&sb, "* %s", str_item(new_content, "body") ? str_item(new_content, "body") : "");
 	cJSON_AddStringToObject(edit, "body", strbuf_str(&sb));
@@ -59,15 +160,21 @@ cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id,
 	}
 	strbuf_free(&sb);
 
-	/* Only users the edit newly mentions are pinged by it (spec: mentions in replacements). */
+	/* Only users the edit newly mentions are pinged by it (spec: mentions in replacements).
+	 * Synapse evaluates the edit's own content: .m.rule.is_user_mention comes before
+	 * .m.rule.suppress_edits, so such an edit does ping, if it is not a notice. */
 	cJSON *mentions = cJSON_AddObjectToObject(edit, "m.mentions");
-	cJSON *fresh = cJSON_AddArrayToObject(mentions, "user_ids");
 	const cJSON *all = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(new_content, "m.mentions"),
 							  "user_ids");
 	const cJSON *it;
 	cJSON_ArrayForEach(it, all)
-	if (cJSON_IsString(it) && !in_null_list(already_mentioned, it->valuestring))
+	if (cJSON_IsString(it) && !in_null_list(already_mentioned, it->valuestring)) {
+		cJSON *fresh = cJSON_GetObjectItemCaseSensitive(mentions, "user_ids");
+		if (!fresh)
+			fresh = cJSON_AddArrayToObject(mentions, "user_ids");
 		cJSON_AddItemToArray(fresh, cJSON_CreateString(it->valuestring));
+	}
+	relations_settle_msgtype(edit);
 
 	/* m.new_content is the whole replacement, without any relation of its own. */
 	cJSON *copy = cJSON_Duplicate(new_content, 1);
@@ -80,6 +187,7 @@ cJSON *relations_edit_new(const cJSON *new_content, const char *target_event_id,
 	cJSON_AddStringToObject(rel, "rel_type", "m.replace");
 	if (target_event_id)
 		cJSON_AddStringToObject(rel, "event_id", target_event_id);
+	edit_fit(edit);
 	return edit;
 }
 
@@ -154,8 +262,22 @@ void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t 
 		if (!cJSON_GetObjectItemCaseSensitive(content, "format"))
 			cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
 	}
+	relations_settle_msgtype(content);
 	strbuf_free(&html);
 	strbuf_free(&text);
+}
+
+const char **relations_mentioned_new(const cJSON *content)
+{
+	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(content, "m.mentions"),
+							  "user_ids");
+	const char **out = xcalloc((size_t)cJSON_GetArraySize(ids) + 1, sizeof *out);
+	size_t n = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, ids)
+	if (cJSON_IsString(it))
+		out[n++] = it->valuestring;
+	return out;
 }
 
 void relations_point_at_txn(cJSON *content, const char *txn_id)

@@ -976,6 +976,10 @@ static cJSON *content_render(const struct report_templates *rt, const cJSON *vie
 	cJSON_AddStringToObject(content, "body", text);
 	cJSON_AddStringToObject(content, "format", "org.matrix.custom.html");
 	cJSON_AddStringToObject(content, "formatted_body", html);
+	/* Present and empty: a report pings nobody by itself (the chatops stage adds whom it
+	 * means), and without the key homeservers fall back to the legacy keyword rules, so
+	 * "@room" or a member's name in Zuul's text would ping. */
+	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
 	free(html);
 	free(text);
 	return content;
@@ -984,13 +988,13 @@ static cJSON *content_render(const struct report_templates *rt, const cJSON *vie
 /* The compact JSON size of content. JSON escaping makes a byte at most six ("\u001f"),
  * so when even that bound fits, the exact size is not needed and the content is not
  * printed a second time just to measure it. */
-static size_t content_size(const cJSON *content)
+static size_t content_size(const cJSON *content, size_t max)
 {
 	size_t bound = 64;
 	for (const cJSON *c = content->child; c; c = c->next)
 		bound += 8 + strlen(c->string ? c->string : "") +
 			 6 * strlen(cJSON_IsString(c) && c->valuestring ? c->valuestring : "");
-	if (bound <= REPORT_MAX_CONTENT_BYTES)
+	if (bound <= max)
 		return bound;
 	char *json = cJSON_PrintUnformatted(content);
 	size_t n = json ? strlen(json) : SIZE_MAX;
@@ -1023,10 +1027,13 @@ cJSON *report_content_new(const struct report_templates *rt, const struct zuul_e
 {
 	cJSON *view = report_view_new(ev, ctx);
 	cJSON *content = content_render(rt, view);
+	size_t reserve = ctx ? ctx->reserve_bytes : 0;
+	size_t max = REPORT_MAX_CONTENT_BYTES - (reserve < REPORT_MAX_CONTENT_BYTES / 2 ? reserve
+											: REPORT_MAX_CONTENT_BYTES / 2);
 	/* A homeserver refuses events over 64 KiB (M_TOO_LARGE), which would dead-letter the
 	 * report. Shed detail instead, least useful first: successful builds and retries,
 	 * then half of what is left, until the message fits. */
-	if (content_size(content) > REPORT_MAX_CONTENT_BYTES) {
+	if (content_size(content, max) > max) {
 		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(view, "succeeded_count");
 		int keep = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(view, "sorted_builds")) -
 			   (cJSON_IsNumber(ok) ? ok->valueint : 0);
@@ -1034,7 +1041,7 @@ cJSON *report_content_new(const struct report_templates *rt, const struct zuul_e
 			view_shrink_builds(view, keep);
 			cJSON_Delete(content);
 			content = content_render(rt, view);
-			if (content_size(content) <= REPORT_MAX_CONTENT_BYTES || keep == 0)
+			if (content_size(content, max) <= max || keep == 0)
 				break;
 			keep /= 2;
 		}

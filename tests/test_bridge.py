@@ -69,6 +69,7 @@ def reports_go_to_the_rooms_of_their_routes_and_filtered_ones_nowhere():
         for e in alerts + ops:
             c = e["content"]
             assert c["msgtype"] == "m.notice" and c["format"] == "org.matrix.custom.html", c
+            assert c["m.mentions"] == {}, "a report pings nobody, not even by keyword"
     with_world(TWO_ROUTES, body)
 
 

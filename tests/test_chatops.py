@@ -49,7 +49,9 @@ class ChatWorld(World):
         return self.hs.inject(ALERTS, sender, content)
 
     def replies(self):
-        return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"]
+        """The bridge's messages: notices, and m.text where they ping someone."""
+        return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"
+                or (e["content"].get("msgtype") == "m.text" and e["sender"].startswith("@zuul-bot"))]
 
 
 def with_chat(now, fn, routes=ROUTES, chatops=CHATOPS):
@@ -159,6 +161,7 @@ def a_handover_is_announced_when_the_clock_passes_it():
         c = notice["content"]
         assert "@alice:localhost hands over to @bob:localhost" in c["body"], c["body"]
         assert c["m.mentions"]["user_ids"] == ["@bob:localhost"], c
+        assert c["msgtype"] == "m.text", "a notice would ping nobody (.m.rule.suppress_notices)"
         assert 'href="https://matrix.to/#/@bob:localhost"' in c["formatted_body"], c
         w.set_time(HANDOVER + 60)
         time.sleep(0.5)
@@ -249,14 +252,16 @@ def a_new_failure_mentions_the_on_call_and_other_reports_do_not():
         wait_for(lambda: len([e for e in w.hs.events(ALERTS) if "format" in e["content"]]) >= 2, 10, "both reports")
         fail = posted(w)[0]["content"]
         assert fail["m.mentions"] == {"user_ids": ["@alice:localhost"]}, fail.get("m.mentions")
+        assert fail["msgtype"] == "m.text", "a notice would ping nobody (.m.rule.suppress_notices)"
         assert fail["formatted_body"].startswith('<a href="https://matrix.to/#/@alice:localhost">@alice:localhost</a><br>'), fail["formatted_body"][:120]
         assert fail["body"].startswith("@alice:localhost\n"), fail["body"][:60]
         ok = [e["content"] for e in w.hs.events(ALERTS) if "succeeded" in e["content"].get("body", "").lower()
               or "Build succeeded" in e["content"].get("body", "")]
-        assert ok and "m.mentions" not in ok[0], ok
+        assert ok and ok[0]["m.mentions"] == {} and ok[0]["msgtype"] == "m.notice", ok
         quiet = wait_for(lambda: [e for e in w.hs.events("!ops:localhost") if "Build failed" in e["content"].get("body", "")],
                          10, "the quiet route's copy")
-        assert "m.mentions" not in quiet[0]["content"], quiet[0]["content"].get("m.mentions")
+        assert quiet[0]["content"]["m.mentions"] == {}, quiet[0]["content"].get("m.mentions")
+        assert quiet[0]["content"]["msgtype"] == "m.notice", quiet[0]["content"]["msgtype"]
     with_chat(HANDOVER - 3600, body, routes)
 
 
@@ -290,7 +295,7 @@ def reactions_claim_and_resolve_a_failure_and_the_bridge_edits_its_message():
         assert "Build failed" in new["body"], "the edit keeps the report"
         edit_event = edits_of(w, root)[-1]["content"]
         assert edit_event["body"].startswith("* "), edit_event["body"][:20]
-        assert edit_event["m.mentions"] == {"user_ids": []}, "an edit must not ping"
+        assert edit_event["m.mentions"] == {} and edit_event["msgtype"] == "m.notice", "an edit must not ping"
         react(w, "@bob:localhost", root, "\U0001F440")
         new = latest_edit(w, root, 2)
         assert new["body"].startswith("\U0001F440 Claimed by @alice:localhost and @bob:localhost\n"), new["body"][:80]
@@ -370,7 +375,8 @@ def repeated_failures_go_into_one_thread_that_counts_and_recovers():
         assert len(top_level_failures(w)) == 1, [e["content"]["body"][:40] for e in top_level_failures(w)]
         assert root["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}
         for reply in in_thread_of(w, root["event_id"]):
-            assert "m.mentions" not in reply["content"], "a repeat must not ping again"
+            assert reply["content"]["m.mentions"] == {}, "a repeat must not ping again"
+            assert reply["content"]["msgtype"] == "m.notice", reply["content"]["msgtype"]
         new = latest_edit(w, root["event_id"], 2)
         assert "Failed 3 times since" in new["body"], new["body"][:200]
         # another job failing is another failure: a new root
@@ -464,6 +470,7 @@ def an_unclaimed_failure_pings_the_on_call_then_the_fallback_in_its_thread():
         first = wait_for(lambda: escalations(w, root["event_id"]), 10, "the on-call ping")[0]["content"]
         assert first["body"].startswith("@alice:localhost\n\u23f0 Still unclaimed after 1h. You are on call"), first["body"]
         assert first["m.mentions"] == {"user_ids": ["@alice:localhost"]}, first["m.mentions"]
+        assert first["msgtype"] == "m.text", "a notice would ping nobody (.m.rule.suppress_notices)"
         assert first["m.relates_to"]["rel_type"] == "m.thread", first["m.relates_to"]
         assert w.bridge.stop() == 0             # the step taken survives a restart
         w.bridge.start()
@@ -474,6 +481,7 @@ def an_unclaimed_failure_pings_the_on_call_then_the_fallback_in_its_thread():
         wait_for(lambda: len(escalations(w, root["event_id"])) == 2, 10, "the fallback ping")
         second = escalations(w, root["event_id"])[1]["content"]
         assert second["m.mentions"] == {"user_ids": ["@carol:localhost"]}, second["m.mentions"]
+        assert second["msgtype"] == "m.text", second["msgtype"]
         assert "Escalating" in second["body"], second["body"]
         w.set_time(start + 5 * 3600)
         time.sleep(0.7)
@@ -584,6 +592,7 @@ def with_edit_start_the_result_replaces_the_start_report():
         new = edit["content"]["m.new_content"]
         assert "Build failed" in new["body"], new["body"][:100]
         assert edit["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}, "the result pings the on-call"
+        assert edit["content"]["msgtype"] == "m.text", "an edit that is a notice pings nobody"
         assert new["zmb.failure"]["txn"] == "zmb.all.start.s1", new["zmb.failure"]
         tops = [e for e in w.hs.events(ALERTS) if "format" in e["content"] and "m.relates_to" not in e["content"]]
         assert [e["event_id"] for e in tops] == [start["event_id"]], ("no second top-level message",

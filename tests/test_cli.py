@@ -253,6 +253,7 @@ def render_prints_the_message_content_for_a_matching_route():
     assert p.returncode == 0, out(p)
     content = json.loads(p.stdout)
     assert content["msgtype"] == "m.notice"
+    assert content["m.mentions"] == {}, "without it, clients fall back to keyword push rules"
     assert content["format"] == "org.matrix.custom.html"
     assert "scs-compliance-check-gx-scs-main" in content["formatted_body"]
     assert "scs-compliance-check-gx-scs-main" in content["body"]

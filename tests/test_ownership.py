@@ -133,6 +133,7 @@ def the_most_specific_owners_are_mentioned_instead_of_the_on_call():
         assert job_rule["body"].startswith("@erin:localhost @frank:localhost\n"), job_rule["body"][:80]
         project_rule = root_of(w, "SovereignCloudStack/docs")["content"]
         assert project_rule["m.mentions"] == {"user_ids": ["@dave:localhost"]}, project_rule["m.mentions"]
+        assert job_rule["msgtype"] == project_rule["msgtype"] == "m.text", "a notice would ping nobody"
         nobody = root_of(w, "osism/testbed")["content"]
         assert nobody["m.mentions"] == {"user_ids": ["@alice:localhost"]}, \
             "a rule without users leaves the mention to the on-call"
@@ -141,7 +142,7 @@ def the_most_specific_owners_are_mentioned_instead_of_the_on_call():
         assert "osism/testbed" in note["body"] and "#alerts:localhost" in note["body"], note["body"]
         root_id = root_of(w, "osism/testbed")["event_id"]
         assert "https://matrix.to/#/%21alerts%3Alocalhost/" + root_id.replace("$", "%24") in note["body"], note["body"]
-        assert note["m.mentions"] == {}, "a forwarded notice pings nobody"
+        assert note["m.mentions"] == {} and note["msgtype"] == "m.notice", "a forwarded notice pings nobody"
         time.sleep(0.5)
         assert len(forwards(w)) == 1, [e["content"]["body"] for e in forwards(w)]
     with_owners(T0, body)
@@ -269,6 +270,7 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner
         inc = wait_for(lambda: incidents(w), 10, "the incident message")
         assert len(inc) == 1, [e["content"]["body"][:60] for e in inc]
         assert inc[0]["content"]["m.mentions"] == {"user_ids": ["@alice:localhost"]}, "the incident pings the on-call"
+        assert inc[0]["content"]["msgtype"] == "m.text", "a notice would ping nobody"
         per_project = [e for e in roots(w) if "osism/p" in e["content"]["body"]]
         assert per_project == [], "no per-project alerts for an infrastructure failure"
         root = inc[0]["event_id"]

@@ -2,6 +2,9 @@
  * clients ignore relations that are even slightly malformed. */
 #include "relations.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "strbuf.h"
 #include "test.h"
 
@@ -60,8 +63,68 @@ static void test_edit_pings_only_newly_mentioned_users(void)
 	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
 	CHECK_STR(txt, "{\"user_ids\":[\"@oncall:hs\",\"@claimer:hs\"]}");
 	cJSON_free(txt);
+	/* It pings the claimer: a notice would not (.m.rule.suppress_notices comes first). */
+	CHECK_STR(s(edit, "msgtype"), "m.text");
+	CHECK_STR(s(edit, "m.new_content/msgtype"), "m.text");
 	cJSON_Delete(fresh);
 	cJSON_Delete(edit);
+}
+
+static void test_edit_that_pings_nobody_is_a_notice_with_empty_mentions(void)
+{
+	cJSON *fresh = message("x", "x");
+	const char *users[] = {"@oncall:hs"};
+	relations_add_mentions(fresh, users, 1);
+	const char **already = relations_mentioned_new(fresh);
+	CHECK(already && already[0] && strcmp(already[0], "@oncall:hs") == 0 && !already[1]);
+	cJSON *edit = relations_edit_new(fresh, "$root", already);
+	free(already);
+	char *txt = print(cJSON_GetObjectItemCaseSensitive(edit, "m.mentions"));
+	CHECK_STR(txt, "{}");
+	cJSON_free(txt);
+	CHECK_STR(s(edit, "msgtype"), "m.notice");
+	/* The new content keeps the message's mentions as a whole, and its own msgtype. */
+	CHECK_STR(s(edit, "m.new_content/msgtype"), "m.text");
+	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
+	CHECK_STR(txt, "{\"user_ids\":[\"@oncall:hs\"]}");
+	cJSON_free(txt);
+	cJSON_Delete(edit);
+	/* Without any mentions the new content gets an empty m.mentions all the same. */
+	cJSON *plain = message("y", "y");
+	edit = relations_edit_new(plain, "$root", NULL);
+	txt = print(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(edit, "m.new_content"), "m.mentions"));
+	CHECK_STR(txt, "{}");
+	cJSON_free(txt);
+	CHECK_STR(s(edit, "msgtype"), "m.notice");
+	cJSON_Delete(plain);
+	cJSON_Delete(edit);
+	cJSON_Delete(fresh);
+}
+
+static void test_msgtype_follows_whether_anyone_is_mentioned(void)
+{
+	cJSON *c = message("x", "x");
+	relations_add_mentions(c, NULL, 0);
+	CHECK_STR(s(c, "msgtype"), "m.notice");
+	const char *bad[] = {"not-a-user"};
+	relations_add_mentions(c, bad, 1);
+	CHECK_STR(s(c, "msgtype"), "m.notice");
+	const char *users[] = {"@a:hs"};
+	relations_add_mentions(c, users, 1);
+	CHECK_STR(s(c, "msgtype"), "m.text");
+	cJSON_Delete(c);
+	cJSON *room = message("x", "x");
+	cJSON *mentions = cJSON_AddObjectToObject(room, "m.mentions");
+	cJSON_AddTrueToObject(mentions, "room");
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.text");
+	cJSON_ReplaceItemInObject(mentions, "room", cJSON_CreateFalse());
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.notice");
+	cJSON_DeleteItemFromObject(room, "msgtype");
+	relations_settle_msgtype(room);
+	CHECK_STR(s(room, "msgtype"), "m.notice");
+	cJSON_Delete(room);
 }
 
 static void test_edit_of_a_thread_reply_drops_the_relation_from_new_content(void)
@@ -125,13 +188,89 @@ static void test_mentions_add_pills_ids_and_skip_bad_or_repeated_ids(void)
 	cJSON_Delete(c);
 }
 
+/* A message of about `bytes` (text and HTML together): a title line, then one line per job. */
+static cJSON *big_message(size_t bytes)
+{
+	struct strbuf text = STRBUF_INIT, html = STRBUF_INIT;
+	strbuf_puts(&text, "\u274c Build failed.");
+	strbuf_puts(&html, "<p>\u274c <b>Build failed.</b></p><ul>");
+	for (int i = 0; text.len + html.len < bytes; i++) {
+		strbuf_printf(&text, "\n- job-%04d-with-a-long-name-\u00e9\u00e9: FAILURE", i);
+		strbuf_printf(&html, "<li><b>job-%04d-with-a-long-name-\u00e9\u00e9</b>: FAILURE</li>", i);
+	}
+	strbuf_puts(&html, "</ul>");
+	cJSON *c = message(strbuf_str(&text), strbuf_str(&html));
+	cJSON_AddItemToObject(c, "m.mentions", cJSON_CreateObject());
+	strbuf_free(&text);
+	strbuf_free(&html);
+	return c;
+}
+
+static void test_small_edit_keeps_the_whole_fallback(void)
+{
+	cJSON *c = big_message(20000);
+	cJSON *edit = relations_edit_new(c, "$root", NULL);
+	CHECK(strncmp(s(edit, "body"), "* \u274c Build failed.\n- job-0000", 20) == 0);
+	CHECK(strlen(s(edit, "body")) == strlen(s(c, "body")) + 2);
+	CHECK(s(edit, "formatted_body") != NULL);
+	cJSON_Delete(c);
+	cJSON_Delete(edit);
+}
+
+static void test_edit_of_a_large_message_has_a_one_line_fallback_and_fits(void)
+{
+	/* 40 KB: fine as a message, twice that as an edit: Synapse would answer 413. */
+	cJSON *c = big_message(40000);
+	CHECK(relations_content_bytes(c) < RELATIONS_MAX_CONTENT_BYTES);
+	cJSON *edit = relations_edit_new(c, "$root", NULL);
+	size_t n = relations_content_bytes(edit);
+	if (n > RELATIONS_MAX_CONTENT_BYTES)
+		printf("# expected an edit of at most %d bytes, got %zu\n", RELATIONS_MAX_CONTENT_BYTES, n);
+	CHECK(n <= RELATIONS_MAX_CONTENT_BYTES);
+	CHECK_STR(s(edit, "body"), "* edited: \u274c Build failed. \u2026");
+	CHECK(s(edit, "formatted_body") == NULL && s(edit, "format") == NULL);
+	/* The new content, what clients show, is whole. */
+	CHECK_STR(s(edit, "m.new_content/body"), s(c, "body"));
+	CHECK_STR(s(edit, "m.new_content/formatted_body"), s(c, "formatted_body"));
+	CHECK_STR(s(edit, "m.relates_to/rel_type"), "m.replace");
+	cJSON_Delete(c);
+	cJSON_Delete(edit);
+}
+
+static void test_edit_whose_new_content_alone_is_too_large_is_cut_as_plain_text(void)
+{
+	cJSON *c = big_message(4 * RELATIONS_MAX_CONTENT_BYTES); /* its text alone is too large */
+	cJSON *edit = relations_edit_new(c, "$root", NULL);
+	size_t n = relations_content_bytes(edit);
+	if (n > RELATIONS_MAX_CONTENT_BYTES)
+		printf("# expected an edit of at most %d bytes, got %zu\n", RELATIONS_MAX_CONTENT_BYTES, n);
+	CHECK(n <= RELATIONS_MAX_CONTENT_BYTES && n > RELATIONS_MAX_CONTENT_BYTES - 4096); /* escapes: a bit more goes */
+	CHECK(s(edit, "m.new_content/formatted_body") == NULL);
+	const char *body = s(edit, "m.new_content/body");
+	CHECK(body && strncmp(body, s(c, "body"), 1000) == 0);
+	CHECK_CONTAINS(body, "(cut: too large for one Matrix event)");
+	/* Still valid UTF-8 where it was cut: the JSON round-trips. */
+	char *json = cJSON_PrintUnformatted(edit);
+	cJSON *back = cJSON_Parse(json);
+	CHECK(back != NULL);
+	cJSON_Delete(back);
+	cJSON_free(json);
+	cJSON_Delete(c);
+	cJSON_Delete(edit);
+}
+
 int main(void)
 {
 	RUN(test_edit_has_fallback_new_content_and_replace_relation);
 	RUN(test_edit_pings_only_newly_mentioned_users);
+	RUN(test_edit_that_pings_nobody_is_a_notice_with_empty_mentions);
+	RUN(test_msgtype_follows_whether_anyone_is_mentioned);
 	RUN(test_edit_of_a_thread_reply_drops_the_relation_from_new_content);
 	RUN(test_thread_reply_falls_back_to_a_reply_to_the_latest_event);
 	RUN(test_target_filled_in_later_for_thread_and_edit);
 	RUN(test_mentions_add_pills_ids_and_skip_bad_or_repeated_ids);
+	RUN(test_small_edit_keeps_the_whole_fallback);
+	RUN(test_edit_of_a_large_message_has_a_one_line_fallback_and_fits);
+	RUN(test_edit_whose_new_content_alone_is_too_large_is_cut_as_plain_text);
 	return test_done();
 }

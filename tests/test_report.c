@@ -689,6 +689,39 @@ out:
 	report_templates_clear(&rt);
 }
 
+/* The caller's reserve (mentions, the failure marker, claim lines of later edits) is left
+ * free: the same report sheds builds to stay that much under the cap, and no more. */
+static void test_content_leaves_the_reserve_free(void)
+{
+	struct report_templates rt = default_templates();
+	char *json = huge_buildset(80, 1); /* over 40 KB of failures, under the cap */
+	struct zuul_event *ev = parse(json);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (rt.html && ev) {
+		cJSON *whole = report_content_new(&rt, ev, NULL);
+		size_t n = printed_size(whole);
+		CHECK(n > REPORT_MAX_CONTENT_BYTES - 20000 && n <= REPORT_MAX_CONTENT_BYTES);
+		CHECK_NOT_CONTAINS(vstr(whole, "formatted_body"), "not shown");
+		struct report_context ctx = {.route_name = "r", .reserve_bytes = 20000};
+		cJSON *shed = report_content_new(&rt, ev, &ctx);
+		size_t m = printed_size(shed);
+		if (m > REPORT_MAX_CONTENT_BYTES - 20000)
+			printf("# expected at most %d bytes with 20000 reserved, got %zu\n", REPORT_MAX_CONTENT_BYTES - 20000, m);
+		CHECK(m <= REPORT_MAX_CONTENT_BYTES - 20000);
+		CHECK_CONTAINS(vstr(shed, "formatted_body"), "more builds not shown");
+		/* At most half the cap is ever reserved: a report keeps something to say. */
+		ctx.reserve_bytes = 10 * REPORT_MAX_CONTENT_BYTES;
+		cJSON *half = report_content_new(&rt, ev, &ctx);
+		CHECK(printed_size(half) <= REPORT_MAX_CONTENT_BYTES / 2 && printed_size(half) > 1000);
+		cJSON_Delete(whole);
+		cJSON_Delete(shed);
+		cJSON_Delete(half);
+	}
+	zuul_event_free(ev);
+	free(json);
+	report_templates_clear(&rt);
+}
+
 static void test_content_that_fits_is_not_cut(void)
 {
 	struct report_templates rt = default_templates();
@@ -1433,6 +1466,7 @@ int main(void)
 	RUN(test_templates_load_uses_txt_companion_and_partials);
 	RUN(test_content_too_large_for_matrix_sheds_successes_then_halves);
 	RUN(test_content_that_fits_is_not_cut);
+	RUN(test_content_leaves_the_reserve_free);
 	RUN(test_every_view_variable_is_documented);
 	RUN(test_what_to_do_view_has_runbook_and_hint_of_a_failure);
 	RUN(test_what_to_do_renders_under_the_summary_in_html_and_text);
