@@ -24,6 +24,11 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
 - /sync omits empty top-level sections ("rooms", "presence", "account_data"), as Synapse does;
   each returned joined room always has timeline, state, account_data, ephemeral.
 - Default timeline limit 10; relations default limit 5, dir=b (newest first).
+- /messages takes a page of `limit` events, then applies the filter: a page of other users'
+  chatter is an empty chunk with an `end`, and `end` is absent only once no event is left
+  (the spec: "an empty chunk does not necessarily imply that no more events are available").
+  Synapse applies a filter's senders and types in SQL but history visibility after taking
+  the page, so it answers such pages too; the fake makes them common.
 - A failed request is not remembered by the transaction cache (only successes are replayed).
 - m.reaction with the same sender, key and target twice: 400 M_DUPLICATE_ANNOTATION.
 - "clock_file" in the config (not Synapse): origin_server_ts and age come from that file
@@ -750,15 +755,20 @@ class FakeHomeserver:
             if direction == "b":
                 start = self._parse_pos(ctx.query["from"], "from") if "from" in ctx.query \
                     else self.pos
-                evs = [e for e in reversed(room.events) if e["_pos"] <= start and flt.allows(e)]
+                evs = [e for e in reversed(room.events) if e["_pos"] <= start]
             else:
                 start = self._parse_pos(ctx.query["from"], "from") if "from" in ctx.query else 0
-                evs = [e for e in room.events if e["_pos"] > start and flt.allows(e)]
-            chunk = evs[:limit]
+                evs = [e for e in room.events if e["_pos"] > start]
+            # A page of `limit` events is taken first and filtered after, so a page whose
+            # events were all filtered out is an empty chunk that still has an end. `end` is
+            # left out only when no event at all is left in that direction (Synapse's
+            # get_messages: "if not limited and not events").
+            page = evs[:limit]
+            chunk = [e for e in page if flt.allows(e)]
             out = {"chunk": [self.client_event(e, ctx.token) for e in chunk],
                    "start": "s%d" % start, "state": []}
-            if len(evs) > limit and chunk:
-                last = chunk[-1]["_pos"]
+            if page:
+                last = page[-1]["_pos"]
                 out["end"] = "s%d" % (last - 1 if direction == "b" else last)
             return 200, out, {}
 
