@@ -471,6 +471,40 @@ static void test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the
 	world_close(&w);
 }
 
+/* 403 M_RESOURCE_LIMIT_EXCEEDED (a server over its monthly active users) is the server's
+ * state, not the report's: retried until it clears, never a dead letter. */
+static void test_a_resource_limit_is_retried_until_it_clears(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	fake_hs_call("POST", "/_fake/faults",
+		     "[{\"method\":\"PUT\",\"path\":\"zmb.t.mau\",\"status\":403,\"count\":2,\"body\":"
+		     "{\"errcode\":\"M_RESOURCE_LIMIT_EXCEEDED\",\"error\":\"Monthly Active User Limit Exceeded\","
+		     "\"admin_contact\":\"mailto:admin@example.org\",\"limit_type\":\"monthly_active_user\"}}]",
+		     NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	push_content(&w, "zmb.t.mau", "k1", notice("over the limit, then posted"));
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 1, 0);
+	CHECK_INT(w.stats.retries, 2);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 0);
+	store_dead_free(dead, n);
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	CHECK(find_event(list, "over the limit, then posted") != NULL);
+	cJSON_Delete(events);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	world_close(&w);
+}
+
 static bool skip_lost(const struct outbox_item *item, void *data)
 {
 	(*(int *)data)++;
@@ -531,6 +565,7 @@ int main(void)
 		RUN(test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root);
 		RUN(test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit);
 		RUN(test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_unsent);
+		RUN(test_a_resource_limit_is_retried_until_it_clears);
 		fake_hs_stop();
 	} else {
 		RUN_NAMED("fake homeserver starts", CHECK(!"fake homeserver started"));
