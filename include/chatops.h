@@ -36,6 +36,14 @@ struct chatops_host {
 	void (*kv_set)(const char *key, const char *value, void *data);
 	/* The transaction id post() gives (kind, key); caller frees. */
 	char *(*txn_of)(const char *kind, const char *key, void *data);
+	/* /sync showed the bridge's own m.room.member event in a followed room: membership
+	 * as the spec spells it ("leave" with a sender other than the bridge is a kick),
+	 * reason may be NULL. Timeline order; may be NULL. */
+	void (*own_membership)(const char *room_id, const char *membership, const char *sender, const char *reason,
+			       void *data);
+	/* /sync showed an invite of the bridge to room_id (any room); invite_state is its
+	 * stripped state, or NULL. May be NULL. */
+	void (*invited)(const char *room_id, const cJSON *invite_state, void *data);
 	void *data;
 };
 

@@ -17,8 +17,9 @@
 #include "strbuf.h"
 #include "sync.h"
 
+/* m.room.member for the bridge's own: a kick or a ban pauses the room's deliveries. */
 static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
-					  "m.room.redaction"};
+					  "m.room.redaction", "m.room.member"};
 
 
 struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id)
@@ -57,6 +58,12 @@ static void on_event(const struct sync_event *ev, void *data)
 	if (!rs)
 		return;
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev->event, "content");
+	if (ev->state_key && strcmp(ev->type, "m.room.member") == 0) {
+		if (c->user_id && strcmp(ev->state_key, c->user_id) == 0 && c->host.own_membership)
+			c->host.own_membership(ev->room_id, chatops_str_at(content, "membership"), ev->sender,
+					       chatops_str_at(content, "reason"), c->host.data);
+		return; /* others' comings and goings are not the bridge's business */
+	}
 	if (ev->state_key && strcmp(ev->type, "m.room.power_levels") == 0 && ev->state_key[0] == '\0') {
 		cJSON_Delete(rs->power_levels);
 		rs->power_levels = cJSON_IsObject(content) ? cJSON_Duplicate(content, 1) : NULL;
@@ -88,6 +95,13 @@ static void on_event(const struct sync_event *ev, void *data)
 		chatops_handle_command(c, rs, ev, body);
 }
 
+static void on_invite(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct chatops *c = data;
+	if (c->host.invited)
+		c->host.invited(room_id, invite_state, c->host.data);
+}
+
 static char *token_load(void *data)
 {
 	struct chatops *c = data;
@@ -108,7 +122,11 @@ static void start_sync(struct chatops *c)
 	const char **ids = xcalloc(c->n_rooms ? c->n_rooms : 1, sizeof *ids);
 	for (size_t i = 0; i < c->n_rooms; i++)
 		ids[i] = c->rooms[i].room_id;
-	struct sync_callbacks cb = {.token_load = token_load, .token_save = token_save, .on_event = on_event, .data = c};
+	struct sync_callbacks cb = {.token_load = token_load,
+				    .token_save = token_save,
+				    .on_event = on_event,
+				    .on_invite = on_invite,
+				    .data = c};
 	struct sync_options opt = {.retry_min_ms = c->conn->matrix.retry_min_ms,
 				   .retry_max_ms = c->conn->matrix.retry_max_ms};
 	c->sync = sync_new(c->loop, &c->conn->matrix, ids, c->n_rooms, event_types,

@@ -7,10 +7,11 @@ import os
 import shutil
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, wait_for  # noqa: E402
+from harness import PAYLOADS, SynapseWorld, free_port, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 CHATOPS = """
@@ -18,6 +19,7 @@ chatops: { command_power_level = 50; };
 """
 ALL = '  { name = "all"; room = "#alerts:localhost"; }'
 REBUILT = "rebuilt failures and claims"
+REMOVED = "the bot was removed from the room"
 
 
 def with_world(routes, fn, **kw):
@@ -78,6 +80,81 @@ def a_failure_behind_250_messages_of_chatter_is_found_after_state_dir_is_lost():
         assert len(top_level(w)) == 1, [e["content"]["body"][:40] for e in top_level(w)]
         assert len(in_thread(w, root)) == 1
     with_world(ALL, body, extra=CHATOPS)
+
+
+def check_failure(buildset):
+    """A check-pipeline failure of its own buildset: three of them are three reports."""
+    return json.dumps(payload("shared-modern-failure.json", buildset_uuid=buildset))
+
+
+def buildsets_posted(w, keys):
+    """The buildsets among keys that the bot's messages (edits aside) name, in room order."""
+    out = []
+    for e in w.bot_messages():
+        if relation(e).get("rel_type") == "m.replace":
+            continue
+        out += [k for k in keys if k in e["content"].get("body", "")]
+    return out
+
+
+def http_get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+        return r.read().decode()
+
+
+def metrics_extra(port):
+    return CHATOPS + 'metrics: { listen = "127.0.0.1"; port = %d; };' % port
+
+
+def waits_while_out_then_all_arrive_once_in_order(w, port, remove, readmit, how):
+    room, alerts = w.rooms["alerts"], "#alerts:localhost"
+    remove(room)
+    w.bridge.wait_log(REMOVED, 20)
+    line = [ln for ln in w.bridge.log().splitlines() if REMOVED in ln][0]
+    assert "membership=%s" % how in line and "by=@alice:localhost" in line, line
+    health = json.loads(http_get(port, "/healthz"))
+    assert health["rooms_not_joined"] == [alerts], health
+    assert 'zmb_room_joined{room="%s"} 0' % alerts in http_get(port, "/metrics")
+    keys = ["out%d-%s" % (i, how) for i in range(3)]
+    for k in keys:
+        w.broker.publish("zuul/scs/check", payload=check_failure(k))
+    w.bridge.wait_log("report queued", 20, count=3)
+    time.sleep(2)  # time enough for a send to be tried and refused
+    assert buildsets_posted(w, keys) == [], buildsets_posted(w, keys)
+    listing = w.bridge.cli("dead-letters", "-c", w.bridge.conf).stdout.decode()
+    assert "0 dead letters" in listing, listing
+    readmit(room)
+    w.hs.invite(w.alice, room, w.bot.user_id)
+    wait_for(lambda: len(buildsets_posted(w, keys)) >= 3, 30, "the three waiting reports")
+    time.sleep(1)
+    assert buildsets_posted(w, keys) == keys, buildsets_posted(w, keys)
+    metrics = http_get(port, "/metrics")
+    assert 'zmb_room_joined{room="%s"} 1' % alerts in metrics, metrics
+    assert 'zmb_room_removals_total{room="%s"} 1' % alerts in metrics, metrics
+    assert 'zmb_route_reports_failed_total{route="all"} 0' in metrics, metrics
+    assert json.loads(http_get(port, "/healthz"))["rooms_not_joined"] == []
+    assert w.bridge.log().count(REMOVED) == 1, "one removal, logged once"
+
+
+@test
+def kicked_the_reports_wait_and_after_an_invite_all_arrive_once_in_order():
+    port = free_port()
+
+    def body(w):
+        waits_while_out_then_all_arrive_once_in_order(
+            w, port, lambda room: w.hs.kick(w.alice, room, w.bot.user_id), lambda room: None, "leave")
+    with_world(ALL, body, extra=metrics_extra(port))
+
+
+@test
+def banned_the_reports_wait_and_after_unban_and_invite_all_arrive_once_in_order():
+    port = free_port()
+
+    def body(w):
+        waits_while_out_then_all_arrive_once_in_order(
+            w, port, lambda room: w.hs.ban(w.alice, room, w.bot.user_id),
+            lambda room: w.hs.unban(w.alice, room, w.bot.user_id), "ban")
+    with_world(ALL, body, extra=metrics_extra(port))
 
 
 if __name__ == "__main__":
