@@ -5,6 +5,7 @@ What the room holds is read back from Synapse, the way a client sees it."""
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import urllib.request
@@ -155,6 +156,33 @@ def banned_the_reports_wait_and_after_unban_and_invite_all_arrive_once_in_order(
             w, port, lambda room: w.hs.ban(w.alice, room, w.bot.user_id),
             lambda room: w.hs.unban(w.alice, room, w.bot.user_id), "ban")
     with_world(ALL, body, extra=metrics_extra(port))
+
+
+@test
+def without_chatops_a_refused_send_pauses_the_room_and_a_reload_after_the_invite_rejoins():
+    """No chatops, no /sync: the kick shows at the first send (403 "not in room"), and only a
+    reload (or a restart) joins again once the bot is invited."""
+    port = free_port()
+
+    def body(w):
+        room = w.rooms["alerts"]
+        w.hs.kick(w.alice, room, w.bot.user_id)
+        keys = ["quiet%d" % i for i in range(3)]
+        for k in keys:
+            w.broker.publish("zuul/scs/check", payload=check_failure(k))
+        w.bridge.wait_log(REMOVED, 20)
+        w.bridge.wait_log("report queued", 20, count=3)
+        time.sleep(1)
+        listing = w.bridge.cli("dead-letters", "-c", w.bridge.conf).stdout.decode()
+        assert "0 dead letters" in listing, listing
+        assert json.loads(http_get(port, "/healthz"))["rooms_not_joined"] == ["#alerts:localhost"]
+        w.hs.invite(w.alice, room, w.bot.user_id)
+        w.bridge.signal(signal.SIGHUP)
+        wait_for(lambda: len(buildsets_posted(w, keys)) >= 3, 30, "the three waiting reports")
+        time.sleep(1)
+        assert buildsets_posted(w, keys) == keys, buildsets_posted(w, keys)
+        assert 'zmb_room_removals_total{room="#alerts:localhost"} 1' in http_get(port, "/metrics")
+    with_world(ALL, body, extra='metrics: { listen = "127.0.0.1"; port = %d; };' % port)
 
 
 if __name__ == "__main__":
