@@ -185,6 +185,29 @@ def without_chatops_a_refused_send_pauses_the_room_and_a_reload_after_the_invite
     with_world(ALL, body, extra='metrics: { listen = "127.0.0.1"; port = %d; };' % port)
 
 
+@test
+def a_homeserver_disabled_by_its_admin_answers_resource_limit_and_the_report_waits():
+    """Synapse with hs_disabled answers every send 403 M_RESOURCE_LIMIT_EXCEEDED (limit_type
+    hs_disabled, api/auth_blocking.py): the report waits and is posted once it is lifted."""
+    def body(w):
+        w.hs.restart(config={"hs_disabled": True, "hs_disabled_message": "Down for maintenance",
+                             "admin_contact": "mailto:admin@localhost"})
+        w.broker.publish("zuul/scs/check", payload=check_failure("limited"))
+        w.bridge.wait_log("M_RESOURCE_LIMIT_EXCEEDED", 30)
+        time.sleep(1)
+        lines = [ln for ln in w.bridge.log().splitlines() if "M_RESOURCE_LIMIT_EXCEEDED" in ln and "level=warn" in ln]
+        assert lines and "delivery failed; will retry" in lines[0], lines
+        assert "limit_type hs_disabled" in lines[0] and "admin_contact mailto:admin@localhost" in lines[0], lines[0]
+        listing = w.bridge.cli("dead-letters", "-c", w.bridge.conf).stdout.decode()
+        assert "0 dead letters" in listing, listing
+        w.hs.restart(config={"hs_disabled": False})
+        wait_for(lambda: buildsets_posted(w, ["limited"]), 30, "the report once the limit is lifted")
+        time.sleep(1)
+        assert buildsets_posted(w, ["limited"]) == ["limited"]
+        assert "moved to dead letters" not in w.bridge.log()
+    with_world(ALL, body)
+
+
 if __name__ == "__main__":
     ok, why = synapse.available()
     if not ok:
