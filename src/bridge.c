@@ -600,9 +600,10 @@ static void chatops_own_membership(const char *room_id, const char *membership, 
 	b->membership_seen = true;
 }
 
-/* An invite back into a room a route names: join it (by its configured name, never by the
- * invite's id, which a room could use to pass for another), and its waiting reports go
- * out in order once joined. Invites to any other room are left alone. */
+/* An invite into a configured room (a route's, or an owners rule's forward_room): join it
+ * by its configured name, never by the invite's id, which a room could use to pass for
+ * another, and its waiting reports go out in order once joined. Invites to any other room
+ * are left alone. */
 static void chatops_invited(const char *room_id, const cJSON *invite_state, void *data)
 {
 	struct bridge *b = data;
@@ -619,7 +620,7 @@ static void chatops_invited(const char *room_id, const cJSON *invite_state, void
 		join_room(b, rj);
 		return;
 	}
-	log_kv(ZLOG_INFO, "invite ignored: no route names the room", "room_id", room_id, NULL);
+	log_kv(ZLOG_INFO, "invite ignored: not a room of the configuration", "room_id", room_id, NULL);
 }
 
 /* ---- MQTT in ----------------------------------------------------------- */
