@@ -227,10 +227,11 @@ static void schedule_retry(struct deliverer *d, struct room_queue *q, uint64_t d
 	q->retry_timer = loop_timer_add(d->loop, delay_ms, retry_timer_fired, q);
 }
 
+/* Info only: the removal itself is the bridge's to log loudly, once. */
 static void room_pause(struct room_queue *q, const char *reason)
 {
 	if (!q->paused)
-		log_kv(ZLOG_WARN, "room paused: the bot is not in it; its reports wait in the outbox", "room", q->room,
+		log_kv(ZLOG_INFO, "room paused: the bot is not in it; its reports wait in the outbox", "room", q->room,
 		       "reason", reason, NULL);
 	free(q->paused);
 	q->paused = xstrdup(reason);
