@@ -21,6 +21,8 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   future (e.g. kept across /_fake/reset) is bounded to the current position, as Synapse's
   bound_future_token does. There is no M_UNKNOWN_POS in /sync v2. Stream positions keep
   growing across /_fake/reset, so a running client's token stays meaningful.
+- /sync applies a filter's `rooms`/`not_rooms` to joined and left rooms, not to invites (an
+  invite comes even with `"rooms": []`), as Synapse does.
 - /sync omits empty top-level sections ("rooms", "presence", "account_data"), as Synapse does;
   each returned joined room always has timeline, state, account_data, ephemeral.
 - Default timeline limit 10; relations default limit 5, dir=b (newest first).
@@ -902,12 +904,14 @@ class FakeHomeserver:
     def _sync_result(self, ctx, since_pos, flt, full_state):
         joined, invited, left = {}, {}, {}
         for room in self.rooms.values():
-            if not flt.room_allowed(room.room_id):
-                continue
             member = room.state.get(("m.room.member", ctx.user))
             if member is None:
                 continue
             membership = member["content"].get("membership")
+            # Synapse applies a filter's room list to joined and left rooms only: an invite
+            # comes whatever the list says, even an empty one.
+            if membership != "invite" and not flt.room_allowed(room.room_id):
+                continue
             if membership == "join":
                 newly = since_pos is not None and member["_pos"] > since_pos
                 timeline, start_pos, limited = self._timeline(room, since_pos, self.pos, flt, ctx)
