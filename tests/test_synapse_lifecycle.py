@@ -159,6 +159,30 @@ def banned_the_reports_wait_and_after_unban_and_invite_all_arrive_once_in_order(
 
 
 @test
+def a_room_the_bot_was_never_invited_to_keeps_its_reports_until_the_invite():
+    """#late exists at start, but nobody invited the bot: the join is refused (403), its
+    reports wait; the invite names the room only by its id, so the bridge knows it by the
+    canonical alias Synapse puts in the invite's stripped state."""
+    routes = ALL + ',\n  { name = "late"; room = "#late:localhost"; }'
+
+    def body(w):
+        late = w.hs.create_room(w.alice, "late")
+        w.start_bridge(wait_joined=False)
+        w.bridge.wait_log("cannot join room; its reports wait in the outbox until the bot is invited", 20)
+        w.bridge.wait_log("joined room", 20)
+        w.broker.publish("zuul/scs/check", payload=check_failure("late1"))
+        wait_for(lambda: buildsets_posted(w, ["late1"]), 20, "the report in #alerts")
+        listing = w.bridge.cli("dead-letters", "-c", w.bridge.conf).stdout.decode()
+        assert "0 dead letters" in listing, listing
+        w.hs.invite(w.alice, late, w.bot.user_id)
+        w.bridge.wait_log("invited into the room; joining", 20)
+        got = wait_for(lambda: [e for e in w.hs.messages(w.alice, late) if e["sender"] == w.bot.user_id
+                                and "late1" in e["content"].get("body", "")], 20, "the report in #late")
+        assert len(got) == 1, got
+    with_world(routes, body, extra=CHATOPS, start_bridge=False)
+
+
+@test
 def without_chatops_a_refused_send_pauses_the_room_and_a_reload_after_the_invite_rejoins():
     """No chatops, no /sync: the kick shows at the first send (403 "not in room"), and only a
     reload (or a restart) joins again once the bot is invited."""
