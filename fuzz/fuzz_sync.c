@@ -18,7 +18,7 @@ static const char *const chatops_types[] = {"m.reaction", "m.room.redaction", "m
 
 struct walk_state {
 	const struct sync_walk *w;
-	size_t events, gaps;
+	size_t events, gaps, invites;
 	size_t stop_after;   /* stop the walk after this many events (0: never) */
 	bool drop_b;         /* a reload drops !b during its first timeline event */
 	bool b_dropped;
@@ -84,6 +84,19 @@ static bool on_gap(const char *room_id, const char *prev_batch, void *data)
 	return true;
 }
 
+/* Invites come last, for any room, and never after the walk was told to stop. */
+static bool on_invite(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct walk_state *st = data;
+	if (st->stop_after && st->events >= st->stop_after)
+		abort();
+	(void)strlen(room_id);
+	if (invite_state && !cJSON_IsArray(invite_state))
+		abort();
+	st->invites++;
+	return true;
+}
+
 static void walk(const cJSON *body, const char *const *types, size_t n_types, bool fresh, bool lost,
 		 size_t stop_after, bool drop_b)
 {
@@ -95,13 +108,14 @@ static void walk(const cJSON *body, const char *const *types, size_t n_types, bo
 		.room_wanted = room_wanted,
 		.on_event = on_event,
 		.on_gap = on_gap,
+		.on_invite = on_invite,
 	};
 	struct walk_state st = {.w = &w, .stop_after = stop_after, .drop_b = drop_b};
 	w.data = &st;
 	const char *next = sync_walk_batch(body, &w);
 	const cJSON *nb = cJSON_GetObjectItemCaseSensitive(body, "next_batch");
 	bool is_answer = cJSON_IsString(nb) && nb->valuestring[0];
-	if (!is_answer && (next || st.events || st.gaps))
+	if (!is_answer && (next || st.events || st.gaps || st.invites))
 		abort(); /* not a /sync answer: nothing may have been handed over */
 	if (is_answer && next != nb->valuestring)
 		abort();

@@ -39,6 +39,14 @@ struct chatops_host {
 	/* Called once when the rooms' history is known (read back, or there was none to
 	 * read): reports decided before it would not know the rooms' failure threads. */
 	void (*history_known)(void *data);
+	/* /sync showed the bridge's own m.room.member event in a followed room: membership
+	 * as the spec spells it ("leave" with a sender other than the bridge is a kick),
+	 * reason may be NULL. Timeline order; may be NULL. */
+	void (*own_membership)(const char *room_id, const char *membership, const char *sender, const char *reason,
+			       void *data);
+	/* /sync showed an invite of the bridge to room_id (any room); invite_state is its
+	 * stripped state, or NULL. May be NULL. */
+	void (*invited)(const char *room_id, const cJSON *invite_state, void *data);
 	void *data;
 };
 

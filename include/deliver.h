@@ -1,7 +1,8 @@
 /* deliver: moves outbox items to Matrix. One ordered queue per room with at most one
  * request in flight per room (order within a room is kept), retries with capped
- * exponential backoff and jitter, a homeserver-wide pause after 429, and dead letters
- * for permanent errors. The store is updated in the loop's current batch. */
+ * exponential backoff and jitter, a homeserver-wide pause after 429, a room's pause while
+ * the bot is not in it, and dead letters for permanent errors. The store is updated in
+ * the loop's current batch. */
 #ifndef ZMB_DELIVER_H
 #define ZMB_DELIVER_H
 
@@ -41,6 +42,14 @@ void deliverer_room_ready(struct deliverer *d, const char *room, const char *roo
 /* The room can't be used (join refused, unknown room): its items, now and later,
  * go to dead letters with reason, until deliverer_room_ready. */
 void deliverer_room_failed(struct deliverer *d, const char *room, const char *reason);
+
+/* The bot is not in the room (kicked, banned, never invited): its items, now and later,
+ * wait in the outbox in order, not sent and not dead, until deliverer_room_ready. A send
+ * refused with "not in room" (membership_not_joined) pauses its room by itself. */
+void deliverer_room_paused(struct deliverer *d, const char *room, const char *reason);
+/* Called when a send found the bot not in its room (the room is paused by then). */
+typedef void (*deliver_not_joined_fn)(const char *room, const char *reason, void *data);
+void deliverer_on_not_joined(struct deliverer *d, deliver_not_joined_fn fn, void *data);
 
 /* Asked just before an item is sent: true drops it unsent from the outbox (the catch-up
  * summary covers it). Items that will never be asked about are not affected. */

@@ -71,12 +71,15 @@ size_t matrix_in_flight(const struct matrix_client *mc);
 /* Percent-encodes one path segment (RFC 3986 unreserved kept). Caller frees. */
 char *matrix_escape_segment(const char *segment);
 
-/* Whether a response is worth retrying: transport failures, 5xx, 429 (and 408).
- * Anything else (4xx with a Matrix errcode) is permanent. */
+/* Whether a response is worth retrying: transport failures, 5xx, 429 (and 408), and
+ * 403 M_RESOURCE_LIMIT_EXCEEDED (the server is over a limit such as its monthly active
+ * users; the spec: "the client should back off and try again later"). Anything else
+ * (4xx with a Matrix errcode) is permanent. */
 bool matrix_response_is_transient(const struct matrix_response *resp);
 
 /* Appends a one-line description of a failed response for logs and dead letters:
- * the transport error, or "HTTP 403 M_FORBIDDEN: <error text>". */
+ * the transport error, or "HTTP 403 M_FORBIDDEN: <error text>"; a resource limit adds its
+ * limit_type and admin_contact when the homeserver gave them. */
 void matrix_response_describe(const struct matrix_response *resp, struct strbuf *out);
 
 #endif

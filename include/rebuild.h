@@ -58,7 +58,8 @@ struct rebuild_room {
 	 * the room's failures are in the result (half a room's claims would look like
 	 * unclaimed failures). */
 	bool complete;
-	bool truncated;        /* complete, but stopped at max_events or max_age */
+	bool truncated;        /* complete, but stopped at max_events, max_age or the page
+				* limit (max_events / 100 pages of /messages, empty ones included) */
 	char *reason;          /* NULL when complete */
 	size_t events_scanned; /* bridge messages read from the history */
 	size_t requests;       /* HTTP requests made for the room, retries included */
@@ -76,7 +77,9 @@ void rebuild_result_free(struct rebuild_result *res);
 
 /* Zero fields take the defaults. */
 struct rebuild_options {
-	int max_events;        /* bridge messages read per room, at most; default 10000 */
+	int max_events;        /* bridge messages read per room, at most; default 10000. Also
+				* bounds the /messages pages per room to max_events / 100 (at
+				* least 1): a page may come back empty but with an end token */
 	int64_t max_age_ms;    /* stop at messages older than now - max_age_ms; default 30 days */
 	int64_t now_ms;        /* "now" for max_age (Unix ms); default the real clock, which
 				* is what origin_server_ts is measured in (not a test clock) */

@@ -21,6 +21,13 @@ struct route_stats {
 	uint64_t failed;       /* moved to dead letters */
 };
 
+/* A configured room, as the bot stands in it. */
+struct room_stats {
+	char *room;        /* as configured: id or alias */
+	bool joined;       /* the bot is in the room */
+	uint64_t removals; /* times the bot found itself kicked or banned out of it */
+};
+
 struct stats {
 	uint64_t received;     /* MQTT messages */
 	uint64_t rejected;     /* not a Zuul report */
@@ -30,6 +37,8 @@ struct stats {
 	uint64_t superseded;   /* edits not sent: a newer edit of the same message was queued */
 	struct route_stats *routes;
 	size_t n_routes;
+	struct room_stats *rooms;
+	size_t n_rooms;
 	uint64_t latency_buckets[STATS_LATENCY_BUCKETS]; /* cumulative: [i] counts observations <= bound i */
 	uint64_t latency_count;
 	double latency_sum;
@@ -46,12 +55,17 @@ struct stats {
 /* The counters of route `name`, added on first use. The pointer stays valid until
  * the next stats_route call that adds a route. */
 struct route_stats *stats_route(struct stats *s, const char *name);
+/* The standing of room `room`, added (not joined) on first use; the pointer stays valid
+ * until the next stats_room call that adds a room. */
+struct room_stats *stats_room(struct stats *s, const char *room);
 void stats_observe_latency(struct stats *s, double seconds);
 /* Appends every metric in Prometheus text exposition format 0.0.4, each with # HELP
  * and # TYPE; names prefixed zmb_; route names escaped as label values. */
 void stats_render_prometheus(const struct stats *s, struct strbuf *out);
 /* The /healthz JSON body: {"status":"ok"|"degraded","mqtt":"connected"|"disconnected",
- * "matrix":"reachable"|"unreachable","outbox":N,"last_report":"ISO8601"|null}. */
+ * "matrix":"reachable"|"unreachable","outbox":N,"last_report":"ISO8601"|null,
+ * "rooms_not_joined":["#room:hs",...]}. A room the bot is not in does not change the
+ * status: a restart would not bring it back, an invite does. */
 void stats_render_health(const struct stats *s, struct strbuf *out);
 /* 200 when MQTT is connected and the homeserver reachable, else 503. */
 int stats_health_status(const struct stats *s);

@@ -48,6 +48,10 @@ struct sync_callbacks {
 	 * Called before that room's events of the same batch. prev_batch is a /messages
 	 * "from" token, or NULL if the homeserver gave none. May be NULL. */
 	void (*on_gap)(const char *room_id, const char *prev_batch, void *data);
+	/* The user was invited to room_id (any room: invites are not limited to the room
+	 * list). invite_state is the stripped state shown with it (an array of events, or
+	 * NULL). May be NULL. */
+	void (*on_invite)(const char *room_id, const cJSON *invite_state, void *data);
 	void *data;
 };
 
@@ -104,7 +108,8 @@ void sync_free(struct sync *s);
 const char *sync_since(const struct sync *s);
 
 /* Builds the filter JSON sent as /sync?filter= (exposed for tests). timeline_limit
- * <= 0 leaves the homeserver's default. Caller frees. */
+ * <= 0 leaves the homeserver's default. With "m.room.member" among the types, the state
+ * section lazy-loads members (the timeline's senders and the user's own). Caller frees. */
 char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
 		       int timeline_limit);
 
@@ -121,13 +126,17 @@ struct sync_walk {
 	/* Return false to stop the walk at once (the rest of the batch is not handed over). */
 	bool (*on_event)(const struct sync_event *ev, void *data);
 	bool (*on_gap)(const char *room_id, const char *prev_batch, void *data); /* may be NULL */
+	/* Each of rooms.invite, whatever room_wanted says; may be NULL. */
+	bool (*on_invite)(const char *room_id, const cJSON *invite_state, void *data);
 	void *data;
 };
 
 /* Hands over the events of one /sync answer exactly as the syncer does: for each room of
  * rooms.join that is wanted, on_gap first (the timeline was limited, or fresh and
  * lost_position), then its "state" events (snapshot true), then its timeline in order
- * (after a fresh start only the timeline's state events, as snapshot). Events without a
+ * (after a fresh start only the timeline's state events, as snapshot). Then, unless
+ * fresh, each wanted room of rooms.leave: its timeline (ending with the leave, kick or
+ * ban), snapshot false. Then on_invite for each room of rooms.invite. Events without a
  * string "type", or of a type not asked for, are skipped. Returns body's next_batch
  * (pointing into body; also when a callback stopped the walk), or NULL when body has no
  * non-empty next_batch string: not a /sync answer, and nothing was handed over. */

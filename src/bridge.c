@@ -15,6 +15,7 @@
 #include "log.h"
 #include "loop.h"
 #include "matrix.h"
+#include "membership.h"
 #include "metrics.h"
 #include "mqtt.h"
 #include "notify.h"
@@ -66,6 +67,15 @@ struct room_join {
 	bool joining; /* a join request is out */
 	bool joined;
 	bool failed;  /* refused for good; counts as settled for readiness */
+	/* The bot is not in the room (kicked, banned, or its join was refused): its reports
+	 * wait in the outbox until an invite lets it join again. Settled for readiness. */
+	bool lost;
+	/* The newest own m.room.member event /sync showed in this turn, applied at its end
+	 * (MEMBERSHIP_UNKNOWN: none). The newest wins: a room joined again replays its kick,
+	 * invite and join in the timeline, and only the join is news. */
+	enum membership seen;
+	char *seen_sender;
+	char *seen_reason;
 };
 
 struct bridge {
@@ -102,6 +112,7 @@ struct bridge {
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
 	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
+	bool membership_seen; /* some room's `seen` waits for the turn's end */
 	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
 	int64_t mqtt_down_since_ms;
 	int64_t matrix_down_since_ms;
@@ -173,7 +184,7 @@ static void maybe_ready(struct bridge *b)
 	if (b->ready_sent || b->mqtt_state != MQTT_CONNECTED || !b->user_id)
 		return;
 	for (size_t j = 0; j < b->n_rooms; j++)
-		if (!b->rooms[j]->joined && !b->rooms[j]->failed)
+		if (!b->rooms[j]->joined && !b->rooms[j]->failed && !b->rooms[j]->lost)
 			return;
 	b->ready_sent = true;
 	notify_ready();
@@ -240,6 +251,10 @@ static void chatops_kv_set(const char *key, const char *value, void *data)
 	store_kv_set(b->store, key, value);
 }
 
+static void chatops_own_membership(const char *room_id, const char *membership, const char *sender,
+				   const char *reason, void *data);
+static void chatops_invited(const char *room_id, const cJSON *invite_state, void *data);
+
 static bool route_room(const struct config *cfg, const char *room)
 {
 	for (size_t i = 0; i < cfg->n_routes; i++)
@@ -270,6 +285,15 @@ static void chatops_history_known(void *data)
 	start_mqtt(b);
 }
 
+/* Every room joined, or refused (for good, or until an invite): nothing is pending. */
+static bool all_rooms_settled(const struct bridge *b)
+{
+	for (size_t j = 0; j < b->n_rooms; j++)
+		if (!b->rooms[j]->joined && !b->rooms[j]->failed && !b->rooms[j]->lost)
+			return false;
+	return true;
+}
+
 static void chatops_update(struct bridge *b)
 {
 	if (!b->cfg->chatops.enabled) {
@@ -286,6 +310,8 @@ static void chatops_update(struct bridge *b)
 					    .kv_set = chatops_kv_set,
 					    .txn_of = chatops_txn_of,
 					    .history_known = chatops_history_known,
+					    .own_membership = chatops_own_membership,
+					    .invited = chatops_invited,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
@@ -295,11 +321,16 @@ static void chatops_update(struct bridge *b)
 	struct chatops_room *rooms = xcalloc(b->n_rooms ? b->n_rooms : 1, sizeof *rooms);
 	size_t n = 0;
 	/* Commands, claims and notices belong to the routes' rooms; a room owners only
-	 * forward to is posted into, not followed. */
+	 * forward to is posted into, not followed. A room the bot was removed from stays
+	 * followed: /sync tells when it is invited back. */
 	for (size_t j = 0; j < b->n_rooms; j++)
-		if (b->rooms[j]->joined && route_room(b->cfg, b->rooms[j]->room))
+		if (b->rooms[j]->room_id && (b->rooms[j]->joined || b->rooms[j]->lost) &&
+		    route_room(b->cfg, b->rooms[j]->room))
 			rooms[n++] = (struct chatops_room){.room = b->rooms[j]->room, .room_id = b->rooms[j]->room_id};
-	if (n)
+	/* With no room joined yet, /sync still starts once every room is settled (refused
+	 * rooms wait for an invite, which only /sync can show), and there is no history to
+	 * read: reports waiting for it may come. */
+	if (n || (b->user_id && all_rooms_settled(b)))
 		chatops_set_rooms(b->chatops, rooms, n);
 	free(rooms);
 }
@@ -397,7 +428,9 @@ static void on_join(const struct matrix_response *r, void *data)
 	if (r->status == 200 && cJSON_IsString(rid)) {
 		rj->joined = true;
 		rj->failed = false;
+		rj->lost = false;
 		rj->attempts = 0;
+		stats_room(&b->stats, rj->room)->joined = true;
 		free(rj->room_id);
 		rj->room_id = xstrdup(rid->valuestring);
 		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
@@ -415,11 +448,20 @@ static void on_join(const struct matrix_response *r, void *data)
 		log_kv(rj->attempts == 1 ? ZLOG_WARN : ZLOG_DEBUG, "cannot join room yet; retrying", "room", rj->room,
 		       "reason", strbuf_str(&why), NULL);
 		rj->timer = loop_timer_add(b->loop, delay, join_retry_fired, rj);
+	} else if (r->status == 403) {
+		/* Not invited, or banned: an invite (after an unban) fixes that, not a reload. */
+		log_kv(ZLOG_ERROR, "cannot join room; its reports wait in the outbox until the bot is invited",
+		       "room", rj->room, "reason", strbuf_str(&why), NULL);
+		rj->lost = true;
+		deliverer_room_paused(b->deliverer, rj->room, strbuf_str(&why));
+		chatops_update(b);
+		maybe_ready(b);
 	} else {
 		log_kv(ZLOG_ERROR, "cannot join room; its reports go to dead letters until a reload",
 		       "room", rj->room, "reason", strbuf_str(&why), NULL);
 		rj->failed = true;
 		deliverer_room_failed(b->deliverer, rj->room, strbuf_str(&why));
+		chatops_update(b); /* the last room to settle may let /sync and MQTT start */
 		maybe_ready(b);
 	}
 	strbuf_free(&why);
@@ -435,6 +477,8 @@ static void join_retry_fired(struct loop *loop, void *data)
 
 static void join_room(struct bridge *b, struct room_join *rj)
 {
+	loop_timer_cancel(b->loop, rj->timer);
+	rj->timer = 0;
 	if (matrix_join(b->matrix, rj->room, on_join, rj) == 0)
 		rj->joining = true;
 	else
@@ -452,6 +496,7 @@ static void room_add(struct bridge *b, const char *room)
 		rj->room = xstrdup(room);
 		b->rooms = xrealloc(b->rooms, (b->n_rooms + 1) * sizeof *b->rooms);
 		b->rooms[b->n_rooms++] = rj;
+		stats_room(&b->stats, room);
 	}
 }
 
@@ -513,6 +558,105 @@ static void start_whoami(struct bridge *b)
 {
 	if (matrix_whoami(b->matrix, on_whoami, b) != 0)
 		log_kv(ZLOG_ERROR, "cannot start the whoami request", NULL);
+}
+
+/* ---- the bot's own membership: removed, invited back --------------------- */
+
+static struct room_join *room_by_id(struct bridge *b, const char *room_id)
+{
+	for (size_t j = 0; room_id && j < b->n_rooms; j++)
+		if (b->rooms[j]->room_id && strcmp(b->rooms[j]->room_id, room_id) == 0)
+			return b->rooms[j];
+	return NULL;
+}
+
+/* The bot is out of a room it was in (kicked or banned; `by` who did it, if known). Its
+ * reports wait in the outbox; logged and counted once per removal. */
+static void room_lost(struct bridge *b, struct room_join *rj, enum membership how, const char *by,
+		      const char *reason)
+{
+	if (rj->lost || !rj->joined)
+		return; /* known already (the other of /sync and a refused send told first) */
+	rj->joined = false;
+	rj->lost = true;
+	struct room_stats *rs = stats_room(&b->stats, rj->room);
+	rs->joined = false;
+	rs->removals++;
+	log_kv(ZLOG_ERROR, "the bot was removed from the room; its reports wait in the outbox until it is invited back",
+	       "room", rj->room, "membership", membership_name(how), "by", by ? by : "", "reason",
+	       reason ? reason : "", NULL);
+	deliverer_room_paused(b->deliverer, rj->room, reason ? reason : membership_name(how));
+	report_status(b);
+}
+
+static void on_send_not_joined(const char *room, const char *reason, void *data)
+{
+	struct bridge *b = data;
+	for (size_t j = 0; j < b->n_rooms; j++)
+		if (strcmp(b->rooms[j]->room, room) == 0)
+			room_lost(b, b->rooms[j], MEMBERSHIP_LEAVE, NULL, reason);
+}
+
+static void seen_clear(struct room_join *rj)
+{
+	rj->seen = MEMBERSHIP_UNKNOWN;
+	free(rj->seen_sender);
+	free(rj->seen_reason);
+	rj->seen_sender = rj->seen_reason = NULL;
+}
+
+/* What /sync showed of a room's own membership this turn, now that the batch is read. */
+static void seen_apply(struct bridge *b, struct room_join *rj)
+{
+	if (rj->seen == MEMBERSHIP_LEAVE || rj->seen == MEMBERSHIP_BAN)
+		room_lost(b, rj, rj->seen, rj->seen_sender, rj->seen_reason);
+	seen_clear(rj);
+}
+
+static void membership_check(struct bridge *b)
+{
+	if (!b->membership_seen)
+		return;
+	b->membership_seen = false;
+	for (size_t j = 0; j < b->n_rooms; j++)
+		seen_apply(b, b->rooms[j]);
+}
+
+static void chatops_own_membership(const char *room_id, const char *membership, const char *sender,
+				   const char *reason, void *data)
+{
+	struct bridge *b = data;
+	struct room_join *rj = room_by_id(b, room_id);
+	if (!rj)
+		return;
+	seen_clear(rj);
+	rj->seen = membership_parse(membership);
+	rj->seen_sender = sender ? xstrdup(sender) : NULL;
+	rj->seen_reason = reason ? xstrdup(reason) : NULL;
+	b->membership_seen = true;
+}
+
+/* An invite into a configured room (a route's, or an owners rule's forward_room): join it
+ * by its configured name, never by the invite's id, which a room could use to pass for
+ * another, and its waiting reports go out in order once joined. Invites to any other room
+ * are left alone. */
+static void chatops_invited(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct bridge *b = data;
+	membership_check(b); /* a removal read in the same batch comes first */
+	for (size_t j = 0; j < b->n_rooms; j++) {
+		struct room_join *rj = b->rooms[j];
+		if (!membership_invite_is_for(rj->room, rj->room_id, room_id, invite_state))
+			continue;
+		if (rj->joined || rj->joining)
+			return;
+		log_kv(ZLOG_INFO, "invited into the room; joining", "room", rj->room, "room_id", room_id, NULL);
+		rj->failed = false;
+		rj->attempts = 0;
+		join_room(b, rj);
+		return;
+	}
+	log_kv(ZLOG_INFO, "invite ignored: not a room of the configuration", "room_id", room_id, NULL);
 }
 
 /* ---- MQTT in ----------------------------------------------------------- */
@@ -807,6 +951,7 @@ static void on_turn_end(struct loop *loop, void *data)
 			b->commit_timer_for_acks = for_acks;
 		}
 	}
+	membership_check(b);
 	catchup_check(b);
 	b->stats.outbox_depth = deliverer_queued(b->deliverer);
 	/* Acknowledgements go out only when everything their messages wrote is committed. */
@@ -1007,6 +1152,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
 	deliverer_on_done(b->deliverer, on_delivered, b);
 	deliverer_on_skip(b->deliverer, skip_delivery, b);
+	deliverer_on_not_joined(b->deliverer, on_send_not_joined, b);
 	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {
@@ -1086,6 +1232,8 @@ void bridge_free(struct bridge *b)
 	matrix_client_free(b->matrix);
 	metrics_server_free(b->metrics);
 	for (size_t j = 0; j < b->n_rooms; j++) {
+		seen_clear(b->rooms[j]);
+		loop_timer_cancel(b->loop, b->rooms[j]->timer);
 		free(b->rooms[j]->room);
 		free(b->rooms[j]->room_id);
 		free(b->rooms[j]);

@@ -17,8 +17,9 @@
 #include "strbuf.h"
 #include "sync.h"
 
+/* m.room.member for the bridge's own: a kick or a ban pauses the room's deliveries. */
 static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
-					  "m.room.redaction"};
+					  "m.room.redaction", "m.room.member"};
 
 
 struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id)
@@ -57,6 +58,12 @@ static void on_event(const struct sync_event *ev, void *data)
 	if (!rs)
 		return;
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev->event, "content");
+	if (ev->state_key && strcmp(ev->type, "m.room.member") == 0) {
+		if (c->user_id && strcmp(ev->state_key, c->user_id) == 0 && c->host.own_membership)
+			c->host.own_membership(ev->room_id, chatops_str_at(content, "membership"), ev->sender,
+					       chatops_str_at(content, "reason"), c->host.data);
+		return; /* others' comings and goings are not the bridge's business */
+	}
 	if (ev->state_key && strcmp(ev->type, "m.room.power_levels") == 0 && ev->state_key[0] == '\0') {
 		cJSON_Delete(rs->power_levels);
 		rs->power_levels = cJSON_IsObject(content) ? cJSON_Duplicate(content, 1) : NULL;
@@ -84,6 +91,13 @@ static void on_event(const struct sync_event *ev, void *data)
 	const char *body = chatops_str_at(content, "body");
 	if (body)
 		chatops_handle_command(c, rs, ev, body);
+}
+
+static void on_invite(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct chatops *c = data;
+	if (c->host.invited)
+		c->host.invited(room_id, invite_state, c->host.data);
 }
 
 static char *token_load(void *data)
@@ -116,7 +130,11 @@ static void start_sync(struct chatops *c)
 	const char **ids = xcalloc(c->n_rooms ? c->n_rooms : 1, sizeof *ids);
 	for (size_t i = 0; i < c->n_rooms; i++)
 		ids[i] = c->rooms[i].room_id;
-	struct sync_callbacks cb = {.token_load = token_load, .token_save = token_save, .on_event = on_event, .data = c};
+	struct sync_callbacks cb = {.token_load = token_load,
+				    .token_save = token_save,
+				    .on_event = on_event,
+				    .on_invite = on_invite,
+				    .data = c};
 	struct sync_options opt = {.retry_min_ms = c->conn->matrix.retry_min_ms,
 				   .retry_max_ms = c->conn->matrix.retry_max_ms};
 	c->sync = sync_new(c->loop, &c->conn->matrix, ids, c->n_rooms, event_types,
@@ -329,7 +347,7 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 		 * may hold failure messages and claims this store does not know: read them back
 		 * before following the rooms. */
 		char *token = c->host.kv_get(KV_SYNC_TOKEN, c->host.data);
-		if (!token && c->user_id)
+		if (!token && c->user_id && n > 0)
 			c->rebuild = rebuild_start(c->loop, &c->conn->matrix, c->user_id, ids, n, NULL, rebuild_done, c);
 		free(token);
 		if (!c->rebuild)

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "membership.h"
 #include "relations.h"
 #include "strbuf.h"
 #include "supersede.h"
@@ -28,6 +29,8 @@ struct room_queue {
 	char *room;       /* as configured: id or alias */
 	char *room_id;    /* resolved; NULL until the room is ready */
 	char *failed;     /* non-NULL: the room is unusable, this is why */
+	char *paused;     /* non-NULL: the bot is not in the room (kicked, banned, not invited):
+			   * the items wait, in order, until deliverer_room_ready */
 	struct outbox_item *items;
 	size_t head, n, cap;
 	/* spilled: the store holds items of this room with ids above loaded_max that are not
@@ -56,6 +59,8 @@ struct deliverer {
 	void *on_done_data;
 	deliver_skip_fn on_skip;
 	void *on_skip_data;
+	deliver_not_joined_fn on_not_joined;
+	void *on_not_joined_data;
 	bool held;
 };
 
@@ -116,6 +121,7 @@ void deliverer_free(struct deliverer *d)
 		free(q->room);
 		free(q->room_id);
 		free(q->failed);
+		free(q->paused);
 		free(q->last_logged);
 		free(q);
 	}
@@ -134,6 +140,12 @@ void deliverer_on_skip(struct deliverer *d, deliver_skip_fn fn, void *data)
 {
 	d->on_skip = fn;
 	d->on_skip_data = data;
+}
+
+void deliverer_on_not_joined(struct deliverer *d, deliver_not_joined_fn fn, void *data)
+{
+	d->on_not_joined = fn;
+	d->on_not_joined_data = data;
 }
 
 void deliverer_hold(struct deliverer *d, bool hold)
@@ -216,6 +228,16 @@ static void schedule_retry(struct deliverer *d, struct room_queue *q, uint64_t d
 	q->retry_timer = loop_timer_add(d->loop, delay_ms, retry_timer_fired, q);
 }
 
+/* Info only: the removal itself is the bridge's to log loudly, once. */
+static void room_pause(struct room_queue *q, const char *reason)
+{
+	if (!q->paused)
+		log_kv(ZLOG_INFO, "room paused: the bot is not in it; its reports wait in the outbox", "room", q->room,
+		       "reason", reason, NULL);
+	free(q->paused);
+	q->paused = xstrdup(reason);
+}
+
 static void on_send_done(const struct matrix_response *r, void *data)
 {
 	struct room_queue *q = data;
@@ -278,6 +300,12 @@ static void on_send_done(const struct matrix_response *r, void *data)
 			log_kv(ZLOG_DEBUG, "retry scheduled", "room", q->room, "route", it->route, "txn", it->txn_id,
 			       "key", it->event_key, "in", delay_text, NULL);
 		}
+	} else if (membership_not_joined(r)) {
+		/* The room refused the bot, not the report: it waits at the head of the queue
+		 * and goes out (same txn) once the bot is back in the room. */
+		room_pause(q, strbuf_str(&reason));
+		if (d->on_not_joined)
+			d->on_not_joined(q->room, strbuf_str(&reason), d->on_not_joined_data);
 	} else {
 		kill_head(d, q, strbuf_str(&reason));
 		pump(d, q);
@@ -383,7 +411,8 @@ static void pump(struct deliverer *d, struct room_queue *q)
 			kill_head(d, q, q->failed);
 			continue;
 		}
-		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || d->shutting_down || d->held)
+		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || q->paused || d->shutting_down ||
+		    d->held)
 			return;
 		if (d->paused_until_ms > loop_now_ms(d->loop))
 			return;
@@ -443,6 +472,10 @@ void deliverer_room_ready(struct deliverer *d, const char *room, const char *roo
 	q->room_id = xstrdup(room_id);
 	free(q->failed);
 	q->failed = NULL;
+	if (q->paused)
+		log_kv(ZLOG_INFO, "room resumed: the bot is back in it", "room", q->room, NULL);
+	free(q->paused);
+	q->paused = NULL;
 	pump(d, q);
 }
 
@@ -453,6 +486,11 @@ void deliverer_room_failed(struct deliverer *d, const char *room, const char *re
 	q->failed = xstrdup(reason);
 	if (!q->in_flight)
 		pump(d, q);
+}
+
+void deliverer_room_paused(struct deliverer *d, const char *room, const char *reason)
+{
+	room_pause(room_get(d, room), reason);
 }
 
 void deliverer_pause(struct deliverer *d)

@@ -621,19 +621,43 @@ char *matrix_escape_segment(const char *segment)
 	return strbuf_detach(&sb);
 }
 
+/* A 403 that is about the server, not the request: Synapse answers it while the server is
+ * over its monthly active users or disabled by its admin (api/auth_blocking.py), to any
+ * user not yet counted; the spec says the client should back off and try again. */
+static bool is_resource_limit(const struct matrix_response *resp)
+{
+	return resp->status == 403 && resp->errcode && strcmp(resp->errcode, "M_RESOURCE_LIMIT_EXCEEDED") == 0;
+}
+
 bool matrix_response_is_transient(const struct matrix_response *resp)
 {
 	if (!resp)
 		return false;
 	long s = resp->status;
-	return s == 0 || s >= 500 || s == 429 || s == 408;
+	return s == 0 || s >= 500 || s == 429 || s == 408 || is_resource_limit(resp);
+}
+
+static const char *json_string_at(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 void matrix_response_describe(const struct matrix_response *resp, struct strbuf *out)
 {
-	if (resp->status == 0)
+	if (resp->status == 0) {
 		strbuf_puts(out, resp->curl_error ? resp->curl_error : "transport error");
-	else
-		strbuf_printf(out, "HTTP %ld %s: %s", resp->status, resp->errcode ? resp->errcode : "(no errcode)",
-			      resp->error ? resp->error : "(no error text)");
+		return;
+	}
+	strbuf_printf(out, "HTTP %ld %s: %s", resp->status, resp->errcode ? resp->errcode : "(no errcode)",
+		      resp->error ? resp->error : "(no error text)");
+	/* Only the homeserver's admin can lift a resource limit: say whom to ask. */
+	if (is_resource_limit(resp)) {
+		const char *type = json_string_at(resp->json, "limit_type");
+		const char *contact = json_string_at(resp->json, "admin_contact");
+		if (type)
+			strbuf_printf(out, " (limit_type %s)", type);
+		if (contact)
+			strbuf_printf(out, " (admin_contact %s)", contact);
+	}
 }

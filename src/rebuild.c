@@ -22,6 +22,13 @@
 #define REBUILD_DEFAULT_MAX_ATTEMPTS 5
 #define REBUILD_DEFAULT_RELATIONS_LIMIT 100
 #define REBUILD_MESSAGES_LIMIT 100
+/* /messages may answer an empty page that still has an end (the homeserver filtered out
+ * every event of the page it took: Synapse applies history visibility after taking
+ * `limit` events), so paging goes on until end is absent. A server answering empty pages
+ * forever must not keep a room's scan going: a room takes at most max_events /
+ * REBUILD_MESSAGES_LIMIT pages (100 by default), the 10,000 messages counted in pages of
+ * the room's events rather than in the bridge's own. */
+#define REBUILD_MIN_PAGES 1
 /* A homeserver asking for more than this is treated as asking for this. */
 #define REBUILD_MAX_RETRY_AFTER_MS 300000L
 /* Past this many reactions on one message, the rest is noise (or an attack); the
@@ -64,6 +71,7 @@ struct room_scan {
 	bool complete, truncated;
 	char *reason;
 	size_t events_scanned, requests;
+	size_t pages;                   /* /messages pages answered */
 };
 
 struct rebuild {
@@ -233,6 +241,13 @@ static void done_fired(struct loop *loop, void *data)
 	       failed, NULL);
 	/* Last thing: the callback may free rb. */
 	rb->done(res, rb->data);
+}
+
+/* The most /messages pages one room may take (see REBUILD_MIN_PAGES). */
+static size_t max_pages(const struct rebuild *rb)
+{
+	size_t pages = ((size_t)rb->opt.max_events + REBUILD_MESSAGES_LIMIT - 1) / REBUILD_MESSAGES_LIMIT;
+	return pages < REBUILD_MIN_PAGES ? REBUILD_MIN_PAGES : pages;
 }
 
 static void room_finished(struct room_scan *sc)
@@ -477,8 +492,16 @@ static void handle_messages(struct room_scan *sc, const cJSON *json)
 		}
 	}
 	const char *end = json_string(json, "end");
-	/* No end: the start of the room. An end that does not move would page forever. */
-	if (stop || !end || !*end || cJSON_GetArraySize(chunk) == 0 || (sc->from && strcmp(sc->from, end) == 0)) {
+	sc->pages++;
+	/* No end: the start of the room. An empty chunk is no end: the homeserver may have
+	 * filtered out a whole page (spec: "continue to paginate until no end property is
+	 * returned"). An end that does not move would page forever. */
+	if (!stop && end && *end && sc->pages >= max_pages(rb)) {
+		log_kv(ZLOG_WARN, "rebuild: stopped paging a room at the page limit", "room", sc->room_id, NULL);
+		sc->truncated = true;
+		stop = true;
+	}
+	if (stop || !end || !*end || (sc->from && strcmp(sc->from, end) == 0)) {
 		messages_done(sc);
 		return;
 	}

@@ -24,6 +24,17 @@ struct route_stats *stats_route(struct stats *s, const char *name)
 	return r;
 }
 
+struct room_stats *stats_room(struct stats *s, const char *room)
+{
+	for (size_t i = 0; i < s->n_rooms; i++)
+		if (strcmp(s->rooms[i].room, room) == 0)
+			return &s->rooms[i];
+	s->rooms = xrealloc(s->rooms, (s->n_rooms + 1) * sizeof(*s->rooms));
+	struct room_stats *r = &s->rooms[s->n_rooms++];
+	*r = (struct room_stats){.room = xstrdup(room)};
+	return r;
+}
+
 /* Buckets are kept cumulative (each counts observations <= its bound), so rendering
  * prints them as they are. A negative duration (wall clock stepped back between
  * accept and delivery) counts as 0 rather than vanishing; NaN is not a duration. */
@@ -74,6 +85,19 @@ static void put_label_value(struct strbuf *out, const char *v)
 	}
 }
 
+/* A JSON string's characters: quote, backslash and control characters escaped. */
+static void put_json_chars(struct strbuf *out, const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			strbuf_printf(out, "\\%c", *p);
+		else if (*p < 0x20)
+			strbuf_printf(out, "\\u%04x", *p);
+		else
+			strbuf_putc(out, (char)*p);
+	}
+}
+
 static void put_family(struct strbuf *out, const char *name, const char *type, const char *help)
 {
 	strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -106,6 +130,23 @@ static void put_route_counter(struct strbuf *out, const struct stats *s, const c
 		strbuf_printf(out, "%s{route=\"", name);
 		put_label_value(out, r->name ? r->name : "");
 		strbuf_printf(out, "\"} %" PRIu64 "\n", v);
+	}
+}
+
+static void put_room_metrics(struct strbuf *out, const struct stats *s)
+{
+	put_family(out, "zmb_room_joined", "gauge",
+		   "1 when the bot is in the room, 0 while it is not (kicked, banned, not invited).");
+	for (size_t i = 0; i < s->n_rooms; i++) {
+		strbuf_puts(out, "zmb_room_joined{room=\"");
+		put_label_value(out, s->rooms[i].room);
+		strbuf_printf(out, "\"} %d\n", s->rooms[i].joined ? 1 : 0);
+	}
+	put_family(out, "zmb_room_removals_total", "counter", "Times the bot was kicked or banned from the room.");
+	for (size_t i = 0; i < s->n_rooms; i++) {
+		strbuf_puts(out, "zmb_room_removals_total{room=\"");
+		put_label_value(out, s->rooms[i].room);
+		strbuf_printf(out, "\"} %" PRIu64 "\n", s->rooms[i].removals);
 	}
 }
 
@@ -154,6 +195,7 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 	put_gauge(out, "zmb_mqtt_connected", "1 when the MQTT session is up.", s->mqtt_connected ? 1 : 0);
 	put_gauge(out, "zmb_matrix_reachable", "1 when the homeserver answered the last request.",
 		  s->matrix_reachable ? 1 : 0);
+	put_room_metrics(out, s);
 	put_gauge(out, "zmb_open_claims", "Failures claimed and not yet resolved.", (double)s->open_claims);
 	put_gauge(out, "zmb_last_report_timestamp_seconds",
 		  "Unix time of the last accepted report, 0 before the first.", ms_to_s(s->last_report_ms));
@@ -176,7 +218,17 @@ void stats_render_health(const struct stats *s, struct strbuf *out)
 	} else {
 		strbuf_puts(out, "null");
 	}
-	strbuf_puts(out, "}\n");
+	strbuf_puts(out, ",\"rooms_not_joined\":[");
+	bool first = true;
+	for (size_t i = 0; i < s->n_rooms; i++) {
+		if (s->rooms[i].joined)
+			continue;
+		strbuf_puts(out, first ? "\"" : ",\"");
+		put_json_chars(out, s->rooms[i].room);
+		strbuf_putc(out, '"');
+		first = false;
+	}
+	strbuf_puts(out, "]}\n");
 }
 
 int stats_health_status(const struct stats *s)
@@ -189,5 +241,8 @@ void stats_clear(struct stats *s)
 	for (size_t i = 0; i < s->n_routes; i++)
 		free(s->routes[i].name);
 	free(s->routes);
+	for (size_t i = 0; i < s->n_rooms; i++)
+		free(s->rooms[i].room);
+	free(s->rooms);
 	*s = (struct stats){0};
 }

@@ -163,6 +163,12 @@ char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *
 	}
 	if (timeline_limit > 0)
 		cJSON_AddNumberToObject(timeline, "limit", timeline_limit);
+	/* Membership events are wanted for the bridge's own (kicks, bans); the state of a
+	 * large room would otherwise bring every member's. Lazy loading keeps the members of
+	 * the timeline's senders, and Synapse always adds the syncing user's own. */
+	for (size_t i = 0; i < n_types; i++)
+		if (strcmp(types[i], "m.room.member") == 0)
+			cJSON_AddTrueToObject(state, "lazy_load_members");
 	/* Typing, receipts, presence and account data: never needed, often the bulk. */
 	cJSON_AddItemToObject(room, "ephemeral", empty_types_section());
 	cJSON_AddItemToObject(room, "account_data", empty_types_section());
@@ -247,23 +253,73 @@ static bool deliver_room(const struct sync_walk *w, const char *room_id, const c
 	return true;
 }
 
-const char *sync_walk_batch(const cJSON *body, const struct sync_walk *w)
+/* A room the user left (or was kicked or banned from) since the last batch: its timeline
+ * up to and including that leave. No gap: the room is not followed any more. Returns
+ * false when the walk must stop. */
+static bool deliver_left_room(const struct sync_walk *w, const char *room_id, const cJSON *room)
 {
-	const char *next = json_string(body, "next_batch");
-	if (!next || !*next)
-		return NULL;
-	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(body, "rooms");
-	const cJSON *join = rooms ? cJSON_GetObjectItemCaseSensitive(rooms, "join") : NULL;
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, events_of(room, "timeline"))
+	{
+		if (!emit(w, room_id, ev, false))
+			return false;
+		if (w->room_wanted && !w->room_wanted(room_id, w->data))
+			return true;
+	}
+	return true;
+}
+
+/* Each invite, whatever the room: Synapse does not apply a filter's room list to
+ * invites, and an invite back into a room the bridge was removed from is one it wants. */
+static bool deliver_invites(const struct sync_walk *w, const cJSON *invite)
+{
 	const cJSON *room;
-	cJSON_ArrayForEach(room, join)
+	cJSON_ArrayForEach(room, invite)
+	{
+		if (!room->string || !w->on_invite)
+			continue;
+		const cJSON *state = cJSON_GetObjectItemCaseSensitive(room, "invite_state");
+		const cJSON *evs = state ? cJSON_GetObjectItemCaseSensitive(state, "events") : NULL;
+		if (!w->on_invite(room->string, cJSON_IsArray(evs) ? evs : NULL, w->data))
+			return false;
+	}
+	return true;
+}
+
+/* Walks rooms.join, then (unless fresh) rooms.leave, then rooms.invite: a batch holding
+ * the bridge's removal and its invite back hands over the removal first. */
+static void walk_rooms(const cJSON *rooms, const struct sync_walk *w)
+{
+	const cJSON *room;
+	cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(rooms, "join"))
 	{
 		/* The filter should have kept others out; a homeserver ignoring it must not
 		 * make us hand over rooms nobody routes. */
 		if (!room->string || (w->room_wanted && !w->room_wanted(room->string, w->data)))
 			continue;
 		if (!deliver_room(w, room->string, room))
-			break;
+			return;
 	}
+	/* A fresh start's left rooms (include_leave) are history. */
+	const cJSON *leave = w->fresh ? NULL : cJSON_GetObjectItemCaseSensitive(rooms, "leave");
+	cJSON_ArrayForEach(room, leave)
+	{
+		if (!room->string || (w->room_wanted && !w->room_wanted(room->string, w->data)))
+			continue;
+		if (!deliver_left_room(w, room->string, room))
+			return;
+	}
+	deliver_invites(w, cJSON_GetObjectItemCaseSensitive(rooms, "invite"));
+}
+
+const char *sync_walk_batch(const cJSON *body, const struct sync_walk *w)
+{
+	const char *next = json_string(body, "next_batch");
+	if (!next || !*next)
+		return NULL;
+	const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(body, "rooms");
+	if (cJSON_IsObject(rooms))
+		walk_rooms(rooms, w);
 	return next;
 }
 
@@ -287,6 +343,13 @@ static bool live_gap(const char *room_id, const char *prev_batch, void *data)
 {
 	struct sync *s = data;
 	s->cb.on_gap(room_id, prev_batch, s->cb.data);
+	return !s->free_pending;
+}
+
+static bool live_invite(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct sync *s = data;
+	s->cb.on_invite(room_id, invite_state, s->cb.data);
 	return !s->free_pending;
 }
 
@@ -319,6 +382,7 @@ static bool handle_batch(struct sync *s, const cJSON *json)
 		.room_wanted = live_room_wanted,
 		.on_event = live_event,
 		.on_gap = s->cb.on_gap ? live_gap : NULL,
+		.on_invite = s->cb.on_invite ? live_invite : NULL,
 		.data = s,
 	};
 	sync_walk_batch(json, &w);

@@ -21,9 +21,16 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   future (e.g. kept across /_fake/reset) is bounded to the current position, as Synapse's
   bound_future_token does. There is no M_UNKNOWN_POS in /sync v2. Stream positions keep
   growing across /_fake/reset, so a running client's token stays meaningful.
+- /sync applies a filter's `rooms`/`not_rooms` to joined and left rooms, not to invites (an
+  invite comes even with `"rooms": []`), as Synapse does.
 - /sync omits empty top-level sections ("rooms", "presence", "account_data"), as Synapse does;
   each returned joined room always has timeline, state, account_data, ephemeral.
 - Default timeline limit 10; relations default limit 5, dir=b (newest first).
+- /messages takes a page of `limit` events, then applies the filter: a page of other users'
+  chatter is an empty chunk with an `end`, and `end` is absent only once no event is left
+  (the spec: "an empty chunk does not necessarily imply that no more events are available").
+  Synapse applies a filter's senders and types in SQL but history visibility after taking
+  the page, so it answers such pages too; the fake makes them common.
 - A failed request is not remembered by the transaction cache (only successes are replayed).
   Transactions are keyed by (user, device, path) as Synapse does since MSC3970 (two tokens
   of one device share them) and forgotten after 24 hours of the fake's clock.
@@ -836,15 +843,20 @@ class FakeHomeserver:
             if direction == "b":
                 start = self._parse_pos(ctx.query["from"], "from") if "from" in ctx.query \
                     else self.pos
-                evs = [e for e in reversed(room.events) if e["_pos"] <= start and flt.allows(e)]
+                evs = [e for e in reversed(room.events) if e["_pos"] <= start]
             else:
                 start = self._parse_pos(ctx.query["from"], "from") if "from" in ctx.query else 0
-                evs = [e for e in room.events if e["_pos"] > start and flt.allows(e)]
-            chunk = evs[:limit]
+                evs = [e for e in room.events if e["_pos"] > start]
+            # A page of `limit` events is taken first and filtered after, so a page whose
+            # events were all filtered out is an empty chunk that still has an end. `end` is
+            # left out only when no event at all is left in that direction (Synapse's
+            # get_messages: "if not limited and not events").
+            page = evs[:limit]
+            chunk = [e for e in page if flt.allows(e)]
             out = {"chunk": [self.client_event(e, ctx.token) for e in chunk],
                    "start": "s%d" % start, "state": []}
-            if len(evs) > limit and chunk:
-                last = chunk[-1]["_pos"]
+            if page:
+                last = page[-1]["_pos"]
                 out["end"] = "s%d" % (last - 1 if direction == "b" else last)
             return 200, out, {}
 
@@ -978,12 +990,14 @@ class FakeHomeserver:
     def _sync_result(self, ctx, since_pos, flt, full_state):
         joined, invited, left = {}, {}, {}
         for room in self.rooms.values():
-            if not flt.room_allowed(room.room_id):
-                continue
             member = room.state.get(("m.room.member", ctx.user))
             if member is None:
                 continue
             membership = member["content"].get("membership")
+            # Synapse applies a filter's room list to joined and left rooms only: an invite
+            # comes whatever the list says, even an empty one.
+            if membership != "invite" and not flt.room_allowed(room.room_id):
+                continue
             if membership == "join":
                 newly = since_pos is not None and member["_pos"] > since_pos
                 timeline, start_pos, limited = self._timeline(room, since_pos, self.pos, flt, ctx)

@@ -155,6 +155,27 @@ def rate_limiting_pauses_sends_for_retry_after_ms():
 
 
 @test
+def a_resource_limit_403_is_waited_out_and_the_report_posted_once():
+    """Synapse over its monthly active users (or disabled by its admin) answers 403
+    M_RESOURCE_LIMIT_EXCEEDED; the spec says back off: the report is fine, the server is not."""
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": "/send/", "status": 403, "count": 2, "body": {
+            "errcode": "M_RESOURCE_LIMIT_EXCEEDED", "error": "Monthly Active User Limit Exceeded",
+            "admin_contact": "mailto:admin@example.org", "limit_type": "monthly_active_user"}}])
+        w.broker.publish_sample("shared-modern-failure.json")
+        wait_for(lambda: len(w.hs.events(ALERTS)) == 1, 20, "the post once the limit is lifted")
+        sends = w.hs.sends()
+        assert [s["status"] for s in sends] == [403, 403, 200], [s["status"] for s in sends]
+        assert len({s["path"].rsplit("/", 1)[1] for s in sends}) == 1, "one transaction id"
+        log = w.bridge.log()
+        assert "moved to dead letters" not in log, log[-2000:]
+        assert "admin_contact mailto:admin@example.org" in log, log[-2000:]
+        p = w.bridge.cli("dead-letters", "-c", w.bridge.conf)
+        assert "0 dead letters" in p.stdout.decode(), p.stdout
+    with_world(ALL, body)
+
+
+@test
 def a_permanent_error_dead_letters_the_report_and_the_cli_can_retry_it():
     def body(w):
         w.hs.faults([{"method": "PUT", "path": "/send/", "status": 403, "count": 1,

@@ -471,6 +471,40 @@ static void test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the
 	world_close(&w);
 }
 
+/* 403 M_RESOURCE_LIMIT_EXCEEDED (a server over its monthly active users) is the server's
+ * state, not the report's: retried until it clears, never a dead letter. */
+static void test_a_resource_limit_is_retried_until_it_clears(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	fake_hs_call("POST", "/_fake/faults",
+		     "[{\"method\":\"PUT\",\"path\":\"zmb.t.mau\",\"status\":403,\"count\":2,\"body\":"
+		     "{\"errcode\":\"M_RESOURCE_LIMIT_EXCEEDED\",\"error\":\"Monthly Active User Limit Exceeded\","
+		     "\"admin_contact\":\"mailto:admin@example.org\",\"limit_type\":\"monthly_active_user\"}}]",
+		     NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	push_content(&w, "zmb.t.mau", "k1", notice("over the limit, then posted"));
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 1, 0);
+	CHECK_INT(w.stats.retries, 2);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 0);
+	store_dead_free(dead, n);
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	CHECK(find_event(list, "over the limit, then posted") != NULL);
+	cJSON_Delete(events);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	world_close(&w);
+}
+
 static bool skip_lost(const struct outbox_item *item, void *data)
 {
 	(*(int *)data)++;
@@ -516,6 +550,82 @@ static void test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_un
 	world_close(&w);
 }
 
+static int not_joined_calls;
+
+static void count_not_joined(const char *room, const char *reason, void *data)
+{
+	(void)data;
+	not_joined_calls++;
+	CHECK_STR(room, ALERTS);
+	CHECK_CONTAINS(reason, "not in room");
+}
+
+/* Synapse's answer to a send from a kicked or banned bot: 403 M_FORBIDDEN "User ... not in
+ * room ...". The room is paused, not the report dead: nothing more is tried, and once the
+ * room is ready again (the bot joined after an invite) all of it goes out in order, once. */
+static void test_not_in_room_pauses_the_room_and_ready_resumes_it_in_order(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	fake_hs_call("POST", "/_fake/faults",
+		     "[{\"method\":\"PUT\",\"path\":\"zmb.t.out1\",\"status\":403,\"errcode\":\"M_FORBIDDEN\","
+		     "\"error\":\"User @zuul-bot:localhost not in room !alerts:localhost (<leave>)\",\"count\":1}]",
+		     NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	not_joined_calls = 0;
+	deliverer_on_not_joined(w.d, count_not_joined, NULL);
+	push_content(&w, "zmb.t.out1", "k1", notice("while out 1"));
+	push_content(&w, "zmb.t.out2", "k2", notice("while out 2"));
+	push_content(&w, "zmb.t.out3", "k3", notice("while out 3"));
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	loop_timer_add(w.loop, 500, stop_loop, NULL);
+	loop_run(w.loop);
+	CHECK_INT(not_joined_calls, 1);
+	CHECK_INT(store_outbox_depth(w.st), 3);
+	CHECK_INT(deliverer_queued(w.d), 3);
+	CHECK_INT(w.stats.retries, 0);
+	cJSON *reqs = NULL;
+	fake_hs_call("GET", "/_fake/requests", NULL, NULL, &reqs);
+	int sends = 0;
+	const cJSON *rec;
+	cJSON_ArrayForEach(rec, reqs)
+	{
+		const cJSON *path = cJSON_GetObjectItemCaseSensitive(rec, "path");
+		sends += cJSON_IsString(path) && strstr(path->valuestring, "/send/") != NULL;
+	}
+	cJSON_Delete(reqs);
+	CHECK_INT(sends, 1); /* paused: the others were not even tried */
+
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 3, 0);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 0);
+	store_dead_free(dead, n);
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	struct strbuf order = STRBUF_INIT;
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, list)
+	{
+		const char *body = path_str(ev, "content", "body", NULL);
+		if (body && strncmp(body, "while out", 9) == 0)
+			strbuf_printf(&order, "%s;", body);
+	}
+	CHECK_STR(strbuf_str(&order), "while out 1;while out 2;while out 3;");
+	strbuf_free(&order);
+	cJSON_Delete(events);
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	world_close(&w);
+}
+
 int main(void)
 {
 	RUN(test_backoff_doubles_from_min_and_is_capped_at_max);
@@ -531,6 +641,8 @@ int main(void)
 		RUN(test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root);
 		RUN(test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit);
 		RUN(test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_unsent);
+		RUN(test_a_resource_limit_is_retried_until_it_clears);
+		RUN(test_not_in_room_pauses_the_room_and_ready_resumes_it_in_order);
 		fake_hs_stop();
 	} else {
 		RUN_NAMED("fake homeserver starts", CHECK(!"fake homeserver started"));

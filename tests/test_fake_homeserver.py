@@ -374,6 +374,15 @@ def initial_sync_has_joined_room_state_timeline_and_invite():
 
 
 @test
+def invites_come_whatever_the_filters_room_list_says_as_synapse_sends_them():
+    reset()
+    for rooms in ([ALERTS], []):
+        body = expect(sync({"filter": json.dumps({"room": {"rooms": rooms}})}), 200)
+        assert OPS in body["rooms"]["invite"], (rooms, body.get("rooms"))
+        assert list(body["rooms"].get("join", {})) == rooms, (rooms, body.get("rooms"))
+
+
+@test
 def incremental_sync_long_poll_wakes_on_new_event():
     reset()
     since = expect(sync({}), 200)["next_batch"]

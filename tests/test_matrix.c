@@ -194,15 +194,30 @@ static void test_transient_classification(void)
 {
 	struct {
 		long status;
+		const char *errcode;
 		bool want;
-	} cases[] = {{0, true},    {500, true},  {502, true},  {503, true}, {429, true},
-		     {408, true},   {400, false}, {401, false}, {403, false}, {404, false},
-		     {200, false}};
+	} cases[] = {{0, NULL, true},
+		     {500, NULL, true},
+		     {502, NULL, true},
+		     {503, NULL, true},
+		     {504, "M_UNKNOWN", true},
+		     {429, NULL, true},
+		     {408, NULL, true},
+		     {400, NULL, false},
+		     {401, NULL, false},
+		     {403, NULL, false},
+		     {403, "M_FORBIDDEN", false},
+		     /* over the monthly active users, or disabled: the spec says back off */
+		     {403, "M_RESOURCE_LIMIT_EXCEEDED", true},
+		     {400, "M_RESOURCE_LIMIT_EXCEEDED", false},
+		     {404, NULL, false},
+		     {200, NULL, false}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct matrix_response resp = {.status = cases[i].status, .retry_after_ms = -1};
+		struct matrix_response resp = {.status = cases[i].status, .errcode = cases[i].errcode, .retry_after_ms = -1};
 		bool got = matrix_response_is_transient(&resp);
 		if (got != cases[i].want)
-			printf("# status %ld: expected transient=%d, got %d\n", cases[i].status, cases[i].want, got);
+			printf("# status %ld %s: expected transient=%d, got %d\n", cases[i].status,
+			       cases[i].errcode ? cases[i].errcode : "-", cases[i].want, got);
 		CHECK(got == cases[i].want);
 	}
 }
@@ -316,6 +331,37 @@ static void test_server_error_500_is_transient(void)
 	CHECK_INT(r.retry_after_ms, -1);
 	clear_faults();
 	result_clear(&r);
+	matrix_client_free(mc);
+}
+
+static void describe_into(const struct matrix_response *resp, void *data)
+{
+	struct strbuf *out = data;
+	matrix_response_describe(resp, out);
+	if (matrix_response_is_transient(resp))
+		strbuf_puts(out, " [transient]");
+	if (--pending <= 0)
+		loop_stop(loop);
+}
+
+/* Synapse's answer for a server over its monthly active users (auth_blocking.py): 403,
+ * but nothing is wrong with the request; the description names whom to ask. */
+static void test_resource_limit_403_is_transient_and_names_the_admin(void)
+{
+	struct config_matrix cfg = make_cfg("bridge-token", 5);
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct strbuf got = STRBUF_INIT;
+	add_fault("{\"path\":\"/send/\",\"status\":403,\"body\":{\"errcode\":\"M_RESOURCE_LIMIT_EXCEEDED\","
+		  "\"error\":\"Monthly Active User Limit Exceeded\",\"admin_contact\":\"mailto:ops@example.org\","
+		  "\"limit_type\":\"monthly_active_user\"}}");
+	CHECK_INT(matrix_send(mc, "!alerts:localhost", "m.room.message", "txn-mau", "{\"body\":\"x\"}", describe_into,
+			      &got),
+		  0);
+	CHECK(run_for(1, 5000));
+	CHECK_STR(strbuf_str(&got), "HTTP 403 M_RESOURCE_LIMIT_EXCEEDED: Monthly Active User Limit Exceeded "
+				    "(limit_type monthly_active_user) (admin_contact mailto:ops@example.org) [transient]");
+	clear_faults();
+	strbuf_free(&got);
 	matrix_client_free(mc);
 }
 
@@ -620,6 +666,7 @@ int main(void)
 	RUN(test_join_by_alias_resolves_room_id);
 	RUN(test_send_returns_event_id_and_same_txn_is_idempotent);
 	RUN(test_server_error_500_is_transient);
+	RUN(test_resource_limit_403_is_transient_and_names_the_admin);
 	RUN(test_rate_limit_429_parses_retry_after_ms_from_body);
 	RUN(test_retry_after_header_alone_is_used_and_non_object_body_has_no_json);
 	RUN(test_dropped_connection_is_transport_failure);

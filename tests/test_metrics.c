@@ -251,6 +251,16 @@ static void test_a_stats_change_shows_in_the_next_scrape(void)
 	CHECK_CONTAINS(r.body, "\nzmb_mqtt_connected 1\n");
 	CHECK_CONTAINS(r.body, "\nzmb_delivery_latency_seconds_bucket{le=\"0.25\"} 1\n");
 	reply_free(&r);
+	/* The bot kicked from a room: the gauge, the counter and /healthz say which. */
+	struct room_stats *room = stats_room(&f.stats, "#alerts:example.org");
+	room->removals = 1;
+	r = http_request(f.loop, f.port, "GET", "/metrics", NULL, 3000);
+	CHECK_CONTAINS(r.body, "\nzmb_room_joined{room=\"#alerts:example.org\"} 0\n");
+	CHECK_CONTAINS(r.body, "\nzmb_room_removals_total{room=\"#alerts:example.org\"} 1\n");
+	reply_free(&r);
+	r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 3000);
+	CHECK_CONTAINS(r.body, "\"rooms_not_joined\":[\"#alerts:example.org\"]");
+	reply_free(&r);
 	fixture_stop(&f);
 }
 
@@ -264,7 +274,7 @@ static void test_healthz_is_503_until_mqtt_and_matrix_are_up(void)
 	CHECK_INT(r.status, 503);
 	CHECK_STR(header(&r, "Content-Type"), "application/json");
 	CHECK_STR(r.body, "{\"status\":\"degraded\",\"mqtt\":\"connected\",\"matrix\":\"unreachable\","
-			  "\"outbox\":0,\"last_report\":null}\n");
+			  "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[]}\n");
 	reply_free(&r);
 
 	f.stats.matrix_reachable = true;
@@ -273,7 +283,7 @@ static void test_healthz_is_503_until_mqtt_and_matrix_are_up(void)
 	CHECK_INT(r.status, 200);
 	CHECK_STR(header(&r, "Content-Type"), "application/json");
 	CHECK_STR(r.body, "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
-			  "\"outbox\":3,\"last_report\":null}\n");
+			  "\"outbox\":3,\"last_report\":null,\"rooms_not_joined\":[]}\n");
 	reply_free(&r);
 	fixture_stop(&f);
 }

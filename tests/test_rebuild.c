@@ -415,8 +415,9 @@ static void test_failures_newest_edits_and_claims_are_found_exactly(void)
 	}
 	CHECK_INT(result ? result->n_rooms : 0, 1);
 
+	/* The page with everything, then the empty one without end: the room's start. */
 	cJSON *msgs = requests_matching("/messages");
-	CHECK_INT(cJSON_GetArraySize(msgs), 1);
+	CHECK_INT(cJSON_GetArraySize(msgs), 2);
 	const cJSON *first = cJSON_GetArrayItem(msgs, 0);
 	CHECK_STR(query_of(first, "dir"), "b");
 	CHECK_STR(query_of(first, "limit"), "100");
@@ -551,8 +552,7 @@ static void test_history_and_reactions_are_read_over_several_pages(void)
 	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
 	struct strbuf want = STRBUF_INIT;
 	char *first = NULL;
-	/* 120 failures, 130 other bridge messages between them, alice's chatter too: 250
-	 * bridge messages are three pages of 100. */
+	/* 120 failures, 132 other bridge messages between them, alice's chatter too. */
 	for (int i = 0; i < 120; i++) {
 		char txn[32];
 		snprintf(txn, sizeof txn, "t%03d", i);
@@ -591,11 +591,13 @@ static void test_history_and_reactions_are_read_over_several_pages(void)
 	CHECK(rr && rr->complete && !rr->truncated);
 	CHECK_INT(rr ? rr->events_scanned : 0, 252);
 
+	/* The fake filters after taking a page: the room's ~375 events (alice's chatter and
+	 * the reactions included) are four pages of 100, then the empty one without end. */
 	cJSON *msgs = requests_matching("/messages");
-	CHECK_INT(cJSON_GetArraySize(msgs), 3);
+	CHECK_INT(cJSON_GetArraySize(msgs), 5);
 	CHECK_STR(query_of(cJSON_GetArrayItem(msgs, 0), "from"), NULL);
-	CHECK(query_of(cJSON_GetArrayItem(msgs, 1), "from") != NULL);
-	CHECK(query_of(cJSON_GetArrayItem(msgs, 2), "from") != NULL);
+	for (int i = 1; i < 5; i++)
+		CHECK(query_of(cJSON_GetArrayItem(msgs, i), "from") != NULL);
 	cJSON_Delete(msgs);
 	cJSON *rels = requests_matching("/relations/");
 	CHECK_INT(cJSON_GetArraySize(rels), 121); /* one per failure, two for t000 */
@@ -604,6 +606,52 @@ static void test_history_and_reactions_are_read_over_several_pages(void)
 	free(first);
 	strbuf_free(&want);
 	strbuf_free(&want_r);
+}
+
+/* A failure behind 250 of other users' messages: the fake (like any homeserver that
+ * filters after taking a page) answers two pages of 100 with nothing of the bridge's in
+ * them, each with an end. The scan must page on until end is absent. */
+static void test_a_failure_behind_pages_of_chatter_is_found(void)
+{
+	reset_homeserver();
+	free(inject_root(ALERTS_Q, "behind"));
+	for (int i = 0; i < 250; i++)
+		free(inject_text(ALERTS_Q, i % 2 ? BOB : ALICE, "chatter"));
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	struct rebuild_options opt = fast_options();
+	CHECK(rebuild_alerts(&opt));
+	char *txns = txn_list();
+	CHECK_STR(txns, "behind");
+	free(txns);
+	const struct rebuild_room *rr = room_of(ALERTS);
+	CHECK(rr && rr->complete && !rr->truncated);
+	cJSON *msgs = requests_matching("/messages");
+	/* Two empty pages, the page with the failure (and the room's first events), and the
+	 * empty page without end that says the room's start was reached. */
+	CHECK_INT(cJSON_GetArraySize(msgs), 4);
+	cJSON_Delete(msgs);
+}
+
+/* Empty pages are bounded: max_events 100 allows one page of 100, so the failure behind
+ * 250 other messages is not reached and the room says it was cut short. */
+static void test_empty_pages_stop_at_the_page_limit(void)
+{
+	reset_homeserver();
+	free(inject_root(ALERTS_Q, "too-far"));
+	for (int i = 0; i < 250; i++)
+		free(inject_text(ALERTS_Q, ALICE, "chatter"));
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	struct rebuild_options opt = fast_options();
+	opt.max_events = 100;
+	CHECK(rebuild_alerts(&opt));
+	char *txns = txn_list();
+	CHECK_STR(txns, "");
+	free(txns);
+	const struct rebuild_room *rr = room_of(ALERTS);
+	CHECK(rr && rr->complete && rr->truncated);
+	cJSON *msgs = requests_matching("/messages");
+	CHECK_INT(cJSON_GetArraySize(msgs), 1);
+	cJSON_Delete(msgs);
 }
 
 static void test_max_events_stops_at_the_newest(void)
@@ -680,8 +728,9 @@ static void test_5xx_burst_and_429_are_retried(void)
 	free(r);
 	const struct rebuild_room *rr = room_of(ALERTS);
 	CHECK(rr && rr->complete);
-	/* 1 + 3 retried /messages, 2 + 1 retried relations. */
-	CHECK_INT(rr ? rr->requests : 0, 7);
+	/* 2 + 3 retried /messages (the second page says the start was reached), 2 + 1
+	 * retried relations. */
+	CHECK_INT(rr ? rr->requests : 0, 8);
 	if (took < 150)
 		printf("# finished after %lld ms, before the 429's retry_after_ms\n", (long long)took);
 	CHECK(took >= 150);
@@ -831,6 +880,8 @@ int main(void)
 	RUN(test_failures_newest_edits_and_claims_are_found_exactly);
 	RUN(test_garbage_markers_are_skipped);
 	RUN(test_history_and_reactions_are_read_over_several_pages);
+	RUN(test_a_failure_behind_pages_of_chatter_is_found);
+	RUN(test_empty_pages_stop_at_the_page_limit);
 	RUN(test_max_events_stops_at_the_newest);
 	RUN(test_max_age_stops_at_older_messages);
 	RUN(test_5xx_burst_and_429_are_retried);

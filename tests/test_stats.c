@@ -2,6 +2,8 @@
  * exposition format that the output must pass, label escaping, the histogram, /healthz. */
 #include "stats.h"
 
+#include <cjson/cJSON.h>
+
 #include "test.h"
 
 #include <ctype.h>
@@ -346,6 +348,9 @@ static void known_stats(struct stats *s)
 	s->open_claims = 2;
 	s->last_report_ms = 1764000000123;
 	s->started_ms = 1763990000000;
+	stats_room(s, "#alerts:example.org")->joined = true;
+	struct room_stats *ops = stats_room(s, "#ops:example.org");
+	ops->removals = 2;
 }
 
 static const char known_text[] =
@@ -412,6 +417,14 @@ static const char known_text[] =
 	"# HELP zmb_matrix_reachable 1 when the homeserver answered the last request.\n"
 	"# TYPE zmb_matrix_reachable gauge\n"
 	"zmb_matrix_reachable 0\n"
+	"# HELP zmb_room_joined 1 when the bot is in the room, 0 while it is not (kicked, banned, not invited).\n"
+	"# TYPE zmb_room_joined gauge\n"
+	"zmb_room_joined{room=\"#alerts:example.org\"} 1\n"
+	"zmb_room_joined{room=\"#ops:example.org\"} 0\n"
+	"# HELP zmb_room_removals_total Times the bot was kicked or banned from the room.\n"
+	"# TYPE zmb_room_removals_total counter\n"
+	"zmb_room_removals_total{room=\"#alerts:example.org\"} 0\n"
+	"zmb_room_removals_total{room=\"#ops:example.org\"} 2\n"
 	"# HELP zmb_open_claims Failures claimed and not yet resolved.\n"
 	"# TYPE zmb_open_claims gauge\n"
 	"zmb_open_claims 2\n"
@@ -562,7 +575,7 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	struct strbuf out = STRBUF_INIT;
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"degraded\",\"mqtt\":\"disconnected\",\"matrix\":"
-				    "\"unreachable\",\"outbox\":0,\"last_report\":null}\n");
+				    "\"unreachable\",\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[]}\n");
 	CHECK_INT(stats_health_status(&s), 503);
 
 	s.mqtt_connected = true;
@@ -577,7 +590,7 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	strbuf_reset(&out);
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
-				    "\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.123Z\"}\n");
+				    "\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.123Z\",\"rooms_not_joined\":[]}\n");
 	CHECK_INT(stats_health_status(&s), 200);
 
 	s.matrix_reachable = false;
@@ -585,8 +598,31 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	strbuf_reset(&out);
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"degraded\",\"mqtt\":\"connected\",\"matrix\":"
-				    "\"unreachable\",\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.005Z\"}\n");
+				    "\"unreachable\",\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.005Z\","
+				    "\"rooms_not_joined\":[]}\n");
 	strbuf_free(&out);
+	stats_clear(&s);
+}
+
+/* A room the bot was removed from is named, escaped as JSON; it does not make the bridge
+ * unhealthy (a restart would not bring the bot back, an invite does). */
+static void test_health_names_the_rooms_the_bot_is_not_in(void)
+{
+	struct stats s = {.mqtt_connected = true, .matrix_reachable = true};
+	stats_room(&s, "#alerts:example.org")->joined = true;
+	stats_room(&s, "#ops:example.org");
+	stats_room(&s, "#we\"ird\\\n:example.org");
+	struct strbuf out = STRBUF_INIT;
+	stats_render_health(&s, &out);
+	CHECK_STR(strbuf_str(&out), "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
+				    "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[\"#ops:example.org\","
+				    "\"#we\\\"ird\\\\\\u000a:example.org\"]}\n");
+	CHECK_INT(stats_health_status(&s), 200);
+	cJSON *j = cJSON_Parse(strbuf_str(&out));
+	CHECK(j != NULL);
+	cJSON_Delete(j);
+	strbuf_free(&out);
+	stats_clear(&s);
 }
 
 int main(void)
@@ -599,5 +635,6 @@ int main(void)
 	RUN(test_negative_latency_counts_as_zero_and_nan_is_ignored);
 	RUN(test_stats_route_adds_a_route_once);
 	RUN(test_health_is_ok_only_when_mqtt_and_matrix_are_up);
+	RUN(test_health_names_the_rooms_the_bot_is_not_in);
 	return test_done();
 }

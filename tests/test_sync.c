@@ -391,6 +391,58 @@ static void test_walk_batch_stops_when_told_and_drops_a_room_dropped_meanwhile(v
 	cJSON_Delete(body);
 }
 
+static bool walk_invite(const char *room_id, const cJSON *invite_state, void *data)
+{
+	struct walk_log *w = data;
+	const cJSON *last = cJSON_GetArrayItem(invite_state, cJSON_GetArraySize(invite_state) - 1);
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(content, "membership");
+	strbuf_printf(&w->log, "invite %s %d %s;", room_id, cJSON_GetArraySize(invite_state),
+		      cJSON_IsString(m) ? m->valuestring : "-");
+	return true;
+}
+
+/* A kick arrives in rooms.leave (its timeline ends with it), an invite in rooms.invite:
+ * after the joined rooms, in that order, and the invite whatever room it is for. */
+static void test_walk_batch_hands_over_leaves_then_invites(void)
+{
+	static const char body_text[] =
+		"{\"next_batch\":\"s50\",\"rooms\":{"
+		"\"invite\":{\"!new:localhost\":{\"invite_state\":{\"events\":[{\"type\":\"m.room.name\","
+		"\"state_key\":\"\",\"content\":{\"name\":\"x\"}},{\"type\":\"m.room.member\",\"state_key\":"
+		"\"@zuul-bot:localhost\",\"content\":{\"membership\":\"invite\"}}]}}},"
+		"\"leave\":{\"" OPS "\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\",\"event_id\":\"$r9\"},"
+		"{\"type\":\"m.room.member\",\"state_key\":\"@zuul-bot:localhost\",\"event_id\":\"$kick\","
+		"\"content\":{\"membership\":\"leave\"}}]}},"
+		"\"!elsewhere:localhost\":{\"timeline\":{\"events\":[{\"type\":\"m.room.member\",\"event_id\":\"$x\"}]}}},"
+		"\"join\":{\"" ALERTS "\":{\"timeline\":{\"events\":[{\"type\":\"m.reaction\",\"event_id\":\"$r1\"}]}}}}}";
+	cJSON *body = cJSON_Parse(body_text);
+	CHECK(body != NULL);
+	const char *types[] = {"m.reaction", "m.room.member"};
+	struct walk_log w = {.log = STRBUF_INIT};
+	struct sync_walk sw = {.types = types, .n_types = 2, .room_wanted = walk_room, .on_event = walk_event,
+			       .on_invite = walk_invite, .data = &w};
+	CHECK_STR(sync_walk_batch(body, &sw), "s50");
+	CHECK_STR(strbuf_str(&w.log), "alerts m.reaction $r1 new;ops m.reaction $r9 new;ops m.room.member $kick new;"
+				      "invite !new:localhost 2 invite;");
+	/* A fresh start: rooms left before it are history; invites still count. */
+	strbuf_reset(&w.log);
+	sw.fresh = true;
+	sync_walk_batch(body, &sw);
+	CHECK_STR(strbuf_str(&w.log), "invite !new:localhost 2 invite;");
+	strbuf_free(&w.log);
+	cJSON_Delete(body);
+
+	/* Members are asked for: the state lazy-loads them (Synapse adds the user's own). */
+	const char *rooms[] = {ALERTS};
+	char *f = sync_filter_json(rooms, 1, types, 2, 0);
+	CHECK_CONTAINS(f, "\"state\":{\"types\":[\"m.reaction\",\"m.room.member\"],\"lazy_load_members\":true}");
+	free(f);
+	f = sync_filter_json(rooms, 1, types, 1, 0);
+	CHECK_NOT_CONTAINS(f, "lazy_load_members");
+	free(f);
+}
+
 static void test_walk_batch_without_next_batch_hands_over_nothing(void)
 {
 	static const char *const bodies[] = {
@@ -842,6 +894,7 @@ int main(void)
 	RUN(test_filter_json_limits_rooms_types_and_sections);
 	RUN(test_walk_batch_hands_over_wanted_rooms_and_types_in_order);
 	RUN(test_walk_batch_stops_when_told_and_drops_a_room_dropped_meanwhile);
+	RUN(test_walk_batch_hands_over_leaves_then_invites);
 	RUN(test_walk_batch_without_next_batch_hands_over_nothing);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
