@@ -81,6 +81,8 @@ class Proxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        # A request cut off by Synapse's or the bridge's stop is no finding of the test.
+        self.server.handle_error = lambda request, client_address: None
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
