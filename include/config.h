@@ -42,10 +42,20 @@ struct config_mqtt {
 	} tls;
 };
 
+struct matrix_auth;
+
 struct config_matrix {
 	char *homeserver;      /* required, http(s) URL without trailing slash */
 	char *access_token;    /* access_token_file, ZMB_MATRIX_ACCESS_TOKEN or credential
-	                        * matrix-access-token ($CREDENTIALS_DIRECTORY); never logged */
+	                        * matrix-access-token ($CREDENTIALS_DIRECTORY); never logged.
+	                        * NULL when the bridge logs in with user and password */
+	char *user;            /* full user id or localpart to log in as; NULL: access token */
+	char *password;        /* with user: password_file, ZMB_MATRIX_PASSWORD or credential
+	                        * matrix-password; never logged */
+	/* Not from the file: set by the daemon before it creates any client, so that every
+	 * client made from these settings reads the token in force from one session
+	 * (session.h). NULL: clients use access_token as it is. */
+	const struct matrix_auth *auth;
 	bool tls_verify;       /* default true; `insecure_skip_tls_verify = true` turns it off, for tests */
 	int request_timeout_s; /* default 30 */
 	int retry_min_ms;      /* first retry delay, default 1000 */

@@ -38,7 +38,32 @@ struct matrix_response {
  * again. resp and everything it points to are valid during the callback only. */
 typedef void (*matrix_response_fn)(const struct matrix_response *resp, void *data);
 
-/* cfg must outlive the client (the bridge keeps the config alive until reload swaps both). */
+/* Called by a matrix_auth when the token a client waits for is in force (ok) or will not
+ * come (!ok). Always from the loop, never from inside a matrix_auth call. */
+typedef void (*matrix_auth_ready_fn)(void *data, bool ok);
+
+/* Where clients take their Authorization header from, request by request, so that a token
+ * one part of the daemon renewed is at once every client's token (session.h implements it;
+ * config_matrix.auth points to it). Without one a client uses cfg->access_token as it is. */
+struct matrix_auth {
+	/* The header line "Authorization: Bearer ..." in force, or NULL while there is none
+	 * (a login under way); *generation changes whenever the token does. */
+	const char *(*header)(void *ctx, unsigned long *generation);
+	/* The token of this generation was refused (401 M_UNKNOWN_TOKEN, soft_logout as the
+	 * homeserver said), or there is none yet. Returns true when a new one is on its way:
+	 * ready(data, ok) follows once; a second renew with the same data before that is one
+	 * wait. false: nothing to wait for (the refusal stands). */
+	bool (*renew)(void *ctx, unsigned long generation, bool soft_logout, matrix_auth_ready_fn ready,
+		      void *data);
+	/* Forgets a pending ready call for data (its client is going away). */
+	void (*cancel)(void *ctx, void *data);
+	void *ctx;
+};
+
+/* cfg must outlive the client (the bridge keeps the config alive until reload swaps both).
+ * With cfg->auth, the client reads its token from there for each request and a request
+ * refused with 401 M_UNKNOWN_TOKEN waits for a renewed token and is sent again; the
+ * caller sees only the answer to the last attempt. */
 struct matrix_client *matrix_client_new(struct loop *loop, const struct config_matrix *cfg);
 /* Aborts requests still in flight without calling their callbacks; closes the
  * kept-alive connections. Allowed from a response callback (see matrix_response_fn). */

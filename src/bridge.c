@@ -22,6 +22,7 @@
 #include "relations.h"
 #include "report.h"
 #include "route.h"
+#include "session.h"
 #include "stats.h"
 #include "store.h"
 #include "strbuf.h"
@@ -87,6 +88,7 @@ struct bridge {
 	struct report_templates *templates; /* one per cfg->routes[i] */
 	bool verbose;
 	struct store *store;
+	struct session *session; /* the token every Matrix client reads (cfg->matrix.auth) */
 	struct matrix_client *matrix;
 	struct deliverer *deliverer;
 	struct mqtt_session *mqtt;
@@ -1003,7 +1005,8 @@ static bool connections_differ(const struct config *a, const struct config *b)
 	return !same_str(a->mqtt.host, b->mqtt.host) || a->mqtt.port != b->mqtt.port ||
 	       !same_str(a->mqtt.client_id, b->mqtt.client_id) || !same_str(a->mqtt.username, b->mqtt.username) ||
 	       !same_str(a->matrix.homeserver, b->matrix.homeserver) ||
-	       !same_str(a->matrix.access_token, b->matrix.access_token) || !same_str(a->state_dir, b->state_dir);
+	       !same_str(a->matrix.access_token, b->matrix.access_token) || !same_str(a->matrix.user, b->matrix.user) ||
+	       !same_str(a->matrix.password, b->matrix.password) || !same_str(a->state_dir, b->state_dir);
 }
 
 /* Hands outbox rows the deliverer does not hold yet to it: at start the backlog of the
@@ -1053,6 +1056,9 @@ static void reload(struct bridge *b)
 		return;
 	}
 	strbuf_free(&errors);
+	/* Clients are made from the running settings (b->conn); should one ever be made from
+	 * the fresh ones, it must still read the session's token. */
+	fresh->matrix.auth = session_auth(b->session);
 	struct report_templates *templates = templates_load(fresh);
 	if (!templates) {
 		config_free(fresh);
@@ -1148,6 +1154,9 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 		return NULL;
 	}
 	b->loop = loop_new();
+	/* Before any client: each reads its token from the session, request by request. */
+	b->session = session_new(b->loop, &cfg->matrix, b->store);
+	cfg->matrix.auth = session_auth(b->session);
 	b->matrix = matrix_client_new(b->loop, &cfg->matrix);
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
 	deliverer_on_done(b->deliverer, on_delivered, b);
@@ -1168,7 +1177,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 		log_kv(ZLOG_INFO, "metrics and health listening", "address", cfg->metrics.listen, "port", port, NULL);
 	}
 	b->mqtt = mqtt_session_new(b->loop, &cfg->mqtt, on_mqtt_message, on_mqtt_state, b);
-	if (!b->matrix || !b->mqtt) {
+	if (!b->session || !b->matrix || !b->mqtt) {
 		log_kv(ZLOG_ERROR, "cannot create the MQTT or Matrix client", NULL);
 		bridge_free(b);
 		return NULL;
@@ -1191,6 +1200,7 @@ int bridge_run(struct bridge *b)
 	rooms_sync_with_routes(b);
 	chatops_update(b);
 	catchup_hold(b); /* back after an absence: read the backlog before posting */
+	session_start(b->session); /* with a password: whoami and joins wait for the login */
 	start_whoami(b);
 	if (chatops_awaits_history(b->chatops)) {
 		b->mqtt_waits_for_history = true;
@@ -1230,6 +1240,7 @@ void bridge_free(struct bridge *b)
 	chatops_free(b->chatops);
 	deliverer_free(b->deliverer);
 	matrix_client_free(b->matrix);
+	session_free(b->session); /* after every client that reads from it */
 	metrics_server_free(b->metrics);
 	for (size_t j = 0; j < b->n_rooms; j++) {
 		seen_clear(b->rooms[j]);

@@ -36,8 +36,8 @@ static const char *const tls_keys[] = {
 	"ca_file", "ca_dir", "cert_file", "key_file", "verify", NULL,
 };
 static const char *const matrix_keys[] = {
-	"homeserver", "access_token_file", "insecure_skip_tls_verify", "request_timeout", "retry_min",
-	"retry_max", NULL,
+	"homeserver", "access_token_file", "user", "password_file", "insecure_skip_tls_verify",
+	"request_timeout", "retry_min", "retry_max", NULL,
 };
 static const char *const metrics_keys[] = {
 	"listen", "port", NULL,
@@ -73,7 +73,8 @@ static const char *const all_keys[] = {
 	"mqtt.topics", "mqtt.reconnect_min", "mqtt.reconnect_max",
 	"mqtt.tls", "mqtt.tls.ca_file", "mqtt.tls.ca_dir", "mqtt.tls.cert_file", "mqtt.tls.key_file",
 	"mqtt.tls.verify",
-	"matrix", "matrix.homeserver", "matrix.access_token_file", "matrix.insecure_skip_tls_verify",
+	"matrix", "matrix.homeserver", "matrix.access_token_file", "matrix.user", "matrix.password_file",
+	"matrix.insecure_skip_tls_verify",
 	"matrix.request_timeout", "matrix.retry_min", "matrix.retry_max",
 	"routes", "routes.name", "routes.room", "routes.template",
 	"routes.match", "routes.match.tenants", "routes.match.pipelines", "routes.match.projects",
@@ -540,13 +541,14 @@ static void check_keys(struct loader *ld, const config_setting_t *grp, const cha
 		key_path(path, sizeof(path), prefix, name);
 		if (strcmp(name, "access_token") == 0 || strcmp(name, "password") == 0) {
 			bool token = name[0] == 'a';
+			bool matrix = prefix && strcmp(prefix, "matrix") == 0;
 			if (config_setting_type(s) == CONFIG_TYPE_STRING)
 				remember_secret(ld, config_setting_get_string(s));
 			report(ld, s, "%s: secrets are not accepted in the config file (put the %s in a file "
 				      "named by %s, or in the environment variable %s)", path,
 			       token ? "access token" : "password",
-			       token ? "matrix.access_token_file" : "mqtt.password_file",
-			       token ? "ZMB_MATRIX_ACCESS_TOKEN" : "ZMB_MQTT_PASSWORD");
+			       token ? "matrix.access_token_file" : matrix ? "matrix.password_file" : "mqtt.password_file",
+			       token ? "ZMB_MATRIX_ACCESS_TOKEN" : matrix ? "ZMB_MATRIX_PASSWORD" : "ZMB_MQTT_PASSWORD");
 			continue;
 		}
 		struct strbuf list = STRBUF_INIT;
@@ -764,6 +766,21 @@ static const char *url_problem(const char *url)
 	return NULL;
 }
 
+/* matrix.user: what m.id.user accepts, a full user id or the localpart alone (the
+ * homeserver adds its own name). */
+static bool matrix_user_ok(const char *user)
+{
+	if (user[0] == '@')
+		return rotation_user_id_valid(user);
+	if (strchr(user, ':'))
+		return false;
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb, "@%s:localhost", user);
+	bool ok = rotation_user_id_valid(strbuf_str(&sb));
+	strbuf_free(&sb);
+	return ok;
+}
+
 static void load_matrix(struct loader *ld, const config_setting_t *grp, struct config_matrix *mx)
 {
 	const char *pfx = "matrix";
@@ -788,6 +805,16 @@ static void load_matrix(struct loader *ld, const config_setting_t *grp, struct c
 				n--;
 			mx->homeserver = xstrndup(url, n);
 		}
+	}
+
+	const char *user = NULL;
+	if (get_nonempty(ld, grp, pfx, "user", "a user id or localpart", &user) && user) {
+		if (matrix_user_ok(user))
+			mx->user = xstrdup(user);
+		else
+			report(ld, config_setting_get_member(grp, "user"),
+			       "matrix.user: \"%s\" is not a Matrix user id or localpart (expected "
+			       "@localpart:server or localpart, localpart of a-z 0-9 ._=-/+)", user);
 	}
 
 	bool insecure = false;
@@ -2009,12 +2036,48 @@ static bool read_credential(struct loader *ld, const config_setting_t *s, const 
 
 /* Each secret from the first source that has it: the *_file the config names, the
  * environment, then systemd's credentials directory. */
+/* With matrix.user the bridge logs in itself: the password from the first source that
+ * has it, and no access token from any source (two ways to be the bot is one too many). */
+static void load_matrix_password(struct loader *ld, const config_setting_t *mx, struct config_matrix *m,
+				 const char *password_file)
+{
+	const config_setting_t *at = config_setting_get_member(mx, "user");
+	const char *token_env = getenv("ZMB_MATRIX_ACCESS_TOKEN");
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	struct strbuf cred = STRBUF_INIT;
+	strbuf_printf(&cred, "%s/matrix-access-token", dir ? dir : "");
+	if (token_env && *token_env)
+		report(ld, at, "matrix.user: ZMB_MATRIX_ACCESS_TOKEN is set too (expected either an access "
+			       "token or matrix.user with a password, not both)");
+	else if (dir && *dir && access(strbuf_str(&cred), F_OK) == 0)
+		report(ld, at, "matrix.user: the credential matrix-access-token is set too (expected either an "
+			       "access token or matrix.user with a password, not both)");
+	strbuf_free(&cred);
+
+	if (password_file) {
+		m->password = read_secret_file(ld, config_setting_get_member(mx, "password_file"),
+					       "matrix.password_file", password_file);
+		return;
+	}
+	const char *env = getenv("ZMB_MATRIX_PASSWORD");
+	if (env && *env) {
+		m->password = xstrdup(env);
+		remember_secret(ld, env);
+	} else if (!read_credential(ld, mx, "matrix-password", &m->password)) {
+		report(ld, at, "matrix.user: no password (set password_file, ZMB_MATRIX_PASSWORD or the "
+			       "credential matrix-password)");
+	}
+}
+
 static void load_secrets(struct loader *ld, const config_setting_t *root, struct config *cfg,
-			 const char *token_file, const char *password_file)
+			 const char *token_file, const char *password_file, const char *matrix_password_file)
 {
 	const config_setting_t *mx = config_setting_get_member(root, "matrix");
 	const config_setting_t *mq = config_setting_get_member(root, "mqtt");
-	if (token_file) {
+	/* Keyed on the setting, not the parsed user: a bad user id is reported already. */
+	if (mx && config_setting_type(mx) == CONFIG_TYPE_GROUP && config_setting_get_member(mx, "user")) {
+		load_matrix_password(ld, mx, &cfg->matrix, matrix_password_file);
+	} else if (token_file) {
 		cfg->matrix.access_token = read_secret_file(ld, config_setting_get_member(mx, "access_token_file"),
 							     "matrix.access_token_file", token_file);
 	} else {
@@ -2043,6 +2106,27 @@ static void load_secrets(struct loader *ld, const config_setting_t *root, struct
 }
 
 /* ---- load / free ------------------------------------------------------------------ */
+
+/* The matrix keys that say how the bridge logs in must agree: an access token, or a
+ * user with a password, never both. False after reporting. */
+static bool check_matrix_login(struct loader *ld, const config_setting_t *mx, const char *token_path,
+			       const char *password_path)
+{
+	const config_setting_t *user = config_setting_get_member(mx, "user");
+	const config_setting_t *token = config_setting_get_member(mx, "access_token_file");
+	const config_setting_t *password = config_setting_get_member(mx, "password_file");
+	if (user && token_path) {
+		report(ld, user, "matrix.user: access_token_file is set too, at line %d (expected either an "
+				 "access token or matrix.user with a password, not both)",
+		       config_setting_source_line(token));
+		return false;
+	}
+	if (password_path && !user) {
+		report(ld, password, "matrix.password_file: a password without a user (expected matrix.user too)");
+		return false;
+	}
+	return true;
+}
 
 static void load_root(struct loader *ld, const config_setting_t *root, unsigned flags, struct config *cfg)
 {
@@ -2087,10 +2171,13 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 	load_triage(ld, root, &cfg->triage);
 
 	/* The secret file names are checked always, the files read only on request. */
-	char *token_path = NULL, *password_path = NULL;
+	char *token_path = NULL, *password_path = NULL, *matrix_password_path = NULL;
 	bool files_ok = true;
-	if (mx)
+	if (mx) {
 		files_ok &= get_path(ld, mx, "matrix", "access_token_file", &token_path);
+		files_ok &= get_path(ld, mx, "matrix", "password_file", &matrix_password_path);
+		files_ok &= check_matrix_login(ld, mx, token_path, matrix_password_path);
+	}
 	if (mq)
 		files_ok &= get_path(ld, mq, "mqtt", "password_file", &password_path);
 	if (password_path && !cfg->mqtt.username)
@@ -2098,9 +2185,10 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 		       "mqtt.password_file: a password without a user name (expected mqtt.username too)");
 	/* After a wrong key type, "no access token" would only repeat the problem. */
 	if ((flags & CONFIG_NEED_SECRETS) && files_ok)
-		load_secrets(ld, root, cfg, token_path, password_path);
+		load_secrets(ld, root, cfg, token_path, password_path, matrix_password_path);
 	free(token_path);
 	free(password_path);
+	free(matrix_password_path);
 }
 
 struct config *config_load(const char *path, unsigned flags, struct strbuf *errors)
@@ -2168,6 +2256,8 @@ void config_free(struct config *cfg)
 	free(cfg->mqtt.tls.key_file);
 	free(cfg->matrix.homeserver);
 	secret_free(cfg->matrix.access_token);
+	free(cfg->matrix.user);
+	secret_free(cfg->matrix.password);
 	free(cfg->state_dir);
 	free(cfg->template_dir);
 	free(cfg->metrics.listen);

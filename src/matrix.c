@@ -28,7 +28,22 @@
  * freeing its buffers after was a visible share of a send's CPU (malloc_consolidate). */
 #define MATRIX_IDLE_HANDLES 8
 
-/* One request in flight: its easy handle and everything curl points into. */
+/* A refused token is renewed and the request resent at most this many times: a homeserver
+ * that refuses every fresh token must not keep a request bouncing for ever. */
+#define MATRIX_MAX_AUTH_RETRIES 3
+
+/* The request headers for one token, built once: curl only reads them during a transfer,
+ * so every request started with this token shares them, and they live until the last of
+ * those requests is done (a renewed token gets a new set; requests in flight keep theirs). */
+struct hdrset {
+	struct curl_slist *plain;  /* Accept, Expect (none), Authorization */
+	struct curl_slist *body;   /* the same plus Content-Type: application/json */
+	unsigned long generation;  /* the matrix_auth generation of the token, 0 for a static one */
+	int refs;
+};
+
+/* One request in flight (or parked until a token comes): its easy handle and everything
+ * curl points into, and what is needed to send it again. */
 struct mreq {
 	struct matrix_client *mc;
 	CURL *easy;
@@ -36,6 +51,12 @@ struct mreq {
 	bool body_too_big;
 	char *method;
 	char *path;
+	char *json_body;          /* NULL: none */
+	long timeout_ms;          /* <= 0: request_timeout_s */
+	struct hdrset *hdrs;      /* the token it was sent with; NULL while parked */
+	bool in_multi;
+	bool parked;              /* waits for the matrix_auth to renew the token */
+	int auth_retries;
 	matrix_response_fn fn;
 	void *data;
 	char errbuf[CURL_ERROR_SIZE];
@@ -47,12 +68,10 @@ struct matrix_client {
 	const struct config_matrix *cfg;
 	CURLM *multi;            /* one multi handle: its connection cache gives keep-alive */
 	char *base_url;          /* homeserver without trailing '/' */
-	char *auth_header;       /* "Authorization: Bearer ..."; never logged */
 	char *user_agent;
-	/* The request headers, built once: curl only reads them during a transfer, so
-	 * every request shares them. */
-	struct curl_slist *headers;      /* Accept, Expect (none), Authorization */
-	struct curl_slist *headers_body; /* the same plus Content-Type: application/json */
+	struct hdrset *hdrs;     /* the headers of the token in force; never logged */
+	bool auth_waiting;       /* cfg->auth will call on_auth_ready */
+	uint64_t fail_timer;     /* fails the parked requests: no token will come */
 	CURL *idle[MATRIX_IDLE_HANDLES]; /* reset handles ready for reuse */
 	size_t n_idle;
 	uint64_t timer_id;       /* the loop timer standing in for curl's timeout, 0 if none */
@@ -189,12 +208,16 @@ static CURL *easy_acquire(struct matrix_client *mc)
 	return mc->n_idle ? mc->idle[--mc->n_idle] : curl_easy_init();
 }
 
+static void hdrset_unref(struct hdrset *h);
+
 static void mreq_free(struct mreq *r)
 {
 	easy_release(r->mc, r->easy);
 	strbuf_free(&r->body);
 	free(r->method);
 	free(r->path);
+	free(r->json_body);
+	hdrset_unref(r->hdrs);
 	free(r);
 }
 
@@ -280,101 +303,116 @@ static cJSON *build_response(struct mreq *r, CURLcode rc, struct matrix_response
 	return json;
 }
 
-/* Delivers one finished transfer. The request is out of the list (and of
- * matrix_in_flight) before its callback runs, so the callback sees only the others. */
-static void finish_request(struct matrix_client *mc, struct mreq *r, CURLcode rc)
-{
-	curl_multi_remove_handle(mc->multi, r->easy);
-	unlink_req(mc, r);
-
-	struct matrix_response resp;
-	cJSON *json = build_response(r, rc, &resp);
-	if (resp.status == 0)
-		log_msgf(ZLOG_DEBUG, "matrix: %s %s failed after %.3fs: %s", r->method, r->path,
-			 resp.elapsed_s, resp.curl_error);
-	else
-		log_msgf(ZLOG_DEBUG, "matrix: %s %s -> %ld in %.3fs%s%s", r->method, r->path, resp.status,
-			 resp.elapsed_s, resp.errcode ? " " : "", resp.errcode ? resp.errcode : "");
-	if (r->fn)
-		r->fn(&resp, r->data);
-	cJSON_Delete(json);
-	mreq_free(r);
-}
-
 static void client_destroy(struct matrix_client *mc);
 
-/* Reads curl's finished transfers and runs their callbacks. Runs only from loop
- * callbacks, outside any curl call, so callbacks may start requests or free mc. */
-static void process_done(struct matrix_client *mc)
+/* ---- headers: the token in force ---- */
+
+/* The token should not linger in freed heap memory either. */
+static void headers_free(struct curl_slist *h)
 {
-	mc->dispatching++;
-	CURLMsg *msg;
-	int left;
-	while (!mc->free_pending && (msg = curl_multi_info_read(mc->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURLcode rc = msg->data.result;
-		char *priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		if (priv)
-			finish_request(mc, (struct mreq *)priv, rc);
-	}
-	mc->dispatching--;
-	if (mc->free_pending && mc->dispatching == 0)
-		client_destroy(mc);
+	for (struct curl_slist *l = h; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(h);
 }
+
+/* A header set for one Authorization line (NULL: none), with one reference. */
+static struct hdrset *hdrset_new(const char *auth_line, unsigned long generation)
+{
+	struct hdrset *hs = xcalloc(1, sizeof *hs);
+	hs->generation = generation;
+	hs->refs = 1;
+	for (int with_body = 0; with_body < 2; with_body++) {
+		struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+		/* curl would otherwise wait for "100 Continue" before large bodies. */
+		h = h ? curl_slist_append(h, "Expect:") : NULL;
+		if (h && auth_line)
+			h = curl_slist_append(h, auth_line);
+		if (h && with_body)
+			h = curl_slist_append(h, "Content-Type: application/json");
+		if (!h) {
+			log_msgf(ZLOG_ERROR, "matrix: out of memory building request headers");
+			abort();
+		}
+		if (with_body)
+			hs->body = h;
+		else
+			hs->plain = h;
+	}
+	return hs;
+}
+
+static struct hdrset *hdrset_ref(struct hdrset *hs)
+{
+	hs->refs++;
+	return hs;
+}
+
+static void hdrset_unref(struct hdrset *hs)
+{
+	if (!hs || --hs->refs > 0)
+		return;
+	headers_free(hs->plain);
+	headers_free(hs->body);
+	free(hs);
+}
+
+/* The headers of the token in force, or NULL while cfg->auth has none. Asked for each
+ * request, so no client keeps sending a token another part of the daemon replaced. */
+static struct hdrset *current_headers(struct matrix_client *mc)
+{
+	const struct matrix_auth *auth = mc->cfg->auth;
+	if (!auth)
+		return mc->hdrs;
+	unsigned long generation = 0;
+	const char *line = auth->header(auth->ctx, &generation);
+	if (!line)
+		return NULL;
+	if (mc->hdrs && mc->hdrs->generation == generation)
+		return mc->hdrs;
+	hdrset_unref(mc->hdrs);
+	mc->hdrs = hdrset_new(line, generation);
+	return mc->hdrs;
+}
+
+/* ---- sending, parking, resending ---- */
 
 static bool method_has_body(const char *method)
 {
 	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
 }
 
-int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
-		   matrix_response_fn fn, void *data)
+/* Sets r's easy handle up (fresh or reset) with the headers r->hdrs and hands it to curl.
+ * r is in mc's list already: add_handle may call our timer callback. 0, or -1 logged. */
+static int mreq_start(struct matrix_client *mc, struct mreq *r)
 {
-	return matrix_request_timeout(mc, method, path, json_body, 0, fn, data);
-}
-
-int matrix_request_timeout(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
-			   long timeout_ms, matrix_response_fn fn, void *data)
-{
-	if (!mc || mc->free_pending || !method || !*method || !path || path[0] != '/') {
-		log_msgf(ZLOG_ERROR, "matrix: refusing request %s %s (method and a path starting with '/' needed)",
-			 method ? method : "(null)", path ? path : "(null)");
-		return -1;
-	}
-	struct mreq *r = xcalloc(1, sizeof *r);
-	r->mc = mc;
-	r->fn = fn;
-	r->data = data;
-	r->method = xstrdup(method);
-	r->path = xstrdup(path);
-	r->easy = easy_acquire(mc);
+	if (!r->easy)
+		r->easy = easy_acquire(mc);
 	if (!r->easy) {
-		log_msgf(ZLOG_ERROR, "matrix: curl_easy_init failed for %s %s; request not sent", method, path);
-		mreq_free(r);
+		log_msgf(ZLOG_ERROR, "matrix: curl_easy_init failed for %s %s; request not sent", r->method, r->path);
 		return -1;
 	}
 	CURL *e = r->easy;
+	const char *method = r->method;
 
 	struct strbuf url = STRBUF_INIT;
-	strbuf_printf(&url, "%s%s", mc->base_url, path);
+	strbuf_printf(&url, "%s%s", mc->base_url, r->path);
 	CURLcode rc = curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
 	strbuf_free(&url);
 
-	const struct curl_slist *headers = mc->headers;
-	if (json_body || method_has_body(method)) {
-		const char *b = json_body ? json_body : "";
-		headers = mc->headers_body;
+	const struct curl_slist *headers = r->hdrs->plain;
+	if (r->json_body || method_has_body(method)) {
+		const char *b = r->json_body ? r->json_body : "";
+		headers = r->hdrs->body;
 		/* POSTFIELDSIZE first: COPYPOSTFIELDS copies that many bytes. */
 		if (rc == CURLE_OK)
 			rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
 		if (rc == CURLE_OK)
 			rc = curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, b);
 	}
-	if (rc == CURLE_OK && strcmp(method, "POST") != 0 && !(strcmp(method, "GET") == 0 && !json_body))
+	if (rc == CURLE_OK && strcmp(method, "POST") != 0 && !(strcmp(method, "GET") == 0 && !r->json_body))
 		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
 
+	long timeout_ms = r->timeout_ms;
 	if (timeout_ms <= 0)
 		timeout_ms = (long)(mc->cfg->request_timeout_s > 0 ? mc->cfg->request_timeout_s
 								   : MATRIX_DEFAULT_TIMEOUT_S) * 1000L;
@@ -419,11 +457,231 @@ int matrix_request_timeout(struct matrix_client *mc, const char *method, const c
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	if (rc != CURLE_OK) {
-		log_msgf(ZLOG_ERROR, "matrix: cannot set up %s %s: %s; request not sent", method, path,
+		log_msgf(ZLOG_ERROR, "matrix: cannot set up %s %s: %s; request not sent", method, r->path,
 			 curl_easy_strerror(rc));
-		mreq_free(r);
 		return -1;
 	}
+	CURLMcode mrc = curl_multi_add_handle(mc->multi, e);
+	if (mrc != CURLM_OK) {
+		log_msgf(ZLOG_ERROR, "matrix: cannot start %s %s: %s; request not sent", method, r->path,
+			 curl_multi_strerror(mrc));
+		return -1;
+	}
+	r->in_multi = true;
+	return 0;
+}
+
+static void on_auth_ready(void *data, bool ok);
+static void fail_parked_fired(struct loop *loop, void *data);
+
+/* r waits for a token newer than generation. The first parked request asks cfg->auth
+ * for one; when it has none to offer, the parked requests fail from the loop (a caller
+ * never gets its callback from inside matrix_request). */
+static void park(struct matrix_client *mc, struct mreq *r, unsigned long generation, bool soft_logout)
+{
+	r->parked = true;
+	if (mc->auth_waiting || mc->fail_timer)
+		return;
+	const struct matrix_auth *auth = mc->cfg->auth;
+	if (auth->renew(auth->ctx, generation, soft_logout, on_auth_ready, mc))
+		mc->auth_waiting = true;
+	else
+		mc->fail_timer = loop_timer_add(mc->loop, 0, fail_parked_fired, mc);
+}
+
+/* Sends r with the token in force, or parks it until there is one. 0, or -1 logged. */
+static int mreq_dispatch(struct matrix_client *mc, struct mreq *r, unsigned long refused_generation,
+			 bool soft_logout)
+{
+	struct hdrset *hs = current_headers(mc);
+	if (!hs || (r->auth_retries && hs->generation == refused_generation)) {
+		park(mc, r, hs ? hs->generation : 0, soft_logout);
+		return 0;
+	}
+	r->parked = false;
+	r->hdrs = hdrset_ref(hs);
+	return mreq_start(mc, r);
+}
+
+/* Runs r's callback with resp and frees r. */
+static void mreq_complete(struct matrix_client *mc, struct mreq *r, const struct matrix_response *resp)
+{
+	unlink_req(mc, r);
+	if (r->fn)
+		r->fn(resp, r->data);
+	mreq_free(r);
+}
+
+/* The answer a request gets when no token came for it: like the homeserver's refusal,
+ * so callers treat it as they treat a refused static token. */
+static void fail_without_token(struct matrix_client *mc, struct mreq *r)
+{
+	struct matrix_response resp = {.status = 401,
+				       .body = "",
+				       .errcode = "M_UNKNOWN_TOKEN",
+				       .error = "no valid access token (the bridge could not log in)",
+				       .retry_after_ms = -1};
+	mreq_complete(mc, r, &resp);
+}
+
+/* A request that could not be sent again gets a transport failure, which callers retry. */
+static void fail_restart(struct matrix_client *mc, struct mreq *r)
+{
+	struct matrix_response resp = {.status = 0, .body = "", .curl_error = "could not resend the request",
+				       .retry_after_ms = -1};
+	mreq_complete(mc, r, &resp);
+}
+
+/* Forgets r's answer and its token, so it can go out again. */
+static void mreq_reset(struct mreq *r)
+{
+	if (r->easy)
+		curl_easy_reset(r->easy);
+	strbuf_reset(&r->body);
+	r->body_too_big = false;
+	r->errbuf[0] = '\0';
+	hdrset_unref(r->hdrs);
+	r->hdrs = NULL;
+}
+
+/* Parked requests go out with the new token (ok) or fail (!ok). Callbacks run here may
+ * start requests or free mc, as from process_done. */
+static void resume_parked(struct matrix_client *mc, bool ok)
+{
+	mc->dispatching++;
+	bool again = true;
+	while (again && !mc->free_pending) {
+		again = false;
+		for (struct mreq *r = mc->reqs; r; r = r->next) {
+			if (!r->parked)
+				continue;
+			r->parked = false;
+			if (!ok)
+				fail_without_token(mc, r);
+			else if (mreq_dispatch(mc, r, 0, false) != 0)
+				fail_restart(mc, r);
+			else if (r->parked)
+				continue; /* the token is gone again: it waits on */
+			again = true; /* the list may have changed under us: start over */
+			break;
+		}
+	}
+	mc->dispatching--;
+	if (mc->free_pending && mc->dispatching == 0)
+		client_destroy(mc);
+}
+
+static void on_auth_ready(void *data, bool ok)
+{
+	struct matrix_client *mc = data;
+	mc->auth_waiting = false;
+	resume_parked(mc, ok);
+}
+
+static void fail_parked_fired(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct matrix_client *mc = data;
+	mc->fail_timer = 0;
+	resume_parked(mc, false);
+}
+
+/* A 401 M_UNKNOWN_TOKEN with cfg->auth: r goes out again with a renewed token instead of
+ * reaching its caller. Returns false when the refusal stands (no auth, or too many
+ * refusals, or nothing to renew with): then resp is the caller's answer. */
+static bool resend_with_new_token(struct matrix_client *mc, struct mreq *r, const struct matrix_response *resp)
+{
+	const struct matrix_auth *auth = mc->cfg->auth;
+	if (!auth || resp->status != 401 || !resp->errcode || strcmp(resp->errcode, "M_UNKNOWN_TOKEN") != 0 ||
+	    r->auth_retries >= MATRIX_MAX_AUTH_RETRIES || mc->free_pending)
+		return false;
+	const cJSON *soft = resp->json ? cJSON_GetObjectItemCaseSensitive(resp->json, "soft_logout") : NULL;
+	bool soft_logout = cJSON_IsTrue(soft);
+	unsigned long refused = r->hdrs ? r->hdrs->generation : 0;
+	unsigned long now = 0;
+	bool newer = auth->header(auth->ctx, &now) && now != refused;
+	/* Asked before anything is reset: when nothing can be renewed, resp must stay valid. */
+	if (!newer && !mc->auth_waiting) {
+		if (!auth->renew(auth->ctx, refused, soft_logout, on_auth_ready, mc))
+			return false;
+		mc->auth_waiting = true;
+	}
+	log_msgf(ZLOG_DEBUG, "matrix: %s %s: token refused%s; resending with a renewed one", r->method, r->path,
+		 soft_logout ? " (soft logout)" : "");
+	r->auth_retries++;
+	mreq_reset(r);
+	if (newer) {
+		if (mreq_dispatch(mc, r, refused, soft_logout) != 0)
+			fail_restart(mc, r);
+	} else {
+		r->parked = true;
+	}
+	return true;
+}
+
+/* Delivers one finished transfer. The request is out of the list (and of
+ * matrix_in_flight) before its callback runs, so the callback sees only the others. */
+static void finish_request(struct matrix_client *mc, struct mreq *r, CURLcode rc)
+{
+	curl_multi_remove_handle(mc->multi, r->easy);
+	r->in_multi = false;
+
+	struct matrix_response resp;
+	cJSON *json = build_response(r, rc, &resp);
+	if (resp.status == 0)
+		log_msgf(ZLOG_DEBUG, "matrix: %s %s failed after %.3fs: %s", r->method, r->path,
+			 resp.elapsed_s, resp.curl_error);
+	else
+		log_msgf(ZLOG_DEBUG, "matrix: %s %s -> %ld in %.3fs%s%s", r->method, r->path, resp.status,
+			 resp.elapsed_s, resp.errcode ? " " : "", resp.errcode ? resp.errcode : "");
+	if (!resend_with_new_token(mc, r, &resp))
+		mreq_complete(mc, r, &resp);
+	cJSON_Delete(json);
+}
+
+/* Reads curl's finished transfers and runs their callbacks. Runs only from loop
+ * callbacks, outside any curl call, so callbacks may start requests or free mc. */
+static void process_done(struct matrix_client *mc)
+{
+	mc->dispatching++;
+	CURLMsg *msg;
+	int left;
+	while (!mc->free_pending && (msg = curl_multi_info_read(mc->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURLcode rc = msg->data.result;
+		char *priv = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv)
+			finish_request(mc, (struct mreq *)priv, rc);
+	}
+	mc->dispatching--;
+	if (mc->free_pending && mc->dispatching == 0)
+		client_destroy(mc);
+}
+
+int matrix_request(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+		   matrix_response_fn fn, void *data)
+{
+	return matrix_request_timeout(mc, method, path, json_body, 0, fn, data);
+}
+
+int matrix_request_timeout(struct matrix_client *mc, const char *method, const char *path, const char *json_body,
+			   long timeout_ms, matrix_response_fn fn, void *data)
+{
+	if (!mc || mc->free_pending || !method || !*method || !path || path[0] != '/') {
+		log_msgf(ZLOG_ERROR, "matrix: refusing request %s %s (method and a path starting with '/' needed)",
+			 method ? method : "(null)", path ? path : "(null)");
+		return -1;
+	}
+	struct mreq *r = xcalloc(1, sizeof *r);
+	r->mc = mc;
+	r->fn = fn;
+	r->data = data;
+	r->method = xstrdup(method);
+	r->path = xstrdup(path);
+	r->json_body = json_body ? xstrdup(json_body) : NULL;
+	r->timeout_ms = timeout_ms;
 
 	/* Added to the list first: add_handle may already call our timer callback. */
 	r->next = mc->reqs;
@@ -431,10 +689,7 @@ int matrix_request_timeout(struct matrix_client *mc, const char *method, const c
 		mc->reqs->prev = r;
 	mc->reqs = r;
 	mc->n_in_flight++;
-	CURLMcode mrc = curl_multi_add_handle(mc->multi, e);
-	if (mrc != CURLM_OK) {
-		log_msgf(ZLOG_ERROR, "matrix: cannot start %s %s: %s; request not sent", method, path,
-			 curl_multi_strerror(mrc));
+	if (mreq_dispatch(mc, r, 0, false) != 0) {
 		unlink_req(mc, r);
 		mreq_free(r);
 		return -1;
@@ -469,29 +724,21 @@ struct matrix_client *matrix_client_new(struct loop *loop, const struct config_m
 	while (n > 0 && cfg->homeserver[n - 1] == '/')
 		n--;
 	mc->base_url = xstrndup(cfg->homeserver, n);
-	if (cfg->access_token && *cfg->access_token) {
-		struct strbuf sb = STRBUF_INIT;
-		strbuf_printf(&sb, "Authorization: Bearer %s", cfg->access_token);
-		mc->auth_header = strbuf_detach(&sb);
+	if (!cfg->auth) {
+		/* A static token (or none, for the login itself): one header set for good. */
+		char *line = NULL;
+		if (cfg->access_token && *cfg->access_token) {
+			struct strbuf sb = STRBUF_INIT;
+			strbuf_printf(&sb, "Authorization: Bearer %s", cfg->access_token);
+			line = strbuf_detach(&sb);
+		}
+		mc->hdrs = hdrset_new(line, 0);
+		if (line) {
+			explicit_bzero(line, strlen(line));
+			free(line);
+		}
 	}
 	mc->user_agent = xstrdup("zuul-matrix-bridge/" ZMB_VERSION);
-	for (int with_body = 0; with_body < 2; with_body++) {
-		struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
-		/* curl would otherwise wait for "100 Continue" before large bodies. */
-		h = h ? curl_slist_append(h, "Expect:") : NULL;
-		if (h && mc->auth_header)
-			h = curl_slist_append(h, mc->auth_header);
-		if (h && with_body)
-			h = curl_slist_append(h, "Content-Type: application/json");
-		if (!h) {
-			log_msgf(ZLOG_ERROR, "matrix: out of memory building request headers");
-			abort();
-		}
-		if (with_body)
-			mc->headers_body = h;
-		else
-			mc->headers = h;
-	}
 	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
 	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETDATA, mc);
 	curl_multi_setopt(mc->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -500,14 +747,16 @@ struct matrix_client *matrix_client_new(struct loop *loop, const struct config_m
 	return mc;
 }
 
-/* Drops every request in flight without its callback, and our fds and timer. */
+/* Drops every request in flight or parked without its callback, and our fds, timers
+ * and the wait for a token. */
 static void abort_all(struct matrix_client *mc)
 {
 	mc->closing = true;
 	struct mreq *next;
 	for (struct mreq *r = mc->reqs; r; r = next) {
 		next = r->next;
-		curl_multi_remove_handle(mc->multi, r->easy);
+		if (r->in_multi)
+			curl_multi_remove_handle(mc->multi, r->easy);
 		mreq_free(r);
 	}
 	mc->reqs = NULL;
@@ -520,14 +769,14 @@ static void abort_all(struct matrix_client *mc)
 		loop_timer_cancel(mc->loop, mc->timer_id);
 		mc->timer_id = 0;
 	}
-}
-
-/* The token should not linger in freed heap memory either. */
-static void headers_free(struct curl_slist *h)
-{
-	for (struct curl_slist *l = h; l; l = l->next)
-		explicit_bzero(l->data, strlen(l->data));
-	curl_slist_free_all(h);
+	if (mc->fail_timer) {
+		loop_timer_cancel(mc->loop, mc->fail_timer);
+		mc->fail_timer = 0;
+	}
+	if (mc->auth_waiting) {
+		mc->cfg->auth->cancel(mc->cfg->auth->ctx, mc);
+		mc->auth_waiting = false;
+	}
 }
 
 /* Releases curl and mc; run by free, now or, when free was called from a response
@@ -539,17 +788,10 @@ static void client_destroy(struct matrix_client *mc)
 		curl_easy_cleanup(mc->idle[i]);
 	mc->n_idle = 0;
 	curl_multi_cleanup(mc->multi); /* closes the kept-alive connections */
-	headers_free(mc->headers);
-	headers_free(mc->headers_body);
+	hdrset_unref(mc->hdrs);
 	curl_global_cleanup();
 	free(mc->fds);
 	free(mc->base_url);
-	if (mc->auth_header) {
-		/* The token should not linger in freed heap memory (explicit_bzero is
-		 * not optimised away before free, memset may be). */
-		explicit_bzero(mc->auth_header, strlen(mc->auth_header));
-		free(mc->auth_header);
-	}
 	free(mc->user_agent);
 	free(mc);
 }

@@ -86,6 +86,7 @@ static void clear_env(void)
 {
 	unsetenv("ZMB_MATRIX_ACCESS_TOKEN");
 	unsetenv("ZMB_MQTT_PASSWORD");
+	unsetenv("ZMB_MATRIX_PASSWORD");
 	unsetenv("CREDENTIALS_DIRECTORY");
 }
 
@@ -1065,6 +1066,79 @@ static void test_missing_credentials_are_skipped(void)
 	strbuf_free(&err);
 }
 
+/* matrix.user: the bridge logs in itself; the password comes from the same three places
+ * as the access token, and no access token may be set beside it. */
+static void test_login_password_sources(void)
+{
+	clear_env();
+	unsetenv("ZMB_MATRIX_PASSWORD");
+	struct strbuf err = STRBUF_INIT;
+	/* From the file the config names; no access token needed, none read. */
+	struct config *cfg = config_load(DIR "login.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	if (cfg) {
+		CHECK_STR(cfg->matrix.user, "@zuul-bot:example.org");
+		CHECK_STR(cfg->matrix.password, "fixture-matrix-password");
+		CHECK(cfg->matrix.access_token == NULL);
+	}
+	config_free(cfg);
+	/* Without CONFIG_NEED_SECRETS nothing is read and a lone user is fine. */
+	cfg = config_load(DIR "login-user-only.conf", 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg && cfg->matrix.password == NULL);
+	CHECK_STR(cfg ? cfg->matrix.user : NULL, "zuul-bot");
+	config_free(cfg);
+	/* A user without any password is an error at the user's line. */
+	cfg = config_load(DIR "login-user-only.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_LINES(strbuf_str(&err), DIR "login-user-only.conf:4: matrix.user: no password (set "
+				    "password_file, ZMB_MATRIX_PASSWORD or the credential matrix-password)\n");
+	config_free(cfg);
+	strbuf_reset(&err);
+	/* The environment, then the credential matrix-password. */
+	setenv("ZMB_MATRIX_PASSWORD", "env-matrix-password", 1);
+	cfg = config_load(DIR "login-user-only.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK_STR(cfg ? cfg->matrix.password : NULL, "env-matrix-password");
+	config_free(cfg);
+	unsetenv("ZMB_MATRIX_PASSWORD");
+	char *dir = credentials_dir(NULL, NULL);
+	char path[256];
+	snprintf(path, sizeof path, "%s/matrix-password", dir);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs("cred-matrix-password\n", f);
+		fclose(f);
+	}
+	cfg = config_load(DIR "login-user-only.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK_STR(cfg ? cfg->matrix.password : NULL, "cred-matrix-password");
+	config_free(cfg);
+	unlink(path);
+	credentials_remove(dir);
+	/* An access token from the environment beside a user: refused, neither value shown. */
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "env-token-value", 1);
+	cfg = config_load(DIR "login.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_LINES(strbuf_str(&err), DIR "login.conf:4: matrix.user: ZMB_MATRIX_ACCESS_TOKEN is set too "
+				    "(expected either an access token or matrix.user with a password, not "
+				    "both)\n");
+	config_free(cfg);
+	strbuf_reset(&err);
+	clear_env();
+	/* So is a credential matrix-access-token. */
+	dir = credentials_dir("cred-token-value", NULL);
+	cfg = config_load(DIR "login.conf", CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	CHECK_CONTAINS(strbuf_str(&err), "login.conf:4: matrix.user: the credential matrix-access-token is set too");
+	CHECK_NOT_CONTAINS(strbuf_str(&err), "fixture-matrix-password");
+	config_free(cfg);
+	credentials_remove(dir);
+	clear_env();
+	strbuf_free(&err);
+}
+
 static void test_empty_credential_is_an_error_naming_it(void)
 {
 	clear_env();
@@ -1443,6 +1517,18 @@ static const struct bad_case bad_cases[] = {
 	 F("triage-not-a-group.conf") ":5: triage: expected a group, got an array\n"},
 	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 	{F("token-file-empty.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
+	{F("login-and-token.conf"), 0,
+	 F("login-and-token.conf") ":5: matrix.user: access_token_file is set too, at line 4 (expected "
+				   "either an access token or matrix.user with a password, not both)\n"},
+	{F("login-password-without-user.conf"), 0,
+	 F("login-password-without-user.conf") ":5: matrix.password_file: a password without a user "
+					       "(expected matrix.user too)\n"},
+	{F("login-bad-user.conf"), 0,
+	 F("login-bad-user.conf") ":4: matrix.user: \"Zuul Bot\" is not a Matrix user id or localpart "
+				  "(expected @localpart:server or localpart, localpart of a-z 0-9 ._=-/+)\n"
+	 F("login-bad-user.conf") ":5: matrix.password: secrets are not accepted in the config file (put "
+				  "the password in a file named by matrix.password_file, or in the "
+				  "environment variable ZMB_MATRIX_PASSWORD)\n"},
 };
 
 static void check_bad_case(const struct bad_case *c)
@@ -1510,6 +1596,7 @@ int main(void)
 	RUN(test_secrets_come_from_credentials_last);
 	RUN(test_missing_credentials_are_skipped);
 	RUN(test_empty_credential_is_an_error_naming_it);
+	RUN(test_login_password_sources);
 	RUN(test_secrets_never_appear_in_errors);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		char name[300];

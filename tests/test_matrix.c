@@ -647,6 +647,181 @@ static void test_bad_arguments_are_refused_without_callback(void)
 	matrix_client_free(mc);
 }
 
+/* ---- tokens from a matrix_auth (the session's side of it, faked) ---- */
+
+struct fake_auth {
+	const char *tokens[3];   /* tokens[generation - 1]; NULL: none */
+	unsigned long generation; /* 0: no token yet */
+	bool can_renew;
+	bool renew_ok;           /* what ready() will say */
+	int renews;
+	unsigned long renewed_from;
+	int cancels;
+	matrix_auth_ready_fn ready;
+	void *ready_data;
+	char line[128];
+};
+
+static const char *fake_header(void *ctx, unsigned long *generation)
+{
+	struct fake_auth *fa = ctx;
+	*generation = fa->generation;
+	if (!fa->generation || !fa->tokens[fa->generation - 1])
+		return NULL;
+	snprintf(fa->line, sizeof fa->line, "Authorization: Bearer %s", fa->tokens[fa->generation - 1]);
+	return fa->line;
+}
+
+/* The new token comes a loop turn later, as a real refresh's answer would. */
+static void fake_renewed(struct loop *l, void *data)
+{
+	(void)l;
+	struct fake_auth *fa = data;
+	if (!fa->ready)
+		return; /* cancelled */
+	if (fa->renew_ok)
+		fa->generation++;
+	matrix_auth_ready_fn ready = fa->ready;
+	fa->ready = NULL;
+	ready(fa->ready_data, fa->renew_ok);
+}
+
+static bool fake_renew(void *ctx, unsigned long generation, bool soft_logout, matrix_auth_ready_fn ready,
+		       void *data)
+{
+	(void)soft_logout;
+	struct fake_auth *fa = ctx;
+	if (!fa->can_renew)
+		return false;
+	fa->renews++;
+	fa->renewed_from = generation;
+	fa->ready = ready;
+	fa->ready_data = data;
+	loop_timer_add(loop, 10, fake_renewed, fa);
+	return true;
+}
+
+static void fake_cancel(void *ctx, void *data)
+{
+	struct fake_auth *fa = ctx;
+	if (fa->ready && fa->ready_data == data) {
+		fa->ready = NULL;
+		fa->cancels++;
+	}
+}
+
+static struct matrix_auth fake_auth_ops(struct fake_auth *fa)
+{
+	return (struct matrix_auth){.header = fake_header, .renew = fake_renew, .cancel = fake_cancel, .ctx = fa};
+}
+
+static void test_auth_refused_token_is_renewed_and_the_request_resent(void)
+{
+	struct fake_auth fa = {.tokens = {"expired-token", "bridge-token"}, .generation = 1, .can_renew = true,
+			       .renew_ok = true};
+	struct matrix_auth auth = fake_auth_ops(&fa);
+	struct config_matrix cfg = make_cfg(NULL, 5);
+	cfg.auth = &auth;
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result r = {0};
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	CHECK(run_for(1, 5000));
+	/* The caller sees only the answer to the resent request. */
+	CHECK_INT(r.status, 200);
+	CHECK_STR(r.user_id, "@zuul-bot:localhost");
+	CHECK_INT(fa.renews, 1);
+	CHECK_INT(fa.renewed_from, 1);
+	/* The next request uses the new token at once. */
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	CHECK(run_for(1, 5000));
+	CHECK_INT(r.status, 200);
+	CHECK_INT(fa.renews, 1);
+	result_clear(&r);
+	matrix_client_free(mc);
+}
+
+static void test_auth_request_without_a_token_waits_for_one(void)
+{
+	struct fake_auth fa = {.tokens = {"bridge-token"}, .can_renew = true, .renew_ok = true};
+	struct matrix_auth auth = fake_auth_ops(&fa);
+	struct config_matrix cfg = make_cfg(NULL, 5);
+	cfg.auth = &auth;
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result r1 = {0}, r2 = {0};
+	current_mc = mc;
+	CHECK_INT(matrix_whoami(mc, on_response, &r1), 0);
+	CHECK_INT(matrix_whoami(mc, on_response, &r2), 0);
+	/* Waiting requests count as in flight. */
+	CHECK_INT(matrix_in_flight(mc), 2);
+	CHECK(run_for(2, 5000));
+	current_mc = NULL;
+	CHECK_INT(r1.status, 200);
+	CHECK_INT(r2.status, 200);
+	CHECK_INT(fa.renews, 1); /* one wait for both */
+	CHECK_INT(fa.renewed_from, 0);
+	result_clear(&r1);
+	result_clear(&r2);
+	matrix_client_free(mc);
+}
+
+static void test_auth_that_cannot_renew_leaves_the_401(void)
+{
+	struct fake_auth fa = {.tokens = {"not-a-token"}, .generation = 1, .can_renew = false};
+	struct matrix_auth auth = fake_auth_ops(&fa);
+	struct config_matrix cfg = make_cfg(NULL, 5);
+	cfg.auth = &auth;
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result r = {0};
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	CHECK(run_for(1, 5000));
+	CHECK_INT(r.status, 401);
+	CHECK_STR(r.errcode, "M_UNKNOWN_TOKEN");
+	CHECK(r.had_json); /* the homeserver's own answer */
+	result_clear(&r);
+	/* No token and none to come: the request fails from the loop, as a refusal. */
+	fa.generation = 0;
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	CHECK_INT(r.calls, 0);
+	CHECK(run_for(1, 5000));
+	CHECK_INT(r.status, 401);
+	CHECK_STR(r.errcode, "M_UNKNOWN_TOKEN");
+	CHECK(!r.transient);
+	result_clear(&r);
+	matrix_client_free(mc);
+}
+
+static void test_auth_giving_up_fails_the_waiting_requests(void)
+{
+	struct fake_auth fa = {.tokens = {"expired-token"}, .generation = 1, .can_renew = true, .renew_ok = false};
+	struct matrix_auth auth = fake_auth_ops(&fa);
+	struct config_matrix cfg = make_cfg(NULL, 5);
+	cfg.auth = &auth;
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result r = {0};
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	CHECK(run_for(1, 5000));
+	CHECK_INT(fa.renews, 1);
+	CHECK_INT(r.status, 401);
+	CHECK_STR(r.errcode, "M_UNKNOWN_TOKEN");
+	result_clear(&r);
+	matrix_client_free(mc);
+}
+
+static void test_auth_free_while_waiting_cancels_the_wait(void)
+{
+	struct fake_auth fa = {.tokens = {"bridge-token"}, .can_renew = true, .renew_ok = true};
+	struct matrix_auth auth = fake_auth_ops(&fa);
+	struct config_matrix cfg = make_cfg(NULL, 5);
+	cfg.auth = &auth;
+	struct matrix_client *mc = matrix_client_new(loop, &cfg);
+	struct result r = {0};
+	CHECK_INT(matrix_whoami(mc, on_response, &r), 0);
+	matrix_client_free(mc);
+	CHECK_INT(fa.cancels, 1);
+	run_idle(50);
+	CHECK_INT(r.calls, 0);
+}
+
 int main(void)
 {
 	RUN(test_escape_segment_keeps_only_unreserved);
@@ -677,6 +852,11 @@ int main(void)
 	RUN(test_sequential_requests_reuse_one_connection);
 	RUN(test_free_with_requests_in_flight_calls_nothing);
 	RUN(test_free_from_a_callback_stops_the_rest);
+	RUN(test_auth_refused_token_is_renewed_and_the_request_resent);
+	RUN(test_auth_request_without_a_token_waits_for_one);
+	RUN(test_auth_that_cannot_renew_leaves_the_401);
+	RUN(test_auth_giving_up_fails_the_waiting_requests);
+	RUN(test_auth_free_while_waiting_cancels_the_wait);
 	loop_free(loop);
 	fake_hs_stop();
 	curl_global_cleanup();
