@@ -1,6 +1,7 @@
 /* bridge: the daemon's wiring. An MQTT message becomes, per matching route, an outbox
  * row committed before the message is acknowledged, then a Matrix send. */
 #include "bridge.h"
+#include "bridge_internal.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -57,72 +58,6 @@
 #define CATCHUP_QUIET_MS 2000
 #define CATCHUP_MAX_MS 60000
 
-/* A configured room and where joining it stands. It is also the context of its join
- * requests and retry timers, so nothing is allocated per attempt. */
-struct room_join {
-	struct bridge *b;
-	char *room;
-	char *room_id; /* resolved by the join */
-	int attempts;
-	uint64_t timer;
-	bool joining; /* a join request is out */
-	bool joined;
-	bool failed;  /* refused for good; counts as settled for readiness */
-	/* The bot is not in the room (kicked, banned, or its join was refused): its reports
-	 * wait in the outbox until an invite lets it join again. Settled for readiness. */
-	bool lost;
-	/* The newest own m.room.member event /sync showed in this turn, applied at its end
-	 * (MEMBERSHIP_UNKNOWN: none). The newest wins: a room joined again replays its kick,
-	 * invite and join in the timeline, and only the join is news. */
-	enum membership seen;
-	char *seen_sender;
-	char *seen_reason;
-};
-
-struct bridge {
-	struct loop *loop;
-	/* `conn` holds the mqtt/matrix settings the sessions were built from; `cfg` holds
-	 * the routes in force. They differ after a reload and both stay alive. */
-	struct config *conn;
-	struct config *cfg;
-	struct report_templates *templates; /* one per cfg->routes[i] */
-	bool verbose;
-	struct store *store;
-	struct session *session; /* the token every Matrix client reads (cfg->matrix.auth) */
-	struct matrix_client *matrix;
-	struct deliverer *deliverer;
-	struct mqtt_session *mqtt;
-	char *user_id;
-	int whoami_attempts;
-	uint64_t whoami_timer;
-	struct room_join **rooms; /* pointers: entries must not move while requests are out */
-	size_t n_rooms;
-	uint64_t prune_timer;
-	uint64_t shutdown_timer;
-	uint64_t commit_timer;
-	bool commit_timer_for_acks; /* the pending timer is the short one */
-	bool commit_due;            /* the commit timer fired */
-	unsigned unacked;           /* MQTT messages read since the last commit + flush */
-	bool stopping;
-	bool store_broken;
-	bool ready_sent;          /* systemd was told READY=1 */
-	enum mqtt_state mqtt_state;
-	uint64_t watchdog_timer;
-	uint64_t watchdog_ms;
-	int exit_status;
-	struct stats stats;
-	struct metrics_server *metrics;
-	struct chatops *chatops; /* NULL unless the chatops group is configured */
-	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
-	bool membership_seen; /* some room's `seen` waits for the turn's end */
-	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
-	int64_t mqtt_down_since_ms;
-	int64_t matrix_down_since_ms;
-	bool catching_up;          /* deliveries held while a backlog comes in */
-	uint64_t catchup_quiet_timer;
-	uint64_t catchup_deadline_timer;
-};
-
 char *bridge_txn_id(const char *event_key, const char *action, const char *route)
 {
 	/* Readable on purpose: an operator grepping logs or the homeserver's database finds
@@ -169,7 +104,7 @@ static struct report_templates *templates_load(const struct config *cfg)
 
 /* ---- service manager: readiness and status -------------------------------- */
 
-static void report_status(struct bridge *b)
+void bridge_report_status(struct bridge *b)
 {
 	size_t joined = 0;
 	for (size_t j = 0; j < b->n_rooms; j++)
@@ -180,9 +115,9 @@ static void report_status(struct bridge *b)
 
 /* READY=1 once MQTT is subscribed and every room is joined or refused for good (a
  * refused room must not keep the service "starting" until systemd kills it). */
-static void maybe_ready(struct bridge *b)
+void bridge_maybe_ready(struct bridge *b)
 {
-	report_status(b);
+	bridge_report_status(b);
 	if (b->ready_sent || b->mqtt_state != MQTT_CONNECTED || !b->user_id)
 		return;
 	for (size_t j = 0; j < b->n_rooms; j++)
@@ -197,7 +132,7 @@ static void watchdog_fired(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
 	notify_watchdog();
-	report_status(b);
+	bridge_report_status(b);
 	b->watchdog_timer = loop_timer_add(loop, b->watchdog_ms, watchdog_fired, b);
 }
 
@@ -253,10 +188,6 @@ static void chatops_kv_set(const char *key, const char *value, void *data)
 	store_kv_set(b->store, key, value);
 }
 
-static void chatops_own_membership(const char *room_id, const char *membership, const char *sender,
-				   const char *reason, void *data);
-static void chatops_invited(const char *room_id, const cJSON *invite_state, void *data);
-
 static bool route_room(const struct config *cfg, const char *room)
 {
 	for (size_t i = 0; i < cfg->n_routes; i++)
@@ -296,7 +227,7 @@ static bool all_rooms_settled(const struct bridge *b)
 	return true;
 }
 
-static void chatops_update(struct bridge *b)
+void bridge_chatops_update(struct bridge *b)
 {
 	if (!b->cfg->chatops.enabled) {
 		chatops_free(b->chatops);
@@ -312,8 +243,8 @@ static void chatops_update(struct bridge *b)
 					    .kv_set = chatops_kv_set,
 					    .txn_of = chatops_txn_of,
 					    .history_known = chatops_history_known,
-					    .own_membership = chatops_own_membership,
-					    .invited = chatops_invited,
+					    .own_membership = bridge_chatops_own_membership,
+					    .invited = bridge_chatops_invited,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
@@ -412,253 +343,6 @@ static bool skip_delivery(const struct outbox_item *item, void *data)
 {
 	struct bridge *b = data;
 	return chatops_skip(b->chatops, item);
-}
-
-/* ---- Matrix start-up: whoami, then join every room ------------------------ */
-
-static void join_room(struct bridge *b, struct room_join *rj);
-static void start_whoami(struct bridge *b);
-
-static void join_retry_fired(struct loop *loop, void *data);
-
-static void on_join(const struct matrix_response *r, void *data)
-{
-	struct room_join *rj = data;
-	struct bridge *b = rj->b;
-	rj->joining = false;
-	const cJSON *rid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "room_id") : NULL;
-	if (r->status == 200 && cJSON_IsString(rid)) {
-		rj->joined = true;
-		rj->failed = false;
-		rj->lost = false;
-		rj->attempts = 0;
-		stats_room(&b->stats, rj->room)->joined = true;
-		free(rj->room_id);
-		rj->room_id = xstrdup(rid->valuestring);
-		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
-		deliverer_room_ready(b->deliverer, rj->room, rid->valuestring);
-		chatops_update(b);
-		maybe_ready(b);
-		return;
-	}
-	struct strbuf why = STRBUF_INIT;
-	matrix_response_describe(r, &why);
-	if (matrix_response_is_transient(r) || r->status == 200) {
-		rj->attempts++;
-		uint64_t delay = deliver_backoff_ms(rj->attempts, b->conn->matrix.retry_min_ms,
-						    b->conn->matrix.retry_max_ms, 0.5);
-		log_kv(rj->attempts == 1 ? ZLOG_WARN : ZLOG_DEBUG, "cannot join room yet; retrying", "room", rj->room,
-		       "reason", strbuf_str(&why), NULL);
-		rj->timer = loop_timer_add(b->loop, delay, join_retry_fired, rj);
-	} else if (r->status == 403) {
-		/* Not invited, or banned: an invite (after an unban) fixes that, not a reload. */
-		log_kv(ZLOG_ERROR, "cannot join room; its reports wait in the outbox until the bot is invited",
-		       "room", rj->room, "reason", strbuf_str(&why), NULL);
-		rj->lost = true;
-		deliverer_room_paused(b->deliverer, rj->room, strbuf_str(&why));
-		chatops_update(b);
-		maybe_ready(b);
-	} else {
-		log_kv(ZLOG_ERROR, "cannot join room; its reports go to dead letters until a reload",
-		       "room", rj->room, "reason", strbuf_str(&why), NULL);
-		rj->failed = true;
-		deliverer_room_failed(b->deliverer, rj->room, strbuf_str(&why));
-		chatops_update(b); /* the last room to settle may let /sync and MQTT start */
-		maybe_ready(b);
-	}
-	strbuf_free(&why);
-}
-
-static void join_retry_fired(struct loop *loop, void *data)
-{
-	(void)loop;
-	struct room_join *rj = data;
-	rj->timer = 0;
-	join_room(rj->b, rj);
-}
-
-static void join_room(struct bridge *b, struct room_join *rj)
-{
-	loop_timer_cancel(b->loop, rj->timer);
-	rj->timer = 0;
-	if (matrix_join(b->matrix, rj->room, on_join, rj) == 0)
-		rj->joining = true;
-	else
-		log_kv(ZLOG_ERROR, "cannot start a join request", "room", rj->room, NULL);
-}
-
-static void room_add(struct bridge *b, const char *room)
-{
-	size_t j = 0;
-	while (j < b->n_rooms && strcmp(b->rooms[j]->room, room) != 0)
-		j++;
-	if (j == b->n_rooms) {
-		struct room_join *rj = xcalloc(1, sizeof *rj);
-		rj->b = b;
-		rj->room = xstrdup(room);
-		b->rooms = xrealloc(b->rooms, (b->n_rooms + 1) * sizeof *b->rooms);
-		b->rooms[b->n_rooms++] = rj;
-		stats_room(&b->stats, room);
-	}
-}
-
-/* Adds every route's room, and every room owners forward failures to, to the join list
- * (once each) and joins the new ones. */
-static void rooms_sync_with_routes(struct bridge *b)
-{
-	for (size_t i = 0; i < b->cfg->n_routes; i++)
-		room_add(b, b->cfg->routes[i].room);
-	for (size_t i = 0; b->cfg->chatops.enabled && i < b->cfg->owners.n_rules; i++)
-		if (b->cfg->owners.rules[i].forward_room)
-			room_add(b, b->cfg->owners.rules[i].forward_room);
-	if (!b->user_id)
-		return; /* joins start once whoami answered */
-	for (size_t j = 0; j < b->n_rooms; j++)
-		if (!b->rooms[j]->joined && !b->rooms[j]->timer && !b->rooms[j]->joining)
-			join_room(b, b->rooms[j]);
-}
-
-static void whoami_retry_fired(struct loop *loop, void *data)
-{
-	(void)loop;
-	struct bridge *b = data;
-	b->whoami_timer = 0;
-	start_whoami(b);
-}
-
-static void on_whoami(const struct matrix_response *r, void *data)
-{
-	struct bridge *b = data;
-	const cJSON *uid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "user_id") : NULL;
-	if (r->status == 200 && cJSON_IsString(uid)) {
-		free(b->user_id);
-		b->user_id = xstrdup(uid->valuestring);
-		b->stats.matrix_reachable = true;
-		log_kv(ZLOG_INFO, "Matrix homeserver reachable", "homeserver", b->conn->matrix.homeserver, "user_id",
-		       b->user_id, NULL);
-		b->whoami_attempts = 0;
-		rooms_sync_with_routes(b);
-		return;
-	}
-	/* Even a refused token is retried: the operator may fix the file and reload, and the
-	 * outbox keeps every report meanwhile. Only the first failure is loud. */
-	b->whoami_attempts++;
-	b->stats.matrix_reachable = false;
-	struct strbuf why = STRBUF_INIT;
-	matrix_response_describe(r, &why);
-	log_kv(b->whoami_attempts == 1 ? (r->status == 401 ? ZLOG_ERROR : ZLOG_WARN) : ZLOG_DEBUG,
-	       r->status == 401 ? "the homeserver refused the access token; deliveries wait"
-				: "homeserver not reachable yet; deliveries wait",
-	       "homeserver", b->conn->matrix.homeserver, "reason", strbuf_str(&why), NULL);
-	strbuf_free(&why);
-	uint64_t delay = deliver_backoff_ms(b->whoami_attempts, b->conn->matrix.retry_min_ms,
-					    b->conn->matrix.retry_max_ms, 0.5);
-	b->whoami_timer = loop_timer_add(b->loop, delay, whoami_retry_fired, b);
-}
-
-static void start_whoami(struct bridge *b)
-{
-	if (matrix_whoami(b->matrix, on_whoami, b) != 0)
-		log_kv(ZLOG_ERROR, "cannot start the whoami request", NULL);
-}
-
-/* ---- the bot's own membership: removed, invited back --------------------- */
-
-static struct room_join *room_by_id(struct bridge *b, const char *room_id)
-{
-	for (size_t j = 0; room_id && j < b->n_rooms; j++)
-		if (b->rooms[j]->room_id && strcmp(b->rooms[j]->room_id, room_id) == 0)
-			return b->rooms[j];
-	return NULL;
-}
-
-/* The bot is out of a room it was in (kicked or banned; `by` who did it, if known). Its
- * reports wait in the outbox; logged and counted once per removal. */
-static void room_lost(struct bridge *b, struct room_join *rj, enum membership how, const char *by,
-		      const char *reason)
-{
-	if (rj->lost || !rj->joined)
-		return; /* known already (the other of /sync and a refused send told first) */
-	rj->joined = false;
-	rj->lost = true;
-	struct room_stats *rs = stats_room(&b->stats, rj->room);
-	rs->joined = false;
-	rs->removals++;
-	log_kv(ZLOG_ERROR, "the bot was removed from the room; its reports wait in the outbox until it is invited back",
-	       "room", rj->room, "membership", membership_name(how), "by", by ? by : "", "reason",
-	       reason ? reason : "", NULL);
-	deliverer_room_paused(b->deliverer, rj->room, reason ? reason : membership_name(how));
-	report_status(b);
-}
-
-static void on_send_not_joined(const char *room, const char *reason, void *data)
-{
-	struct bridge *b = data;
-	for (size_t j = 0; j < b->n_rooms; j++)
-		if (strcmp(b->rooms[j]->room, room) == 0)
-			room_lost(b, b->rooms[j], MEMBERSHIP_LEAVE, NULL, reason);
-}
-
-static void seen_clear(struct room_join *rj)
-{
-	rj->seen = MEMBERSHIP_UNKNOWN;
-	free(rj->seen_sender);
-	free(rj->seen_reason);
-	rj->seen_sender = rj->seen_reason = NULL;
-}
-
-/* What /sync showed of a room's own membership this turn, now that the batch is read. */
-static void seen_apply(struct bridge *b, struct room_join *rj)
-{
-	if (rj->seen == MEMBERSHIP_LEAVE || rj->seen == MEMBERSHIP_BAN)
-		room_lost(b, rj, rj->seen, rj->seen_sender, rj->seen_reason);
-	seen_clear(rj);
-}
-
-static void membership_check(struct bridge *b)
-{
-	if (!b->membership_seen)
-		return;
-	b->membership_seen = false;
-	for (size_t j = 0; j < b->n_rooms; j++)
-		seen_apply(b, b->rooms[j]);
-}
-
-static void chatops_own_membership(const char *room_id, const char *membership, const char *sender,
-				   const char *reason, void *data)
-{
-	struct bridge *b = data;
-	struct room_join *rj = room_by_id(b, room_id);
-	if (!rj)
-		return;
-	seen_clear(rj);
-	rj->seen = membership_parse(membership);
-	rj->seen_sender = sender ? xstrdup(sender) : NULL;
-	rj->seen_reason = reason ? xstrdup(reason) : NULL;
-	b->membership_seen = true;
-}
-
-/* An invite into a configured room (a route's, or an owners rule's forward_room): join it
- * by its configured name, never by the invite's id, which a room could use to pass for
- * another, and its waiting reports go out in order once joined. Invites to any other room
- * are left alone. */
-static void chatops_invited(const char *room_id, const cJSON *invite_state, void *data)
-{
-	struct bridge *b = data;
-	membership_check(b); /* a removal read in the same batch comes first */
-	for (size_t j = 0; j < b->n_rooms; j++) {
-		struct room_join *rj = b->rooms[j];
-		if (!membership_invite_is_for(rj->room, rj->room_id, room_id, invite_state))
-			continue;
-		if (rj->joined || rj->joining)
-			return;
-		log_kv(ZLOG_INFO, "invited into the room; joining", "room", rj->room, "room_id", room_id, NULL);
-		rj->failed = false;
-		rj->attempts = 0;
-		join_room(b, rj);
-		return;
-	}
-	log_kv(ZLOG_INFO, "invite ignored: not a room of the configuration", "room_id", room_id, NULL);
 }
 
 /* ---- MQTT in ----------------------------------------------------------- */
@@ -887,7 +571,7 @@ static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data)
 	b->mqtt_state = state;
 	b->stats.mqtt_connected = state == MQTT_CONNECTED;
 	log_kv(ZLOG_DEBUG, "MQTT state", "state", mqtt_state_name(state), "reason", reason, NULL);
-	maybe_ready(b);
+	bridge_maybe_ready(b);
 }
 
 /* ---- the turn: commit, then acknowledge ------------------------------------ */
@@ -953,7 +637,7 @@ static void on_turn_end(struct loop *loop, void *data)
 			b->commit_timer_for_acks = for_acks;
 		}
 	}
-	membership_check(b);
+	bridge_membership_check(b);
 	catchup_check(b);
 	b->stats.outbox_depth = deliverer_queued(b->deliverer);
 	/* Acknowledgements go out only when everything their messages wrote is committed. */
@@ -1037,7 +721,7 @@ static void on_reload_signal(struct loop *loop, int signo, void *data)
 	/* systemd 252 leaves the unit "reloading" until it hears READY=1 again. */
 	if (b->ready_sent)
 		notify_ready();
-	report_status(b);
+	bridge_report_status(b);
 }
 
 static void reload(struct bridge *b)
@@ -1078,8 +762,8 @@ static void reload(struct bridge *b)
 	if (!b->verbose)
 		log_set_level((enum log_level)fresh->log_level);
 	/* Rooms that failed get another chance; new routes' rooms are joined. */
-	rooms_sync_with_routes(b);
-	chatops_update(b);
+	bridge_rooms_sync(b);
+	bridge_chatops_update(b);
 	outbox_adopt(b);
 	char n[24];
 	snprintf(n, sizeof n, "%zu", fresh->n_routes);
@@ -1161,7 +845,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 	b->deliverer = deliverer_new(b->loop, b->store, b->matrix, &cfg->matrix, &b->stats);
 	deliverer_on_done(b->deliverer, on_delivered, b);
 	deliverer_on_skip(b->deliverer, skip_delivery, b);
-	deliverer_on_not_joined(b->deliverer, on_send_not_joined, b);
+	deliverer_on_not_joined(b->deliverer, bridge_on_send_not_joined, b);
 	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {
@@ -1197,11 +881,11 @@ int bridge_run(struct bridge *b)
 	snprintf(routes, sizeof routes, "%zu", b->cfg->n_routes);
 	log_kv(ZLOG_INFO, "zuul-matrix-bridge starting", "config", b->conn->path, "routes", routes, "state_dir",
 	       b->conn->state_dir, NULL);
-	rooms_sync_with_routes(b);
-	chatops_update(b);
+	bridge_rooms_sync(b);
+	bridge_chatops_update(b);
 	catchup_hold(b); /* back after an absence: read the backlog before posting */
 	session_start(b->session); /* with a password: whoami and joins wait for the login */
-	start_whoami(b);
+	bridge_start_whoami(b);
 	if (chatops_awaits_history(b->chatops)) {
 		b->mqtt_waits_for_history = true;
 		log_kv(ZLOG_INFO, "new state: reading the rooms' history before taking reports", NULL);
@@ -1243,7 +927,7 @@ void bridge_free(struct bridge *b)
 	session_free(b->session); /* after every client that reads from it */
 	metrics_server_free(b->metrics);
 	for (size_t j = 0; j < b->n_rooms; j++) {
-		seen_clear(b->rooms[j]);
+		bridge_room_seen_clear(b->rooms[j]);
 		loop_timer_cancel(b->loop, b->rooms[j]->timer);
 		free(b->rooms[j]->room);
 		free(b->rooms[j]->room_id);

@@ -1,0 +1,114 @@
+/* bridge_internal: the bridge's state, shared by bridge.c (reports in, the turn, reload,
+ * life cycle) and bridge_rooms.c (whoami, joining the rooms, the bot's own membership). */
+#ifndef ZMB_BRIDGE_INTERNAL_H
+#define ZMB_BRIDGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "chatops.h"
+#include "config.h"
+#include "deliver.h"
+#include "loop.h"
+#include "matrix.h"
+#include "membership.h"
+#include "metrics.h"
+#include "mqtt.h"
+#include "session.h"
+#include "stats.h"
+#include "store.h"
+
+struct report_templates;
+
+/* A configured room and where joining it stands. It is also the context of its join
+ * requests and retry timers, so nothing is allocated per attempt. */
+struct room_join {
+	struct bridge *b;
+	char *room;
+	char *room_id; /* resolved by the join */
+	int attempts;
+	uint64_t timer;
+	bool joining; /* a join request is out */
+	bool joined;
+	bool failed;  /* refused for good; counts as settled for readiness */
+	/* The bot is not in the room (kicked, banned, or its join was refused): its reports
+	 * wait in the outbox until an invite lets it join again. Settled for readiness. */
+	bool lost;
+	/* The newest own m.room.member event /sync showed in this turn, applied at its end
+	 * (MEMBERSHIP_UNKNOWN: none). The newest wins: a room joined again replays its kick,
+	 * invite and join in the timeline, and only the join is news. */
+	enum membership seen;
+	char *seen_sender;
+	char *seen_reason;
+};
+
+struct bridge {
+	struct loop *loop;
+	/* `conn` holds the mqtt/matrix settings the sessions were built from; `cfg` holds
+	 * the routes in force. They differ after a reload and both stay alive. */
+	struct config *conn;
+	struct config *cfg;
+	struct report_templates *templates; /* one per cfg->routes[i] */
+	bool verbose;
+	struct store *store;
+	struct session *session; /* the token every Matrix client reads (cfg->matrix.auth) */
+	struct matrix_client *matrix;
+	struct deliverer *deliverer;
+	struct mqtt_session *mqtt;
+	char *user_id;
+	int whoami_attempts;
+	uint64_t whoami_timer;
+	struct room_join **rooms; /* pointers: entries must not move while requests are out */
+	size_t n_rooms;
+	uint64_t prune_timer;
+	uint64_t shutdown_timer;
+	uint64_t commit_timer;
+	bool commit_timer_for_acks; /* the pending timer is the short one */
+	bool commit_due;            /* the commit timer fired */
+	unsigned unacked;           /* MQTT messages read since the last commit + flush */
+	bool stopping;
+	bool store_broken;
+	bool ready_sent;          /* systemd was told READY=1 */
+	enum mqtt_state mqtt_state;
+	uint64_t watchdog_timer;
+	uint64_t watchdog_ms;
+	int exit_status;
+	struct stats stats;
+	struct metrics_server *metrics;
+	struct chatops *chatops; /* NULL unless the chatops group is configured */
+	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
+	bool membership_seen; /* some room's `seen` waits for the turn's end */
+	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
+	int64_t mqtt_down_since_ms;
+	int64_t matrix_down_since_ms;
+	bool catching_up;          /* deliveries held while a backlog comes in */
+	uint64_t catchup_quiet_timer;
+	uint64_t catchup_deadline_timer;
+};
+
+/* ---- bridge.c ---- */
+/* systemd's STATUS line, and READY=1 once MQTT is up and every room is settled. */
+void bridge_report_status(struct bridge *b);
+void bridge_maybe_ready(struct bridge *b);
+/* Hands chatops the joined route rooms (creating or dropping it as configured). */
+void bridge_chatops_update(struct bridge *b);
+
+/* ---- bridge_rooms.c ---- */
+/* Adds the rooms the configuration names and joins those not joined (once whoami answered). */
+void bridge_rooms_sync(struct bridge *b);
+/* Asks who the bot is; the joins follow the answer. */
+void bridge_start_whoami(struct bridge *b);
+/* The deliverer's hook: a send was refused because the bot is not in the room. */
+void bridge_on_send_not_joined(const char *room, const char *reason, void *data);
+/* Applies, at the turn's end, the newest own membership /sync showed per room. */
+void bridge_membership_check(struct bridge *b);
+void bridge_room_seen_clear(struct room_join *rj);
+/* chatops_host hooks: the bot's own m.room.member events, and invites. */
+void bridge_chatops_own_membership(const char *room_id, const char *membership, const char *sender,
+				   const char *reason, void *data);
+void bridge_chatops_invited(const char *room_id, const cJSON *invite_state, void *data);
+
+#endif
