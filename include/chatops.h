@@ -47,6 +47,8 @@ struct chatops_host {
 	/* /sync showed an invite of the bridge to room_id (any room); invite_state is its
 	 * stripped state, or NULL. May be NULL. */
 	void (*invited)(const char *room_id, const cJSON *invite_state, void *data);
+	/* /sync showed m.room.encryption in a followed room (at start or later). May be NULL. */
+	void (*room_encrypted)(const char *room_id, void *data);
 	void *data;
 };
 

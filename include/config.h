@@ -60,7 +60,15 @@ struct config_matrix {
 	int request_timeout_s; /* default 30 */
 	int retry_min_ms;      /* first retry delay, default 1000 */
 	int retry_max_ms;      /* cap, default 300000 */
+	/* Rooms (as routes name them) where the bridge may post although the room is
+	 * encrypted: it cannot encrypt, so elsewhere an encrypted room's reports are dead
+	 * letters. post_unencrypted in the file; default none. */
+	char **post_unencrypted;
+	size_t n_post_unencrypted;
 };
+
+/* Whether the operator allowed unencrypted posts into room, an encrypted room. */
+bool config_may_post_unencrypted(const struct config_matrix *mx, const char *room);
 
 /* The /metrics and /healthz listener; off unless the `metrics` group is present. */
 struct config_metrics {

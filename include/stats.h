@@ -26,6 +26,8 @@ struct room_stats {
 	char *room;        /* as configured: id or alias */
 	bool joined;       /* the bot is in the room */
 	uint64_t removals; /* times the bot found itself kicked or banned out of it */
+	bool encrypted;          /* the room has m.room.encryption */
+	bool encrypted_refused;  /* ...and its reports go to dead letters (not in post_unencrypted) */
 };
 
 struct stats {

@@ -245,6 +245,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .history_known = chatops_history_known,
 					    .own_membership = bridge_chatops_own_membership,
 					    .invited = bridge_chatops_invited,
+					    .room_encrypted = bridge_chatops_room_encrypted,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}

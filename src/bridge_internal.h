@@ -41,6 +41,10 @@ struct room_join {
 	 * (MEMBERSHIP_UNKNOWN: none). The newest wins: a room joined again replays its kick,
 	 * invite and join in the timeline, and only the join is news. */
 	enum membership seen;
+	/* The room has m.room.encryption: the bridge cannot encrypt, so it posts there only
+	 * where matrix.post_unencrypted allows it. Known before the room is used. */
+	bool encrypted;
+	bool encrypted_logged; /* said once at error level; repeats go to debug */
 	char *seen_sender;
 	char *seen_reason;
 };
@@ -110,5 +114,7 @@ void bridge_room_seen_clear(struct room_join *rj);
 void bridge_chatops_own_membership(const char *room_id, const char *membership, const char *sender,
 				   const char *reason, void *data);
 void bridge_chatops_invited(const char *room_id, const cJSON *invite_state, void *data);
+/* chatops_host hook: /sync showed m.room.encryption in a followed room. */
+void bridge_chatops_room_encrypted(const char *room_id, void *data);
 
 #endif

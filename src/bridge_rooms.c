@@ -14,6 +14,83 @@ static void join_room(struct bridge *b, struct room_join *rj);
 
 static void join_retry_fired(struct loop *loop, void *data);
 
+/* An encrypted room gets the bridge's reports only where the operator accepted that they
+ * are posted unencrypted; elsewhere they go to the dead letters, saying why. */
+static void apply_encryption(struct bridge *b, struct room_join *rj)
+{
+	struct room_stats *st = stats_room(&b->stats, rj->room);
+	st->encrypted = rj->encrypted;
+	st->encrypted_refused = rj->encrypted && !config_may_post_unencrypted(&b->cfg->matrix, rj->room);
+	if (st->encrypted_refused) {
+		log_kv(rj->encrypted_logged ? ZLOG_DEBUG : ZLOG_ERROR,
+		       "room is encrypted and the bridge cannot encrypt; its reports go to dead letters "
+		       "(matrix.post_unencrypted lists rooms where it may post unencrypted)",
+		       "room", rj->room, "room_id", rj->room_id, NULL);
+		rj->encrypted_logged = true;
+		deliverer_room_failed(b->deliverer, rj->room, "room is encrypted");
+		return;
+	}
+	if (rj->encrypted && !rj->encrypted_logged) {
+		log_kv(ZLOG_WARN, "room is encrypted; posting unencrypted there as matrix.post_unencrypted allows", "room",
+		       rj->room, "room_id", rj->room_id, NULL);
+		rj->encrypted_logged = true;
+	}
+	deliverer_room_ready(b->deliverer, rj->room, rj->room_id);
+}
+
+/* Joined, and its encryption known: the room is settled. */
+static void room_joined(struct bridge *b, struct room_join *rj)
+{
+	rj->joined = true;
+	rj->failed = false;
+	rj->lost = false;
+	rj->attempts = 0;
+	stats_room(&b->stats, rj->room)->joined = true;
+	apply_encryption(b, rj);
+	bridge_chatops_update(b);
+	bridge_maybe_ready(b);
+}
+
+static void on_encryption_state(const struct matrix_response *r, void *data)
+{
+	struct room_join *rj = data;
+	struct bridge *b = rj->b;
+	rj->joining = false;
+	const cJSON *alg = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "algorithm") : NULL;
+	if (r->status == 200 || r->status == 404) {
+		/* A room never stops being encrypted: what was seen stays. */
+		rj->encrypted = rj->encrypted || (r->status == 200 && cJSON_IsString(alg));
+		room_joined(b, rj);
+		return;
+	}
+	/* Unknown is not "unencrypted": ask again, as for a join that could not complete. */
+	struct strbuf why = STRBUF_INIT;
+	matrix_response_describe(r, &why);
+	rj->attempts++;
+	log_kv(rj->attempts == 1 ? ZLOG_WARN : ZLOG_DEBUG, "cannot tell whether the room is encrypted yet; retrying",
+	       "room", rj->room, "reason", strbuf_str(&why), NULL);
+	strbuf_free(&why);
+	rj->timer = loop_timer_add(b->loop,
+				   deliver_backoff_ms(rj->attempts, b->conn->matrix.retry_min_ms,
+						      b->conn->matrix.retry_max_ms, 0.5),
+				   join_retry_fired, rj);
+}
+
+/* The room's m.room.encryption state, before anything is posted there. */
+static void check_encryption(struct bridge *b, struct room_join *rj)
+{
+	char *room_q = matrix_escape_segment(rj->room_id);
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "/_matrix/client/v3/rooms/%s/state/m.room.encryption/", room_q);
+	free(room_q);
+	rj->joining = true;
+	if (matrix_request(b->matrix, "GET", strbuf_str(&path), NULL, on_encryption_state, rj) != 0) {
+		rj->joining = false;
+		rj->timer = loop_timer_add(b->loop, (uint64_t)b->conn->matrix.retry_min_ms, join_retry_fired, rj);
+	}
+	strbuf_free(&path);
+}
+
 static void on_join(const struct matrix_response *r, void *data)
 {
 	struct room_join *rj = data;
@@ -21,17 +98,10 @@ static void on_join(const struct matrix_response *r, void *data)
 	rj->joining = false;
 	const cJSON *rid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "room_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(rid)) {
-		rj->joined = true;
-		rj->failed = false;
-		rj->lost = false;
-		rj->attempts = 0;
-		stats_room(&b->stats, rj->room)->joined = true;
 		free(rj->room_id);
 		rj->room_id = xstrdup(rid->valuestring);
 		log_kv(ZLOG_INFO, "joined room", "room", rj->room, "room_id", rid->valuestring, NULL);
-		deliverer_room_ready(b->deliverer, rj->room, rid->valuestring);
-		bridge_chatops_update(b);
-		bridge_maybe_ready(b);
+		check_encryption(b, rj);
 		return;
 	}
 	struct strbuf why = STRBUF_INIT;
@@ -106,10 +176,14 @@ void bridge_rooms_sync(struct bridge *b)
 			room_add(b, b->cfg->owners.rules[i].forward_room);
 	if (!b->user_id)
 		return; /* joins start once whoami answered */
-	for (size_t j = 0; j < b->n_rooms; j++)
+	for (size_t j = 0; j < b->n_rooms; j++) {
 		if (!b->rooms[j]->joined && !b->rooms[j]->timer && !b->rooms[j]->joining)
 			join_room(b, b->rooms[j]);
+		else if (b->rooms[j]->joined && b->rooms[j]->encrypted)
+			apply_encryption(b, b->rooms[j]); /* a reload may have changed post_unencrypted */
+	}
 }
+
 
 static void whoami_retry_fired(struct loop *loop, void *data)
 {
@@ -252,4 +326,16 @@ void bridge_chatops_invited(const char *room_id, const cJSON *invite_state, void
 		return;
 	}
 	log_kv(ZLOG_INFO, "invite ignored: not a room of the configuration", "room_id", room_id, NULL);
+}
+
+/* The room became encrypted while the bridge was in it (encryption is never turned off). */
+void bridge_chatops_room_encrypted(const char *room_id, void *data)
+{
+	struct bridge *b = data;
+	struct room_join *rj = room_by_id(b, room_id);
+	if (!rj || rj->encrypted)
+		return;
+	rj->encrypted = true;
+	if (rj->joined)
+		apply_encryption(b, rj);
 }

@@ -18,8 +18,9 @@
 #include "sync.h"
 
 /* m.room.member for the bridge's own: a kick or a ban pauses the room's deliveries. */
-static const char *const event_types[] = {"m.room.message", "m.room.power_levels", "m.room.create", "m.reaction",
-					  "m.room.redaction", "m.room.member"};
+static const char *const event_types[] = {"m.room.message",  "m.room.power_levels", "m.room.create",
+					  "m.reaction",      "m.room.redaction",    "m.room.member",
+					  "m.room.encryption", "m.room.encrypted"};
 
 
 struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id)
@@ -73,8 +74,22 @@ static void on_event(const struct sync_event *ev, void *data)
 		chatops_room_create_event(rs, ev->event);
 		return;
 	}
+	if (ev->state_key && strcmp(ev->type, "m.room.encryption") == 0) {
+		if (c->host.room_encrypted)
+			c->host.room_encrypted(ev->room_id, c->host.data);
+		return;
+	}
 	if (ev->snapshot || ev->state_key || !ev->sender || (c->user_id && strcmp(ev->sender, c->user_id) == 0))
 		return; /* old state, and the bridge's own doings, are not the room talking */
+	if (strcmp(ev->type, "m.room.encrypted") == 0) {
+		/* The bridge has no keys (no maintained C library does Matrix encryption): say
+		 * once per room that commands there go unheard, rather than ignore them silently. */
+		log_kv(rs->unreadable_logged ? ZLOG_DEBUG : ZLOG_WARN,
+		       "an encrypted message cannot be read; commands in this room are not answered", "room", rs->room,
+		       "sender", ev->sender, "event_id", ev->event_id, NULL);
+		rs->unreadable_logged = true;
+		return;
+	}
 	if (strcmp(ev->type, "m.reaction") == 0) {
 		chatops_on_reaction(c, ev, content);
 		return;
@@ -332,6 +347,7 @@ void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size
 			fresh[i].creator = old->creator;
 			fresh[i].create_content = old->create_content;
 			fresh[i].create_known = old->create_known;
+			fresh[i].unreadable_logged = old->unreadable_logged;
 			old->create_content = NULL;
 			old->power_levels = NULL;
 			old->creator = NULL;

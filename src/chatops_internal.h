@@ -52,6 +52,7 @@ struct room_state {
 	char *creator;
 	cJSON *create_content;   /* m.room.create's content: room version, additional creators */
 	bool create_known;       /* the create event was read (or cannot be) */
+	bool unreadable_logged;  /* an encrypted message was seen and said so */
 };
 
 struct chatops {

@@ -37,7 +37,7 @@ static const char *const tls_keys[] = {
 };
 static const char *const matrix_keys[] = {
 	"homeserver", "access_token_file", "user", "password_file", "insecure_skip_tls_verify",
-	"request_timeout", "retry_min", "retry_max", NULL,
+	"request_timeout", "retry_min", "retry_max", "post_unencrypted", NULL,
 };
 static const char *const metrics_keys[] = {
 	"listen", "port", NULL,
@@ -75,7 +75,7 @@ static const char *const all_keys[] = {
 	"mqtt.tls.verify",
 	"matrix", "matrix.homeserver", "matrix.access_token_file", "matrix.user", "matrix.password_file",
 	"matrix.insecure_skip_tls_verify",
-	"matrix.request_timeout", "matrix.retry_min", "matrix.retry_max",
+	"matrix.request_timeout", "matrix.retry_min", "matrix.retry_max", "matrix.post_unencrypted",
 	"routes", "routes.name", "routes.room", "routes.template",
 	"routes.match", "routes.match.tenants", "routes.match.pipelines", "routes.match.projects",
 	"routes.match.branches", "routes.match.actions", "routes.match.buildset_results",
@@ -836,6 +836,39 @@ static void load_matrix(struct loader *ld, const config_setting_t *grp, struct c
 	}
 	mx->retry_min_ms = (int)(rmin * 1000);
 	mx->retry_max_ms = (int)(rmax * 1000);
+
+	const config_setting_t *pu = config_setting_get_member(grp, "post_unencrypted");
+	if (pu)
+		get_string_list(ld, pu, "matrix.post_unencrypted", true, &mx->post_unencrypted, &mx->n_post_unencrypted);
+}
+
+bool config_may_post_unencrypted(const struct config_matrix *mx, const char *room)
+{
+	for (size_t i = 0; room && i < mx->n_post_unencrypted; i++)
+		if (strcmp(mx->post_unencrypted[i], room) == 0)
+			return true;
+	return false;
+}
+
+/* A room in matrix.post_unencrypted that no route posts into is a typo waiting to let an
+ * encrypted room's reports go to the dead letters after all. */
+static void check_post_unencrypted(struct loader *ld, const config_setting_t *mx, const struct config *cfg)
+{
+	const config_setting_t *pu = mx ? config_setting_get_member(mx, "post_unencrypted") : NULL;
+	for (size_t i = 0; pu && i < cfg->matrix.n_post_unencrypted; i++) {
+		const char *room = cfg->matrix.post_unencrypted[i];
+		bool known = false;
+		for (size_t r = 0; r < cfg->n_routes && !known; r++)
+			known = cfg->routes[r].room && strcmp(cfg->routes[r].room, room) == 0;
+		const config_setting_t *at = config_setting_type(pu) == CONFIG_TYPE_STRING
+						     ? pu
+						     : config_setting_get_elem(pu, (unsigned)i);
+		if (!known)
+			report(ld, at ? at : pu,
+			       "matrix.post_unencrypted[%zu]: \"%s\" is no route's room (expected a room exactly as "
+			       "a route's `room` names it)",
+			       i, room);
+	}
 }
 
 /* The group's presence turns the listener on; port has no default, so that turning it
@@ -2169,6 +2202,7 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 	load_chatops_all(ld, root, cfg);
 	load_owners(ld, root, cfg);
 	load_triage(ld, root, &cfg->triage);
+	check_post_unencrypted(ld, mx, cfg);
 
 	/* The secret file names are checked always, the files read only on request. */
 	char *token_path = NULL, *password_path = NULL, *matrix_password_path = NULL;
@@ -2257,6 +2291,7 @@ void config_free(struct config *cfg)
 	free(cfg->matrix.homeserver);
 	secret_free(cfg->matrix.access_token);
 	free(cfg->matrix.user);
+	free_strings(cfg->matrix.post_unencrypted, cfg->matrix.n_post_unencrypted);
 	secret_free(cfg->matrix.password);
 	free(cfg->state_dir);
 	free(cfg->template_dir);

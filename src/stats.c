@@ -142,6 +142,14 @@ static void put_room_metrics(struct strbuf *out, const struct stats *s)
 		put_label_value(out, s->rooms[i].room);
 		strbuf_printf(out, "\"} %d\n", s->rooms[i].joined ? 1 : 0);
 	}
+	put_family(out, "zmb_room_encrypted", "gauge",
+		   "1 when the room is encrypted: the bridge cannot encrypt, so its reports there are dead letters "
+		   "unless matrix.post_unencrypted names the room.");
+	for (size_t i = 0; i < s->n_rooms; i++) {
+		strbuf_puts(out, "zmb_room_encrypted{room=\"");
+		put_label_value(out, s->rooms[i].room);
+		strbuf_printf(out, "\"} %d\n", s->rooms[i].encrypted ? 1 : 0);
+	}
 	put_family(out, "zmb_room_removals_total", "counter", "Times the bot was kicked or banned from the room.");
 	for (size_t i = 0; i < s->n_rooms; i++) {
 		strbuf_puts(out, "zmb_room_removals_total{room=\"");
@@ -202,6 +210,23 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 	put_gauge(out, "zmb_start_time_seconds", "Unix time the bridge started.", ms_to_s(s->started_ms));
 }
 
+/* ,"key":[rooms...]: the rooms the bot is not in, or (encrypted) those whose reports are
+ * refused because the room is encrypted. */
+static void put_room_list(struct strbuf *out, const char *key, const struct stats *s, bool encrypted)
+{
+	strbuf_printf(out, ",\"%s\":[", key);
+	bool first = true;
+	for (size_t i = 0; i < s->n_rooms; i++) {
+		if (encrypted ? !s->rooms[i].encrypted_refused : s->rooms[i].joined)
+			continue;
+		strbuf_puts(out, first ? "\"" : ",\"");
+		put_json_chars(out, s->rooms[i].room);
+		strbuf_putc(out, '"');
+		first = false;
+	}
+	strbuf_putc(out, ']');
+}
+
 void stats_render_health(const struct stats *s, struct strbuf *out)
 {
 	strbuf_printf(out, "{\"status\":\"%s\",\"mqtt\":\"%s\",\"matrix\":\"%s\",\"outbox\":%" PRIu64
@@ -218,17 +243,9 @@ void stats_render_health(const struct stats *s, struct strbuf *out)
 	} else {
 		strbuf_puts(out, "null");
 	}
-	strbuf_puts(out, ",\"rooms_not_joined\":[");
-	bool first = true;
-	for (size_t i = 0; i < s->n_rooms; i++) {
-		if (s->rooms[i].joined)
-			continue;
-		strbuf_puts(out, first ? "\"" : ",\"");
-		put_json_chars(out, s->rooms[i].room);
-		strbuf_putc(out, '"');
-		first = false;
-	}
-	strbuf_puts(out, "]}\n");
+	put_room_list(out, "rooms_not_joined", s, false);
+	put_room_list(out, "rooms_encrypted", s, true);
+	strbuf_puts(out, "}\n");
 }
 
 int stats_health_status(const struct stats *s)

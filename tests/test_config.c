@@ -389,6 +389,9 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK_INT(cfg->matrix.request_timeout_s, 45);
 	CHECK_INT(cfg->matrix.retry_min_ms, 2000);
 	CHECK_INT(cfg->matrix.retry_max_ms, 600000);
+	CHECK_INT(cfg->matrix.n_post_unencrypted, 1);
+	CHECK(config_may_post_unencrypted(&cfg->matrix, "#zuul-alerts:example.org"));
+	CHECK(!config_may_post_unencrypted(&cfg->matrix, "!opaque123:example.org"));
 	CHECK(cfg->metrics.enabled);
 	CHECK_STR(cfg->metrics.listen, "::1");
 	CHECK_INT(cfg->metrics.port, 9464);
@@ -1266,6 +1269,9 @@ static const struct bad_case bad_cases[] = {
 	{F("bad-url.conf"), 0,
 	 F("bad-url.conf") ":3: matrix.homeserver: bad URL \"matrix.example.org\" "
 			   "(expected http:// or https:// followed by a host)\n"},
+	{F("bad-post-unencrypted.conf"), 0,
+	 F("bad-post-unencrypted.conf") ":5: matrix.post_unencrypted[1]: \"#zuul-alert:example.org\" is no route's "
+					"room (expected a room exactly as a route's `room` names it)\n"},
 	{F("bad-room.conf"), 0,
 	 F("bad-room.conf") ":5: routes[0].room: bad room \"zuul-alerts\" (expected a room id "
 			    "\"!id:server\" or alias \"#alias:server\")\n"},

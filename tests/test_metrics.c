@@ -274,7 +274,7 @@ static void test_healthz_is_503_until_mqtt_and_matrix_are_up(void)
 	CHECK_INT(r.status, 503);
 	CHECK_STR(header(&r, "Content-Type"), "application/json");
 	CHECK_STR(r.body, "{\"status\":\"degraded\",\"mqtt\":\"connected\",\"matrix\":\"unreachable\","
-			  "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[]}\n");
+			  "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[],\"rooms_encrypted\":[]}\n");
 	reply_free(&r);
 
 	f.stats.matrix_reachable = true;
@@ -283,7 +283,7 @@ static void test_healthz_is_503_until_mqtt_and_matrix_are_up(void)
 	CHECK_INT(r.status, 200);
 	CHECK_STR(header(&r, "Content-Type"), "application/json");
 	CHECK_STR(r.body, "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
-			  "\"outbox\":3,\"last_report\":null,\"rooms_not_joined\":[]}\n");
+			  "\"outbox\":3,\"last_report\":null,\"rooms_not_joined\":[],\"rooms_encrypted\":[]}\n");
 	reply_free(&r);
 	fixture_stop(&f);
 }

@@ -351,6 +351,7 @@ static void known_stats(struct stats *s)
 	stats_room(s, "#alerts:example.org")->joined = true;
 	struct room_stats *ops = stats_room(s, "#ops:example.org");
 	ops->removals = 2;
+	ops->encrypted = true;
 }
 
 static const char known_text[] =
@@ -421,6 +422,11 @@ static const char known_text[] =
 	"# TYPE zmb_room_joined gauge\n"
 	"zmb_room_joined{room=\"#alerts:example.org\"} 1\n"
 	"zmb_room_joined{room=\"#ops:example.org\"} 0\n"
+	"# HELP zmb_room_encrypted 1 when the room is encrypted: the bridge cannot encrypt, so its reports there are "
+	"dead letters unless matrix.post_unencrypted names the room.\n"
+	"# TYPE zmb_room_encrypted gauge\n"
+	"zmb_room_encrypted{room=\"#alerts:example.org\"} 0\n"
+	"zmb_room_encrypted{room=\"#ops:example.org\"} 1\n"
 	"# HELP zmb_room_removals_total Times the bot was kicked or banned from the room.\n"
 	"# TYPE zmb_room_removals_total counter\n"
 	"zmb_room_removals_total{room=\"#alerts:example.org\"} 0\n"
@@ -575,7 +581,7 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	struct strbuf out = STRBUF_INIT;
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"degraded\",\"mqtt\":\"disconnected\",\"matrix\":"
-				    "\"unreachable\",\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[]}\n");
+				    "\"unreachable\",\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[],\"rooms_encrypted\":[]}\n");
 	CHECK_INT(stats_health_status(&s), 503);
 
 	s.mqtt_connected = true;
@@ -590,7 +596,7 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	strbuf_reset(&out);
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
-				    "\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.123Z\",\"rooms_not_joined\":[]}\n");
+				    "\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.123Z\",\"rooms_not_joined\":[],\"rooms_encrypted\":[]}\n");
 	CHECK_INT(stats_health_status(&s), 200);
 
 	s.matrix_reachable = false;
@@ -599,24 +605,29 @@ static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"degraded\",\"mqtt\":\"connected\",\"matrix\":"
 				    "\"unreachable\",\"outbox\":12,\"last_report\":\"2025-11-24T16:00:00.005Z\","
-				    "\"rooms_not_joined\":[]}\n");
+				    "\"rooms_not_joined\":[],\"rooms_encrypted\":[]}\n");
 	strbuf_free(&out);
 	stats_clear(&s);
 }
 
-/* A room the bot was removed from is named, escaped as JSON; it does not make the bridge
- * unhealthy (a restart would not bring the bot back, an invite does). */
+/* A room the bot was removed from is named, escaped as JSON, and so is an encrypted room
+ * whose reports are refused; neither makes the bridge unhealthy (a restart would not help:
+ * an invite does, or the operator's post_unencrypted). */
 static void test_health_names_the_rooms_the_bot_is_not_in(void)
 {
 	struct stats s = {.mqtt_connected = true, .matrix_reachable = true};
 	stats_room(&s, "#alerts:example.org")->joined = true;
 	stats_room(&s, "#ops:example.org");
 	stats_room(&s, "#we\"ird\\\n:example.org");
+	struct room_stats *secret = stats_room(&s, "#secret:example.org");
+	secret->joined = secret->encrypted = secret->encrypted_refused = true;
+	stats_room(&s, "#allowed:example.org")->encrypted = true; /* in post_unencrypted: not a problem */
+	stats_room(&s, "#allowed:example.org")->joined = true;
 	struct strbuf out = STRBUF_INIT;
 	stats_render_health(&s, &out);
 	CHECK_STR(strbuf_str(&out), "{\"status\":\"ok\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
 				    "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[\"#ops:example.org\","
-				    "\"#we\\\"ird\\\\\\u000a:example.org\"]}\n");
+				    "\"#we\\\"ird\\\\\\u000a:example.org\"],\"rooms_encrypted\":[\"#secret:example.org\"]}\n");
 	CHECK_INT(stats_health_status(&s), 200);
 	cJSON *j = cJSON_Parse(strbuf_str(&out));
 	CHECK(j != NULL);
