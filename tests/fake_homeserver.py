@@ -8,7 +8,7 @@ Run:    fake_homeserver.py --port 0 --port-file PATH [--config rooms.json] [--se
 Import: hs = FakeHomeserver(config); port = hs.start(); ...; hs.stop()
 
 Matrix endpoints (r0 and v3 prefixes): versions, account/whoami, directory/room, join, rooms/*/join,
-leave, invite, send (txn-idempotent per user, device and path, for 24 hours), state (GET/PUT), redact, event,
+leave, invite, kick, ban, unban, send (txn-idempotent per user, device and path, for 24 hours), state (GET/PUT), redact, event,
 messages, joined_rooms, sync (long poll, filters), user/*/filter; v1 relations.
 Test control (no auth, not logged): /_fake/requests, /_fake/rooms/ID/{events,html,text,inject},
 /_fake/faults, /_fake/reset.
@@ -696,6 +696,42 @@ class FakeHomeserver:
                          state_key=target, token=ctx.token)
             return 200, {}, {}
 
+    def _membership_change(self, ctx, room_id, action):
+        """kick, ban and unban as Synapse checks them: the sender is in the room, has the
+        room's kick or ban level and (kick, ban) outranks the target; a kick needs the target
+        joined or invited, an unban a banned target."""
+        body = self._json_object(ctx.body)
+        target = body.get("user_id")
+        if not isinstance(target, str):
+            raise MatrixError(400, "M_MISSING_PARAM", "Missing user_id")
+        with self.cond:
+            room = self._room_for_event(room_id)
+            self._require_joined(room, ctx.user)
+            needed = int(room.power_levels().get("kick" if action == "kick" else "ban", 50))
+            mine, theirs = room.user_level(ctx.user), room.user_level(target)
+            if mine < needed or (action != "unban" and target != ctx.user and mine <= theirs):
+                raise MatrixError(403, "M_FORBIDDEN", "You don't have permission to %s this user" % action)
+            now = room.membership(target)
+            if action == "kick" and now not in ("join", "invite"):
+                raise MatrixError(403, "M_FORBIDDEN", "The target user is not in the room")
+            if action == "unban" and now != "ban":
+                raise MatrixError(403, "M_FORBIDDEN", "The target user is not banned")
+            content = {"membership": "ban" if action == "ban" else "leave"}
+            if isinstance(body.get("reason"), str):
+                content["reason"] = body["reason"]
+            self._ratelimit(ctx.user)
+            self._append(room, ctx.user, "m.room.member", content, state_key=target, token=ctx.token)
+            return 200, {}, {}
+
+    def _api_kick(self, ctx, room_id):
+        return self._membership_change(ctx, room_id, "kick")
+
+    def _api_ban(self, ctx, room_id):
+        return self._membership_change(ctx, room_id, "ban")
+
+    def _api_unban(self, ctx, room_id):
+        return self._membership_change(ctx, room_id, "unban")
+
     def _api_send(self, ctx, room_id, etype, txn_id):
         def do():
             content = self._json_object(ctx.body)
@@ -1180,6 +1216,9 @@ _ROUTES = [(m, re.compile(p), n, a) for m, p, n, a in [
     ("POST", _C + r"/rooms/" + _SEG + r"/join", "join_room", True),
     ("POST", _C + r"/rooms/" + _SEG + r"/leave", "leave", True),
     ("POST", _C + r"/rooms/" + _SEG + r"/invite", "invite", True),
+    ("POST", _C + r"/rooms/" + _SEG + r"/kick", "kick", True),
+    ("POST", _C + r"/rooms/" + _SEG + r"/ban", "ban", True),
+    ("POST", _C + r"/rooms/" + _SEG + r"/unban", "unban", True),
     ("PUT", _C + r"/rooms/" + _SEG + r"/send/" + _SEG + "/" + _SEG, "send", True),
     ("PUT", _C + r"/rooms/" + _SEG + r"/state/" + _SEG + r"(?:/([^/]*))?", "put_state", True),
     ("GET", _C + r"/rooms/" + _SEG + r"/state/" + _SEG + r"(?:/([^/]*))?", "get_state", True),

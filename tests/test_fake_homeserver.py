@@ -301,6 +301,23 @@ def rc_message_limits_sends_per_user_as_synapse_does():
 
 
 @test
+def kick_ban_and_unban_follow_synapses_rules():
+    reset()
+    room = "%s/rooms/%s" % (V3, q(ALERTS))
+    bob = "@bob:localhost"
+    expect(C.request("POST", room + "/kick", {"user_id": ALICE}, token="bob-token"), 403, "M_FORBIDDEN")
+    expect(C.request("POST", room + "/ban", {"user_id": bob, "reason": "spam"}, token="alice-token"), 200)
+    expect(send(ALERTS, "hi", "banned-1", token="bob-token"), 403, "M_FORBIDDEN")
+    expect(C.request("POST", room + "/kick", {"user_id": bob}, token="alice-token"), 403, "M_FORBIDDEN")
+    expect(C.request("POST", room + "/unban", {"user_id": bob}, token="alice-token"), 200)
+    expect(C.request("POST", room + "/unban", {"user_id": bob}, token="alice-token"), 403, "M_FORBIDDEN")
+    member = [e for e in timeline(ALERTS) if e["type"] == "m.room.member" and e.get("state_key") == bob]
+    assert [e["content"]["membership"] for e in member][-2:] == ["ban", "leave"], member
+    assert member[-2]["content"].get("reason") == "spam", member[-2]
+    expect(C.request("POST", room + "/kick", {}, token="alice-token"), 400, "M_MISSING_PARAM")
+
+
+@test
 def relations_are_checked_as_synapse_checks_them():
     reset()
     root = expect(send(ALERTS, "root", "r-root", token="alice-token"), 200)["event_id"]

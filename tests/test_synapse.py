@@ -309,6 +309,70 @@ def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
     assert "Recovered" in rooms["synapse"] and EYES in rooms["synapse"], rooms["synapse"]
 
 
+def fake_as(w, token, method, path, body):
+    """A request to the fake homeserver as one of its users (the harness's call() has no token)."""
+    req = urllib.request.Request(w.hs.url + path, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+@test
+def a_kick_and_the_invite_back_give_the_same_room_on_the_fake_and_on_synapse():
+    """The bot is kicked, three reports come meanwhile, the bot is invited back: on both
+    homeservers nothing is lost, nothing is posted twice, the order holds, and the rooms
+    read the same (the kick and the rejoin are state: what members read are the reports)."""
+    def story(publish, kick, invite, events):
+        publish(json.dumps(payload("shared-modern-failure.json", buildset_uuid="k0")))
+        wait_for(lambda: "/buildset/k0)" in normalised_room(events()), 20, "the report before the kick")
+        kick()
+        for n in (1, 2, 3):
+            publish(json.dumps(payload("shared-modern-failure.json", buildset_uuid="k%d" % n)))
+        time.sleep(1.5)
+        assert "/buildset/k1)" not in normalised_room(events()), "posted while kicked"
+        invite()
+        wait_for(lambda: "/buildset/k3)" in normalised_room(events()), 20, "the waiting reports after the invite")
+        time.sleep(1)
+        text = normalised_room(events())
+        order = [text.index("/buildset/k%d)" % n) for n in range(4)]
+        assert order == sorted(order) and all(text.count("/buildset/k%d)" % n) == 1 for n in range(4)), text
+        return text
+
+    rooms = {}
+    fake = World(ALL, extra=CHATOPS)
+    try:
+        wait_for(lambda: any("/sync" in r["path"] for r in fake.hs.requests()), 10, "the first /sync")
+        quoted = urllib.parse.quote("!alerts:localhost", safe="")
+        rooms["fake"] = story(
+            lambda p: fake.broker.publish("zuul/scs/check", payload=p),
+            lambda: fake_as(fake, "alice-token", "POST", "/_matrix/client/v3/rooms/%s/kick" % quoted,
+                            {"user_id": "@zuul-bot:localhost", "reason": "too noisy"}),
+            lambda: fake_as(fake, "alice-token", "POST", "/_matrix/client/v3/rooms/%s/invite" % quoted,
+                            {"user_id": "@zuul-bot:localhost"}),
+            lambda: fake_room_events(fake))
+        fake_log = fake.bridge.log()
+    finally:
+        fake.close()
+    real = SynapseWorld(ALL, extra=CHATOPS)
+    try:
+        room = real.rooms["alerts"]
+        rooms["synapse"] = story(
+            lambda p: real.broker.publish("zuul/scs/check", payload=p),
+            lambda: real.hs.kick(real.alice, room, real.bot.user_id, reason="too noisy"),
+            lambda: real.hs.invite(real.alice, room, real.bot.user_id),
+            lambda: real.hs.messages(real.alice, room))
+        real_log = real.bridge.log()
+    finally:
+        real.close()
+    if rooms["fake"] != rooms["synapse"]:
+        import difflib
+        raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
+            rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
+    for log in (fake_log, real_log):
+        assert log.count("the bot was removed from the room") == 1, log[-2000:]
+        assert "dead letter" not in log
+
+
 def largest_body_accepted(send):
     """The longest ASCII body of an m.text message the homeserver takes (send(n) -> status)."""
     lo, hi = 60000, 65536          # lo is accepted, hi is not
