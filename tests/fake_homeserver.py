@@ -9,7 +9,7 @@ Import: hs = FakeHomeserver(config); port = hs.start(); ...; hs.stop()
 
 Matrix endpoints (r0 and v3 prefixes): versions, account/whoami, directory/room, join, rooms/*/join,
 leave, invite, kick, ban, unban, send (txn-idempotent per user, device and path, for 24 hours), state (GET/PUT), redact, event,
-messages, joined_rooms, sync (long poll, filters), user/*/filter; v1 relations.
+messages, joined_rooms, notifications, sync (long poll, filters), user/*/filter; v1 relations.
 Test control (no auth, not logged): /_fake/requests, /_fake/rooms/ID/{events,html,text,inject},
 /_fake/faults, /_fake/reset.
 
@@ -39,6 +39,9 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   are not limited): Synapse's leaky bucket per user on every event the user makes (sends,
   redactions, state, joins, leaves); a refused one gets 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After, answered after 0.5 s as
   Synapse does. Off by default, as for a bot whose limit was lifted with the admin API.
+- Push rules: every event is evaluated for each joined member but its sender with Synapse's
+  default rules (tests/push_rules.py over tests/data/synapse-push-rules.json, as Synapse
+  serves them); what notifies is listed by /notifications (only=highlight: highlights).
 - Relations are checked as Synapse does: the target in another room, unknown (and no other
   event relates to it), a thread rooted at an event that itself has a relation, an
   annotation without key or with a key over 500 characters: 400 M_UNKNOWN.
@@ -67,6 +70,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import push_rules  # noqa: E402
 import room_view  # noqa: E402
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -225,6 +229,30 @@ class Room:
         pl = self.power_levels()
         return int(pl.get("users", {}).get(user_id, pl.get("users_default", 0)))
 
+    def joined_members(self):
+        return [key[1] for key, ev in self.state.items()
+                if key[0] == "m.room.member" and ev["content"].get("membership") == "join"]
+
+
+class _PushRoom:
+    """What push rules ask of a room: names, power levels, the member count."""
+
+    def __init__(self, room):
+        self.room = room
+
+    def display_name(self, user_id):
+        ev = self.room.state.get(("m.room.member", user_id))
+        return ev["content"].get("displayname") if ev else None
+
+    def power(self, user_id):
+        return self.room.user_level(user_id)
+
+    def notification_level(self, key):
+        return int((self.room.power_levels().get("notifications") or {}).get(key, 50))
+
+    def member_count(self):
+        return len(self.room.joined_members())
+
 
 # Content keys that survive redaction (room versions up to 10, plus v11's additions).
 _REDACTION_KEEP = {
@@ -297,6 +325,7 @@ class FakeHomeserver:
             self.events_by_id = {}
             self.txns = {}       # (user, device, path) -> (status, body, when_ms)
             self.filters = {}    # user_id -> [filter objects]
+            self.notifications = {}  # user_id -> [what GET /notifications lists], oldest first
             self.faults = []
             self.requests = []
             self.release_gen += 1
@@ -410,9 +439,24 @@ class FakeHomeserver:
             if target and target["room_id"] == room.room_id:
                 self._apply_redaction(target, ev)
         room.events.append(ev)
+        self._push(room, ev)
         self.events_by_id[ev["event_id"]] = ev
         self.cond.notify_all()
         return ev
+
+    def _push(self, room, ev):
+        """Synapse's push-rule evaluation for every member but the sender (push_rules.py):
+        what notifies a member is listed by GET /notifications, highlights included."""
+        public = self._public(ev)
+        view = _PushRoom(room)
+        for user in room.joined_members():
+            if user == ev["sender"]:
+                continue
+            actions = push_rules.evaluate(public, user, view)
+            if push_rules.notifies(actions):
+                self.notifications.setdefault(user, []).append(
+                    {"event": public, "room_id": room.room_id, "actions": actions, "read": False,
+                     "ts": ev["origin_server_ts"], "profile_tag": None})
 
     def _apply_redaction(self, target, redaction):
         keep = _REDACTION_KEEP.get(target["type"])
@@ -843,6 +887,14 @@ class FakeHomeserver:
                 raise MatrixError(404, "M_NOT_FOUND", "Event not found.")
             return 200, self.client_event(ev, ctx.token), {}
 
+    def _api_notifications(self, ctx):
+        """Newest first, as Synapse lists them; only=highlight keeps the highlights."""
+        with self.cond:
+            found = list(reversed(self.notifications.get(ctx.user, [])))
+        if ctx.query.get("only") == "highlight":
+            found = [n for n in found if push_rules.highlights(n["actions"])]
+        return 200, {"notifications": copy.deepcopy(found)}, {}
+
     def _api_joined_rooms(self, ctx):
         with self.cond:
             rooms = [r.room_id for r in self.rooms.values() if r.membership(ctx.user) == "join"]
@@ -1227,6 +1279,7 @@ _ROUTES = [(m, re.compile(p), n, a) for m, p, n, a in [
     ("GET", _C + r"/rooms/" + _SEG + r"/event/" + _SEG, "get_event", True),
     ("GET", _C + r"/rooms/" + _SEG + r"/messages", "messages", True),
     ("GET", _C + r"/joined_rooms", "joined_rooms", True),
+    ("GET", _C + r"/notifications", "notifications", True),
     ("GET", _C + r"/sync", "sync", True),
     ("POST", _C + r"/user/" + _SEG + r"/filter", "create_filter", True),
     ("GET", _C + r"/user/" + _SEG + r"/filter/" + _SEG, "get_filter", True),
