@@ -116,9 +116,13 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
  * pipeline recovered; says so in their threads and edits their roots. Called for every
  * route, matched or not: a route that posts only failures still learns of recovery. */
 /* While away (see chatops_away_begin), a failure that was never delivered is not told as
- * recovered: it joins the catch-up summary, and the success with it. Returns true when
- * this success was summarised so (the caller does not post it for route). */
-bool chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
+ * recovered: it joins the catch-up summary, and the success with it. */
+enum chatops_recovery {
+	CHATOPS_NO_RECOVERY,        /* not a success, or nothing open: post it as the route says */
+	CHATOPS_RECOVERED_IN_THREAD, /* told in the streak's thread: not posted again at the top */
+	CHATOPS_RECOVERY_SUMMARISED, /* left to the catch-up summary: not posted either */
+};
+enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
 
 /* Catch-up after an absence (chatops.catch_up_after): from since_ms (wall clock) the bridge
  * counts as away: failures that arrive and recover before they were posted are summarised

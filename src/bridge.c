@@ -499,12 +499,19 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 	bool absorbed = chatops_triage(b->chatops, ev, key, &incidents);
 	for (size_t i = 0; i < b->cfg->n_routes; i++) {
 		const struct route *r = &b->cfg->routes[i];
-		bool summarised = chatops_check_recovery(b->chatops, r->name, ev);
+		enum chatops_recovery recovery = chatops_check_recovery(b->chatops, r->name, ev);
 		if (!route_matches(r, ev, NULL))
 			continue;
-		if (summarised) {
+		if (recovery == CHATOPS_RECOVERY_SUMMARISED) {
 			matched++;
 			log_kv(ZLOG_INFO, "report left to the catch-up summary", "route", r->name, "key", key, NULL);
+			continue;
+		}
+		if (recovery == CHATOPS_RECOVERED_IN_THREAD) {
+			/* The streak's thread and its root tell the recovery; the room has heard it. */
+			matched++;
+			log_kv(ZLOG_INFO, "success closes a failure streak; told in its thread", "route", r->name, "key", key,
+			       NULL);
 			continue;
 		}
 		matched++;

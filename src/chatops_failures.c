@@ -238,17 +238,17 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
 void chatops_catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
 			       const char *thread_key, const char *what, int64_t at_ms);
 
-bool chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
+enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
 {
 	if (!c || !ev->action || strcmp(ev->action, "success") != 0)
-		return false;
+		return CHATOPS_NO_RECOVERY;
 	bool away = c->away_since_ms > 0;
 	if (!c->cfg->chatops.threads && !away)
-		return false;
+		return CHATOPS_NO_RECOVERY;
 	struct strbuf prefix = STRBUF_INIT;
 	thread_prefix(ev, &prefix);
 	struct store_failure *open;
-	size_t n, summarised = 0;
+	size_t n, summarised = 0, in_thread = 0;
 	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct store_failure *f = &open[i];
@@ -290,6 +290,7 @@ bool chatops_check_recovery(struct chatops *c, const char *route, const struct z
 			cJSON_Delete(notice);
 			chatops_post_claim_edit(c, f, "recovered");
 			log_kv(ZLOG_INFO, "failure recovered", "room", f->room, "route", route, "key", f->event_key, NULL);
+			in_thread++;
 			store_failure_clear(f);
 		}
 		free(open);
@@ -297,7 +298,9 @@ bool chatops_check_recovery(struct chatops *c, const char *route, const struct z
 	if (summarised)
 		chatops_catchup_save(c);
 	strbuf_free(&prefix);
-	return summarised > 0;
+	if (summarised)
+		return CHATOPS_RECOVERY_SUMMARISED;
+	return in_thread ? CHATOPS_RECOVERED_IN_THREAD : CHATOPS_NO_RECOVERY;
 }
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)

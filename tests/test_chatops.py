@@ -388,6 +388,9 @@ def repeated_failures_go_into_one_thread_that_counts_and_recovers():
         new = latest_edit(w, root["event_id"], 3)
         assert new["body"].startswith("\u2705 Recovered"), new["body"][:80]
         assert "Failed 3 times since" in new["body"]
+        time.sleep(0.5)
+        again = [e for e in w.hs.events(ALERTS) if "Build succeeded" in e["content"].get("body", "")]
+        assert again == [], "the recovery is told in the thread, not posted again at the top"
         # after recovery the next failure starts a new thread
         w.broker.publish("zuul/scs/periodic-daily", payload=periodic("again"))
         wait_for(lambda: len(top_level_failures(w)) == 3, 10, "a new root after the recovery")
