@@ -310,6 +310,21 @@ class SynapseWorld:
             self.bridge.wait_log("joined room", 15, count=len(self.rooms))
         return self.bridge
 
+    def assert_messages_well_formed(self):
+        """What every message of the bot must be, in every room (DESIGN.md invariants): it
+        carries m.mentions; it is m.text exactly when it names someone there (a notice never
+        notifies); an edit's m.new_content carries m.mentions too; nothing mentions @room."""
+        for name in self.rooms:
+            for e in self.bot_messages(name):
+                c, where = e["content"], "%s in #%s: %s" % (e["event_id"], name, e["content"].get("body", "")[:60])
+                assert isinstance(c.get("m.mentions"), dict), "no m.mentions: " + where
+                named = c["m.mentions"].get("user_ids") or []
+                assert c.get("msgtype") == ("m.text" if named else "m.notice"), "msgtype %s with %r: %s" % (
+                    c.get("msgtype"), named, where)
+                assert c["m.mentions"].get("room") is not True, "@room: " + where
+                if (c.get("m.relates_to") or {}).get("rel_type") == "m.replace":
+                    assert isinstance(c["m.new_content"].get("m.mentions"), dict), "edit without mentions: " + where
+
     def bot_messages(self, name="alerts", kind="m.room.message"):
         """The bot's events of one kind in a room, oldest first, as Synapse serves them."""
         return [e for e in self.hs.messages(self.alice, self.rooms[name])

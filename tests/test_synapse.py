@@ -144,6 +144,7 @@ def repeats_become_one_thread_and_the_recovery_closes_it_as_synapse_aggregates_t
             [e["content"]["body"][:40] for e in top_level(w)])
         # every edit was accepted by Synapse as a replacement of the root
         assert all(e["content"]["m.new_content"] for e in edits(w, root))
+        w.assert_messages_well_formed()
     with_world(ALL, body, extra=CHATOPS)
 
 
@@ -167,6 +168,7 @@ def real_reactions_claim_and_resolve_and_a_redaction_takes_the_claim_back():
         keys = sorted((e["sender"], e["content"]["m.relates_to"]["key"])
                       for e in w.hs.relations(w.alice, room, root, "m.annotation"))
         assert keys == [(w.bob.user_id, CHECK + "\ufe0f"), (w.bob.user_id, EYES)], keys
+        w.assert_messages_well_formed()
     with_world(ALL, body, extra=CHATOPS)
 
 
@@ -188,6 +190,7 @@ def commands_follow_the_rooms_real_power_levels():
         asked = w.hs.say(w.carol, room, "!zuul help")
         answer = wait_for(lambda: replies_to(w, asked), 15, "the answer to carol at 50")[0]["content"]["body"]
         assert answer.startswith("Commands"), answer
+        w.assert_messages_well_formed()
         w.hs.set_power(w.alice, room, w.bob.user_id, 0)
         asked = w.hs.say(w.bob, room, "!zuul help")
         refusal = wait_for(lambda: replies_to(w, asked), 15, "the refusal to bob at 0")[0]["content"]["body"]
@@ -213,6 +216,7 @@ def claims_and_threads_are_rebuilt_from_the_room_after_state_dir_is_lost():
         wait_for(lambda: len(in_thread(w, root)) == 2, 20, "the repeat after the rebuild in the same thread")
         text = wait_text(w, root, lambda t: "Failed 3 times since" in t, "the counter continued")
         assert text.startswith(EYES + " Claimed by @alice:localhost\n"), text[:200]
+        w.assert_messages_well_formed()
         assert len(top_level(w)) == 1, [e["content"]["body"][:40] for e in top_level(w)]
     with_world(ALL, body, extra=CHATOPS)
 

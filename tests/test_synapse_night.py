@@ -104,6 +104,7 @@ def a_night_of_forty_failures_under_the_rate_limit_arrives_whole_in_order_and_on
         # change the room could see before the next one was queued
         assert len(edits) < JOBS * (NIGHTS - 1) + 3, "%d edits for %d repeats" % (len(edits), JOBS * (NIGHTS - 1))
         assert "dead letter" not in log, [line for line in log.splitlines() if "dead letter" in line][:3]
+        w.assert_messages_well_formed()
     # ZMB_NIGHT_SERVER_LIMITS=1: Synapse's own defaults (0.2/s), for the README's numbers.
     limit = "server" if os.environ.get("ZMB_NIGHT_SERVER_LIMITS") else (1, 10)
     w = SynapseWorld(ALL, extra=CHATOPS, bot_ratelimit=limit)

@@ -67,6 +67,7 @@ def with_world(fn, routes=ALL, chatops=CHATOPS, now=T0, **kw):
     w = NotifyWorld(routes, chatops, now, **kw)
     try:
         fn(w)
+        w.assert_messages_well_formed()
     finally:
         w.close()
 
