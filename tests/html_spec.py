@@ -238,3 +238,28 @@ def cases():
     """The shared cases: {"accept": [{"html", "why"}...], "refuse": [...]}."""
     with open(CASES, encoding="utf-8") as f:
         return json.load(f)
+
+
+def kinds():
+    """How many collected contents of each kind: the kind in the transaction id
+    (zmb.ROUTE.KIND.KEY: failure, claims, handover, escalation...) and the relation, to show
+    what a run covered."""
+    counts = {}
+    for path, content in _collected:
+        parts = path.rsplit("/", 1)[-1].split(".")
+        kind = parts[2] if len(parts) > 3 and parts[0] == "zmb" else "?"
+        rel = (content.get("m.relates_to") or {}).get("rel_type")
+        key = kind + (" (%s)" % rel if rel else "")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def check_everything_sent(filtered):
+    """The body of an integration test's last test point: every collected content holds to the
+    spec. filtered: the run was limited to some tests, so an empty collection is no failure."""
+    n, problems = sent_problems()
+    for key, count in sorted(kinds().items()):
+        print("# %4d x %s" % (count, key))
+    assert n > 0 or filtered, "expected the tests above to have the bridge send something"
+    assert problems == [], "expected every formatted_body to hold to the Matrix spec's HTML, got:\n" + \
+        "\n".join(problems[:20])
