@@ -23,7 +23,8 @@
  * takes only http, https (matrix.to links included) and mailto, since ftp or magnet in a
  * message could only be a Zuul value leaking through; attribute values are double-quoted;
  * tag names are lower case; a '<', '>' or '&' in text must be escaped; only void elements
- * (br, hr, img) go unclosed; a block element never sits in a <p> and <li> only in a list. */
+ * (br, hr, img) go unclosed; a block element never sits in a <p> and <li> only in a list.
+ * tests/html_spec.py is the Python twin; tests/data/html-spec-cases.json holds cases both run. */
 #ifndef ZMB_TEST_HTML_CHECK_H
 #define ZMB_TEST_HTML_CHECK_H
 
@@ -207,7 +208,7 @@ static void html_check_attribute(struct html_check *c, const char *tag, char see
 			return;
 		}
 	if (*n_seen < 8)
-		strcpy(seen[(*n_seen)++], name);
+		snprintf(seen[(*n_seen)++], sizeof seen[0], "%s", name);
 	if (!html_check_attr_permitted(tag, name)) {
 		html_check_fail(c, "<%s %s> is not permitted by the spec", tag, name);
 		return;
@@ -286,7 +287,7 @@ static void html_check_open(struct html_check *c)
 		html_check_fail(c, "tags nest deeper than %d", HTML_CHECK_MAX_DEPTH);
 		return;
 	}
-	strcpy(c->stack[c->depth++], tag);
+	snprintf(c->stack[c->depth++], sizeof c->stack[0], "%s", tag);
 }
 
 static void html_check_close(struct html_check *c)
