@@ -329,7 +329,7 @@ static void check_incidents(struct incident_tracker *t, char **ids, size_t n, in
 
 static void test_incidents_open_grown_and_closed(void)
 {
-	struct incident_options o = {all_failures, 13, 1800, 2};
+	struct incident_options o = {all_failures, sizeof all_failures / sizeof *all_failures - 1, 1800, 2};
 	struct incident_tracker *t = incident_tracker_new(&o);
 	char **names = payload_names();
 	int64_t now = 1767225600000; /* 2026-01-01 */
