@@ -60,8 +60,10 @@ int relations_resolve(cJSON *content, const char *event_id);
 
 /* Mentions users: a line of pills (<a href="https://matrix.to/#/@u:hs">@u:hs</a>) is put in
  * front of formatted_body and the plain ids in front of body, and the ids are added to
- * m.mentions.user_ids (without duplicates). Ids that are not valid Matrix user ids are
- * skipped. The msgtype is then settled (relations_settle_msgtype): m.text once anyone is
+ * m.mentions.user_ids (without duplicates). A plain content (body without formatted_body)
+ * first gets its body as HTML, escaped, lines joined by <br>: HTML clients show only
+ * formatted_body, so pills alone would hide its words. Ids that are not valid Matrix user
+ * ids are skipped. The msgtype is then settled (relations_settle_msgtype): m.text once anyone is
  * mentioned, because a homeserver's default push rules silence every m.notice. */
 void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t n);
 

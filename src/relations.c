@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "strbuf.h"
@@ -232,6 +233,28 @@ static void prepend(cJSON *content, const char *key, const char *text)
 	strbuf_free(&sb);
 }
 
+/* A plain content's body as HTML (escaped, line breaks as <br>), so that pills put in front of
+ * it do not leave HTML clients, which show only formatted_body, with the names alone. */
+static void html_from_body(cJSON *content)
+{
+	const char *body = str_item(content, "body");
+	if (str_item(content, "formatted_body") || !body)
+		return;
+	struct strbuf html = STRBUF_INIT;
+	for (const char *line = body;;) {
+		size_t len = strcspn(line, "\n");
+		char *one = xstrndup(line, len);
+		strbuf_puts_html(&html, one);
+		free(one);
+		if (!line[len])
+			break;
+		strbuf_puts(&html, "<br>");
+		line += len + 1;
+	}
+	set_string(content, "formatted_body", strbuf_str(&html));
+	strbuf_free(&html);
+}
+
 void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t n)
 {
 	cJSON *mentions = cJSON_GetObjectItemCaseSensitive(content, "m.mentions");
@@ -255,6 +278,7 @@ void relations_add_mentions(cJSON *content, const char *const *user_ids, size_t 
 		strbuf_printf(&text, "%s%s", text.len ? " " : "", id);
 	}
 	if (text.len) {
+		html_from_body(content);
 		strbuf_puts(&html, "<br>");
 		strbuf_puts(&text, "\n");
 		prepend(content, "formatted_body", strbuf_str(&html));

@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import PAYLOADS, Bridge, World, wait_for  # noqa: E402
+import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
 ALERTS = "!alerts:localhost"
@@ -36,6 +37,10 @@ class ChatWorld(World):
         self.bridge.wait_log("joined room", 10)
         # /sync has started once its first poll went out.
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
+
+    def close(self):
+        html_spec.collect(self.hs)   # for the last test: every message must be current-spec HTML
+        super().close()
 
     def set_time(self, t):
         with open(self.clock + ".tmp", "w") as f:
@@ -615,6 +620,12 @@ def with_edit_start_the_result_replaces_the_start_report():
         pointer = wait_for(lambda: edits_of(w, start2["event_id"]), 10, "the second start edited")[0]
         assert "failed again: followed in the thread" in pointer["content"]["m.new_content"]["body"], pointer
     with_chat(HANDOVER - 3600, body, routes)
+
+
+@test
+def every_message_the_bridge_sent_holds_to_the_specs_html():
+    """Last on purpose: judges what the tests above had the bridge send (tests/html_spec.py)."""
+    html_spec.check_everything_sent(filtered=len(sys.argv) > 1)
 
 
 run()

@@ -12,6 +12,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_homeserver import default_config  # noqa: E402
 from harness import PAYLOADS, Bridge, World, wait_for  # noqa: E402
+import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
 ALERTS = "!alerts:localhost"
@@ -56,6 +57,10 @@ class OwnersWorld(World):
         # the provider room is joined too when owners forward there
         self.bridge.wait_log("joined room", 10, count=2 if "forward_room" in chatops else 1)
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
+
+    def close(self):
+        html_spec.collect(self.hs)   # for the last test: every message must be current-spec HTML
+        super().close()
 
     def set_time(self, t):
         with open(self.clock + ".tmp", "w") as f:
@@ -493,6 +498,12 @@ def the_daily_digest_lists_open_unclaimed_failures_at_its_time_and_is_silent_whe
         assert len(digests()) == 1, "a digest with nothing to say is not posted"
         w.bridge.wait_log("daily digest: nothing open and unclaimed")
     with_owners(T0, body, routes=routes)
+
+
+@test
+def every_message_the_bridge_sent_holds_to_the_specs_html():
+    """Last on purpose: judges what the tests above had the bridge send (tests/html_spec.py)."""
+    html_spec.check_everything_sent(filtered=len(sys.argv) > 1)
 
 
 run()

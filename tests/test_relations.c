@@ -101,6 +101,22 @@ static void test_edit_that_pings_nobody_is_a_notice_with_empty_mentions(void)
 	cJSON_Delete(fresh);
 }
 
+/* An escalation is a plain notice until it mentions someone: its words must reach the HTML
+ * too, escaped, or HTML clients show the names alone. */
+static void test_mentions_on_a_plain_notice_keep_its_words_in_the_html(void)
+{
+	cJSON *c = cJSON_CreateObject();
+	cJSON_AddStringToObject(c, "msgtype", "m.notice");
+	cJSON_AddStringToObject(c, "body", "Still unclaimed <b>& \"x\"</b>\nReact to claim it.");
+	const char *users[] = {"@a:hs"};
+	relations_add_mentions(c, users, 1);
+	CHECK_STR(s(c, "format"), "org.matrix.custom.html");
+	CHECK_STR(s(c, "formatted_body"), "<a href=\"https://matrix.to/#/@a:hs\">@a:hs</a><br>"
+					  "Still unclaimed &lt;b&gt;&amp; &quot;x&quot;&lt;/b&gt;<br>React to claim it.");
+	CHECK_STR(s(c, "body"), "@a:hs\nStill unclaimed <b>& \"x\"</b>\nReact to claim it.");
+	cJSON_Delete(c);
+}
+
 static void test_msgtype_follows_whether_anyone_is_mentioned(void)
 {
 	cJSON *c = message("x", "x");
@@ -265,6 +281,7 @@ int main(void)
 	RUN(test_edit_pings_only_newly_mentioned_users);
 	RUN(test_edit_that_pings_nobody_is_a_notice_with_empty_mentions);
 	RUN(test_msgtype_follows_whether_anyone_is_mentioned);
+	RUN(test_mentions_on_a_plain_notice_keep_its_words_in_the_html);
 	RUN(test_edit_of_a_thread_reply_drops_the_relation_from_new_content);
 	RUN(test_thread_reply_falls_back_to_a_reply_to_the_latest_event);
 	RUN(test_target_filled_in_later_for_thread_and_edit);
