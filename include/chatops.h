@@ -37,7 +37,8 @@ struct chatops_host {
 	/* The transaction id post() gives (kind, key); caller frees. */
 	char *(*txn_of)(const char *kind, const char *key, void *data);
 	/* Called once when the rooms' history is known (read back, or there was none to
-	 * read): reports decided before it would not know the rooms' failure threads. */
+	 * read) and /sync has its first position: reports decided before it would not know
+	 * the rooms' failure threads, and reactions to them could fall before that position. */
 	void (*history_known)(void *data);
 	/* /sync showed the bridge's own m.room.member event in a followed room: membership
 	 * as the spec spells it ("leave" with a sender other than the bridge is a kick),

@@ -125,6 +125,13 @@ static void token_save(const char *token, void *data)
 {
 	struct chatops *c = data;
 	c->host.kv_set(KV_SYNC_TOKEN, token, c->host.data);
+	/* The first position: from here on /sync sees every reaction to what is posted, so
+	 * reports may come (a claim on a report posted before it would be history, unseen). */
+	if (c->history_pending) {
+		c->history_pending = false;
+		if (c->host.history_known)
+			c->host.history_known(c->host.data);
+	}
 }
 
 /* ---- rebuilding claims from the rooms ----------------------------------------- */
@@ -137,11 +144,6 @@ bool chatops_awaits_history(const struct chatops *c)
 /* Follows the rooms with /sync from now on: the history before now is known. */
 static void start_sync(struct chatops *c)
 {
-	if (c->history_pending) {
-		c->history_pending = false;
-		if (c->host.history_known)
-			c->host.history_known(c->host.data);
-	}
 	const char **ids = xcalloc(c->n_rooms ? c->n_rooms : 1, sizeof *ids);
 	for (size_t i = 0; i < c->n_rooms; i++)
 		ids[i] = c->rooms[i].room_id;

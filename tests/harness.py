@@ -313,7 +313,9 @@ class SynapseWorld:
     def assert_messages_well_formed(self):
         """What every message of the bot must be, in every room (DESIGN.md invariants): it
         carries m.mentions; it is m.text exactly when it names someone there (a notice never
-        notifies); an edit's m.new_content carries m.mentions too; nothing mentions @room."""
+        notifies); an edit's m.new_content carries m.mentions too; nothing mentions @room; its
+        HTML is the current spec's (tests/html_spec.py)."""
+        import html_spec
         for name in self.rooms:
             for e in self.bot_messages(name):
                 c, where = e["content"], "%s in #%s: %s" % (e["event_id"], name, e["content"].get("body", "")[:60])
@@ -322,6 +324,8 @@ class SynapseWorld:
                 assert c.get("msgtype") == ("m.text" if named else "m.notice"), "msgtype %s with %r: %s" % (
                     c.get("msgtype"), named, where)
                 assert c["m.mentions"].get("room") is not True, "@room: " + where
+                problems = html_spec.content_problems(c, where)
+                assert not problems, problems
                 if (c.get("m.relates_to") or {}).get("rel_type") == "m.replace":
                     assert isinstance(c["m.new_content"].get("m.mentions"), dict), "edit without mentions: " + where
 
