@@ -162,6 +162,40 @@ class Homeserver:
                 self.proc.kill()
 
 
+def payload_variant(name, **changes):
+    """A copy (a dict) of a corpus payload with top-level fields changed; buildset_uuid
+    sets buildset.uuid, project sets the project of the item and of its first change."""
+    with open(os.path.join(PAYLOADS, name)) as f:
+        ev = json.load(f)
+    for k, v in changes.items():
+        if k == "buildset_uuid":
+            ev["buildset"]["uuid"] = v
+        elif k == "project":
+            ev["project"] = ev["changes"][0]["project"] = v
+        else:
+            ev[k] = v
+    return ev
+
+
+def periodic_report(buildset, action="failure", failed_jobs=("scs-compliance-check-gx-scs-main",), **changes):
+    """The shared periodic-daily report of SovereignCloudStack/standards as JSON, as a failure
+    of failed_jobs (the other builds succeed) or as a success."""
+    ev = payload_variant("shared-periodic-failure.json", buildset_uuid=buildset, action=action, **changes)
+    ev["buildset"]["result"] = "FAILURE" if action == "failure" else "SUCCESS"
+    ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
+    for b in ev["buildset"]["builds"]:
+        b["result"] = "FAILURE" if action == "failure" and b["job_name"] in failed_jobs else "SUCCESS"
+    return json.dumps(ev)
+
+
+def run_in(world, fn):
+    """Runs fn(world) and closes the world whatever happens."""
+    try:
+        fn(world)
+    finally:
+        world.close()
+
+
 def config_text(broker, hs, state_dir, routes, extra="", mqtt_extra=""):
     return """
 state_dir = "%s";

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PAYLOADS, World, free_port, wait_for  # noqa: E402
+from harness import PAYLOADS, World, free_port, payload_variant, run_in, wait_for  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 from tap import run, test  # noqa: E402
@@ -32,23 +32,12 @@ def bodies(events):
 
 
 def with_world(routes, fn, **kw):
-    w = World(routes, **kw)
-    try:
-        fn(w)
-    finally:
-        w.close()
+    run_in(World(routes, **kw), fn)
 
 
 def variant(name, **changes):
-    """A copy of a corpus payload with some top-level and buildset fields changed."""
-    with open(os.path.join(PAYLOADS, name)) as f:
-        ev = json.load(f)
-    for k, v in changes.items():
-        if k == "buildset_uuid":
-            ev["buildset"]["uuid"] = v
-        else:
-            ev[k] = v
-    return json.dumps(ev)
+    """A copy of a corpus payload with some top-level and buildset fields changed, as JSON."""
+    return json.dumps(payload_variant(name, **changes))
 
 
 @test

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PAYLOADS, Bridge, World, wait_for  # noqa: E402
+from harness import PAYLOADS, Bridge, World, periodic_report, wait_for  # noqa: E402
 import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
@@ -347,17 +347,7 @@ def claims_survive_a_restart():
 
 
 
-def periodic(buildset, action="failure", failed_jobs=("scs-compliance-check-gx-scs-main",)):
-    """The shared periodic-daily report of SovereignCloudStack/standards, as failure or success."""
-    with open(os.path.join(PAYLOADS, "shared-periodic-failure.json")) as f:
-        ev = json.load(f)
-    ev["buildset"]["uuid"] = buildset
-    ev["action"] = action
-    ev["buildset"]["result"] = "FAILURE" if action == "failure" else "SUCCESS"
-    ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
-    for b in ev["buildset"]["builds"]:
-        b["result"] = "FAILURE" if action == "failure" and b["job_name"] in failed_jobs else "SUCCESS"
-    return json.dumps(ev)
+periodic = periodic_report
 
 
 def top_level_failures(w):

@@ -16,7 +16,8 @@ import urllib.parse  # noqa: E402
 
 import room_view  # noqa: E402
 import synapse  # noqa: E402
-from harness import BRIDGE_BIN, PAYLOADS, SynapseWorld, World, wait_for  # noqa: E402
+from harness import (BRIDGE_BIN, PAYLOADS, SynapseWorld, World, payload_variant, periodic_report, run_in,  # noqa: E402
+                     wait_for)
 from tap import diag, run, skip_all, test  # noqa: E402
 
 EYES, CHECK = "\U0001F440", "\u2705"
@@ -31,32 +32,11 @@ ALL = '  { name = "all"; room = "#alerts:localhost"; }'
 
 
 def with_world(routes, fn, **kw):
-    w = SynapseWorld(routes, **kw)
-    try:
-        fn(w)
-    finally:
-        w.close()
+    run_in(SynapseWorld(routes, **kw), fn)
 
 
-def payload(name, **changes):
-    with open(os.path.join(PAYLOADS, name)) as f:
-        ev = json.load(f)
-    for k, v in changes.items():
-        if k == "buildset_uuid":
-            ev["buildset"]["uuid"] = v
-        else:
-            ev[k] = v
-    return ev
-
-
-def periodic(buildset, action="failure", failed_jobs=("scs-compliance-check-gx-scs-main",)):
-    """The shared periodic-daily report of SovereignCloudStack/standards, as failure or success."""
-    ev = payload("shared-periodic-failure.json", buildset_uuid=buildset, action=action)
-    ev["buildset"]["result"] = "FAILURE" if action == "failure" else "SUCCESS"
-    ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
-    for b in ev["buildset"]["builds"]:
-        b["result"] = "FAILURE" if action == "failure" and b["job_name"] in failed_jobs else "SUCCESS"
-    return json.dumps(ev)
+payload = payload_variant
+periodic = periodic_report
 
 
 def relation(e):

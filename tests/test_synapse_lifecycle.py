@@ -12,7 +12,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, free_port, wait_for  # noqa: E402
+from harness import PAYLOADS, SynapseWorld, free_port, payload_variant, periodic_report, run_in, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 CHATOPS = """
@@ -24,27 +24,15 @@ REMOVED = "the bot was removed from the room"
 
 
 def with_world(routes, fn, **kw):
-    w = SynapseWorld(routes, **kw)
-    try:
-        fn(w)
-    finally:
-        w.close()
+    run_in(SynapseWorld(routes, **kw), fn)
 
 
-def payload(name, **changes):
-    with open(os.path.join(PAYLOADS, name)) as f:
-        ev = json.load(f)
-    for k, v in changes.items():
-        if k == "buildset_uuid":
-            ev["buildset"]["uuid"] = v
-        else:
-            ev[k] = v
-    return ev
+payload = payload_variant
 
 
 def periodic(buildset):
     """The shared periodic-daily failure of SovereignCloudStack/standards, one buildset."""
-    return json.dumps(payload("shared-periodic-failure.json", buildset_uuid=buildset))
+    return periodic_report(buildset)
 
 
 def relation(e):
