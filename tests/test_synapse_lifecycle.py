@@ -12,7 +12,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, free_port, payload_variant, periodic_report, run_in, wait_for  # noqa: E402
+from harness import SynapseWorld, free_port, payload_variant, periodic_report, run_in, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 CHATOPS = """
