@@ -84,6 +84,16 @@ long long commands_user_level(const cJSON *power_levels, const char *user_id, co
  * m.room.power_levels, so commands_user_level alone would refuse the room's owner. */
 bool commands_creator_outranks(const cJSON *create_content, const char *creator, const char *user_id);
 
+/* The level a room's m.room.power_levels content asks for to redact another member's
+ * event: its "redact", else the spec's default 50 (also without the event). */
+long long commands_redact_level(const cJSON *power_levels);
+/* Whether a redaction by `redactor` (of power `redactor_level`) of a reaction sent by
+ * `reaction_sender` takes the reaction away: its own sender always may, anybody else
+ * needs redact_level. The rule a homeserver applies a redaction by (room versions 3 and
+ * later accept every redaction into the room and check it only then). */
+bool commands_redaction_stands(const char *redactor, long long redactor_level, const char *reaction_sender,
+			       long long redact_level);
+
 /* Whether a sender of `level` may use commands that need `required`. */
 bool commands_allowed(long long level, long long required);
 

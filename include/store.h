@@ -176,6 +176,16 @@ void store_failure_clear(struct store_failure *f);
  * reaction was already known, -1 on error. */
 int store_claim_add(struct store *st, const char *reaction_event_id, const char *failure_txn, const char *user_id,
 		    const char *kind, int64_t now_ms);
+/* A recorded claim or resolve reaction: its failure, that failure's room (configured
+ * name; NULL if the failure is gone) and who reacted. */
+struct store_claim {
+	char *failure_txn;
+	char *room;
+	char *user_id;
+};
+/* 1 and *out filled (clear with store_claim_clear), 0 when the reaction is no claim, -1. */
+int store_claim_get(struct store *st, const char *reaction_event_id, struct store_claim *out);
+void store_claim_clear(struct store_claim *c);
 /* Forgets a reaction (it was redacted); returns the txn of its failure (caller frees), or
  * NULL when the reaction was no claim. */
 char *store_claim_remove(struct store *st, const char *reaction_event_id);

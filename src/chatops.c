@@ -31,6 +31,14 @@ struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id)
 	return NULL;
 }
 
+bool chatops_room_is(const struct chatops *c, const char *room, const char *room_id)
+{
+	for (size_t i = 0; room && room_id && i < c->n_rooms; i++)
+		if (strcmp(c->rooms[i].room, room) == 0 && strcmp(c->rooms[i].room_id, room_id) == 0)
+			return true;
+	return false;
+}
+
 const char *chatops_str_at(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -91,11 +99,11 @@ static void on_event(const struct sync_event *ev, void *data)
 		return;
 	}
 	if (strcmp(ev->type, "m.reaction") == 0) {
-		chatops_on_reaction(c, ev, content);
+		chatops_on_reaction(c, rs, ev, content);
 		return;
 	}
 	if (strcmp(ev->type, "m.room.redaction") == 0) {
-		chatops_on_redaction(c, ev, content);
+		chatops_on_redaction(c, rs, ev, content);
 		return;
 	}
 	if (strcmp(ev->type, "m.room.message") != 0)

@@ -2,6 +2,7 @@
  * threads of repeats, recovery, claim and resolve reactions and the edits that show them. */
 #include "chatops_internal.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,7 +410,11 @@ void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, c
 	chatops_free_users(resolvers, n_resolve);
 }
 
-void chatops_on_reaction(struct chatops *c, const struct sync_event *ev, const cJSON *content)
+/* A reaction counts only in the room of the failure it names: event ids are unique across
+ * rooms, so a ✅ sent elsewhere naming a failure's id would otherwise resolve it from a room
+ * whose members the failure's room never chose. */
+void chatops_on_reaction(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			 const cJSON *content)
 {
 	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
 	const char *rel_type = chatops_str_at(rel, "rel_type"), *target = chatops_str_at(rel, "event_id"), *key = chatops_str_at(rel, "key");
@@ -423,18 +428,44 @@ void chatops_on_reaction(struct chatops *c, const struct sync_event *ev, const c
 	struct store_failure f;
 	if (store_failure_by_event(c->store, target, &f) != 1)
 		return; /* a reaction to anything but one of our failure messages */
-	if (store_claim_add(c->store, ev->event_id, f.txn_id, ev->sender, kind, clock_wall_ms()) == 1)
+	if (!chatops_room_is(c, f.room, ev->room_id))
+		log_kv(ZLOG_WARN, "a reaction to a failure of another room is ignored", "room", rs->room, "sender",
+		       ev->sender, "event_id", ev->event_id, "failure_room", f.room, NULL);
+	else if (store_claim_add(c->store, ev->event_id, f.txn_id, ev->sender, kind, clock_wall_ms()) == 1)
 		chatops_post_claim_edit(c, &f, ev->event_id);
 	store_failure_clear(&f);
 }
 
-void chatops_on_redaction(struct chatops *c, const struct sync_event *ev, const cJSON *content)
+/* Whether a redaction in rs takes the claim back: it must be in the claim's own room (a
+ * redaction elsewhere removes nothing here), and stand as the homeserver applies it: by
+ * the reaction's sender, or by a moderator at the room's redact level. Then the reaction
+ * is gone from the room for every client and for a rebuild, so the claim goes too. */
+static bool redaction_unclaims(const struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			       const struct store_claim *cl)
+{
+	if (!chatops_room_is(c, cl->room, ev->room_id))
+		return false;
+	long long level = commands_creator_outranks(rs->create_content, rs->creator, ev->sender)
+				  ? LLONG_MAX
+				  : commands_user_level(rs->power_levels, ev->sender, rs->creator);
+	return commands_redaction_stands(ev->sender, level, cl->user_id, commands_redact_level(rs->power_levels));
+}
+
+void chatops_on_redaction(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			  const cJSON *content)
 {
 	/* Room versions up to 10 carry the redacted id at the top level, 11 in the content. */
 	const char *redacts = chatops_str_at(ev->event, "redacts") ? chatops_str_at(ev->event, "redacts") : chatops_str_at(content, "redacts");
-	if (!redacts)
-		return;
-	char *txn = store_claim_remove(c->store, redacts);
+	struct store_claim cl;
+	if (!redacts || store_claim_get(c->store, redacts, &cl) != 1)
+		return; /* not one of the claims or resolves recorded */
+	bool unclaims = redaction_unclaims(c, rs, ev, &cl);
+	if (!unclaims)
+		log_kv(ZLOG_WARN, "a redaction of a claim is ignored: another room, or a sender without the power",
+		       "room", rs->room, "sender", ev->sender, "event_id", ev->event_id, "claimer", cl.user_id,
+		       "failure_room", cl.room, NULL);
+	store_claim_clear(&cl);
+	char *txn = unclaims ? store_claim_remove(c->store, redacts) : NULL;
 	if (!txn)
 		return;
 	c->next_escalation_ms = 0; /* unclaimed again: its escalation resumes */

@@ -85,6 +85,9 @@ struct chatops {
 
 /* ---- chatops.c ---- */
 struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id);
+/* Whether the configured room name `room` is the room room_id. Compared by id: two names
+ * (an alias and the id) may be configured for one room. */
+bool chatops_room_is(const struct chatops *c, const char *room, const char *room_id);
 /* The string member key of o, or NULL. */
 const char *chatops_str_at(const cJSON *o, const char *key);
 /* An m.notice that pings nobody (m.mentions empty): replies only repeat checked words. */
@@ -118,8 +121,13 @@ void chatops_free_users(char **users, size_t n);
 /* Edits the failure's message to show its state now (recovered, resolved, claimed, count);
  * `change` makes each edit its own transaction. */
 void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change);
-void chatops_on_reaction(struct chatops *c, const struct sync_event *ev, const cJSON *content);
-void chatops_on_redaction(struct chatops *c, const struct sync_event *ev, const cJSON *content);
+/* A claim or resolve reaction, sent in rs: counts only when rs is its failure's room. */
+void chatops_on_reaction(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			 const cJSON *content);
+/* A redaction in rs: unclaims only a recorded reaction of a failure of rs, taken back by
+ * its sender or by a moderator there. */
+void chatops_on_redaction(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			  const cJSON *content);
 
 /* ---- chatops_escalate.c ---- */
 /* Whether nobody claimed or resolved the failure. */

@@ -434,6 +434,21 @@ bool commands_creator_outranks(const cJSON *create_content, const char *creator,
 	return false;
 }
 
+long long commands_redact_level(const cJSON *power_levels)
+{
+	long long level;
+	const cJSON *r = cJSON_GetObjectItemCaseSensitive(power_levels, "redact");
+	return r && level_value(r, &level) ? level : 50;
+}
+
+bool commands_redaction_stands(const char *redactor, long long redactor_level, const char *reaction_sender,
+			       long long redact_level)
+{
+	if (!redactor || !reaction_sender)
+		return false;
+	return strcmp(redactor, reaction_sender) == 0 || redactor_level >= redact_level;
+}
+
 bool commands_allowed(long long level, long long required)
 {
 	return level >= required;

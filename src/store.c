@@ -252,7 +252,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " sent_ms) VALUES (?1, ?2, ?3, ?4, 'failure', ?5, ?6, ?5)",
 	[S_CLAIM_ADD] = "INSERT OR IGNORE INTO claim (reaction_event_id, failure_txn, user_id, kind, at_ms)"
 			" VALUES (?, ?, ?, ?, ?)",
-	[S_CLAIM_GET] = "SELECT failure_txn FROM claim WHERE reaction_event_id = ?",
+	/* The room is the failure's: a claim is recorded only for a reaction in that room. */
+	[S_CLAIM_GET] = "SELECT c.failure_txn, f.room, c.user_id FROM claim c"
+			" LEFT JOIN failure f ON f.txn_id = c.failure_txn WHERE c.reaction_event_id = ?",
 	[S_CLAIM_DELETE] = "DELETE FROM claim WHERE reaction_event_id = ?",
 	[S_CLAIMS_OF] = "SELECT user_id FROM claim WHERE failure_txn = ? AND kind = ?"
 			" GROUP BY user_id ORDER BY min(at_ms), user_id",
@@ -1210,6 +1212,31 @@ int store_claim_add(struct store *st, const char *reaction_event_id, const char 
 	if (run(st, s, "claim add") < 0)
 		return -1;
 	return sqlite3_changes(st->db) > 0;
+}
+
+int store_claim_get(struct store *st, const char *reaction_event_id, struct store_claim *out)
+{
+	memset(out, 0, sizeof *out);
+	sqlite3_stmt *s = use(st, S_CLAIM_GET);
+	bind_text(s, 1, reaction_event_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->failure_txn = column_dup(s, 0);
+		out->room = column_dup(s, 1);
+		out->user_id = column_dup(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(st, "claim get");
+	return rc == SQLITE_ROW;
+}
+
+void store_claim_clear(struct store_claim *c)
+{
+	free(c->failure_txn);
+	free(c->room);
+	free(c->user_id);
+	memset(c, 0, sizeof *c);
 }
 
 char *store_claim_remove(struct store *st, const char *reaction_event_id)

@@ -510,6 +510,97 @@ def a_claimed_failure_is_not_escalated_until_the_claim_is_taken_back():
     with_chat(start, body, chatops=ESCALATING)
 
 
+OPS = "!ops:localhost"
+TWO_ROOMS = ROUTES + """,
+  { name = "ops"; room = "#ops:localhost"; mention_oncall = false; }"""
+
+
+def handled_in_ops(w):
+    """Waits until the bridge answered a command sent in #ops now: everything injected in
+    #ops before it has been handled."""
+    asked = w.hs.inject(OPS, "@alice:localhost", {"msgtype": "m.text", "body": "!zuul status"})
+    wait_for(lambda: any((e["content"].get("m.relates_to") or {}).get("m.in_reply_to", {}).get("event_id") == asked
+                         for e in w.hs.events(OPS)), 10, "the reply in #ops")
+
+
+@test
+def a_resolve_sent_in_another_room_neither_resolves_nor_stops_the_escalation():
+    """Hardening: a reaction counts only in its failure's room. A member of #ops (not of
+    #alerts' choosing) names the #alerts failure's event id in a ✅ sent in #ops."""
+    start = HANDOVER - 4 * 3600
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("x1"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        w.hs.inject(OPS, "@bob:localhost",
+                    {"m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "\u2705"}},
+                    kind="m.reaction")
+        handled_in_ops(w)
+        time.sleep(0.5)
+        assert edits_of(w, root) == [], \
+            ["a ✅ in #ops edited the #alerts failure"] + [e["content"]["m.new_content"]["body"][:40] for e in edits_of(w, root)]
+        w.set_time(start + 3610)
+        wait_for(lambda: escalations(w, root), 10, "the escalation the ✅ in #ops must not stop")
+    with_chat(start, body, TWO_ROOMS, ESCALATING)
+
+
+@test
+def a_redaction_in_another_room_keeps_the_claim_and_its_sender_in_the_room_takes_it_back():
+    """Hardening: a redaction unclaims only in the claim's room. alice's redaction in #ops
+    names her 👀 in #alerts: the claim stays and the escalation waits; her redaction in
+    #alerts takes it back and the escalation comes."""
+    start = HANDOVER - 4 * 3600
+
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("x2"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        claim = react(w, "@alice:localhost", root, "\U0001F440")
+        latest_edit(w, root, 1)
+        w.hs.inject(OPS, "@alice:localhost", {}, kind="m.room.redaction", redacts=claim)
+        handled_in_ops(w)
+        time.sleep(0.5)
+        assert len(edits_of(w, root)) == 1, [e["content"]["m.new_content"]["body"][:40] for e in edits_of(w, root)]
+        w.set_time(start + 3610)
+        time.sleep(0.7)
+        assert escalations(w, root) == [], "a redaction in #ops took the #alerts claim back"
+        w.hs.inject(ALERTS, "@alice:localhost", {}, kind="m.room.redaction", redacts=claim)
+        new = latest_edit(w, root, 2)
+        assert new["body"].startswith("Unclaimed\n"), new["body"][:80]
+        wait_for(lambda: escalations(w, root), 10, "the escalation after alice took her claim back")
+    with_chat(start, body, TWO_ROOMS, ESCALATING)
+
+
+@test
+def a_redaction_by_a_member_without_power_keeps_anothers_claim():
+    """The fake homeserver, like a room over federation, lets bob's (power 0) redaction of
+    alice's 👀 in: the bridge checks it as a homeserver applies it, and keeps the claim."""
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("x4"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        claim = react(w, "@alice:localhost", root, "\U0001F440")
+        latest_edit(w, root, 1)
+        w.hs.inject(ALERTS, "@bob:localhost", {}, kind="m.room.redaction", redacts=claim)
+        reply_to(w, w.say("@alice:localhost", "!zuul status"))
+        time.sleep(0.5)
+        assert len(edits_of(w, root)) == 1, [e["content"]["m.new_content"]["body"][:40] for e in edits_of(w, root)]
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def a_moderator_redacting_a_claim_takes_it_back():
+    """The reaction is gone from the room for every client and for a rebuild: the claim
+    follows the room. alice has power 100, the redact level is 50."""
+    def body(w):
+        w.broker.publish("zuul/scs/check", payload=failure("x3"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        claim = react(w, "@bob:localhost", root, "\U0001F440")
+        latest_edit(w, root, 1)
+        w.hs.inject(ALERTS, "@alice:localhost", {}, kind="m.room.redaction", redacts=claim)
+        new = latest_edit(w, root, 2)
+        assert new["body"].startswith("Unclaimed\n"), new["body"][:80]
+    with_chat(HANDOVER - 3600, body)
+
+
 @test
 def claims_lists_the_open_failures_with_claimer_age_and_link():
     def body(w):

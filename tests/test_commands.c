@@ -407,6 +407,33 @@ static void test_power_levels_follow_the_spec(void)
 	CHECK_INT(level_in(pl, NULL, NULL), 10);
 }
 
+static long long redact_level_in(const char *json)
+{
+	cJSON *pl = json ? cJSON_Parse(json) : NULL;
+	long long l = commands_redact_level(pl);
+	cJSON_Delete(pl);
+	return l;
+}
+
+/* A redaction takes a claim away only as the homeserver applies it: by the reaction's own
+ * sender, or by a member at the room's redact level. */
+static void test_redactions_stand_for_the_sender_or_a_moderator(void)
+{
+	CHECK_INT(redact_level_in("{\"redact\": 75}"), 75);
+	CHECK_INT(redact_level_in("{\"redact\": \"25\"}"), 25);
+	CHECK_INT(redact_level_in("{}"), 50);
+	CHECK_INT(redact_level_in("{\"redact\": true}"), 50);
+	CHECK_INT(redact_level_in(NULL), 50);
+	CHECK(commands_redaction_stands("@alice:x", 0, "@alice:x", 50));
+	CHECK(!commands_redaction_stands("@carol:x", 0, "@alice:x", 50));
+	CHECK(!commands_redaction_stands("@carol:x", 49, "@alice:x", 50));
+	CHECK(commands_redaction_stands("@mod:x", 50, "@alice:x", 50));
+	CHECK(!commands_redaction_stands("@mod:x", 50, "@alice:x", 75));
+	CHECK(!commands_redaction_stands("@ALICE:x", 0, "@alice:x", 50));
+	CHECK(!commands_redaction_stands(NULL, 100, "@alice:x", 50));
+	CHECK(!commands_redaction_stands("@alice:x", 100, NULL, 50));
+}
+
 static void test_allowed_compares_levels(void)
 {
 	CHECK(commands_allowed(50, 50));
@@ -468,6 +495,7 @@ int main(void)
 	RUN(test_control_characters_and_bad_utf8);
 	RUN(test_help_lists_every_command_on_one_line);
 	RUN(test_power_levels_follow_the_spec);
+	RUN(test_redactions_stand_for_the_sender_or_a_moderator);
 	RUN(test_creators_of_version_12_rooms_outrank_every_level);
 	RUN(test_allowed_compares_levels);
 	RUN(test_reactions_ignore_the_variation_selector);

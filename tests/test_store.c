@@ -773,8 +773,18 @@ static void test_failures_are_found_by_event_and_claims_counted_per_user(void)
 	for (size_t i = 0; i < n; i++)
 		free(users[i]);
 	free(users);
+	/* A claim is told with its failure's room and its sender: what a redaction is checked against. */
+	struct store_claim c;
+	CHECK_INT(store_claim_get(st, "$r2", &c), 1);
+	CHECK_STR(c.failure_txn, "t1");
+	CHECK_STR(c.room, "#alerts");
+	CHECK_STR(c.user_id, "@a:x");
+	store_claim_clear(&c);
+	CHECK_INT(store_claim_get(st, "$unknown", &c), 0);
+	CHECK(c.failure_txn == NULL && c.room == NULL && c.user_id == NULL);
 	char *txn = store_claim_remove(st, "$r2");
 	CHECK_STR(txn, "t1");
+	CHECK_INT(store_claim_get(st, "$r2", &c), 0);
 	free(txn);
 	CHECK(store_claim_remove(st, "$unknown") == NULL);
 	CHECK_INT(store_claims_of(st, "t1", "claim", &users, &n), 0);
