@@ -14,6 +14,12 @@
 
 /* MQTT 5 Receive Maximum when the configuration names none. */
 #define MQTT_DEFAULT_RECEIVE_MAXIMUM 100
+/* MQTT 5 Maximum Packet Size when the configuration names none: a Zuul report with
+ * hundreds of builds is well under it. */
+#define MQTT_DEFAULT_MAXIMUM_PACKET_SIZE (1024 * 1024)
+/* Its bounds: below 64 KiB a large buildset could be refused; above 256 MiB it protects little. */
+#define MQTT_MIN_PACKET_SIZE (64 * 1024)
+#define MQTT_MAX_PACKET_SIZE (256 * 1024 * 1024)
 
 struct config_mqtt {
 	char *host;            /* default "localhost" */
@@ -27,6 +33,8 @@ struct config_mqtt {
 	int protocol;          /* 4 (MQTT 3.1.1, default) or 5 */
 	int receive_maximum;   /* MQTT 5: QoS 1/2 reports the broker may send before our
 	                        * acknowledgements, default 100; 0 with 3.1.1 (the broker decides) */
+	int maximum_packet_size; /* MQTT 5: bytes; the broker sends no larger packet, default
+	                          * 1 MiB; 0 with 3.1.1 (only the broker's message_size_limit) */
 	char *share_group;     /* MQTT 5 shared subscription group, NULL: none */
 	char **topics;         /* default ["zuul/#"] */
 	size_t n_topics;

@@ -30,7 +30,8 @@ static const char *const top_keys[] = {
 };
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
-	"protocol", "receive_maximum", "share_group", "topics", "reconnect_min", "reconnect_max", "tls", NULL,
+	"protocol", "receive_maximum", "maximum_packet_size", "share_group", "topics", "reconnect_min",
+	"reconnect_max", "tls", NULL,
 };
 static const char *const tls_keys[] = {
 	"ca_file", "ca_dir", "cert_file", "key_file", "verify", NULL,
@@ -69,6 +70,7 @@ static const char *const all_keys[] = {
 	"state_dir", "template_dir", "log_level", "dedup_retention",
 	"mqtt", "mqtt.host", "mqtt.port", "mqtt.client_id", "mqtt.username", "mqtt.password_file",
 	"mqtt.qos", "mqtt.clean_session", "mqtt.keepalive", "mqtt.protocol", "mqtt.receive_maximum",
+	"mqtt.maximum_packet_size",
 	"mqtt.share_group",
 	"mqtt.topics", "mqtt.reconnect_min", "mqtt.reconnect_max",
 	"mqtt.tls", "mqtt.tls.ca_file", "mqtt.tls.ca_dir", "mqtt.tls.cert_file", "mqtt.tls.key_file",
@@ -450,6 +452,73 @@ static bool get_duration(struct loader *ld, const config_setting_t *grp, const c
 	return true;
 }
 
+/* "1MiB", "512KiB", "200000" (bytes): binary suffixes only, so nobody has to guess
+ * whether "1MB" meant 10^6 or 2^20. 0 with *out set, or -1. */
+static int size_parse(const char *text, long long *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (end == text || errno != 0 || v < 0 || *text == '-' || *text == '+')
+		return -1;
+	long long unit = 0;
+	if (strcmp(end, "") == 0 || strcmp(end, "B") == 0)
+		unit = 1;
+	else if (strcmp(end, "KiB") == 0)
+		unit = 1024;
+	else if (strcmp(end, "MiB") == 0)
+		unit = 1024 * 1024;
+	if (unit == 0 || v > LLONG_MAX / unit)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
+/* n bytes as the config would say it ("1MiB", "64KiB"), for messages; "N bytes" otherwise. */
+static const char *size_format(long long n, char *buf, size_t len)
+{
+	if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+		snprintf(buf, len, "%lldMiB", n / (1024 * 1024));
+	else if (n >= 1024 && n % 1024 == 0)
+		snprintf(buf, len, "%lldKiB", n / 1024);
+	else
+		snprintf(buf, len, "%lld bytes", n);
+	return buf;
+}
+
+/* A size: an integer of bytes or a string like "1MiB", "512KiB", within min..max. */
+static bool get_size(struct loader *ld, const config_setting_t *grp, const char *prefix,
+		     const char *key, long long min, long long max, int *out)
+{
+	const config_setting_t *s = grp ? config_setting_get_member(grp, key) : NULL;
+	if (!s)
+		return true;
+	char path[128];
+	key_path(path, sizeof(path), prefix, key);
+	long long v;
+	if (is_int(s)) {
+		v = config_setting_get_int64(s);
+	} else if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		const char *text = config_setting_get_string(s);
+		if (size_parse(text, &v) != 0) {
+			report(ld, s, "%s: bad size \"%s\" (expected a size like \"512KiB\", \"1MiB\" or an "
+				      "integer of bytes)", path, text);
+			return false;
+		}
+	} else {
+		type_error(ld, s, path, "a size (a string like \"1MiB\" or an integer of bytes)");
+		return false;
+	}
+	if (v < min || v > max) {
+		char a[32], b[32], c[32];
+		report(ld, s, "%s: %s is out of range (expected %s..%s)", path, size_format(v, a, sizeof(a)),
+		       size_format(min, b, sizeof(b)), size_format(max, c, sizeof(c)));
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
 static void free_strings(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -688,6 +757,20 @@ static void load_mqtt(struct loader *ld, const config_setting_t *grp, struct con
 		report(ld, s, "mqtt.receive_maximum: needs protocol = \"5\" (with MQTT 3.1.1 the broker's own "
 			      "limit applies, in mosquitto max_inflight_messages)");
 		m->receive_maximum = 0;
+	}
+
+	/* The broker must not send us a larger packet (MQTT 5 3.1.2.11.4), so one oversized
+	 * publish cannot make libmosquitto buffer it whole. 3.1.1 has no such field: there only
+	 * the broker's own message_size_limit protects us. */
+	if (m->protocol == 5)
+		m->maximum_packet_size = MQTT_DEFAULT_MAXIMUM_PACKET_SIZE;
+	s = grp ? config_setting_get_member(grp, "maximum_packet_size") : NULL;
+	if (s && get_size(ld, grp, pfx, "maximum_packet_size", MQTT_MIN_PACKET_SIZE, MQTT_MAX_PACKET_SIZE,
+			  &m->maximum_packet_size) &&
+	    m->protocol != 5) {
+		report(ld, s, "mqtt.maximum_packet_size: needs protocol = \"5\" (with MQTT 3.1.1 set the "
+			      "broker's message_size_limit instead)");
+		m->maximum_packet_size = 0;
 	}
 
 	v = NULL;

@@ -520,6 +520,36 @@ static void cb_log(struct mosquitto *mosq, void *obj, int level, const char *tex
 
 /* ---- life cycle ---- */
 
+/* MQTT 5 CONNECT properties, stored once for every (re)connect. libmosquitto keeps
+ * one list, so all of them go in one call. Port -1 makes the call store them and
+ * return before connecting (top comment). */
+static int set_connect_properties(struct mosquitto *mosq, const struct config_mqtt *cfg)
+{
+	mosquitto_property *props = NULL;
+	int rc = MOSQ_ERR_SUCCESS;
+	/* clean_start=false alone keeps nothing in MQTT 5: the session expires at
+	 * disconnect unless CONNECT asks for an expiry interval. */
+	if (!cfg->clean_session)
+		rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, MQTT_SESSION_EXPIRY_S);
+	/* The broker then drops a larger publish instead of sending it (MQTT 5 3.1.2.11.4):
+	 * libmosquitto would otherwise allocate the whole packet before anyone could refuse
+	 * it. */
+	if (rc == MOSQ_ERR_SUCCESS && cfg->maximum_packet_size > 0)
+		rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE,
+						  (uint32_t)cfg->maximum_packet_size);
+	if (rc == MOSQ_ERR_SUCCESS && props) {
+		rc = mosquitto_connect_bind_v5(mosq, cfg->host, -1, cfg->keepalive, NULL, props);
+		rc = rc == MOSQ_ERR_INVAL ? MOSQ_ERR_SUCCESS : rc;
+	}
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_msgf(ZLOG_ERROR, "MQTT: cannot set the CONNECT properties (session expiry, maximum packet "
+				     "size %d): %s", cfg->maximum_packet_size, mosquitto_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 static int configure(struct mqtt_session *s)
 {
 	const struct config_mqtt *cfg = s->cfg;
@@ -575,23 +605,8 @@ static int configure(struct mqtt_session *s)
 			}
 		}
 	}
-	if (cfg->protocol == 5 && !cfg->clean_session) {
-		/* clean_start=false alone keeps nothing in MQTT 5: the session expires at
-		 * disconnect unless CONNECT asks for an expiry interval. Port -1 makes the
-		 * call store the property and return before connecting (top comment). */
-		mosquitto_property *props = NULL;
-		rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, MQTT_SESSION_EXPIRY_S);
-		if (rc == MOSQ_ERR_SUCCESS) {
-			rc = mosquitto_connect_bind_v5(mosq, cfg->host, -1, cfg->keepalive, NULL, props);
-			rc = rc == MOSQ_ERR_INVAL ? MOSQ_ERR_SUCCESS : rc;
-		}
-		mosquitto_property_free_all(&props);
-		if (rc != MOSQ_ERR_SUCCESS) {
-			log_msgf(ZLOG_ERROR, "MQTT: cannot set the session expiry interval: %s",
-				 mosquitto_strerror(rc));
-			return -1;
-		}
-	}
+	if (cfg->protocol == 5 && set_connect_properties(mosq, cfg) != 0)
+		return -1;
 	mosquitto_connect_v5_callback_set(mosq, cb_connect);
 	mosquitto_disconnect_v5_callback_set(mosq, cb_disconnect);
 	mosquitto_subscribe_v5_callback_set(mosq, cb_subscribe);

@@ -266,6 +266,7 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK_INT(cfg->mqtt.keepalive, 60);
 	CHECK_INT(cfg->mqtt.protocol, 4);
 	CHECK_INT(cfg->mqtt.receive_maximum, 0); /* 3.1.1: the broker's limit applies */
+	CHECK_INT(cfg->mqtt.maximum_packet_size, 0); /* 3.1.1: only message_size_limit */
 	CHECK(cfg->mqtt.share_group == NULL);
 	CHECK_INT(cfg->mqtt.n_topics, 1);
 	CHECK_STR(cfg->mqtt.topics[0], "zuul/#");
@@ -371,6 +372,7 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK_INT(cfg->mqtt.keepalive, 120);
 	CHECK_INT(cfg->mqtt.protocol, 5);
 	CHECK_INT(cfg->mqtt.receive_maximum, 250);
+	CHECK_INT(cfg->mqtt.maximum_packet_size, 512 * 1024);
 	CHECK_STR(cfg->mqtt.share_group, "bridges");
 	CHECK_INT(cfg->mqtt.n_topics, 2);
 	CHECK_STR(cfg->mqtt.topics[0], "zuul/+/tenant/#");
@@ -1238,7 +1240,8 @@ static const struct bad_case bad_cases[] = {
 	{F("unknown-key-typos.conf"), 0,
 	 F("unknown-key-typos.conf") ":4: unknown key 'mqtt.topic' (expected one of: host, port, "
 				     "client_id, username, password_file, qos, clean_session, keepalive, "
-				     "protocol, receive_maximum, share_group, topics, reconnect_min, "
+				     "protocol, receive_maximum, maximum_packet_size, share_group, topics, "
+				     "reconnect_min, "
 				     "reconnect_max, tls); "
 				     "did you mean 'topics'?\n"
 	 F("unknown-key-typos.conf") ":7: unknown key 'routes[0].match.tenant' (expected one of: "
@@ -1344,6 +1347,15 @@ static const struct bad_case bad_cases[] = {
 	{F("bad-receive-maximum-range.conf"), 0,
 	 F("bad-receive-maximum-range.conf") ":3: mqtt.receive_maximum: 0 is out of range (expected "
 						"1..65535)\n"},
+	{F("bad-maximum-packet-size.conf"), 0,
+	 F("bad-maximum-packet-size.conf") ":3: mqtt.maximum_packet_size: needs protocol = \"5\" (with "
+					      "MQTT 3.1.1 set the broker's message_size_limit instead)\n"},
+	{F("bad-maximum-packet-size-range.conf"), 0,
+	 F("bad-maximum-packet-size-range.conf") ":3: mqtt.maximum_packet_size: 1000 bytes is out of range "
+						    "(expected 64KiB..256MiB)\n"},
+	{F("bad-maximum-packet-size-unit.conf"), 0,
+	 F("bad-maximum-packet-size-unit.conf") ":3: mqtt.maximum_packet_size: bad size \"1MB\" (expected a "
+						   "size like \"512KiB\", \"1MiB\" or an integer of bytes)\n"},
 	{F("bad-metrics.conf"), 0,
 	 F("bad-metrics.conf") ":4: metrics.listen: bad address \"localhost\" (expected a numeric IPv4 or "
 				"IPv6 address, e.g. \"127.0.0.1\" or \"::1\"; host names are not resolved)\n"
