@@ -139,6 +139,29 @@ def unit_has_the_service_contract():
     assert state_dirs == ["/var/lib/zuul-matrix-bridge"], state_dirs
 
 
+def parse_bytes(value):
+    """systemd's size notation (K, M, G: powers of 1024) in bytes."""
+    m = re.fullmatch(r"(\d+)([KMG]?)", value)
+    assert m, "expected a size like 256M, got %r" % value
+    return int(m.group(1)) * 1024 ** " KMG".index(m.group(2) or " ")
+
+
+@test
+def unit_limits_the_bridges_memory():
+    # The backstop for a publish too large for libmosquitto to refuse in time (operations.md).
+    s = unit_settings(read(UNIT))
+    high, limit = s.get(("Service", "MemoryHigh")), s.get(("Service", "MemoryMax"))
+    assert high and limit, "expected MemoryHigh= and MemoryMax=, got %s and %s" % (high, limit)
+    high, limit = parse_bytes(high[-1]), parse_bytes(limit[-1])
+    # Well above the ~16 MiB peak of the benchmarks, below what one huge publish would take.
+    assert 64 << 20 <= high < limit <= 512 << 20, \
+        "expected 64M <= MemoryHigh < MemoryMax <= 512M, got %d and %d bytes" % (high, limit)
+    # systemd-analyze accepts them ("Invalid memory limit '256Q', ignoring" otherwise).
+    with tempfile.TemporaryDirectory(prefix="zmb-systemd-") as d:
+        rc, out = analyze("verify", runnable_copy(read(UNIT), d))
+    assert rc == 0 and out == "", "expected verify to accept the memory lines, got rc %d:\n%s" % (rc, out)
+
+
 @test
 def unit_passes_systemd_analyze_verify():
     with tempfile.TemporaryDirectory(prefix="zmb-systemd-") as d:
