@@ -5,10 +5,12 @@ mosquitto with authentication and the fake homeserver on the host's loopback.
 Needs podman and a local base image docker.io/library/debian:12-slim (container/README.md
 shows how to make one with debootstrap where no registry is reachable). Without them the
 whole file is skipped ("1..0 # SKIP"): CI runs on fresh machines and must not depend on a
-base-image bootstrap. ZMB_PODMAN_FLAGS adds global podman flags (e.g. "--runtime runc")."""
+base-image bootstrap; only the static checks of the repository's build and secret
+instructions run then. ZMB_PODMAN_FLAGS adds global podman flags (e.g. "--runtime runc")."""
 
 import json
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -37,9 +39,107 @@ def skip_all(reason):
     os._exit(0)
 
 
+# ---- static checks of what the repository tells people to run (no podman needed) ----
+
+IGNOREFILE = "--ignorefile container/Containerfile.dockerignore"
+
+
+def repo_text_files():
+    """(path relative to ROOT, text) of every tracked file that is text."""
+    names = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True, check=True).stdout
+    for name in names.decode().split("\0"):
+        path = os.path.join(ROOT, name)
+        if not name or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                yield name, f.read()
+        except UnicodeDecodeError:
+            continue
+
+
+def shell_commands(text):
+    """(line number, command) of every line, with backslash continuations joined and a
+    leading comment marker or prompt stripped, so commands in comments count too."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        start, cmd = i + 1, lines[i]
+        while cmd.rstrip().endswith("\\") and i + 1 < len(lines):
+            i += 1
+            cmd = cmd.rstrip()[:-1] + " " + lines[i].lstrip("#").strip()
+        yield start, re.sub(r"^\s*(#|\$)?\s*", "", cmd)
+        i += 1
+
+
+def image_builds(text):
+    """(line, tool, command line) of every podman/buildah/docker image build in text."""
+    for line, cmd in shell_commands(text):
+        m = re.search(r"\b(podman|buildah|docker)(\s+--?\S+)*\s+(build|bud|buildx\s+build)\b.*", cmd)
+        if m and "Containerfile" in cmd:
+            yield line, m.group(1), cmd
+
+
+@test
+def every_documented_image_build_leaves_the_secrets_out_of_the_context():
+    # Containerfile's `COPY . /src` would take container/secrets into the build stage:
+    # podman/buildah read Containerfile.dockerignore only when named, docker only with
+    # BuildKit (its legacy builder reads just the context's .dockerignore).
+    found, wrong = [], []
+    for name, text in repo_text_files():
+        for line, tool, cmd in image_builds(text):
+            found.append("%s:%d" % (name, line))
+            ok = IGNOREFILE in cmd if tool in ("podman", "buildah") else \
+                "DOCKER_BUILDKIT=1" in cmd or "buildx" in cmd
+            if not ok:
+                wrong.append("%s:%d: %s" % (name, line, cmd))
+    assert any(f.startswith("container/Containerfile:") for f in found), \
+        "expected the build command in container/Containerfile's header, found builds at %s" % found
+    assert not wrong, "expected %r in every podman/buildah build and BuildKit for docker, got:\n%s" % (
+        IGNOREFILE, "\n".join(wrong))
+
+
+SECRET_WORDS = re.compile(r"secret|token|passw|credential|\.key\b", re.I)
+
+
+def mode_shares(mode):
+    """True when a chmod/install mode gives the group or others any access."""
+    if re.fullmatch(r"[0-7]{3,4}", mode):
+        return int(mode, 8) & 0o077 != 0
+    return any(re.match(r"[ugo]*[ago][ugo]*[+=][rwxX]", part) for part in mode.split(",")) or \
+        bool(re.fullmatch(r"[+=][rwxX]+", mode))
+
+
+def secret_modes(text):
+    """(line, command, mode) of every chmod or install -m applied to something secret."""
+    for line, cmd in shell_commands(text):
+        for m in re.finditer(r"\b(?:chmod\s+(?:-\w+\s+)*|install\s+(?:-\w+\s+)*-m\s*)(\S+)([^;&|#]*)", cmd):
+            if SECRET_WORDS.search(m.group(2)):
+                yield line, cmd, m.group(1)
+
+
+@test
+def no_doc_makes_secret_files_readable_by_group_or_others():
+    assert mode_shares("0444") and mode_shares("a+r") and mode_shares("go+r") and not mode_shares("0400") \
+        and not mode_shares("u=r"), "expected the mode check itself to tell 0444/a+r from 0400/u=r"
+    seen, wrong = 0, []
+    for name, text in repo_text_files():
+        if not name.endswith((".md", ".in", ".yaml", ".conf", ".example", "Containerfile", ".dockerignore")):
+            continue
+        for line, cmd, mode in secret_modes(text):
+            seen += 1
+            if mode_shares(mode):
+                wrong.append("%s:%d: %s" % (name, line, cmd))
+    assert seen, "expected the docs to show at least one chmod/install -m for a secret file"
+    assert not wrong, "expected owner-only modes (0400/0600) for secret files, got:\n%s" % "\n".join(wrong)
+
+
+# ---- the image itself (podman) ----
+
 PODMAN = shutil.which("podman")
 if not PODMAN:
-    skip_all("podman is not installed")
+    diag("podman is not installed: only the static checks run")
+    run()
 FLAGS = shlex.split(os.environ.get("ZMB_PODMAN_FLAGS", ""))
 
 
@@ -52,7 +152,8 @@ def podman(*args, timeout=120, check=False, flags=None):
 
 
 if podman("image", "exists", BASE_IMAGE).returncode != 0:
-    skip_all("no local base image %s (see container/README.md)" % BASE_IMAGE)
+    diag("no local base image %s (see container/README.md): only the static checks run" % BASE_IMAGE)
+    run()
 
 
 def pick_run_flags():
@@ -75,7 +176,8 @@ def pick_run_flags():
         if r.returncode == 0:
             return global_flags, extra
         errors.append("%s: %s" % (" ".join(global_flags + extra) or "defaults", r.stderr.strip().splitlines()[-1:]))
-    skip_all("podman cannot run containers here: " + "; ".join(errors))
+    diag("podman cannot run containers here: " + "; ".join(errors) + "; only the static checks run")
+    run()
 
 
 FLAGS, RUN_FLAGS = pick_run_flags()
