@@ -134,6 +134,46 @@ def no_doc_makes_secret_files_readable_by_group_or_others():
     assert not wrong, "expected owner-only modes (0400/0600) for secret files, got:\n%s" % "\n".join(wrong)
 
 
+def compose_services():
+    """compose.yaml's services as a dict: parsed with PyYAML (python3-yaml) where present."""
+    text = open(os.path.join(ROOT, "container", "compose.yaml")).read()
+    try:
+        import yaml
+    except ImportError:
+        diag("python3-yaml missing: compose.yaml checked line by line")
+        services, current = {}, None
+        for line in text.splitlines():
+            m = re.match(r"^  (\w[\w-]*):\s*$", line) or re.match(r"^    (\w+):\s*(\S.*)?$", line)
+            if m and line.startswith("    ") and current is not None:
+                services[current][m.group(1)] = (m.group(2) or "").strip('"')
+            elif m and not line.startswith("    "):
+                current = m.group(1)
+                services[current] = {}
+        return services
+    return yaml.safe_load(text)["services"]
+
+
+def compose_bytes(value):
+    """A compose memory value ("256m", "1g", 268435456) in bytes."""
+    m = re.fullmatch(r"(\d+)([bkmg]?)b?", str(value).lower())
+    assert m, "expected a memory size like 256m, got %r" % value
+    return int(m.group(1)) * 1024 ** "bkmg".index(m.group(2) or "b")
+
+
+@test
+def compose_limits_memory_and_the_broker_refuses_oversized_publishes():
+    # The backstop and the broker-side guard of docs/operations.md "Memory and message size".
+    bridge = compose_services()["bridge"]
+    limit = bridge.get("mem_limit") or \
+        bridge.get("deploy", {}).get("resources", {}).get("limits", {}).get("memory")
+    assert limit, "expected mem_limit (or deploy.resources.limits.memory) on the bridge, got %s" % sorted(bridge)
+    assert 64 << 20 <= compose_bytes(limit) <= 512 << 20, "expected 64m..512m, got %s" % limit
+    conf = open(os.path.join(ROOT, "container", "mosquitto", "mosquitto.conf")).read()
+    m = re.search(r"^message_size_limit\s+(\d+)\s*$", conf, re.M)
+    assert m and 0 < int(m.group(1)) <= 16 << 20, \
+        "expected mosquitto.conf to set message_size_limit (1 MiB recommended), got %s" % (m and m.group(0))
+
+
 # ---- the image itself (podman) ----
 
 PODMAN = shutil.which("podman")
