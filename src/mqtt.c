@@ -48,6 +48,11 @@
  * check (mosquitto_loop_misc) after `keepalive` seconds, then retried.
  *   - struct mosquitto_message has no dup flag: every delivery, first or
  * repeated, reaches on_message alike; the bridge deduplicates.
+ *   - The broker (mosquitto 2.0.11, measured in tests/test_mqtt.c) drops a
+ * publish over the Maximum Packet Size we announce, but a dropped QoS 1 one
+ * keeps its slot in our receive window until we reconnect: receive_maximum of
+ * them stall delivery. The broker's message_size_limit avoids that
+ * (docs/operations.md).
  *
  * Contract for callers: commit, then mqtt_session_flush(), then
  * mqtt_session_free(). free sends DISCONNECT only when nothing awaits a flush
