@@ -16,7 +16,7 @@ import urllib.parse  # noqa: E402
 
 import room_view  # noqa: E402
 import synapse  # noqa: E402
-from harness import (BRIDGE_BIN, PAYLOADS, SynapseWorld, World, payload_variant, periodic_report, run_in,  # noqa: E402
+from harness import (BRIDGE_BIN, PAYLOADS, Bridge, SynapseWorld, World, payload_variant, periodic_report, run_in,  # noqa: E402
                      wait_for)
 from tap import diag, run, skip_all, test  # noqa: E402
 
@@ -224,6 +224,34 @@ def a_full_outbox_goes_out_exactly_once_and_in_order_across_a_crash_and_an_outag
     with_world(ALL, body)
 
 
+# Both sides of a differential story run on one fixed test clock: a minute turning between
+# the two runs must not make the rooms differ ("Failed 2 times since ...").
+STORY_TIME = 1799996400   # Fri 2027-01-15 07:00 UTC
+
+
+def clock_env(workdir):
+    path = os.path.join(workdir, "clock")
+    with open(path, "w") as f:
+        f.write("%d\n" % STORY_TIME)
+    return {"ZMB_TEST_CLOCK": path}
+
+
+def fake_world_on_the_clock(routes, extra):
+    """The fake homeserver's world with the bridge on the fixed story clock, /sync running."""
+    w = World(routes, extra=extra, start_bridge=False)
+    w.bridge = Bridge(w.dir, w.config, env=clock_env(w.dir))
+    w.bridge.wait_log("joined room", 10)
+    wait_for(lambda: any("/sync" in r["path"] for r in w.hs.requests()), 10, "the first /sync")
+    return w
+
+
+def synapse_world_on_the_clock(routes, extra):
+    w = SynapseWorld(routes, extra=extra, start_bridge=False)
+    w.env.update(clock_env(w.dir))
+    w.start_bridge()
+    return w
+
+
 def fake_room_events(w, room="!alerts:localhost"):
     evs = w.hs.call("GET", "/_fake/rooms/%s/events" % urllib.parse.quote(room, safe=""))
     return evs.get("events", evs) if isinstance(evs, dict) else evs
@@ -265,9 +293,8 @@ def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
         return text()
 
     rooms = {}
-    fake = World(ALL, extra=CHATOPS)
+    fake = fake_world_on_the_clock(ALL, CHATOPS)
     try:
-        wait_for(lambda: any("/sync" in r["path"] for r in fake.hs.requests()), 10, "the first /sync")
         rooms["fake"] = story(
             lambda p: fake.broker.publish("zuul/scs/periodic-daily", payload=p),
             lambda target, key: fake.hs.inject("!alerts:localhost", "@alice:localhost",
@@ -277,7 +304,7 @@ def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
             lambda: fake_room_events(fake))
     finally:
         fake.close()
-    real = SynapseWorld(ALL, extra=CHATOPS)
+    real = synapse_world_on_the_clock(ALL, CHATOPS)
     try:
         room = real.rooms["alerts"]
         rooms["synapse"] = story(
@@ -324,9 +351,8 @@ def a_kick_and_the_invite_back_give_the_same_room_on_the_fake_and_on_synapse():
         return text
 
     rooms = {}
-    fake = World(ALL, extra=CHATOPS)
+    fake = fake_world_on_the_clock(ALL, CHATOPS)
     try:
-        wait_for(lambda: any("/sync" in r["path"] for r in fake.hs.requests()), 10, "the first /sync")
         quoted = urllib.parse.quote("!alerts:localhost", safe="")
         rooms["fake"] = story(
             lambda p: fake.broker.publish("zuul/scs/check", payload=p),
@@ -338,7 +364,7 @@ def a_kick_and_the_invite_back_give_the_same_room_on_the_fake_and_on_synapse():
         fake_log = fake.bridge.log()
     finally:
         fake.close()
-    real = SynapseWorld(ALL, extra=CHATOPS)
+    real = synapse_world_on_the_clock(ALL, CHATOPS)
     try:
         room = real.rooms["alerts"]
         rooms["synapse"] = story(
