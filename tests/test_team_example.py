@@ -242,7 +242,9 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_alerts_its_owner():
                          "the incident edited to list all 12 jobs")[-1]
         assert all(p in final["body"] for p in broken), final["body"]
         assert "12 failed builds in 6 projects" in final["body"], final["body"]
-        assert len(edits_of(w, inc[0]["event_id"])) >= 2, "expected the message edited as it grew"
+        # Edits queued together collapse into the newest (deliver.c supersedes the older
+        # unsent ones), so how many went out depends on timing; that it was edited does not.
+        assert len(edits_of(w, inc[0]["event_id"])) >= 1, "expected the message edited as it grew"
 
         # No per-project alerts: nothing else names the broken projects, nobody but the
         # on-call is pinged about them, and the provider's room hears nothing.
