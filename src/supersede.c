@@ -53,7 +53,7 @@ static char *silent_edit_target(const char *json, supersede_lookup_fn lookup, vo
 	return target;
 }
 
-bool supersede_is_stale(const char *head_json, const char *const *later, size_t n, supersede_lookup_fn lookup,
+bool supersede_is_stale(const char *head_json, supersede_later_fn later, size_t n, supersede_lookup_fn lookup,
 			void *data)
 {
 	char *target = silent_edit_target(head_json, lookup, data);
@@ -61,7 +61,7 @@ bool supersede_is_stale(const char *head_json, const char *const *later, size_t 
 		return false;
 	bool stale = false;
 	for (size_t i = 0; i < n && !stale; i++) {
-		char *other = silent_edit_target(later[i], lookup, data);
+		char *other = silent_edit_target(later(i, data), lookup, data);
 		stale = other && strcmp(other, target) == 0;
 		free(other);
 	}
