@@ -264,6 +264,19 @@ class Bridge:
         return subprocess.run([BRIDGE_BIN] + list(args), capture_output=True, env=self.env, timeout=30)
 
 
+def close_world(w):
+    """Stops a world's bridge, broker and homeserver (whichever were started) and removes its
+    directory unless ZMB_KEEP_TEST_DIRS is set."""
+    for part in (w.bridge, w.broker, w.hs):
+        try:
+            if part:
+                part.stop()
+        except Exception:
+            pass
+    if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
+        shutil.rmtree(w.dir, ignore_errors=True)
+
+
 class World:
     """One test's broker + homeserver + bridge, in a temporary directory."""
 
@@ -280,13 +293,7 @@ class World:
             self.bridge.wait_log("joined room", 10)
 
     def close(self):
-        for stop in (lambda: self.bridge and self.bridge.stop(), self.broker.stop, self.hs.stop):
-            try:
-                stop()
-            except Exception:
-                pass
-        if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        close_world(self)
 
 
 class SynapseWorld:
@@ -369,11 +376,4 @@ class SynapseWorld:
                 if e["type"] == kind and e["sender"] == self.bot.user_id]
 
     def close(self):
-        for stop in (lambda: self.bridge and self.bridge.stop(), lambda: self.broker and self.broker.stop(),
-                     lambda: self.hs and self.hs.stop()):
-            try:
-                stop()
-            except Exception:
-                pass
-        if not os.environ.get("ZMB_KEEP_TEST_DIRS"):
-            shutil.rmtree(self.dir, ignore_errors=True)
+        close_world(self)

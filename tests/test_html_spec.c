@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 
+#include "fileutil.h"
 #include "html_check.h"
 #include "strbuf.h"
 #include "test.h"
@@ -65,21 +66,6 @@ static void check_content(const char *what, const cJSON *content)
 	}
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct strbuf sb = STRBUF_INIT;
-	char buf[65536];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		strbuf_append(&sb, buf, n);
-	fclose(f);
-	*len = sb.len;
-	return strbuf_detach(&sb);
-}
-
 /* The checker's verdict on html: 0 ok, -1 refused (why printed as a TAP diagnostic). */
 static int verdict(const char *html)
 {
@@ -127,7 +113,7 @@ static struct zuul_event *payload_event(const char *name)
 	struct strbuf path = STRBUF_INIT;
 	strbuf_printf(&path, "%s/%s", PAYLOAD_DIR, name);
 	size_t len = 0;
-	char *json = read_file(strbuf_str(&path), &len);
+	char *json = file_read_all(strbuf_str(&path), &len);
 	char err[256] = "";
 	struct zuul_event *ev = json ? zuul_event_parse(json, len, err, sizeof err) : NULL;
 	free(json);
@@ -161,7 +147,7 @@ static void test_checker_accepts_every_tag_of_the_spec(void)
 static void run_shared_cases(const char *kind, int want)
 {
 	size_t len = 0;
-	char *json = read_file(CASES, &len);
+	char *json = file_read_all(CASES, &len);
 	cJSON *cases = json ? cJSON_ParseWithLength(json, len) : NULL;
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(cases, kind);
 	CHECK(cJSON_GetArraySize(list) > 5);

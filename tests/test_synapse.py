@@ -252,6 +252,14 @@ def synapse_world_on_the_clock(routes, extra):
     return w
 
 
+def assert_same_room(rooms):
+    """rooms["fake"] and rooms["synapse"] (normalised texts) are equal, else a diff says where."""
+    if rooms["fake"] != rooms["synapse"]:
+        import difflib
+        raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
+            rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
+
+
 def fake_room_events(w, room="!alerts:localhost"):
     evs = w.hs.call("GET", "/_fake/rooms/%s/events" % urllib.parse.quote(room, safe=""))
     return evs.get("events", evs) if isinstance(evs, dict) else evs
@@ -314,10 +322,7 @@ def the_fake_homeserver_and_synapse_end_with_the_same_room_for_the_same_story():
             lambda: real.hs.messages(real.alice, room))
     finally:
         real.close()
-    if rooms["fake"] != rooms["synapse"]:
-        import difflib
-        raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
-            rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
+    assert_same_room(rooms)
     assert "Recovered" in rooms["synapse"] and EYES in rooms["synapse"], rooms["synapse"]
 
 
@@ -375,10 +380,7 @@ def a_kick_and_the_invite_back_give_the_same_room_on_the_fake_and_on_synapse():
         real_log = real.bridge.log()
     finally:
         real.close()
-    if rooms["fake"] != rooms["synapse"]:
-        import difflib
-        raise AssertionError("the rooms differ:\n" + "\n".join(difflib.unified_diff(
-            rooms["fake"].splitlines(), rooms["synapse"].splitlines(), "fake", "synapse", lineterm="")))
+    assert_same_room(rooms)
     for log in (fake_log, real_log):
         assert log.count("the bot was removed from the room") == 1, log[-2000:]
         assert "dead letter" not in log
