@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "disposition.h"
 #include "loop.h"
 #include "incident.h"
 #include "owners.h"
@@ -59,6 +60,10 @@ struct chatops_host {
  * arriving before the homeserver answered are muted too; /sync waits for chatops_set_rooms. */
 struct chatops *chatops_new(struct loop *loop, const struct config *conn, const struct config *cfg,
 			    const char *user_id, struct store *store, const struct chatops_host *host);
+/* The room state kept in store, to ask what the next report would become
+ * (chatops_gather_facts, chatops_triage) without acting: it follows no room, posts
+ * nothing and writes nothing, so it may look at the state_dir of a running bridge. */
+struct chatops *chatops_view_new(const struct config *cfg, struct store *store);
 /* Whether chatops still has to read the rooms' history (a new state_dir) before
  * reports can be decided: the host takes no reports until history_known is called. */
 bool chatops_awaits_history(const struct chatops *c);
@@ -68,11 +73,13 @@ void chatops_set_user_id(struct chatops *c, const char *user_id);
 void chatops_set_rooms(struct chatops *c, const struct chatops_room *rooms, size_t n);
 void chatops_reload(struct chatops *c, const struct config *cfg);
 
-/* Whether ev, about to be posted into room (its configured name), is a failure muted
- * there with `mute`; if so it is counted against the mute and must not be posted. A
- * project mute covers every failure of the project; job mutes cover a failure only when
- * every failed build's job is muted. */
-bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev);
+/* Until when ev, a report for room (its configured name), is a failure muted there with
+ * `mute` (wall ms; 0: not muted). A project mute covers every failure of the project; job
+ * mutes cover a failure only when every failed build's job is muted. Changes nothing. */
+int64_t chatops_mute_until(struct chatops *c, const char *room, const struct zuul_event *ev);
+/* A muted ev was not posted into room: counted against its mutes (the unmute notice
+ * tells how many). */
+void chatops_mute_count(struct chatops *c, const char *room, const struct zuul_event *ev);
 
 /* The owners of a failure: the winning `owners` rule of each failed build's job (of the
  * report as a whole when no build failed, as in a merge conflict), without repeats. */
@@ -107,23 +114,30 @@ void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const 
  * (a reaction on its message), so it is remembered with its content. */
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
 			   const char *route, const char *key, const cJSON *content);
-/* With threads on: the root txn of an open failure of route that ev repeats (same
- * project, branch, pipeline and failed jobs), so ev goes into its thread; NULL: ev is
- * new. Caller frees. */
-char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_event *ev);
 /* A repeat was queued into root_txn's thread as txn: count it and edit the root. */
 void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *txn);
-/* A success report: the open failures of route with the same project, branch and
- * pipeline recovered; says so in their threads and edits their roots. Called for every
- * route, matched or not: a route that posts only failures still learns of recovery. */
-/* While away (see chatops_away_begin), a failure that was never delivered is not told as
- * recovered: it joins the catch-up summary, and the success with it. */
-enum chatops_recovery {
-	CHATOPS_NO_RECOVERY,        /* not a success, or nothing open: post it as the route says */
-	CHATOPS_RECOVERED_IN_THREAD, /* told in the streak's thread: not posted again at the top */
-	CHATOPS_RECOVERY_SUMMARISED, /* left to the catch-up summary: not posted either */
+/* A success ends the open failures of route with the same project, branch and pipeline
+ * (disposition.h's closes_streaks): marks them recovered, says so in their threads and
+ * edits their roots. Called for every route, matched or not: a route that posts only
+ * failures still learns of recovery. While away (see chatops_away_begin), a failure that
+ * was never delivered is not told as recovered: it joins the catch-up summary, and the
+ * success with it. */
+void chatops_close_streaks(struct chatops *c, const char *route, const struct zuul_event *ev);
+
+/* The room state a report's disposition in route's room depends on (disposition.h),
+ * read without changing anything: open failure streaks, the open failure it repeats,
+ * mutes, the catch-up, and the incident that absorbed it (incidents: what triage said
+ * of this report). Fills the room side of *facts, which borrows from *own; c may be NULL
+ * (no room side). Free own with chatops_facts_clear. */
+struct chatops_facts {
+	struct store_failure streak;
+	struct store_failure repeat;
+	struct strbuf incident;
 };
-enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev);
+void chatops_gather_facts(struct chatops *c, const struct route *r, const struct zuul_event *ev,
+			  const struct incident_outcome *incidents, struct disposition_facts *facts,
+			  struct chatops_facts *own);
+void chatops_facts_clear(struct chatops_facts *own);
 
 /* Catch-up after an absence (chatops.catch_up_after): from since_ms (wall clock) the bridge
  * counts as away: failures that arrive and recover before they were posted are summarised

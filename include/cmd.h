@@ -23,8 +23,9 @@ struct zuul_event;
 /* Loads the configuration (config_load flags); prints every problem to stderr and
  * returns NULL when it is unusable. Caller frees with config_free. */
 struct config *cmd_load_config(const char *config_path, unsigned flags);
-/* Reads and decodes EVENT.json ("-": stdin); prints why not to stderr. Caller frees. */
-struct zuul_event *cmd_load_event(const char *event_path);
+/* Reads and decodes EVENT.json ("-": stdin); prints why not to stderr. Caller frees,
+ * and frees *key, the report's event key (zuul_event_key), when key is not NULL. */
+struct zuul_event *cmd_load_event(const char *event_path, char **key);
 
 /* Prints "zuul-matrix-bridge: " + message to stderr; returns EXIT_USAGE. */
 int cmd_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -11,6 +11,7 @@
 
 #include "chatops.h"
 #include "deliver.h"
+#include "disposition.h"
 #include "duration.h"
 #include "clock.h"
 #include "log.h"
@@ -21,6 +22,7 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "relations.h"
+#include "report_facts.h"
 #include "report.h"
 #include "route.h"
 #include "session.h"
@@ -385,19 +387,6 @@ static int queue_content(struct bridge *b, const char *route, const char *room, 
 	return rc;
 }
 
-/* With the route's edit_start: the start report of the same item posted before (its
- * txn, caller frees), which the result replaces instead of being a second message. */
-static char *start_to_edit(struct bridge *b, const struct route *r, const struct zuul_event *ev, const char *key)
-{
-	if (!config_route_chatops(b->cfg, r)->edit_start || strcmp(ev->action, "start") == 0)
-		return NULL;
-	char *txn = bridge_txn_id(key, "start", r->name);
-	if (store_txn_known(b->store, txn) == 1)
-		return txn;
-	free(txn);
-	return NULL;
-}
-
 /* A repeat went into the open failure's thread: its start report, already in the room,
  * becomes one line pointing there instead of a second full report. */
 static void edit_start_into_pointer(struct bridge *b, const struct route *r, const struct zuul_event *ev,
@@ -448,9 +437,10 @@ static cJSON *compose(struct bridge *b, const struct route *r, size_t i, const s
 	}
 }
 
-/* One matching route: renders the report and queues it as a new message, a reply in an
- * open failure's thread, or an edit of the start report. */
-static void route_one(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev, const char *key)
+/* Posts the report as d says: a new message, a reply in an open failure's thread, or an
+ * edit of its start report. */
+static void post_report(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
+			const char *key, const struct disposition_facts *facts, const struct disposition *d)
 {
 	/* Whoever owns the failure brings their own runbook and hint, else the route's apply. */
 	struct chatops_owners owners;
@@ -458,78 +448,90 @@ static void route_one(struct bridge *b, const struct route *r, size_t i, const s
 	struct report_context ctx = {.route_name = r->name};
 	chatops_what_to_do(b->cfg, r, &owners, &ctx.runbook, &ctx.hint);
 	char *txn = bridge_txn_id(key, ev->action, r->name);
-	char *start_txn = start_to_edit(b, r, ev, key);
+	const char *start_txn = facts->start_txn;
 	/* The message the room will react to: the start report when it is edited in place. */
-	const char *claim_txn = start_txn ? start_txn : txn;
-	/* A repeat of an open failure goes into its thread, without pinging anyone again. */
-	char *root = chatops_repeat_of(b->chatops, r->name, ev);
-	cJSON *content = compose(b, r, i, ev, key, &ctx, &owners, claim_txn, root != NULL);
+	const char *claim_txn = d->kind == DISPOSITION_EDIT ? start_txn : txn;
+	bool repeat = d->kind == DISPOSITION_THREAD_REPLY;
+	/* A repeat goes into its thread without pinging anyone again. */
+	cJSON *content = compose(b, r, i, ev, key, &ctx, &owners, claim_txn, repeat);
 	cJSON *edit = NULL;
-	if (root) {
+	if (repeat) {
 		relations_make_thread_reply(content, NULL, NULL);
-		relations_point_at_txn(content, root);
-	} else if (start_txn) {
+		relations_point_at_txn(content, facts->repeat.txn);
+	} else if (d->kind == DISPOSITION_EDIT) {
 		/* The edit's own m.mentions pings whoever the result mentions. */
 		edit = relations_edit_new(content, NULL, NULL);
 		relations_point_at_txn(edit, start_txn);
 	}
 	if (queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
 		b->stats.last_report_ms = clock_real_ms();
-		if (root) {
-			chatops_repeat_queued(b->chatops, root, txn);
-			if (start_txn)
+		if (repeat) {
+			chatops_repeat_queued(b->chatops, facts->repeat.txn, txn);
+			if (d->start_becomes_pointer)
 				edit_start_into_pointer(b, r, ev, key, start_txn);
 		} else {
 			chatops_report_queued(b->chatops, ev, claim_txn, r->room, r->name, key, content);
 		}
 	}
 	cJSON_Delete(edit);
-	free(root);
-	free(start_txn);
 	free(txn);
 	cJSON_Delete(content);
 }
 
+/* One route's part of a report: what is known (the route's verdict, the room state),
+ * what that makes of the report (disposition_decide, the one place that decides), and
+ * doing it. Returns whether the report counted as routed. */
+static bool route_one(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
+		      const char *key, const struct incident_outcome *incidents)
+{
+	struct report_facts rf;
+	report_facts_gather(b->chatops, b->store, b->cfg, r, ev, key, incidents, &rf);
+	struct disposition d;
+	disposition_decide(ev, &rf.facts, &d);
+
+	if (d.closes_streaks)
+		chatops_close_streaks(b->chatops, r->name, ev);
+	switch (d.kind) {
+	case DISPOSITION_NOT_ROUTED:
+		break;
+	case DISPOSITION_RECOVERY:
+	case DISPOSITION_CATCHUP:
+		break; /* closing the streaks told it */
+	case DISPOSITION_MUTED:
+		chatops_mute_count(b->chatops, r->room, ev);
+		break;
+	case DISPOSITION_INCIDENT:
+	case DISPOSITION_NEW_MESSAGE:
+	case DISPOSITION_THREAD_REPLY:
+	case DISPOSITION_EDIT:
+		/* An incident this report opened or grew is shown in every room it reaches. */
+		chatops_incidents_post(b->chatops, r, config_route_chatops(b->cfg, r)->mention_oncall, incidents);
+		if (d.kind != DISPOSITION_INCIDENT)
+			post_report(b, r, i, ev, key, &rf.facts, &d);
+		break;
+	}
+	if (d.kind != DISPOSITION_NOT_ROUTED)
+		log_kv(d.kind == DISPOSITION_NEW_MESSAGE ? ZLOG_DEBUG : ZLOG_INFO, disposition_log_message(d.kind), "route", r->name,
+		       "key", key, "action", ev->action, "project", ev->item.project, "decision",
+		       disposition_kind_name(d.kind), "why", strbuf_str(&d.why), NULL);
+	bool routed = disposition_routed(d.kind);
+	disposition_clear(&d);
+	report_facts_clear(&rf);
+	return routed;
+}
+
+/* A decoded report's way into the rooms: triage first (an infrastructure failure may be
+ * absorbed into an incident: one message per incident, not one alert per project), then
+ * each route decides and acts. */
 static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
 {
-	size_t matched = 0;
-	/* Infrastructure failures become incidents: one message per incident, not one alert
-	 * per project (an absorbed report posts nothing of its own). */
 	struct incident_outcome incidents;
-	bool absorbed = chatops_triage(b->chatops, ev, key, &incidents);
-	for (size_t i = 0; i < b->cfg->n_routes; i++) {
-		const struct route *r = &b->cfg->routes[i];
-		enum chatops_recovery recovery = chatops_check_recovery(b->chatops, r->name, ev);
-		if (!route_matches(r, ev, NULL))
-			continue;
-		if (recovery == CHATOPS_RECOVERY_SUMMARISED) {
-			matched++;
-			log_kv(ZLOG_INFO, "report left to the catch-up summary", "route", r->name, "key", key, NULL);
-			continue;
-		}
-		if (recovery == CHATOPS_RECOVERED_IN_THREAD) {
-			/* The streak's thread and its root tell the recovery; the room has heard it. */
-			matched++;
-			log_kv(ZLOG_INFO, "success closes a failure streak; told in its thread", "route", r->name, "key", key,
-			       NULL);
-			continue;
-		}
-		matched++;
-		if (chatops_muted(b->chatops, r->room, ev)) {
-			log_kv(ZLOG_INFO, "report muted", "route", r->name, "key", key, "action", ev->action, "project",
-			       ev->item.project, NULL);
-			continue;
-		}
-		chatops_incidents_post(b->chatops, r, config_route_chatops(b->cfg, r)->mention_oncall, &incidents);
-		if (absorbed) {
-			log_kv(ZLOG_INFO, "report absorbed into an infrastructure incident", "route", r->name, "key", key,
-			       "project", ev->item.project, NULL);
-			continue;
-		}
-		route_one(b, r, i, ev, key);
-	}
+	chatops_triage(b->chatops, ev, key, &incidents);
+	size_t routed = 0;
+	for (size_t i = 0; i < b->cfg->n_routes; i++)
+		routed += route_one(b, &b->cfg->routes[i], i, ev, key, &incidents);
 	incident_outcome_free(&incidents);
-	if (!matched) {
+	if (!routed) {
 		b->stats.filtered++;
 		log_kv(ZLOG_DEBUG, "report matches no route", "key", key, "action", ev->action, "pipeline",
 		       ev->pipeline, "project", ev->item.project, NULL);

@@ -328,6 +328,36 @@ struct chatops *chatops_new(struct loop *loop, const struct config *conn, const 
 	return c;
 }
 
+/* The view's host: the store answers, nothing is posted or written. */
+static int view_post(const char *room, const char *kind, const char *key, const cJSON *content, void *data)
+{
+	(void)room, (void)kind, (void)key, (void)content, (void)data;
+	return 0;
+}
+
+static char *view_kv_get(const char *key, void *data)
+{
+	return store_kv_get(data, key);
+}
+
+static void view_kv_set(const char *key, const char *value, void *data)
+{
+	(void)key, (void)value, (void)data;
+}
+
+struct chatops *chatops_view_new(const struct config *cfg, struct store *store)
+{
+	struct chatops *c = xcalloc(1, sizeof *c);
+	c->conn = cfg;
+	c->cfg = cfg;
+	c->store = store;
+	c->host = (struct chatops_host){.post = view_post, .kv_get = view_kv_get, .kv_set = view_kv_set, .data = store};
+	chatops_mutes_load(c);
+	chatops_incidents_configure(c);
+	chatops_catchup_load(c);
+	return c;
+}
+
 static void rooms_clear(struct chatops *c)
 {
 	for (size_t i = 0; i < c->n_rooms; i++) {
@@ -407,7 +437,8 @@ void chatops_free(struct chatops *c)
 	chatops_rooms_free(c);
 	incident_tracker_free(c->incidents);
 	cJSON_Delete(c->catchup);
-	loop_timer_cancel(c->loop, c->tick_timer);
+	if (c->loop)
+		loop_timer_cancel(c->loop, c->tick_timer);
 	rooms_clear(c);
 	for (size_t i = 0; i < c->n_mutes; i++)
 		chatops_mute_clear(&c->mutes[i]);

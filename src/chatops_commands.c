@@ -100,34 +100,46 @@ static void mute_describe(const char *project, const char *job, struct strbuf *o
 }
 
 
-bool chatops_muted(struct chatops *c, const char *room, const struct zuul_event *ev)
+int64_t chatops_mute_until(struct chatops *c, const char *room, const struct zuul_event *ev)
 {
 	if (!c || !ev->item.project || !chatops_is_failure_action(ev->action))
-		return false;
+		return 0;
 	int64_t now = clock_wall_ms();
-	struct mute *whole = mute_find(c, room, ev->item.project, NULL);
-	if (whole && whole->until_ms > now) {
-		whole->count++;
-		mutes_save(c);
-		return true;
-	}
-	size_t failed = 0;
+	const struct mute *whole = mute_find(c, room, ev->item.project, NULL);
+	if (whole && whole->until_ms > now)
+		return whole->until_ms;
+	/* Job mutes: every failed job muted; the report is muted until the first ends. */
+	int64_t until = 0;
 	for (size_t i = 0; i < ev->n_builds; i++) {
 		const struct zuul_build *b = &ev->builds[i];
 		if (!zuul_build_failed(b))
 			continue;
-		failed++;
-		struct mute *m = b->job_name ? mute_find(c, room, ev->item.project, b->job_name) : NULL;
+		const struct mute *m = b->job_name ? mute_find(c, room, ev->item.project, b->job_name) : NULL;
 		if (!m || m->until_ms <= now)
-			return false;
+			return 0;
+		if (!until || m->until_ms < until)
+			until = m->until_ms;
 	}
-	if (failed == 0)
-		return false;
-	for (size_t i = 0; i < ev->n_builds; i++)
-		if (zuul_build_failed(&ev->builds[i]))
-			mute_find(c, room, ev->item.project, ev->builds[i].job_name)->count++;
+	return until;
+}
+
+void chatops_mute_count(struct chatops *c, const char *room, const struct zuul_event *ev)
+{
+	if (!c || !ev->item.project)
+		return;
+	struct mute *whole = mute_find(c, room, ev->item.project, NULL);
+	if (whole && whole->until_ms > clock_wall_ms()) {
+		whole->count++;
+	} else {
+		for (size_t i = 0; i < ev->n_builds; i++) {
+			const struct zuul_build *b = &ev->builds[i];
+			struct mute *m = zuul_build_failed(b) && b->job_name ? mute_find(c, room, ev->item.project, b->job_name)
+									 : NULL;
+			if (m)
+				m->count++;
+		}
+	}
 	mutes_save(c);
-	return true;
 }
 
 

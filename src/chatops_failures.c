@@ -128,20 +128,58 @@ static char *thread_key(const struct zuul_event *ev)
 	return strbuf_detach(&sb);
 }
 
-char *chatops_repeat_of(struct chatops *c, const char *route, const struct zuul_event *ev)
+/* Facts for disposition.h: the open failure of route that ev repeats (same project,
+ * branch, pipeline and failed jobs). 1 and *out filled, or 0. */
+static int open_failure_repeated(struct chatops *c, const char *route, const struct zuul_event *ev,
+				 struct store_failure *out)
 {
-	if (!c || !c->cfg->chatops.threads || !chatops_is_failure_action(ev->action))
-		return NULL;
+	if (!c->cfg->chatops.threads || !chatops_is_failure_action(ev->action))
+		return 0;
 	char *key = thread_key(ev);
-	struct store_failure f;
-	char *root = NULL;
-	if (store_failure_open_by_key(c->store, route, key, &f) == 1) {
-		root = f.txn_id;
-		f.txn_id = NULL;
-	}
-	store_failure_clear(&f);
+	int rc = store_failure_open_by_key(c->store, route, key, out);
 	free(key);
-	return root;
+	return rc == 1;
+}
+
+/* Facts for disposition.h: how many open failures of route a success ends, how many of
+ * them came and went unposted while away, and the oldest (kept in *oldest). */
+static void streaks_ended(struct chatops *c, const char *route, const struct zuul_event *ev,
+			  struct disposition_facts *facts, struct store_failure *oldest)
+{
+	if (!ev->action || strcmp(ev->action, "success") != 0)
+		return;
+	struct strbuf prefix = STRBUF_INIT;
+	thread_prefix(ev, &prefix);
+	struct store_failure *open;
+	size_t n;
+	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (facts->away && !open[i].event_id && open[i].opened_ms >= c->away_since_ms)
+				facts->streaks_unposted++;
+			if (i == 0)
+				*oldest = open[i];
+			else
+				store_failure_clear(&open[i]);
+		}
+		facts->streaks_open = n;
+		free(open);
+	}
+	strbuf_free(&prefix);
+}
+
+void chatops_failure_facts(struct chatops *c, const char *route, const struct zuul_event *ev,
+			   struct disposition_facts *facts, struct chatops_facts *own)
+{
+	facts->failure = chatops_is_failure_action(ev->action);
+	streaks_ended(c, route, ev, facts, &own->streak);
+	if (facts->streaks_open)
+		facts->streak = (struct disposition_failure){own->streak.txn_id, own->streak.event_id, own->streak.count,
+							     own->streak.opened_ms};
+	if (open_failure_repeated(c, route, ev, &own->repeat)) {
+		facts->has_repeat = true;
+		facts->repeat = (struct disposition_failure){own->repeat.txn_id, own->repeat.event_id, own->repeat.count,
+							     own->repeat.opened_ms};
+	}
 }
 
 cJSON *chatops_marker_new(const char *txn, const char *route, const char *key, const char *thread_key)
@@ -239,17 +277,15 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
 void chatops_catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
 			       const char *thread_key, const char *what, int64_t at_ms);
 
-enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *route, const struct zuul_event *ev)
+void chatops_close_streaks(struct chatops *c, const char *route, const struct zuul_event *ev)
 {
 	if (!c || !ev->action || strcmp(ev->action, "success") != 0)
-		return CHATOPS_NO_RECOVERY;
+		return;
 	bool away = c->away_since_ms > 0;
-	if (!c->cfg->chatops.threads && !away)
-		return CHATOPS_NO_RECOVERY;
 	struct strbuf prefix = STRBUF_INIT;
 	thread_prefix(ev, &prefix);
 	struct store_failure *open;
-	size_t n, summarised = 0, in_thread = 0;
+	size_t n, summarised = 0;
 	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
 		for (size_t i = 0; i < n; i++) {
 			struct store_failure *f = &open[i];
@@ -291,7 +327,6 @@ enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *rout
 			cJSON_Delete(notice);
 			chatops_post_claim_edit(c, f, "recovered");
 			log_kv(ZLOG_INFO, "failure recovered", "room", f->room, "route", route, "key", f->event_key, NULL);
-			in_thread++;
 			store_failure_clear(f);
 		}
 		free(open);
@@ -299,9 +334,6 @@ enum chatops_recovery chatops_check_recovery(struct chatops *c, const char *rout
 	if (summarised)
 		chatops_catchup_save(c);
 	strbuf_free(&prefix);
-	if (summarised)
-		return CHATOPS_RECOVERY_SUMMARISED;
-	return in_thread ? CHATOPS_RECOVERED_IN_THREAD : CHATOPS_NO_RECOVERY;
 }
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)

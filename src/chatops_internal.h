@@ -129,6 +129,11 @@ void chatops_on_reaction(struct chatops *c, const struct room_state *rs, const s
 void chatops_on_redaction(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
 			  const cJSON *content);
 
+/* Fills the failure side of a report's facts (disposition.h): the streaks a success
+ * ends, the open failure a failure repeats. facts->away must be set before. */
+void chatops_failure_facts(struct chatops *c, const char *route, const struct zuul_event *ev,
+			   struct disposition_facts *facts, struct chatops_facts *own);
+
 /* ---- chatops_escalate.c ---- */
 /* Whether nobody claimed or resolved the failure. */
 bool chatops_unclaimed(struct chatops *c, const struct store_failure *f);
@@ -139,6 +144,9 @@ void chatops_check_digests(struct chatops *c);
 /* Creates, re-options or drops the incident tracker to match the configuration. */
 void chatops_incidents_configure(struct chatops *c);
 void chatops_expire_incidents(struct chatops *c);
+/* Fills the incident side of a report's facts from what triage said of it. */
+void chatops_incident_facts(struct chatops *c, const struct incident_outcome *incidents,
+			    struct disposition_facts *facts, struct chatops_facts *own);
 
 /* ---- chatops_catchup.c ---- */
 void chatops_catchup_load(struct chatops *c);

@@ -93,6 +93,22 @@ bool chatops_triage(struct chatops *c, const struct zuul_event *ev, const char *
 	return absorbed;
 }
 
+void chatops_incident_facts(struct chatops *c, const struct incident_outcome *incidents,
+			    struct disposition_facts *facts, struct chatops_facts *own)
+{
+	if (!incidents->absorbed || !c->incidents)
+		return;
+	facts->absorbed = true;
+	/* The report joined an incident it opened or grew. */
+	const char *id = incidents->n_opened ? incidents->opened[0] : incidents->n_grown ? incidents->grown[0] : NULL;
+	struct incident_info info;
+	if (id && incident_get(c->incidents, id, &info) == 0) {
+		strbuf_printf(&own->incident, "%s (%s in tenant %s, %zu project%s so far)", id, info.cause,
+			      *info.tenant ? info.tenant : "(none)", info.n_projects, info.n_projects == 1 ? "" : "s");
+		facts->incident = strbuf_str(&own->incident);
+	}
+}
+
 /* Posts the incident into r's room, or edits it there when it was posted before (a route
  * that matched only later members posts it then). */
 static void incident_post_one(struct chatops *c, const struct route *r, bool mention, const char *id)

@@ -21,7 +21,7 @@ struct config *cmd_load_config(const char *config_path, unsigned flags)
 	return cfg;
 }
 
-struct zuul_event *cmd_load_event(const char *event_path)
+struct zuul_event *cmd_load_event(const char *event_path, char **key)
 {
 	size_t len;
 	char *payload = file_read_all(event_path, &len);
@@ -33,6 +33,8 @@ struct zuul_event *cmd_load_event(const char *event_path)
 	struct zuul_event *ev = zuul_event_parse(payload, len, err, sizeof err);
 	if (!ev)
 		fprintf(stderr, "%s: not a Zuul report: %s\n", event_path, err);
+	else if (key)
+		*key = zuul_event_key(ev, payload, len);
 	free(payload);
 	return ev;
 }

@@ -67,7 +67,7 @@ static int render_route(const char *config_path, const char *route_name, const c
 		fputs(")\n", stderr);
 		goto out;
 	}
-	ev = cmd_load_event(event_path);
+	ev = cmd_load_event(event_path, NULL);
 	if (!ev)
 		goto out;
 	struct strbuf why = STRBUF_INIT;

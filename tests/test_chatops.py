@@ -402,6 +402,61 @@ def repeated_failures_go_into_one_thread_that_counts_and_recovers():
 
 
 
+def explain(w, payload):
+    """`explain -c` on the running bridge's config and state_dir: the decision lines."""
+    path = os.path.join(w.dir, "next.json")
+    with open(path, "w") as f:
+        f.write(payload)
+    p = w.bridge.cli("explain", "-c", w.bridge.conf, path)
+    out = p.stdout.decode()
+    assert p.returncode in (0, 1), (p.returncode, p.stderr.decode())
+    assert "what it would become now" in out, (out, p.stderr.decode())
+    return out.split("what it would become now", 1)[1]
+
+
+@test
+def explain_tells_what_the_next_report_would_do_from_a_live_state_dir():
+    def body(w):
+        first = explain(w, periodic("n0"))
+        assert "route all (#alerts:localhost): a new message: a failure whose repeats will go into its thread" \
+            in first, first
+        for night in range(2):
+            w.broker.publish("zuul/scs/periodic-daily", payload=periodic("night%d" % night))
+        root = wait_for(lambda: top_level_failures(w), 10, "the root")[0]
+        wait_for(lambda: len(in_thread_of(w, root["event_id"])) == 1, 10, "the repeat in the thread")
+        # the bridge runs on: explain reads its state without disturbing it
+        out = explain(w, periodic("night2"))
+        assert "route all (#alerts:localhost): into the thread of %s: failed 3 times since" % root["event_id"] \
+            in out, out
+        out = explain(w, periodic("fixed", action="success"))
+        assert "told in the thread of %s: recovers a failure that failed 2 times since" % root["event_id"] in out, out
+        # explain decided, it did not act: the next success really recovers, once
+        w.broker.publish("zuul/scs/periodic-daily", payload=periodic("fixed", action="success"))
+        wait_for(lambda: any("Recovered" in e["content"]["body"] for e in in_thread_of(w, root["event_id"])), 10,
+                 "recovered in the thread")
+        reply_to(w, w.say("@alice:localhost", "!zuul mute SovereignCloudStack/standards 2h"))
+        # the mute reaches state.db with the turn's commit, which may follow the answer
+        wait_for(lambda: "muted in this room until 2026-01-12 10:00 UTC: counted, not posted"
+                 in explain(w, periodic("later")), 10, "explain to see the mute")
+        assert [e["event_id"] for e in top_level_failures(w)] == [root["event_id"]], "explain posts nothing"
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
+def explain_on_a_state_dir_the_bridge_never_used_decides_as_a_first_start_and_creates_nothing():
+    def body(w):
+        conf = os.path.join(w.dir, "fresh.conf")
+        fresh = os.path.join(w.dir, "never-used")
+        with open(conf, "w") as f:
+            f.write(w.config.replace('state_dir = "', 'state_dir = "%s"; # ' % fresh, 1))
+        p = w.bridge.cli("explain", "-c", conf, os.path.join(PAYLOADS, "shared-periodic-failure.json"))
+        out = p.stdout.decode()
+        assert "what it would become now (no state in %s yet: as on a first start)" % fresh in out, out
+        assert "route all (#alerts:localhost): a new message" in out, out
+        assert not os.path.exists(fresh), "explain must not create the state_dir"
+    with_chat(HANDOVER - 3600, body)
+
+
 @test
 def a_failure_thread_survives_a_restart():
     def body(w):

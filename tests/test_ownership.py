@@ -296,6 +296,13 @@ def a_broken_node_pool_is_one_incident_and_a_real_failure_still_alerts_its_owner
                     kind="m.reaction")
         wait_for(lambda: [c for c in edits() if c["body"].startswith("\U0001F440 Claimed by @bob:localhost")], 10,
                  "the claim on the incident")
+        # explain, on the live state_dir, tells that a seventh project would join it
+        path = os.path.join(w.dir, "n7.json")
+        with open(path, "w") as f:
+            f.write(node_failure("n7", "osism/p7", ["deploy"]))
+        out = w.bridge.cli("explain", "-c", w.bridge.conf, path).stdout.decode()
+        assert "route all (#alerts:localhost): absorbed into the infrastructure incident " in out, out
+        assert "(NODE_FAILURE in tenant scs, 7 projects so far)" in out, out  # this one included
         # a seventh project after the restart joins the same incident
         w.broker.publish("zuul/scs/periodic", payload=node_failure("n7", "osism/p7", ["deploy"]))
         wait_for(lambda: [c for c in edits() if "osism/p7" in c["body"]], 10, "the seventh project joining")
