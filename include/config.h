@@ -88,7 +88,11 @@ struct config_metrics {
 /* Chatops: claims by reaction, failure threads, room commands, the on-call rotation and
  * escalation. Off unless the `chatops` group is present; the defaults are filled either way. */
 struct config_chatops {
-	bool enabled;             /* the chatops group is present */
+	bool enabled;             /* default true; false: plain posting (no /sync, threads, claims,
+	                           * commands, incidents, escalation or catch-up) */
+	bool configured;          /* the chatops group is present */
+	bool claims;              /* default true: claim_reaction and resolve_reaction count */
+	bool commands;            /* default true: command_prefix commands are answered */
 	char *claim_reaction;     /* reaction key that claims a failure, default "👀" (U+1F440) */
 	char *resolve_reaction;   /* reaction key that resolves it, default "✅" (U+2705) */
 	char *command_prefix;     /* default "!zuul"; never empty, no whitespace */
@@ -118,10 +122,12 @@ struct config_route_chatops {
 };
 
 /* Infrastructure triage: failures whose build results name the infrastructure rather than
- * the change are grouped into one incident per (tenant, cause). The defaults are filled
- * even when the group is absent. */
+ * the change are grouped into one incident per (tenant, cause). On by default: the
+ * defaults are filled even when the group is absent. */
 struct config_triage {
-	bool enabled;             /* the triage group is present */
+	bool enabled;             /* default true; false with triage.enabled = false, or without the
+	                           * room side (chatops.enabled = false) */
+	bool configured;          /* the triage group is present */
 	char **infra_results;     /* build results meaning "infrastructure", [A-Z_]+; default NODE_FAILURE,
 	                           * RETRY_LIMIT, POST_FAILURE, DISK_FULL, LOST, EXCEPTION, ERROR */
 	size_t n_infra_results;

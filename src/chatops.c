@@ -99,14 +99,16 @@ static void on_event(const struct sync_event *ev, void *data)
 		return;
 	}
 	if (strcmp(ev->type, "m.reaction") == 0) {
-		chatops_on_reaction(c, rs, ev, content);
+		if (c->cfg->chatops.claims)
+			chatops_on_reaction(c, rs, ev, content);
 		return;
 	}
 	if (strcmp(ev->type, "m.room.redaction") == 0) {
-		chatops_on_redaction(c, rs, ev, content);
+		if (c->cfg->chatops.claims)
+			chatops_on_redaction(c, rs, ev, content);
 		return;
 	}
-	if (strcmp(ev->type, "m.room.message") != 0)
+	if (strcmp(ev->type, "m.room.message") != 0 || !c->cfg->chatops.commands)
 		return;
 	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
 	if (chatops_str_at(rel, "rel_type") && strcmp(chatops_str_at(rel, "rel_type"), "m.replace") == 0)

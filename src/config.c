@@ -48,8 +48,8 @@ static const char *const route_keys[] = {
 	"digest_at", "digest_timezone", NULL,
 };
 static const char *const chatops_keys[] = {
-	"claim_reaction", "resolve_reaction", "command_prefix", "command_power_level", "threads",
-	"escalate_after", "fallback_after", "fallback", "oncall", "workflow", "workflow_file",
+	"enabled", "claims", "commands", "claim_reaction", "resolve_reaction", "command_prefix",
+	"command_power_level", "threads", "escalate_after", "fallback_after", "fallback", "oncall", "workflow", "workflow_file",
 	"catch_up_after", NULL,
 };
 static const char *const oncall_keys[] = {
@@ -63,7 +63,7 @@ static const char *const owners_keys[] = {
 	"escalate_after", "runbook", "hint", NULL,
 };
 static const char *const triage_keys[] = {
-	"infra_results", "job_window", "job_min_projects", NULL,
+	"enabled", "infra_results", "job_window", "job_min_projects", NULL,
 };
 
 static const char *const all_keys[] = {
@@ -88,7 +88,7 @@ static const char *const all_keys[] = {
 	"metrics", "metrics.listen", "metrics.port",
 	"routes.edit_start", "routes.mention_oncall", "routes.runbook", "routes.hint", "routes.digest_at",
 	"routes.digest_timezone",
-	"chatops", "chatops.claim_reaction", "chatops.resolve_reaction", "chatops.command_prefix",
+	"chatops", "chatops.enabled", "chatops.claims", "chatops.commands", "chatops.claim_reaction", "chatops.resolve_reaction", "chatops.command_prefix",
 	"chatops.command_power_level", "chatops.threads", "chatops.escalate_after",
 	"chatops.fallback_after", "chatops.fallback",
 	"chatops.oncall", "chatops.oncall.members", "chatops.oncall.shift", "chatops.oncall.handover",
@@ -98,7 +98,7 @@ static const char *const all_keys[] = {
 	"owners", "owners.tenants", "owners.pipelines", "owners.projects", "owners.jobs", "owners.users",
 	"owners.forward_room", "owners.forward_after", "owners.escalate_after", "owners.runbook",
 	"owners.hint",
-	"triage", "triage.infra_results", "triage.job_window", "triage.job_min_projects",
+	"triage", "triage.enabled", "triage.infra_results", "triage.job_window", "triage.job_min_projects",
 	NULL,
 };
 
@@ -1716,8 +1716,12 @@ static void load_oncall(struct loader *ld, const config_setting_t *grp, struct r
 		load_overrides(ld, s, rc, src);
 }
 
+/* The room side is on unless turned off: the quiet room is what the bridge is for. */
 static void chatops_defaults(struct config_chatops *co)
 {
+	co->enabled = true;
+	co->claims = true;
+	co->commands = true;
 	co->claim_reaction = xstrdup("\xf0\x9f\x91\x80");  /* U+1F440 EYES */
 	co->resolve_reaction = xstrdup("\xe2\x9c\x85");    /* U+2705 WHITE HEAVY CHECK MARK */
 	co->command_prefix = xstrdup("!zuul");
@@ -1732,8 +1736,11 @@ static void load_chatops(struct loader *ld, const config_setting_t *grp, struct 
 	const char *pfx = "chatops";
 	struct rotation_config *rc = &co->rotation;
 	struct rotation_src src = {.chatops = grp};
-	co->enabled = true;
+	co->configured = true;
 	check_keys(ld, grp, pfx, chatops_keys);
+	get_bool(ld, grp, pfx, "enabled", &co->enabled);
+	get_bool(ld, grp, pfx, "claims", &co->claims);
+	get_bool(ld, grp, pfx, "commands", &co->commands);
 	get_chatops_word(ld, grp, "claim_reaction", "a reaction key such as \"\xf0\x9f\x91\x80\"",
 			 &co->claim_reaction);
 	get_chatops_word(ld, grp, "resolve_reaction", "a reaction key such as \"\xe2\x9c\x85\"",
@@ -1807,8 +1814,8 @@ static void load_digest(struct loader *ld, const config_setting_t *s, const char
 			rco->digest_minute = minute;
 		/* The digest lists the failures chatops tracks; without it there is nothing to list. */
 		if (!co->enabled)
-			report(ld, at, "%s.digest_at: set, but there is no chatops group (expected a chatops "
-			       "group, which tracks the open failures the digest lists)", pfx);
+			report(ld, at, "%s.digest_at: set, but chatops.enabled is false (expected the room side "
+			       "on, which tracks the open failures the digest lists)", pfx);
 	}
 	v = NULL;
 	if (tz && get_string(ld, s, pfx, "digest_timezone", &v)) {
@@ -1988,7 +1995,7 @@ static void load_owners(struct loader *ld, const config_setting_t *root, struct 
 		return;
 	/* Owners are mentioned, reminded and forwarded to by chatops. */
 	if (!cfg->chatops.enabled)
-		report(ld, s, "owners: set, but there is no chatops group (expected a chatops group, which "
+		report(ld, s, "owners: set, but chatops.enabled is false (expected the room side on, which "
 		       "mentions the owners)");
 	struct owners_config *oc = &cfg->owners;
 	oc->rules = xcalloc((size_t)n, sizeof *oc->rules);
@@ -2027,13 +2034,15 @@ static bool result_word_ok(const char *v)
 
 static void load_triage(struct loader *ld, const config_setting_t *root, struct config_triage *tr)
 {
+	tr->enabled = true;
 	tr->job_window_s = 1800;
 	tr->job_min_projects = 3;
 	const config_setting_t *grp = get_group(ld, root, NULL, "triage");
 	if (grp) {
 		const char *pfx = "triage";
-		tr->enabled = true;
+		tr->configured = true;
 		check_keys(ld, grp, pfx, triage_keys);
+		get_bool(ld, grp, pfx, "enabled", &tr->enabled);
 		const config_setting_t *s = config_setting_get_member(grp, "infra_results");
 		char **v;
 		size_t n;
@@ -2285,6 +2294,9 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 	load_chatops_all(ld, root, cfg);
 	load_owners(ld, root, cfg);
 	load_triage(ld, root, &cfg->triage);
+	/* Incidents are messages of the room side: without it, failures are posted plainly. */
+	if (!cfg->chatops.enabled)
+		cfg->triage.enabled = false;
 	check_post_unencrypted(ld, mx, cfg);
 
 	/* The secret file names are checked always, the files read only on request. */

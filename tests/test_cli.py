@@ -142,6 +142,31 @@ def check_config_accepts_a_good_file():
 
 
 @test
+def check_config_says_once_that_the_room_side_is_on_without_its_groups():
+    d = tmpdir()
+    conf = good_config(d)
+    p = zmb("--check-config", "-c", conf, env={"ZMB_MATRIX_ACCESS_TOKEN": TOKEN})
+    text = p.stdout.decode()
+    assert p.returncode == 0, out(p)
+    assert text.count("note:") == 1, text
+    assert "without a chatops or triage group the defaults apply: repeated failures go into the first " \
+        "one's thread" in text and "docs/migrating.md" in text, text
+    with open(conf) as f:
+        base = f.read()
+    # a chatops group written for 0.1, without triage: triage's new default is named
+    write(conf, base + "\nchatops: { threads = true; };\n")
+    text = zmb("--check-config", "-c", conf, env={"ZMB_MATRIX_ACCESS_TOKEN": TOKEN}).stdout.decode()
+    assert "without a triage group the defaults apply: infrastructure failures across projects become one " \
+        "incident message" in text, text
+    # both groups, or the room side off: nothing to say
+    for extra in ("\nchatops: { threads = true; };\ntriage: { job_window = \"30m\"; };\n",
+                  "\nchatops: { enabled = false; };\n"):
+        write(conf, base + extra)
+        p = zmb("--check-config", "-c", conf, env={"ZMB_MATRIX_ACCESS_TOKEN": TOKEN})
+        assert p.returncode == 0 and "note:" not in p.stdout.decode(), out(p)
+
+
+@test
 def check_config_accepts_the_shipped_example():
     # The example names the installed template directory; point it at the source tree.
     d = tmpdir()

@@ -294,8 +294,12 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK_STR(cfg->routes[0].template_path, abs_path("templates/default.html"));
 	CHECK(!cfg->routes[0].has_match);
 	CHECK_INT(cfg->routes[0].line, 4);
-	/* Without a chatops group, chatops is off but its defaults are there to read. */
-	CHECK(!cfg->chatops.enabled);
+	/* Without a chatops group the room side is on, with every part of it (issue #13). */
+	CHECK(cfg->chatops.enabled);
+	CHECK(!cfg->chatops.configured);
+	CHECK(cfg->chatops.threads);
+	CHECK(cfg->chatops.claims);
+	CHECK(cfg->chatops.commands);
 	CHECK(!cfg->chatops.oncall);
 	CHECK_STR(cfg->chatops.command_prefix, "!zuul");
 	CHECK(!config_route_chatops(cfg, &cfg->routes[0])->edit_start);
@@ -313,7 +317,8 @@ static void test_minimal_config_takes_defaults(void)
 	CHECK(rco->hint == NULL);
 	CHECK_INT(rco->digest_minute, -1);
 	CHECK_STR(rco->digest_timezone, "UTC");
-	CHECK(!cfg->triage.enabled);
+	CHECK(cfg->triage.enabled);
+	CHECK(!cfg->triage.configured);
 	CHECK_INT(cfg->triage.job_window_s, 1800);
 	CHECK_INT(cfg->triage.job_min_projects, 3);
 	static const char *const infra[] = {"NODE_FAILURE", "RETRY_LIMIT", "POST_FAILURE", "DISK_FULL",
@@ -452,6 +457,7 @@ static void test_every_key_parses_to_its_field(void)
 	/* Adjacent libconfig strings join; trailing blank lines are dropped. */
 	CHECK_STR(co->workflow, "Claim with a reaction before you start.\nResolve when the fix is merged.");
 	CHECK_INT(co->catch_up_after_s, 3600);
+	CHECK(co->enabled && co->configured && !co->claims && !co->commands);
 
 	const struct config_route_chatops *r0 = config_route_chatops(cfg, &cfg->routes[0]);
 	const struct config_route_chatops *r1 = config_route_chatops(cfg, &cfg->routes[1]);
@@ -468,7 +474,7 @@ static void test_every_key_parses_to_its_field(void)
 	CHECK_INT(oc->n_rules, 2);
 	if (oc->n_rules == 2) {
 		const struct owners_rule *o = &oc->rules[0];
-		CHECK_INT(o->line, 80);
+		CHECK_INT(o->line, 83);
 		CHECK_INT(o->n_tenants, 0);
 		CHECK_INT(o->n_pipelines, 0);
 		CHECK_INT(o->n_projects, 1);
@@ -483,7 +489,7 @@ static void test_every_key_parses_to_its_field(void)
 		CHECK_STR(o->runbook, "http://wiki.example.org/standards");
 		CHECK_STR(o->hint, "Usually a flaky mirror: recheck first.");
 		o = &oc->rules[1];
-		CHECK_INT(o->line, 86);
+		CHECK_INT(o->line, 89);
 		/* Single strings are one-pattern lists; a rule may only forward. */
 		CHECK_INT(o->n_tenants, 1);
 		CHECK_STR(o->n_tenants ? o->tenants[0] : NULL, "scs");
@@ -495,7 +501,8 @@ static void test_every_key_parses_to_its_field(void)
 		CHECK_INT(o->escalate_after_s, -1);
 		CHECK(o->runbook == NULL && o->hint == NULL);
 	}
-	CHECK(cfg->triage.enabled);
+	CHECK(!cfg->triage.enabled);
+	CHECK(cfg->triage.configured);
 	CHECK_INT(cfg->triage.n_infra_results, 2);
 	CHECK_STR(cfg->triage.n_infra_results == 2 ? cfg->triage.infra_results[1] : NULL, "DISK_FULL");
 	CHECK_INT(cfg->triage.job_window_s, 3600);
@@ -1405,7 +1412,7 @@ static const struct bad_case bad_cases[] = {
 						"user = \"@bob:example.org\"; } ), got a group\n"},
 	{F("chatops-unknown-keys.conf"), 0,
 	 F("chatops-unknown-keys.conf") ":6: unknown key 'chatops.claim_reactions' (expected one of: "
-					"claim_reaction, resolve_reaction, command_prefix, command_power_level, "
+					"enabled, claims, commands, claim_reaction, resolve_reaction, command_prefix, command_power_level, "
 					"threads, escalate_after, fallback_after, fallback, oncall, workflow, "
 					"workflow_file, catch_up_after); did you mean 'claim_reaction'?\n"
 	 F("chatops-unknown-keys.conf") ":7: chatops.oncall.members: the rotation needs at least one member "
@@ -1485,11 +1492,11 @@ static const struct bad_case bad_cases[] = {
 	 F("owners-not-a-list.conf") ":6: owners: expected a list of groups: owners = ( { projects = "
 				     "[\"org/*\"]; users = [\"@alice:example.org\"]; } ), got a group\n"},
 	{F("owners-without-chatops.conf"), 0,
-	 F("owners-without-chatops.conf") ":5: routes[0].digest_at: set, but there is no chatops group "
-					  "(expected a chatops group, which tracks the open failures the digest "
+	 F("owners-without-chatops.conf") ":6: routes[0].digest_at: set, but chatops.enabled is false "
+					  "(expected the room side on, which tracks the open failures the digest "
 					  "lists)\n"
-	 F("owners-without-chatops.conf") ":6: owners: set, but there is no chatops group (expected a "
-					  "chatops group, which mentions the owners)\n"},
+	 F("owners-without-chatops.conf") ":7: owners: set, but chatops.enabled is false (expected the "
+					  "room side on, which mentions the owners)\n"},
 	{F("chatops-bad-workflow.conf"), 0,
 	 F("chatops-bad-workflow.conf") ":6: chatops.workflow: bad workflow \"Claim first.\\x0cThen fix.\" "
 					"(contains control characters other than newline and tab; expected "
@@ -1523,7 +1530,7 @@ static const struct bad_case bad_cases[] = {
 	 F("triage-bad-values.conf") ":9: triage.job_window: 30s is out of range (expected 1m..1d)\n"
 	 F("triage-bad-values.conf") ":10: triage.job_min_projects: 1 is out of range (expected 2..1000)\n"
 	 F("triage-bad-values.conf") ":11: unknown key 'triage.job_min_project' (expected one of: "
-				     "infra_results, job_window, job_min_projects); did you mean "
+				     "enabled, infra_results, job_window, job_min_projects); did you mean "
 				     "'job_min_projects'?\n"},
 	{F("triage-empty-results.conf"), 0,
 	 F("triage-empty-results.conf") ":5: triage.infra_results: empty list (expected at least one build "
