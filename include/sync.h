@@ -97,8 +97,9 @@ struct sync *sync_new(struct loop *loop, const struct config_matrix *cfg, const 
  * M_UNKNOWN_POS) -> token forgotten, fresh start as above, on_gap for every room.
  * Misbehaviour:
  *  - A long poll answered with nothing (sync_answer_is_empty) in less than half the time
- *    it asked the homeserver to wait is "early empty". A few in a row happen (a proxy
- *    cutting a poll); after SYNC_EARLY_EMPTY_TOLERATED in a row each next poll waits,
+ *    it asked the homeserver to wait, and within 2 s, is "early empty" (a homeserver that
+ *    holds polls for seconds, if less than asked, costs little and is left alone). A few
+ *    in a row happen; after SYNC_EARLY_EMPTY_TOLERATED in a row each next poll waits,
  *    from retry_min_ms doubling up to min(retry_max_ms, 10 s), jittered, counted in
  *    count_empty_backoffs. Any other answer (events, or a poll held its time) ends it.
  *  - An answer over MATRIX_MAX_BODY would come again for the same request: it is

@@ -22,6 +22,10 @@
 #define SYNC_DEFAULT_RETRY_MAX_MS 60000
 /* A homeserver asking for more than this is treated as asking for this. */
 #define SYNC_MAX_RETRY_AFTER_MS 3600000L
+/* An empty answer to a long poll is "early" when it came sooner than half the wait asked
+ * for and sooner than this: a homeserver with its own, shorter, cap on long polls (held
+ * for seconds, costing little) is not slowed down; one answering at once is. */
+#define SYNC_EARLY_ANSWER_MS 2000
 /* The longest wait between polls of a homeserver that answers them at once with nothing:
  * it costs an empty answer per wait, while every reaction waits for the next poll. */
 #define SYNC_EARLY_EMPTY_MAX_DELAY_MS 10000
@@ -648,9 +652,10 @@ static void sync_destroy(struct sync *s);
 static void handle_response(struct sync *s, const struct matrix_response *r)
 {
 	if (r->status == 200 && r->json) {
-		/* Half the wait asked for: a homeserver answers an idle poll after all of it. */
-		bool early_empty = s->poll_wait_ms > 0 && r->elapsed_s * 1000.0 < s->poll_wait_ms / 2.0 &&
-				   sync_answer_is_empty(r->json);
+		/* A homeserver answers an idle poll after all the wait asked for. */
+		double took_ms = r->elapsed_s * 1000.0;
+		bool early_empty = s->poll_wait_ms > 0 && took_ms < s->poll_wait_ms / 2.0 &&
+				   took_ms < SYNC_EARLY_ANSWER_MS && sync_answer_is_empty(r->json);
 		if (handle_batch(s, r->json)) {
 			if (s->free_pending)
 				return;

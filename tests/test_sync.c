@@ -960,12 +960,12 @@ static void test_early_empty_answers_slow_the_polls_down_until_polls_are_held_ag
 	struct sync *s = new_sync(&cfg, rooms, 1, 1000);
 	CHECK(start_and_settle(s));
 	add_fault("{\"path\":\"/sync$\",\"action\":\"no_wait\",\"count\":-1}");
-	/* The poll in flight was held as asked; the next ones are not. Within 2.5 s a
-	 * client without back-off asks hundreds of times (each answer takes ~2 ms). */
+	/* The poll in flight was held as asked (up to 1 s); the next ones are not. Within
+	 * 2 s a client without back-off asks hundreds of times (each answer takes ~2 ms). */
 	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
-	run_idle(2500);
+	run_idle(2000);
 	int polls = count_sync_requests(NULL);
-	printf("# %d /sync requests in 2.5 s against a homeserver that does not hold polls\n", polls);
+	printf("# %d /sync requests in 2 s against a homeserver that does not hold polls\n", polls);
 	CHECK(polls >= SYNC_EARLY_EMPTY_TOLERATED + 2); /* it kept polling */
 	CHECK(polls < 40);
 	CHECK(n_empty_backoffs >= 2);
@@ -983,7 +983,7 @@ static void test_early_empty_answers_slow_the_polls_down_until_polls_are_held_ag
 	char *r2 = inject_reaction(ALERTS_Q, "after");
 	CHECK(run_until(two_events, 3000));
 	CHECK_CONTAINS(strbuf_str(&rec.log), r2);
-	run_idle(2500); /* two held polls, empty after their full second */
+	run_idle(1300); /* a held poll, empty after its full second */
 	CHECK_INT((int)(n_empty_backoffs - backoffs), 0);
 	CHECK_INT(rec.events, 2);
 	sync_free(s);
@@ -1000,12 +1000,12 @@ static void test_polls_held_their_time_are_not_slowed_down(void)
 	n_empty_backoffs = 0;
 	struct config_matrix cfg = make_cfg("bridge-token");
 	const char *rooms[] = {ALERTS};
-	struct sync *s = new_sync(&cfg, rooms, 1, 150);
+	struct sync *s = new_sync(&cfg, rooms, 1, 100);
 	CHECK(start_and_settle(s));
 	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
-	run_idle(2000);
+	run_idle(1000);
 	int polls = count_sync_requests(NULL);
-	printf("# %d held polls of 150 ms in 2 s\n", polls);
+	printf("# %d held polls of 100 ms in 1 s\n", polls);
 	CHECK(polls >= SYNC_EARLY_EMPTY_TOLERATED + 3);
 	CHECK_INT((int)n_empty_backoffs, 0);
 	sync_free(s);
