@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "incident.h"
 #include "owners.h"
+#include "stats.h"
 #include "store.h"
 #include "strbuf.h"
 #include "zuul.h"
@@ -51,6 +52,8 @@ struct chatops_host {
 	void (*invited)(const char *room_id, const cJSON *invite_state, void *data);
 	/* /sync showed m.room.encryption in a followed room (at start or later). May be NULL. */
 	void (*room_encrypted)(const char *room_id, void *data);
+	/* The counters /sync adds to (zmb_sync_*: oversized answers, held-back polls); may be NULL. */
+	struct stats *stats;
 	void *data;
 };
 

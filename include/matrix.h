@@ -15,6 +15,10 @@
 
 struct matrix_client;
 
+/* The largest answer body a client takes: a lying or broken server must not make it buffer
+ * without bound. A bigger answer is a transport failure with too_large set. */
+#define MATRIX_MAX_BODY (8L * 1024 * 1024)
+
 /* The outcome of one request. Exactly one of these is true:
  *  - transport failure: status == 0, curl_error says why (timeout, refused, reset...);
  *  - an HTTP answer: status is the HTTP status; json is the parsed body when it was a
@@ -23,6 +27,7 @@ struct matrix_response {
 	long status;
 	const char *curl_error;  /* NULL unless status == 0 */
 	bool timed_out;          /* transport failure was a timeout */
+	bool too_large;          /* transport failure: the body was over MATRIX_MAX_BODY */
 	const char *body;        /* raw body, NUL-terminated, may be "" */
 	size_t body_len;
 	const cJSON *json;       /* owned by the client; valid during the callback only */

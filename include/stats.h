@@ -37,6 +37,8 @@ struct stats {
 	uint64_t retries;      /* transient delivery failures retried */
 	uint64_t rate_limited; /* 429 answers */
 	uint64_t superseded;   /* edits not sent: a newer edit of the same message was queued */
+	uint64_t sync_oversized;      /* /sync answers over the size cap (sync.c asks for less) */
+	uint64_t sync_empty_backoffs; /* /sync polls held back: long polls answered at once with nothing */
 	struct route_stats *routes;
 	size_t n_routes;
 	struct room_stats *rooms;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -64,6 +65,9 @@ struct sync_options {
 	int retry_min_ms;    /* first back-off after a failure; default 1000 */
 	int retry_max_ms;    /* back-off cap, also the pace of retries after a permanent
 			      * error (401, 403...); default 60000 */
+	/* Counters the syncer adds to (the bridge's metrics); each may be NULL. */
+	uint64_t *count_oversized;       /* answers over MATRIX_MAX_BODY */
+	uint64_t *count_empty_backoffs;  /* polls held back: the homeserver answered at once with nothing */
 };
 
 /* Creates a syncer; nothing is requested until sync_start. It owns its own Matrix
@@ -91,6 +95,19 @@ struct sync *sync_new(struct loop *loop, const struct config_matrix *cfg, const 
  * with jitter (at least retry_after_ms), same token; 401 and other 4xx -> logged once
  * as an error, retried every retry_max_ms; 400 "Invalid stream token" (or
  * M_UNKNOWN_POS) -> token forgotten, fresh start as above, on_gap for every room.
+ * Misbehaviour:
+ *  - A long poll answered with nothing (sync_answer_is_empty) in less than half the time
+ *    it asked the homeserver to wait, and within 2 s, is "early empty" (a homeserver that
+ *    holds polls for seconds, if less than asked, costs little and is left alone). A few
+ *    in a row happen; after SYNC_EARLY_EMPTY_TOLERATED in a row each next poll waits,
+ *    from retry_min_ms doubling up to min(retry_max_ms, 10 s), jittered, counted in
+ *    count_empty_backoffs. Any other answer (events, or a poll held its time) ends it.
+ *  - An answer over MATRIX_MAX_BODY would come again for the same request: it is
+ *    counted (count_oversized), logged, and the poll asked again for less: the same
+ *    token with a tenth of the timeline limit (down to 1), then a fresh start (state
+ *    only; the token is forgotten). Events skipped that way are the rooms' gaps: each
+ *    is logged with its prev_batch and handed to on_gap. A fresh start still over the
+ *    cap is retried every retry_max_ms.
  * Returns 0, or -1 if already started. */
 int sync_start(struct sync *s);
 
@@ -106,6 +123,14 @@ void sync_free(struct sync *s);
 
 /* The token the next poll will send (NULL before the first answer). Not owned. */
 const char *sync_since(const struct sync *s);
+
+/* Early-empty long polls tolerated in a row before the next poll waits (see sync_start). */
+#define SYNC_EARLY_EMPTY_TOLERATED 3
+
+/* Whether a /sync answer carries nothing: no event in any "events" list (timeline, state,
+ * invite and knock state, ephemeral, account data, presence, to-device) and no device
+ * list change. Room entries without events count as nothing. */
+bool sync_answer_is_empty(const cJSON *body);
 
 /* Builds the filter JSON sent as /sync?filter= (exposed for tests). timeline_limit
  * <= 0 leaves the homeserver's default. With "m.room.member" among the types, the state

@@ -248,6 +248,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .own_membership = bridge_chatops_own_membership,
 					    .invited = bridge_chatops_invited,
 					    .room_encrypted = bridge_chatops_room_encrypted,
+					    .stats = &b->stats,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}

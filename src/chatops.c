@@ -163,7 +163,9 @@ static void start_sync(struct chatops *c)
 				    .on_invite = on_invite,
 				    .data = c};
 	struct sync_options opt = {.retry_min_ms = c->conn->matrix.retry_min_ms,
-				   .retry_max_ms = c->conn->matrix.retry_max_ms};
+				   .retry_max_ms = c->conn->matrix.retry_max_ms,
+				   .count_oversized = c->host.stats ? &c->host.stats->sync_oversized : NULL,
+				   .count_empty_backoffs = c->host.stats ? &c->host.stats->sync_empty_backoffs : NULL};
 	c->sync = sync_new(c->loop, &c->conn->matrix, ids, c->n_rooms, event_types,
 			   sizeof event_types / sizeof event_types[0], &cb, &opt);
 	if (c->sync)

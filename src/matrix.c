@@ -14,9 +14,8 @@
 #include "strbuf.h"
 #include "textutil.h"
 
-/* A lying or broken server must not make us buffer without bound; no Matrix answer
- * the bridge asks for comes anywhere near this. */
-#define MATRIX_MAX_BODY (8L * 1024 * 1024)
+/* MATRIX_MAX_BODY (matrix.h): no Matrix answer the bridge asks for comes anywhere near it
+ * but a /sync after a long absence; sync.c answers that by asking for less. */
 /* A dead host is noticed quickly even when request_timeout_s is long. */
 #define MATRIX_CONNECT_TIMEOUT_MS 10000L
 #define MATRIX_DEFAULT_TIMEOUT_S 30
@@ -275,7 +274,8 @@ static cJSON *build_response(struct mreq *r, CURLcode rc, struct matrix_response
 	if (rc != CURLE_OK) {
 		resp->status = 0;
 		resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-		if (r->body_too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		resp->too_large = r->body_too_big || rc == CURLE_FILESIZE_EXCEEDED;
+		if (resp->too_large)
 			snprintf(r->errbuf, sizeof r->errbuf, "response body larger than %ld bytes",
 				 MATRIX_MAX_BODY);
 		resp->curl_error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);

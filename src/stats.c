@@ -205,6 +205,12 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 		  s->matrix_reachable ? 1 : 0);
 	put_room_metrics(out, s);
 	put_gauge(out, "zmb_open_claims", "Failures claimed and not yet resolved.", (double)s->open_claims);
+	put_counter(out, "zmb_sync_oversized_total",
+		    "/sync answers over the 8 MiB size cap; each time the bridge asked for fewer events, skipping older ones.",
+		    s->sync_oversized);
+	put_counter(out, "zmb_sync_empty_backoffs_total",
+		    "/sync polls held back because the homeserver answered long polls at once with nothing.",
+		    s->sync_empty_backoffs);
 	put_gauge(out, "zmb_last_report_timestamp_seconds",
 		  "Unix time of the last accepted report, 0 before the first.", ms_to_s(s->last_report_ms));
 	put_gauge(out, "zmb_start_time_seconds", "Unix time the bridge started.", ms_to_s(s->started_ms));

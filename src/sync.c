@@ -1,5 +1,6 @@
 /* sync: the Matrix /sync long poll on the bridge's loop: filter, since token, back-off,
- * fresh starts and gaps. See include/sync.h for the delivery contract. */
+ * fresh starts and gaps, and a homeserver that answers at once with nothing or with more
+ * than a client takes. See include/sync.h for the delivery contract. */
 #include "sync.h"
 
 #include <stdint.h>
@@ -21,6 +22,15 @@
 #define SYNC_DEFAULT_RETRY_MAX_MS 60000
 /* A homeserver asking for more than this is treated as asking for this. */
 #define SYNC_MAX_RETRY_AFTER_MS 3600000L
+/* An empty answer to a long poll is "early" when it came sooner than half the wait asked
+ * for and sooner than this: a homeserver with its own, shorter, cap on long polls (held
+ * for seconds, costing little) is not slowed down; one answering at once is. */
+#define SYNC_EARLY_ANSWER_MS 2000
+/* The longest wait between polls of a homeserver that answers them at once with nothing:
+ * it costs an empty answer per wait, while every reaction waits for the next poll. */
+#define SYNC_EARLY_EMPTY_MAX_DELAY_MS 10000
+/* After an answer over the size cap the timeline limit is divided by this, down to 1. */
+#define SYNC_OVERSIZED_LIMIT_DIVISOR 10
 
 struct sync {
 	struct loop *loop;
@@ -38,6 +48,10 @@ struct sync {
 	bool polling;              /* a /sync request is in flight */
 	bool want_full_state;      /* next poll asks for full_state (resume, rooms added) */
 	bool lost_position;        /* token rejected: the fresh start reports gaps */
+	int poll_wait_ms;          /* how long the poll in flight let the homeserver hold it; 0: not a long poll */
+	int early_empty;           /* long polls answered at once with nothing, in a row */
+	int resync_limit;          /* timeline limit after an answer over the size cap; 0: opt's */
+	bool resyncing;            /* the poll asks for less after an oversized answer: its gaps are logged */
 	uint64_t retry_timer;      /* back-off timer, 0 if none */
 	int failures;              /* consecutive failed polls */
 	bool permanent_logged;     /* the current permanent error was logged loudly */
@@ -129,6 +143,33 @@ static const char *json_string(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- what an answer carries ---- */
+
+/* Whether an object of a /sync answer holds an event list or a device list change, at
+ * any depth. Event lists are not entered. */
+static bool holds_something(const cJSON *node, int depth)
+{
+	/* Deeper than any /sync section: something unknown; better not call it nothing. */
+	if (depth > 8)
+		return true;
+	const cJSON *child;
+	cJSON_ArrayForEach(child, node)
+	{
+		if (cJSON_IsArray(child) && cJSON_GetArraySize(child) > 0 && child->string &&
+		    (strcmp(child->string, "events") == 0 ||
+		     (depth == 1 && (strcmp(child->string, "changed") == 0 || strcmp(child->string, "left") == 0))))
+			return true;
+		if (cJSON_IsObject(child) && holds_something(child, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+bool sync_answer_is_empty(const cJSON *body)
+{
+	return cJSON_IsObject(body) && !holds_something(body, 0);
 }
 
 /* ---- the filter ---- */
@@ -342,7 +383,16 @@ static bool live_event(const struct sync_event *ev, void *data)
 static bool live_gap(const char *room_id, const char *prev_batch, void *data)
 {
 	struct sync *s = data;
-	s->cb.on_gap(room_id, prev_batch, s->cb.data);
+	/* What skipping an oversized window cost: the room's timeline before prev_batch
+	 * (claims, redactions, commands); its state (membership, power levels, encryption)
+	 * still came as state. An operator can read the rest from prev_batch back. */
+	if (s->resyncing)
+		log_kv(ZLOG_WARN,
+		       "sync: this room's events before prev_batch were skipped to stay under the size cap; "
+		       "reactions, redactions and commands sent then are not seen",
+		       "room", room_id, "prev_batch", prev_batch ? prev_batch : "-", NULL);
+	if (s->cb.on_gap)
+		s->cb.on_gap(room_id, prev_batch, s->cb.data);
 	return !s->free_pending;
 }
 
@@ -381,7 +431,7 @@ static bool handle_batch(struct sync *s, const cJSON *json)
 		.lost_position = s->lost_position,
 		.room_wanted = live_room_wanted,
 		.on_event = live_event,
-		.on_gap = s->cb.on_gap ? live_gap : NULL,
+		.on_gap = live_gap,
 		.on_invite = s->cb.on_invite ? live_invite : NULL,
 		.data = s,
 	};
@@ -391,6 +441,8 @@ static bool handle_batch(struct sync *s, const cJSON *json)
 	free(s->since);
 	s->since = xstrdup(next);
 	s->lost_position = false;
+	s->resync_limit = 0; /* the window is behind us: the next poll asks for the usual */
+	s->resyncing = false;
 	/* Only now: every event of the batch was handed over (at least once delivery). */
 	save_token(s);
 	return true;
@@ -487,6 +539,112 @@ static void handle_failure(struct sync *s, const struct matrix_response *r, bool
 	strbuf_free(&why);
 }
 
+/* The timeline limit of the next poll: one event for a fresh start (its timeline is the
+ * past), less after an answer over the size cap. */
+static int poll_timeline_limit(const struct sync *s)
+{
+	if (!s->since)
+		return 1;
+	return s->resync_limit > 0 ? s->resync_limit : s->opt.timeline_limit;
+}
+
+/* An answer over the size cap comes again for the same request, for ever: ask for less.
+ * The same token with fewer events per room first (a busy room's older events are
+ * skipped; its state still comes), then a fresh start (every room's events since the
+ * token skipped). Each step is one log line; the skipped rooms follow as gaps. */
+static void handle_oversized(struct sync *s)
+{
+	if (s->opt.count_oversized)
+		(*s->opt.count_oversized)++;
+	char cap[24], limit[16], next_limit[16];
+	snprintf(cap, sizeof cap, "%ld", (long)MATRIX_MAX_BODY);
+	int was = poll_timeline_limit(s);
+	snprintf(limit, sizeof limit, "%d", was);
+	if (s->since && was > 1) {
+		s->resync_limit = was / SYNC_OVERSIZED_LIMIT_DIVISOR > 0 ? was / SYNC_OVERSIZED_LIMIT_DIVISOR : 1;
+		s->resyncing = true;
+		snprintf(next_limit, sizeof next_limit, "%d", s->resync_limit);
+		log_kv(ZLOG_WARN,
+		       "sync: a /sync answer was over the size cap; asking again for fewer events per room "
+		       "(older events of busy rooms are skipped, each room logged)",
+		       "cap_bytes", cap, "token", s->since, "timeline_limit", limit, "new_timeline_limit", next_limit,
+		       NULL);
+		start_poll(s);
+		return;
+	}
+	if (s->since) {
+		log_kv(ZLOG_WARN,
+		       "sync: a /sync answer with one event per room was still over the size cap; starting afresh "
+		       "from now (every room's events since the token are skipped, each room logged)",
+		       "cap_bytes", cap, "token", s->since, NULL);
+		free(s->since);
+		s->since = NULL;
+		s->resync_limit = 0;
+		s->resyncing = true;
+		s->lost_position = true; /* the fresh start reports every room as a gap */
+		save_token(s);           /* forgets it: a restart must not ask for that window again */
+		start_poll(s);
+		return;
+	}
+	/* The rooms' current state alone is too big: nothing smaller to ask for. */
+	char ms[24];
+	snprintf(ms, sizeof ms, "%d", s->opt.retry_max_ms);
+	log_kv(ZLOG_ERROR, "sync: a fresh start's answer (the rooms' current state) is over the size cap; retrying slowly",
+	       "cap_bytes", cap, "retry_ms", ms, NULL);
+	retry_after(s, (uint64_t)s->opt.retry_max_ms);
+}
+
+/* Growing like backoff_ms, from retry_min_ms, capped at SYNC_EARLY_EMPTY_MAX_DELAY_MS (or
+ * retry_max_ms when lower, but never under retry_min_ms), jittered in [0.5, 1). */
+static uint64_t early_empty_delay_ms(struct sync *s)
+{
+	double cap = s->opt.retry_max_ms < SYNC_EARLY_EMPTY_MAX_DELAY_MS ? s->opt.retry_max_ms
+									 : SYNC_EARLY_EMPTY_MAX_DELAY_MS;
+	if (cap < s->opt.retry_min_ms)
+		cap = s->opt.retry_min_ms;
+	double d = s->opt.retry_min_ms;
+	for (int i = SYNC_EARLY_EMPTY_TOLERATED + 1; i < s->early_empty && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	return (uint64_t)(d * (0.5 + next_random01(s) / 2.0));
+}
+
+/* The next poll after a good answer: at once, unless the homeserver keeps answering long
+ * polls at once with nothing (a server or proxy that ignores timeout): then a growing
+ * wait, so that it is not asked dozens of times a second. */
+static void poll_after_answer(struct sync *s, bool early_empty)
+{
+	if (!early_empty) {
+		if (s->early_empty > SYNC_EARLY_EMPTY_TOLERATED) {
+			char n[16];
+			snprintf(n, sizeof n, "%d", s->early_empty);
+			log_kv(ZLOG_INFO, "sync: the homeserver holds long polls again; polling normally",
+			       "early_empty_answers", n, NULL);
+		}
+		s->early_empty = 0;
+		start_poll(s);
+		return;
+	}
+	s->early_empty++;
+	if (s->early_empty <= SYNC_EARLY_EMPTY_TOLERATED) {
+		start_poll(s);
+		return;
+	}
+	uint64_t delay = early_empty_delay_ms(s);
+	if (s->opt.count_empty_backoffs)
+		(*s->opt.count_empty_backoffs)++;
+	char n[16], asked[16], ms[24];
+	snprintf(n, sizeof n, "%d", s->early_empty);
+	snprintf(asked, sizeof asked, "%d", s->opt.poll_timeout_ms);
+	snprintf(ms, sizeof ms, "%llu", (unsigned long long)delay);
+	log_kv(s->early_empty == SYNC_EARLY_EMPTY_TOLERATED + 1 ? ZLOG_WARN : ZLOG_DEBUG,
+	       "sync: the homeserver answers long polls at once with nothing; waiting before each poll until it "
+	       "holds them again",
+	       "answers_in_a_row", n, "asked_wait_ms", asked, "retry_ms", ms, NULL);
+	retry_after(s, delay);
+}
+
 /* ---- polling ---- */
 
 static void sync_destroy(struct sync *s);
@@ -494,6 +652,10 @@ static void sync_destroy(struct sync *s);
 static void handle_response(struct sync *s, const struct matrix_response *r)
 {
 	if (r->status == 200 && r->json) {
+		/* A homeserver answers an idle poll after all the wait asked for. */
+		double took_ms = r->elapsed_s * 1000.0;
+		bool early_empty = s->poll_wait_ms > 0 && took_ms < s->poll_wait_ms / 2.0 &&
+				   took_ms < SYNC_EARLY_ANSWER_MS && sync_answer_is_empty(r->json);
 		if (handle_batch(s, r->json)) {
 			if (s->free_pending)
 				return;
@@ -504,10 +666,14 @@ static void handle_response(struct sync *s, const struct matrix_response *r)
 			}
 			s->failures = 0;
 			s->permanent_logged = false;
-			start_poll(s);
+			poll_after_answer(s, early_empty);
 			return;
 		}
 		handle_failure(s, r, true);
+		return;
+	}
+	if (r->too_large) {
+		handle_oversized(s);
 		return;
 	}
 	handle_failure(s, r, r->status == 200);
@@ -536,7 +702,7 @@ static void start_poll(struct sync *s)
 	/* A fresh start wants next_batch and state, not history: one timeline event per
 	 * room is the least the API allows. */
 	char *filter = sync_filter_json((const char *const *)s->rooms, s->n_rooms, (const char *const *)s->types,
-					s->n_types, fresh ? 1 : s->opt.timeline_limit);
+					s->n_types, poll_timeline_limit(s));
 	char *filter_q = matrix_escape_segment(filter);
 	struct strbuf path = STRBUF_INIT;
 	strbuf_printf(&path, "/_matrix/client/v3/sync?filter=%s&timeout=%d", filter_q,
@@ -553,6 +719,8 @@ static void start_poll(struct sync *s)
 	if (matrix_request_timeout(s->mc, "GET", strbuf_str(&path), NULL, s->opt.http_timeout_ms, on_sync_response,
 				   s) == 0) {
 		s->polling = true;
+		/* Homeservers answer full_state and fresh polls at once, as asked. */
+		s->poll_wait_ms = fresh || s->want_full_state ? 0 : s->opt.poll_timeout_ms;
 	} else {
 		s->failures++;
 		retry_after(s, backoff_ms(s));

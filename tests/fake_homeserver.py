@@ -13,6 +13,13 @@ messages, joined_rooms, notifications, sync (long poll, filters), user/*/filter;
 Test control (no auth, not logged): /_fake/requests, /_fake/rooms/ID/{events,html,text,inject},
 /_fake/faults, /_fake/reset.
 
+Fault rules (POST /_fake/faults, a rule or a list): "path" (regex on the path), "method",
+"query" (regex on the decoded query string), "count" (-1: until DELETE /_fake/faults), and
+"action": respond (status, errcode, error, body, retry_after_ms), hang (seconds), drop,
+delay (seconds, then the real answer), no_wait (the real answer as if the request had
+asked timeout=0: a homeserver or proxy that does not hold long polls), pad (the real
+answer with a filler key of pad_bytes bytes added, default 9 MiB: an oversized /sync).
+
 Choices worth knowing (Synapse behaviour unless said otherwise):
 - send/state/redact to an unknown room: 403 M_FORBIDDEN "Unknown room" (Synapse's
   create_event); to a room the user is not joined to: 403 M_FORBIDDEN.
@@ -508,7 +515,7 @@ class FakeHomeserver:
         with self.cond:
             record.update(fields)
 
-    def take_fault(self, method, raw_path):
+    def take_fault(self, method, raw_path, raw_query=""):
         """The first fault rule matching this request (its count used up by one), or None."""
         with self.cond:
             for rule in self.faults:
@@ -517,6 +524,8 @@ class FakeHomeserver:
                 if rule.get("method") and rule["method"].upper() != method:
                     continue
                 if not re.search(rule.get("path", ""), raw_path):
+                    continue
+                if rule.get("query") and not re.search(rule["query"], urllib.parse.unquote(raw_query)):
                     continue
                 if rule["remaining"] > 0:
                     rule["remaining"] -= 1
@@ -1208,12 +1217,13 @@ class FakeHomeserver:
         for r in rules:
             rule = dict(r)
             rule.setdefault("path", "")
-            try:
-                re.compile(rule["path"])
-            except re.error as e:
-                raise MatrixError(400, "M_BAD_JSON", "Bad path regex: %s" % e) from None
+            for key in ("path", "query"):
+                try:
+                    re.compile(rule.get(key) or "")
+                except re.error as e:
+                    raise MatrixError(400, "M_BAD_JSON", "Bad %s regex: %s" % (key, e)) from None
             rule.setdefault("action", "respond")
-            if rule["action"] not in ("respond", "hang", "drop", "delay"):
+            if rule["action"] not in ("respond", "hang", "drop", "delay", "no_wait", "pad"):
                 raise MatrixError(400, "M_BAD_JSON", "Unknown action %r" % rule["action"])
             rule.setdefault("status", 500)
             rule.setdefault("count", 1)
@@ -1364,7 +1374,7 @@ class _Handler(BaseHTTPRequestHandler):
         record = hs.log_request(self.command, raw_path, logged_query, dict(self.headers.items()),
                                 token, body)
 
-        fault = hs.take_fault(self.command, raw_path)
+        fault = hs.take_fault(self.command, raw_path, split.query)
         if fault:
             action = fault["action"]
             hs.note(record, fault=action)
@@ -1377,6 +1387,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if action == "delay":
                 time.sleep(float(fault.get("seconds", 1)))
+            elif action == "no_wait":
+                query["timeout"] = "0"
+            elif action == "pad":
+                pass   # below, once the real answer is there
             else:
                 status, out, headers = self._fault_response(fault)
                 hs.note(record, status=status)
@@ -1394,6 +1408,14 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             status, out, headers = 500, {"errcode": "M_UNKNOWN", "error": repr(e)}, {}
         hs.note(record, status=status)
+        if fault and fault["action"] == "pad" and isinstance(out, dict):
+            out = dict(out, **{"org.example.fake.padding": "x" * int(fault.get("pad_bytes", 9 * 1024 * 1024))})
+            hs.note(record, padded_bytes=len(json.dumps(out)))
+            try:
+                self._send(status, out, headers)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True   # the client refused the body, as it should
+            return
         self._send(status, out, headers)
 
     @staticmethod

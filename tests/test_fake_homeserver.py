@@ -547,6 +547,32 @@ def fault_delay_answers_normally_after_the_delay():
 
 
 @test
+def fault_no_wait_answers_a_long_poll_at_once_where_its_query_matches():
+    now = expect(sync({}), 200)["next_batch"]
+    expect(C.request("POST", "/_fake/faults", [{"path": "/sync$", "action": "no_wait", "count": -1,
+                                                "query": "since=s[0-9]+&"}], token=None), 200)
+    try:
+        start = time.monotonic()
+        body = expect(sync({"since": now, "timeout": "5000", "x": "1"}), 200)
+        took = time.monotonic() - start
+        assert took < 2 and body["next_batch"] == now and "rooms" not in body, (took, body)
+        start = time.monotonic()   # the query does not match (since is last): held as asked
+        body = expect(sync({"timeout": "600", "since": now}), 200)
+        assert time.monotonic() - start >= 0.55 and "rooms" not in body, body
+    finally:
+        expect(C.request("DELETE", "/_fake/faults", token=None), 200)
+
+
+@test
+def fault_pad_adds_a_filler_to_the_real_answer():
+    expect(C.request("POST", "/_fake/faults", [{"path": "/sync$", "action": "pad", "pad_bytes": 1000}],
+                     token=None), 200)
+    body = expect(sync({}), 200)
+    assert body["next_batch"].startswith("s") and len(body["org.example.fake.padding"]) == 1000, sorted(body)
+    assert "org.example.fake.padding" not in expect(sync({}), 200), "count defaults to 1"
+
+
+@test
 def inject_reaction_shows_in_relations():
     reset()
     root = expect(send(ALERTS, "job failed", "rel-root"), 200)["event_id"]

@@ -329,6 +329,8 @@ static void known_stats(struct stats *s)
 	s->retries = 4;
 	s->rate_limited = 1;
 	s->superseded = 6;
+	s->sync_oversized = 1;
+	s->sync_empty_backoffs = 9;
 	struct route_stats *r = stats_route(s, "alerts");
 	r->routed = 5;
 	r->deduplicated = 1;
@@ -434,6 +436,14 @@ static const char known_text[] =
 	"# HELP zmb_open_claims Failures claimed and not yet resolved.\n"
 	"# TYPE zmb_open_claims gauge\n"
 	"zmb_open_claims 2\n"
+	"# HELP zmb_sync_oversized_total /sync answers over the 8 MiB size cap; each time the bridge asked for fewer "
+	"events, skipping older ones.\n"
+	"# TYPE zmb_sync_oversized_total counter\n"
+	"zmb_sync_oversized_total 1\n"
+	"# HELP zmb_sync_empty_backoffs_total /sync polls held back because the homeserver answered long polls at once "
+	"with nothing.\n"
+	"# TYPE zmb_sync_empty_backoffs_total counter\n"
+	"zmb_sync_empty_backoffs_total 9\n"
 	"# HELP zmb_last_report_timestamp_seconds Unix time of the last accepted report, 0 before the first.\n"
 	"# TYPE zmb_last_report_timestamp_seconds gauge\n"
 	"zmb_last_report_timestamp_seconds 1764000000.123\n"

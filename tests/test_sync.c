@@ -253,6 +253,9 @@ static const char *const chatops_types[] = {"m.reaction", "m.room.redaction", "m
 					    "m.room.power_levels"};
 #define N_TYPES (sizeof chatops_types / sizeof chatops_types[0])
 
+/* The counters every syncer of these tests adds to (the bridge's zmb_sync_*). */
+static uint64_t n_oversized, n_empty_backoffs;
+
 static struct sync *new_sync(const struct config_matrix *cfg, const char *const *rooms, size_t n_rooms,
 			     int poll_ms)
 {
@@ -260,7 +263,9 @@ static struct sync *new_sync(const struct config_matrix *cfg, const char *const 
 				   .http_timeout_ms = poll_ms + 2000,
 				   .timeline_limit = 20,
 				   .retry_min_ms = 50,
-				   .retry_max_ms = 400};
+				   .retry_max_ms = 400,
+				   .count_oversized = &n_oversized,
+				   .count_empty_backoffs = &n_empty_backoffs};
 	return sync_new(loop, cfg, rooms, n_rooms, chatops_types, N_TYPES, &rec_callbacks, &opt);
 }
 
@@ -459,6 +464,44 @@ static void test_walk_batch_without_next_batch_hands_over_nothing(void)
 		CHECK_STR(strbuf_str(&w.log), "");
 		strbuf_free(&w.log);
 		cJSON_Delete(body);
+	}
+}
+
+static void test_answer_is_empty_only_without_any_event(void)
+{
+	static const char *const empty[] = {
+		"{\"next_batch\":\"s1\"}",
+		/* Synapse's bookkeeping, and a room entry without events (unread counts moved). */
+		"{\"next_batch\":\"s1\",\"device_one_time_keys_count\":{\"signed_curve25519\":0},"
+		"\"device_unused_fallback_key_types\":[\"signed_curve25519\"],\"device_lists\":{\"changed\":[],"
+		"\"left\":[]},\"to_device\":{\"events\":[]},\"rooms\":{\"join\":{\"" ALERTS "\":{\"timeline\":"
+		"{\"events\":[],\"limited\":false,\"prev_batch\":\"s0\"},\"state\":{\"events\":[]},"
+		"\"unread_notifications\":{\"highlight_count\":0}}}}}",
+	};
+	static const char *const not_empty[] = {
+		"{\"next_batch\":\"s1\",\"rooms\":{\"join\":{\"" ALERTS "\":{\"timeline\":{\"events\":[{}]}}}}}",
+		"{\"next_batch\":\"s1\",\"rooms\":{\"join\":{\"" ALERTS "\":{\"state\":{\"events\":[{}]}}}}}",
+		"{\"next_batch\":\"s1\",\"rooms\":{\"invite\":{\"!x:y\":{\"invite_state\":{\"events\":[{}]}}}}}",
+		"{\"next_batch\":\"s1\",\"rooms\":{\"leave\":{\"" OPS "\":{\"timeline\":{\"events\":[{}]}}}}}",
+		"{\"next_batch\":\"s1\",\"to_device\":{\"events\":[{}]}}",
+		"{\"next_batch\":\"s1\",\"device_lists\":{\"changed\":[\"@a:b\"]}}",
+		"{\"next_batch\":\"s1\",\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":{\"i\":{\"j\":{}}}}}}}}}}}",
+	};
+	for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+		cJSON *b = cJSON_Parse(empty[i]);
+		CHECK(b != NULL);
+		if (!sync_answer_is_empty(b))
+			printf("# expected empty: %s\n", empty[i]);
+		CHECK(sync_answer_is_empty(b));
+		cJSON_Delete(b);
+	}
+	for (size_t i = 0; i < sizeof not_empty / sizeof not_empty[0]; i++) {
+		cJSON *b = cJSON_Parse(not_empty[i]);
+		CHECK(b != NULL);
+		if (sync_answer_is_empty(b))
+			printf("# expected not empty: %s\n", not_empty[i]);
+		CHECK(!sync_answer_is_empty(b));
+		cJSON_Delete(b);
 	}
 }
 
@@ -889,6 +932,178 @@ static void test_free_from_the_event_callback_stops_the_batch(void)
 	free(b);
 }
 
+/* How many /sync requests the fake saw, and how many of them with the fault `action`. */
+static int count_sync_requests(const char *action)
+{
+	cJSON *reqs = sync_requests();
+	int n = 0;
+	const cJSON *rq;
+	cJSON_ArrayForEach(rq, reqs)
+	{
+		const char *fault = json_str(rq, "fault");
+		n += !action || (fault && strcmp(fault, action) == 0);
+	}
+	cJSON_Delete(reqs);
+	return n;
+}
+
+/* A homeserver that answers every long poll at once with nothing is asked a few times at
+ * once, then with growing waits; events still come through, and once it holds polls
+ * again the waits are gone. */
+static void test_early_empty_answers_slow_the_polls_down_until_polls_are_held_again(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	n_empty_backoffs = 0;
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 1000);
+	CHECK(start_and_settle(s));
+	add_fault("{\"path\":\"/sync$\",\"action\":\"no_wait\",\"count\":-1}");
+	/* The poll in flight was held as asked (up to 1 s); the next ones are not. Within
+	 * 2 s a client without back-off asks hundreds of times (each answer takes ~2 ms). */
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	run_idle(2000);
+	int polls = count_sync_requests(NULL);
+	printf("# %d /sync requests in 2 s against a homeserver that does not hold polls\n", polls);
+	CHECK(polls >= SYNC_EARLY_EMPTY_TOLERATED + 2); /* it kept polling */
+	CHECK(polls < 40);
+	CHECK(n_empty_backoffs >= 2);
+
+	/* An event is an answer with something: it comes, and the run of early answers ends. */
+	char *r1 = inject_reaction(ALERTS_Q, "during");
+	CHECK(run_until(one_event, 3000));
+	CHECK_CONTAINS(strbuf_str(&rec.log), r1);
+
+	/* Polls held again: after one more wait at most, events come at once and no poll
+	 * waits any more. */
+	fake_hs_call("DELETE", "/_fake/faults", NULL, NULL, NULL);
+	run_idle(500);
+	uint64_t backoffs = n_empty_backoffs;
+	char *r2 = inject_reaction(ALERTS_Q, "after");
+	CHECK(run_until(two_events, 3000));
+	CHECK_CONTAINS(strbuf_str(&rec.log), r2);
+	run_idle(1300); /* a held poll, empty after its full second */
+	CHECK_INT((int)(n_empty_backoffs - backoffs), 0);
+	CHECK_INT(rec.events, 2);
+	sync_free(s);
+	free(r1);
+	free(r2);
+}
+
+/* Long polls that return empty after the time they asked for are how an idle room looks:
+ * however many in a row, none waits. */
+static void test_polls_held_their_time_are_not_slowed_down(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	n_empty_backoffs = 0;
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 100);
+	CHECK(start_and_settle(s));
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	run_idle(1000);
+	int polls = count_sync_requests(NULL);
+	printf("# %d held polls of 100 ms in 1 s\n", polls);
+	CHECK(polls >= SYNC_EARLY_EMPTY_TOLERATED + 3);
+	CHECK_INT((int)n_empty_backoffs, 0);
+	sync_free(s);
+}
+
+static bool two_events_and_oversized(void) { return rec.events >= 2 && n_oversized >= 1; }
+static bool three_events(void) { return rec.events >= 3; }
+
+/* One answer over the size cap: counted, asked again with the same token and a tenth of
+ * the timeline, then polling goes on from the new token with the usual limit. */
+static void test_oversized_answer_is_asked_again_for_less_then_polling_goes_on(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	n_oversized = 0;
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 3000);
+	CHECK(start_and_settle(s));
+	add_fault("{\"path\":\"/sync$\",\"action\":\"pad\",\"query\":\"\\\"limit\\\":20[,}]\",\"count\":1}");
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	char *m1 = inject_message(ALERTS_Q, "m1"); /* answers the poll sent before the fault */
+	CHECK(run_until(one_event, 3000));
+	run_idle(200); /* the next poll, padded, is held until there is something */
+	char *m2 = inject_message(ALERTS_Q, "m2");
+	CHECK(run_until(two_events_and_oversized, 5000));
+	CHECK_INT((int)n_oversized, 1);
+	char *m3 = inject_message(ALERTS_Q, "m3");
+	CHECK(run_until(three_events, 5000));
+	run_idle(300);
+	CHECK_INT(rec.events, 3);
+	CHECK_INT(rec.gaps, 0); /* m2 alone fitted in the smaller timeline */
+	struct strbuf want = STRBUF_INIT;
+	strbuf_printf(&want, ALERTS " m.room.message m1 %s\n" ALERTS " m.room.message m2 %s\n" ALERTS
+			     " m.room.message m3 %s\n", m1, m2, m3);
+	CHECK_STR(strbuf_str(&rec.log), strbuf_str(&want));
+	strbuf_free(&want);
+
+	/* The request after the padded one: same token, limit 2; the one after that: a new
+	 * token, limit 20 again. */
+	cJSON *reqs = sync_requests();
+	int padded = -1;
+	for (int i = 0; i < cJSON_GetArraySize(reqs); i++)
+		if (json_str(cJSON_GetArrayItem(reqs, i), "fault"))
+			padded = i;
+	CHECK(padded >= 0 && padded + 2 < cJSON_GetArraySize(reqs));
+	if (padded >= 0 && padded + 2 < cJSON_GetArraySize(reqs)) {
+		const cJSON *big = cJSON_GetArrayItem(reqs, padded), *less = cJSON_GetArrayItem(reqs, padded + 1),
+			    *after = cJSON_GetArrayItem(reqs, padded + 2);
+		CHECK_STR(query_of(less, "since"), query_of(big, "since"));
+		CHECK_CONTAINS(query_of(less, "filter"), "\"limit\":2}");
+		CHECK(strcmp(query_of(after, "since"), query_of(big, "since")) != 0);
+		CHECK_CONTAINS(query_of(after, "filter"), "\"limit\":20}");
+	}
+	cJSON_Delete(reqs);
+	sync_free(s);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
+static bool gap_after_fresh_start(void) { return rec.gaps >= 1 && n_oversized >= 3 && rec.save_nulls >= 1; }
+
+/* Over the cap at every timeline limit: the window is skipped with a fresh start (its
+ * events are the gap, reported), and polling goes on from the new position. */
+static void test_oversized_at_every_limit_starts_afresh_and_reports_the_gap(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	n_oversized = 0;
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 3000);
+	CHECK(start_and_settle(s));
+	/* Three polls with a token: limit 20, 2, 1. */
+	add_fault("{\"path\":\"/sync$\",\"action\":\"pad\",\"query\":\"since=\",\"count\":3}");
+	char *m1 = inject_message(ALERTS_Q, "m1");
+	CHECK(run_until(one_event, 3000));
+	run_idle(200);
+	char *m2 = inject_message(ALERTS_Q, "m2");
+	CHECK(run_until(gap_after_fresh_start, 5000));
+	CHECK_INT((int)n_oversized, 3);
+	CHECK_STR(rec.gap_room, ALERTS);
+	CHECK(is_stream_token(rec.gap_prev));
+	char *m3 = inject_message(ALERTS_Q, "m3");
+	CHECK(run_until(two_events, 5000));
+	run_idle(300);
+	CHECK_INT(rec.events, 2);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), m2); /* skipped: the gap */
+	CHECK_CONTAINS(strbuf_str(&rec.log), m3);
+	CHECK(is_stream_token(rec.token));
+	CHECK_INT((int)n_oversized, 3);
+	sync_free(s);
+	free(m1);
+	free(m2);
+	free(m3);
+}
+
 int main(void)
 {
 	RUN(test_filter_json_limits_rooms_types_and_sections);
@@ -896,6 +1111,7 @@ int main(void)
 	RUN(test_walk_batch_stops_when_told_and_drops_a_room_dropped_meanwhile);
 	RUN(test_walk_batch_hands_over_leaves_then_invites);
 	RUN(test_walk_batch_without_next_batch_hands_over_nothing);
+	RUN(test_answer_is_empty_only_without_any_event);
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (fake_hs_start() < 0) {
@@ -918,6 +1134,10 @@ int main(void)
 	RUN(test_unknown_access_token_is_retried_slowly);
 	RUN(test_free_with_a_poll_in_flight_is_clean);
 	RUN(test_free_from_the_event_callback_stops_the_batch);
+	RUN(test_early_empty_answers_slow_the_polls_down_until_polls_are_held_again);
+	RUN(test_polls_held_their_time_are_not_slowed_down);
+	RUN(test_oversized_answer_is_asked_again_for_less_then_polling_goes_on);
+	RUN(test_oversized_at_every_limit_starts_afresh_and_reports_the_gap);
 	loop_free(loop);
 	fake_hs_stop();
 	rec_reset(NULL);
