@@ -50,6 +50,9 @@ struct chatops_host {
 	void (*invited)(const char *room_id, const cJSON *invite_state, void *data);
 	/* /sync showed m.room.encryption in a followed room (at start or later). May be NULL. */
 	void (*room_encrypted)(const char *room_id, void *data);
+	/* A command went unanswered: its sender or its room had their answers this minute
+	 * (see command_budget.h). For the metrics; may be NULL. */
+	void (*answer_dropped)(void *data);
 	void *data;
 };
 

@@ -37,6 +37,7 @@ struct stats {
 	uint64_t retries;      /* transient delivery failures retried */
 	uint64_t rate_limited; /* 429 answers */
 	uint64_t superseded;   /* edits not sent: a newer edit of the same message was queued */
+	uint64_t command_answers_dropped; /* room commands over their budget: not answered */
 	struct route_stats *routes;
 	size_t n_routes;
 	struct room_stats *rooms;

@@ -170,6 +170,12 @@ static void chatops_status(struct strbuf *out, void *data)
 		      deliverer_queued(b->deliverer), last, up);
 }
 
+static void chatops_answer_dropped(void *data)
+{
+	struct bridge *b = data;
+	b->stats.command_answers_dropped++;
+}
+
 static char *chatops_txn_of(const char *kind, const char *key, void *data)
 {
 	(void)data;
@@ -246,6 +252,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .own_membership = bridge_chatops_own_membership,
 					    .invited = bridge_chatops_invited,
 					    .room_encrypted = bridge_chatops_room_encrypted,
+					    .answer_dropped = chatops_answer_dropped,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
