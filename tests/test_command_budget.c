@@ -122,19 +122,22 @@ static void test_a_clock_set_back_starts_a_new_window(void)
 	command_budget_free(b);
 }
 
-static void test_the_defaults_are_three_per_member_and_ten_per_room_a_minute(void)
+static void test_the_defaults_are_five_per_member_and_fifteen_per_room_a_minute(void)
 {
 	set_clock(T0);
 	struct command_budget *b = command_budget_new(NULL);
 	bool first;
+	int answered = take(b, "#a", "@m0:x", &first) == COMMAND_BUDGET_ANSWER;
+	for (int i = 0; i < 5; i++)
+		answered += take(b, "#a", "@m0:x", &first) == COMMAND_BUDGET_ANSWER;
+	CHECK_INT(answered, 5);
 	char who[32];
-	int answered = 0;
-	for (int m = 0; m < 6; m++) {
+	for (int m = 1; m < 4; m++) {
 		snprintf(who, sizeof who, "@m%d:x", m);
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 5; i++)
 			answered += take(b, "#a", who, &first) == COMMAND_BUDGET_ANSWER;
 	}
-	CHECK_INT(answered, 10);
+	CHECK_INT(answered, 15);
 	set_clock(T0 + 60);
 	CHECK_INT(take(b, "#a", "@m0:x", &first), COMMAND_BUDGET_ANSWER);
 	command_budget_free(b);
@@ -154,7 +157,7 @@ int main(void)
 	RUN(test_a_room_gets_five_answers_among_all_its_members);
 	RUN(test_a_window_ends_a_minute_after_it_started);
 	RUN(test_a_clock_set_back_starts_a_new_window);
-	RUN(test_the_defaults_are_three_per_member_and_ten_per_room_a_minute);
+	RUN(test_the_defaults_are_five_per_member_and_fifteen_per_room_a_minute);
 	unlink(clock_path);
 	return test_done();
 }
