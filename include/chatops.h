@@ -54,6 +54,9 @@ struct chatops_host {
 	void (*room_encrypted)(const char *room_id, void *data);
 	/* The counters /sync adds to (zmb_sync_*: oversized answers, held-back polls); may be NULL. */
 	struct stats *stats;
+	/* A command went unanswered: its sender or its room had their answers this minute
+	 * (see command_budget.h). For the metrics; may be NULL. */
+	void (*answer_dropped)(void *data);
 	void *data;
 };
 

@@ -2,7 +2,11 @@
  * request in flight per room (order within a room is kept), retries with capped
  * exponential backoff and jitter, a homeserver-wide pause after 429, a room's pause while
  * the bot is not in it, and dead letters for permanent errors. The store is updated in
- * the loop's current batch. */
+ * the loop's current batch.
+ * Answers to room commands yield to reports: an answer goes out only while no report (or
+ * edit, thread reply, notice) of its room waits, so a flood of commands cannot hold a
+ * failure back; reports keep their order among themselves, answers theirs. An answer is
+ * still sent exactly once: it waits in the outbox like any item, across restarts too. */
 #ifndef ZMB_DELIVER_H
 #define ZMB_DELIVER_H
 
@@ -17,6 +21,13 @@
 #include "store.h"
 
 struct deliverer;
+
+/* Command answers: what chatops posts through the bridge's "chatops" pseudo-route as kind
+ * "reply" (the txn and outbox row say so, so a restart tells them apart too). */
+#define DELIVER_ANSWER_ROUTE "chatops"
+#define DELIVER_ANSWER_ACTION "reply"
+/* Whether item is an answer to a room command (sent after its room's reports). */
+bool deliver_is_answer(const struct outbox_item *item);
 
 /* Called after the homeserver accepted an item (the item is still valid during the call). */
 typedef void (*deliver_done_fn)(const struct outbox_item *item, const char *event_id, void *data);
@@ -66,8 +77,9 @@ void deliverer_pause(struct deliverer *d);
  * window caught up with its outbox; after a reload adopted a long backlog it may
  * count some items twice until then. */
 size_t deliverer_queued(const struct deliverer *d);
-/* Items held in memory, over all rooms: at most the window size per room, plus any
- * dead letters put back while a room's backlog was in the store. */
+/* Items held in memory, over all rooms: at most the window size per room (twice that
+ * when command answers wait behind a room's reports), plus any dead letters put back
+ * while a room's backlog was in the store. */
 size_t deliverer_in_memory(const struct deliverer *d);
 size_t deliverer_in_flight(const struct deliverer *d);
 /* Takes up every outbox item the deliverer does not hold yet (at start-up: the

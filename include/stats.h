@@ -39,6 +39,7 @@ struct stats {
 	uint64_t superseded;   /* edits not sent: a newer edit of the same message was queued */
 	uint64_t sync_oversized;      /* /sync answers over the size cap (sync.c asks for less) */
 	uint64_t sync_empty_backoffs; /* /sync polls held back: long polls answered at once with nothing */
+	uint64_t command_answers_dropped; /* room commands over their budget: not answered */
 	struct route_stats *routes;
 	size_t n_routes;
 	struct room_stats *rooms;

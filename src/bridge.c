@@ -172,6 +172,12 @@ static void chatops_status(struct strbuf *out, void *data)
 		      deliverer_queued(b->deliverer), last, up);
 }
 
+static void chatops_answer_dropped(void *data)
+{
+	struct bridge *b = data;
+	b->stats.command_answers_dropped++;
+}
+
 static char *chatops_txn_of(const char *kind, const char *key, void *data)
 {
 	(void)data;
@@ -249,6 +255,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .invited = bridge_chatops_invited,
 					    .room_encrypted = bridge_chatops_room_encrypted,
 					    .stats = &b->stats,
+					    .answer_dropped = chatops_answer_dropped,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}

@@ -440,6 +440,7 @@ void chatops_free(struct chatops *c)
 	rebuild_free(c->rebuild);
 	chatops_rooms_free(c);
 	incident_tracker_free(c->incidents);
+	command_budget_free(c->answer_budget);
 	cJSON_Delete(c->catchup);
 	if (c->loop)
 		loop_timer_cancel(c->loop, c->tick_timer);

@@ -4,11 +4,13 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "clock.h"
+#include "command_budget.h"
 #include "commands.h"
 #include "duration.h"
 #include "log.h"
@@ -326,7 +328,8 @@ static void reply_content(struct chatops *c, const struct room_state *rs, const 
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(r, "m.in_reply_to"), "event_id", ev->event_id);
 	}
 	/* The command's event id makes the reply's identity: a batch /sync delivers again
-	 * after a crash is answered once. */
+	 * after a crash is answered once. Kind "reply" is what the deliverer knows answers by
+	 * (DELIVER_ANSWER_ACTION): they go out after the room's waiting reports. */
 	if (c->host.post(rs->room, "reply", ev->event_id, content, c->host.data) != 0)
 		log_kv(ZLOG_ERROR, "cannot queue a command reply", "room", rs->room, "event_id", ev->event_id, NULL);
 	cJSON_Delete(content);
@@ -343,13 +346,42 @@ static void reply(struct chatops *c, const struct room_state *rs, const struct s
 	free(trimmed);
 }
 
+/* Whether the command gets carried out and answered: a flood of commands (a script, a
+ * stuck client, a member without power repeating "help") must not fill the room, nor the
+ * homeserver's rate limit that the failure reports share. Past the budget the command is
+ * neither carried out nor answered, so its sender notices and asks again a minute later;
+ * the silence is logged once per member and minute, and counted. */
+static bool answer_budgeted(struct chatops *c, const struct room_state *rs, const struct sync_event *ev,
+			    enum commands_verb verb)
+{
+	if (!c->answer_budget)
+		c->answer_budget = command_budget_new(NULL);
+	bool first_silence;
+	enum command_budget_verdict v =
+		command_budget_take(c->answer_budget, rs->room, ev->sender, clock_wall_ms(), &first_silence);
+	if (v == COMMAND_BUDGET_ANSWER)
+		return true;
+	char per_member[16], per_room[16];
+	snprintf(per_member, sizeof per_member, "%d", COMMAND_BUDGET_PER_MEMBER);
+	snprintf(per_room, sizeof per_room, "%d", COMMAND_BUDGET_PER_ROOM);
+	log_kv(first_silence ? ZLOG_WARN : ZLOG_DEBUG,
+	       "room commands over budget; not answered until the minute is over (counted in "
+	       "zmb_command_answers_dropped_total)",
+	       "room", rs->room, "sender", ev->sender, "spent", command_budget_verdict_name(v), "per_member",
+	       per_member, "per_room", per_room, "command", commands_verb_name(verb), "event_id", ev->event_id,
+	       NULL);
+	if (c->host.answer_dropped)
+		c->host.answer_dropped(c->host.data);
+	return false;
+}
+
 void chatops_handle_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev, const char *body)
 {
 	const struct config_chatops *co = &c->cfg->chatops;
 	time_t now = (time_t)(clock_wall_ms() / 1000);
 	struct commands_parsed p;
 	enum commands_verb verb = commands_parse(body, co->command_prefix, now, &p);
-	if (verb == COMMANDS_NONE) {
+	if (verb == COMMANDS_NONE || !answer_budgeted(c, rs, ev, verb)) {
 		commands_parsed_clear(&p);
 		return;
 	}

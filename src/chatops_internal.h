@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "chatops.h"
+#include "command_budget.h"
 #include "store.h"
 #include "strbuf.h"
 #include "sync.h"
@@ -81,6 +82,7 @@ struct chatops {
 	cJSON *catchup;
 	struct matrix_client *create_client; /* reads rooms' create events (chatops_rooms.c) */
 	char *create_fetching;               /* the room whose create event is being read */
+	struct command_budget *answer_budget; /* answers per member and room; made at first use */
 };
 
 /* ---- chatops.c ---- */

@@ -3,6 +3,7 @@
 #include "deliver.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,16 @@
  * long the backlog grows (a homeserver outage, a burst). */
 #define DELIVER_WINDOW 256
 #define DELIVER_REFILL_AT (DELIVER_WINDOW / 4)
+/* Command answers (deliver_is_answer) wait while a report of their room waits, so they do
+ * not count toward the window: the reports behind them must still be read in. Memory stays
+ * bounded all the same: past this many items a room reads no more from the store, and its
+ * oldest answer goes out next, in order. Answers are few (command_budget.h), so a room
+ * needs many minutes of a backlog behind a rate limit to come near it. */
+#define DELIVER_MEMORY_MAX (2 * DELIVER_WINDOW)
 
-/* One room's FIFO. Items [head, n) wait; items[head] is the one in flight, if any. */
+/* One room's queue, in outbox order. Items [head, n) wait; the next to go is the oldest
+ * report, else the oldest answer (see next_index), so a report never waits behind the
+ * answers to room commands queued before it, and each kind keeps its own order. */
 struct room_queue {
 	struct deliverer *d; /* back-pointer: the queue is the context of its requests and timers */
 	char *room;       /* as configured: id or alias */
@@ -33,12 +42,15 @@ struct room_queue {
 			   * the items wait, in order, until deliverer_room_ready */
 	struct outbox_item *items;
 	size_t head, n, cap;
+	size_t answers; /* command answers among [head, n) */
 	/* spilled: the store holds items of this room with ids above loaded_max that are not
 	 * in memory (about `spilled_count` of them). Ids grow, so a refill reads them in order. */
 	bool spilled;
 	int64_t loaded_max;
 	size_t spilled_count;
 	bool in_flight;
+	int64_t flight_id; /* the outbox id of the item in flight: it need not be items[head] */
+	size_t next;       /* the index pump is deciding about (for the supersede check's callbacks) */
 	uint64_t retry_timer;
 	char *last_logged; /* the failure last logged loudly, so a streak is logged once */
 };
@@ -65,6 +77,12 @@ struct deliverer {
 };
 
 static void pump(struct deliverer *d, struct room_queue *q);
+
+bool deliver_is_answer(const struct outbox_item *item)
+{
+	return item->route && item->action && strcmp(item->route, DELIVER_ANSWER_ROUTE) == 0 &&
+	       strcmp(item->action, DELIVER_ANSWER_ACTION) == 0;
+}
 
 uint64_t deliver_backoff_ms(int attempt, int min_ms, int max_ms, double random01)
 {
@@ -170,9 +188,18 @@ static struct room_queue *room_get(struct deliverer *d, const char *room)
 	return q;
 }
 
-static void queue_pop(struct room_queue *q)
+/* Takes items[at] out of the queue (sent, dropped or dead): the items behind it move up. */
+static void queue_remove(struct room_queue *q, size_t at)
 {
-	store_item_clear(&q->items[q->head]);
+	if (deliver_is_answer(&q->items[at]))
+		q->answers--;
+	store_item_clear(&q->items[at]);
+	if (at != q->head) {
+		/* Only a report sent past waiting answers: at most the answers move. */
+		memmove(q->items + at, q->items + at + 1, (q->n - at - 1) * sizeof *q->items);
+		q->n--;
+		return;
+	}
 	q->head++;
 	/* Compact once the consumed prefix dominates, keeping pops amortised O(1). */
 	if (q->head == q->n) {
@@ -182,6 +209,26 @@ static void queue_pop(struct room_queue *q)
 		q->n -= q->head;
 		q->head = 0;
 	}
+}
+
+/* The item to send next: the oldest report waiting, else the oldest answer. */
+static size_t next_index(const struct room_queue *q)
+{
+	if (q->answers == 0)
+		return q->head;
+	for (size_t i = q->head; i < q->n; i++)
+		if (!deliver_is_answer(&q->items[i]))
+			return i;
+	return q->head;
+}
+
+/* Where the item in flight is now (the window may have slid meanwhile), or SIZE_MAX. */
+static size_t flight_index(const struct room_queue *q)
+{
+	for (size_t i = q->head; i < q->n; i++)
+		if (q->items[i].id == q->flight_id)
+			return i;
+	return SIZE_MAX;
 }
 
 /* Logs a failure loudly the first time it happens in a streak, quietly after. */
@@ -197,13 +244,13 @@ static void log_failure_once(struct room_queue *q, enum log_level level, const c
 	}
 }
 
-static void kill_head(struct deliverer *d, struct room_queue *q, const char *reason)
+static void kill_item(struct deliverer *d, struct room_queue *q, size_t at, const char *reason)
 {
-	struct outbox_item *it = &q->items[q->head];
+	struct outbox_item *it = &q->items[at];
 	log_failure_once(q, ZLOG_ERROR, "delivery failed permanently; report moved to dead letters", reason, it);
 	store_outbox_kill(d->store, it->id, reason, clock_real_ms());
 	stats_route(d->stats, it->route)->failed++;
-	queue_pop(q);
+	queue_remove(q, at);
 }
 
 static void retry_timer_fired(struct loop *loop, void *data)
@@ -243,8 +290,17 @@ static void on_send_done(const struct matrix_response *r, void *data)
 	struct room_queue *q = data;
 	struct deliverer *d = q->d;
 	q->in_flight = false;
-	struct outbox_item *it = &q->items[q->head];
 	d->stats->matrix_reachable = r->status != 0;
+	size_t at = flight_index(q);
+	if (at == SIZE_MAX) {
+		/* Nothing takes an item out of its queue while it is in flight; should that ever
+		 * change, the outbox still holds the item and the next start sends it again. */
+		log_kv(ZLOG_ERROR, "a finished send's item is no longer queued; it stays in the outbox", "room",
+		       q->room, NULL);
+		pump(d, q);
+		return;
+	}
+	struct outbox_item *it = &q->items[at];
 
 	const cJSON *eid = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "event_id") : NULL;
 	if (r->status == 200 && cJSON_IsString(eid)) {
@@ -260,7 +316,7 @@ static void on_send_done(const struct matrix_response *r, void *data)
 		       it->event_key, "event_id", eid->valuestring, NULL);
 		if (d->on_done)
 			d->on_done(it, eid->valuestring, d->on_done_data);
-		queue_pop(q);
+		queue_remove(q, at);
 		pump(d, q);
 		return;
 	}
@@ -307,7 +363,7 @@ static void on_send_done(const struct matrix_response *r, void *data)
 		if (d->on_not_joined)
 			d->on_not_joined(q->room, strbuf_str(&reason), d->on_not_joined_data);
 	} else {
-		kill_head(d, q, strbuf_str(&reason));
+		kill_item(d, q, at, strbuf_str(&reason));
 		pump(d, q);
 	}
 	strbuf_free(&reason);
@@ -328,18 +384,23 @@ static void queue_append(struct room_queue *q, struct outbox_item *item)
 		}
 	}
 	q->items[q->n++] = *item;
+	if (deliver_is_answer(item))
+		q->answers++;
 	if (item->id > q->loaded_max)
 		q->loaded_max = item->id;
 	memset(item, 0, sizeof *item);
 }
 
-/* Tops the window up from the outbox once it ran low. */
+/* Tops the window up from the outbox once its reports ran low. */
 static void refill(struct deliverer *d, struct room_queue *q)
 {
 	size_t have = q->n - q->head;
-	if (!q->spilled || have > DELIVER_REFILL_AT)
+	size_t reports = have - q->answers;
+	if (!q->spilled || reports > DELIVER_REFILL_AT || have >= DELIVER_MEMORY_MAX)
 		return;
-	size_t want = DELIVER_WINDOW - have;
+	size_t want = DELIVER_WINDOW - reports;
+	if (want > DELIVER_MEMORY_MAX - have)
+		want = DELIVER_MEMORY_MAX - have;
 	struct outbox_item *items;
 	size_t k;
 	if (store_outbox_load_room(d->store, q->room, q->loaded_max, want, &items, &k) != 0)
@@ -389,18 +450,18 @@ static char *sent_event_id(const char *txn_id, void *data)
 	return store_sent_event_id(q->d->store, txn_id);
 }
 
-static const char *queued_after_head(size_t i, void *data)
+static const char *queued_after_next(size_t i, void *data)
 {
 	struct room_queue *q = data;
-	return q->items[q->head + 1 + i].content_json;
+	return q->items[q->next + 1 + i].content_json;
 }
 
-/* Whether the head item is an edit that a newer edit waiting behind it in the window
+/* Whether the next item is an edit that a newer edit waiting behind it in the window
  * replaces: under a rate limit, each send should carry news. Runs before every send; for
- * a head that is no silent edit it costs one substring search and allocates nothing. */
-static bool head_superseded(struct room_queue *q)
+ * an item that is no silent edit it costs one substring search and allocates nothing. */
+static bool next_superseded(struct room_queue *q)
 {
-	return supersede_is_stale(q->items[q->head].content_json, queued_after_head, q->n - q->head - 1,
+	return supersede_is_stale(q->items[q->next].content_json, queued_after_next, q->n - q->next - 1,
 				  sent_event_id, q);
 }
 
@@ -408,8 +469,9 @@ static void pump(struct deliverer *d, struct room_queue *q)
 {
 	for (;;) {
 		refill(d, q);
-		if (q->head < q->n && q->failed) {
-			kill_head(d, q, q->failed);
+		/* In order, and never the item in flight: its answer still refers to it. */
+		if (q->head < q->n && q->failed && !q->in_flight) {
+			kill_item(d, q, q->head, q->failed);
 			continue;
 		}
 		if (q->head == q->n || q->in_flight || q->retry_timer || !q->room_id || q->paused || d->shutting_down ||
@@ -417,25 +479,26 @@ static void pump(struct deliverer *d, struct room_queue *q)
 			return;
 		if (d->paused_until_ms > loop_now_ms(d->loop))
 			return;
-		struct outbox_item *it = &q->items[q->head];
+		q->next = next_index(q);
+		struct outbox_item *it = &q->items[q->next];
 		if (d->on_skip && d->on_skip(it, d->on_skip_data)) {
 			log_kv(ZLOG_INFO, "not posted: covered by the catch-up summary", "room", q->room, "route",
 			       it->route, "txn", it->txn_id, "key", it->event_key, NULL);
 			store_outbox_drop(d->store, it->id, clock_real_ms());
-			queue_pop(q);
+			queue_remove(q, q->next);
 			continue;
 		}
-		if (head_superseded(q)) {
+		if (next_superseded(q)) {
 			log_kv(ZLOG_DEBUG, "not posted: superseded by a newer edit of the same message", "room", q->room,
 			       "route", it->route, "txn", it->txn_id, "key", it->event_key, NULL);
 			d->stats->superseded++;
 			store_outbox_drop(d->store, it->id, clock_real_ms());
-			queue_pop(q);
+			queue_remove(q, q->next);
 			continue;
 		}
 		/* The cheap test first: only replies and edits carry the key. */
 		if (strstr(it->content_json, "\"" RELATIONS_TXN_KEY "\"") && !resolve_relation(d, it)) {
-			kill_head(d, q, "an edit of a message that was never delivered");
+			kill_item(d, q, q->next, "an edit of a message that was never delivered");
 			continue;
 		}
 		if (matrix_send(d->mc, q->room_id, "m.room.message", it->txn_id, it->content_json, on_send_done, q) !=
@@ -445,6 +508,7 @@ static void pump(struct deliverer *d, struct room_queue *q)
 			return;
 		}
 		q->in_flight = true;
+		q->flight_id = it->id;
 		return;
 	}
 }
@@ -453,9 +517,12 @@ void deliverer_enqueue(struct deliverer *d, struct outbox_item *item)
 {
 	struct room_queue *q = room_get(d, item->room);
 	/* An item newer than the window goes to memory only while nothing waits in the
-	 * store before it and the window has room; otherwise a refill reads it later. An
+	 * store before it and the window has room (answers waiting behind reports take no
+	 * report's place, up to DELIVER_MEMORY_MAX); otherwise a refill reads it later. An
 	 * older id (a dead letter put back) is always kept: a refill would not see it. */
-	if (item->id > q->loaded_max && (q->spilled || q->n - q->head >= DELIVER_WINDOW)) {
+	size_t have = q->n - q->head;
+	if (item->id > q->loaded_max &&
+	    (q->spilled || have - q->answers >= DELIVER_WINDOW || have >= DELIVER_MEMORY_MAX)) {
 		q->spilled = true;
 		q->spilled_count++;
 		store_item_clear(item);

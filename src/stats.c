@@ -184,6 +184,9 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 		    s->rate_limited);
 	put_counter(out, "zmb_edits_superseded_total",
 		    "Edits not sent because a newer edit of the same message was queued behind them.", s->superseded);
+	put_counter(out, "zmb_command_answers_dropped_total",
+		    "Room commands not answered: their sender or room had used up the answers of the minute.",
+		    s->command_answers_dropped);
 
 	const char *h = "zmb_delivery_latency_seconds";
 	put_family(out, h, "histogram", "Time from accepting a report to the homeserver's 200.");

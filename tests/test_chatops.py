@@ -9,9 +9,10 @@ import shutil
 import signal
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import PAYLOADS, Bridge, World, periodic_report, wait_for  # noqa: E402
+from harness import PAYLOADS, Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
 import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
@@ -29,8 +30,8 @@ HANDOVER = calendar.timegm((2026, 1, 12, 9, 0, 0, 0, 0, 0))
 
 
 class ChatWorld(World):
-    def __init__(self, now, routes=ROUTES, chatops=CHATOPS):
-        super().__init__(routes, extra=chatops, start_bridge=False)
+    def __init__(self, now, routes=ROUTES, chatops=CHATOPS, hs_config=None):
+        super().__init__(routes, hs_config=hs_config, extra=chatops, start_bridge=False)
         self.clock = os.path.join(self.dir, "clock")
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
@@ -59,8 +60,8 @@ class ChatWorld(World):
                 or (e["content"].get("msgtype") == "m.text" and e["sender"].startswith("@zuul-bot"))]
 
 
-def with_chat(now, fn, routes=ROUTES, chatops=CHATOPS):
-    w = ChatWorld(now, routes, chatops)
+def with_chat(now, fn, routes=ROUTES, chatops=CHATOPS, hs_config=None):
+    w = ChatWorld(now, routes, chatops, hs_config)
     try:
         fn(w)
     finally:
@@ -95,8 +96,9 @@ def help_answers_a_member_with_power_and_refuses_one_without():
 @test
 def every_command_is_refused_to_a_member_without_power():
     def body(w):
-        for cmd in ("help", "oncall", "claims", "status", "mute org/repo 1h", "unmute org/repo",
-                    "owners org/repo", "workflow"):
+        for i, cmd in enumerate(("help", "oncall", "claims", "status", "mute org/repo 1h", "unmute org/repo",
+                                 "owners org/repo", "workflow")):
+            w.set_time(HANDOVER - 3600 + 20 * i)   # within the budget of answers: 5 a minute
             asked = w.say("@bob:localhost", "!zuul " + cmd)
             text = reply_to(w, asked)["content"]["body"]
             assert text == "Sorry, !zuul commands need power level 50 in this room; you have 0.", (cmd, text)
@@ -765,6 +767,67 @@ def with_edit_start_the_result_replaces_the_start_report():
         pointer = wait_for(lambda: edits_of(w, start2["event_id"]), 10, "the second start edited")[0]
         assert "failed again: followed in the thread" in pointer["content"]["m.new_content"]["body"], pointer
     with_chat(HANDOVER - 3600, body, routes)
+
+
+def metric_value(port, name):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    raise AssertionError("no metric " + name)
+
+
+@test
+def a_flood_of_commands_gets_a_few_answers_and_a_failure_after_it_goes_first():
+    """The probe of issue #15: a member without power sends 60 "!zuul help" under the
+    homeserver's rate limit (1/s, burst 10). Five refusals are queued (the budget of a
+    member a minute), the other 55 are dropped: one warning, counted. A failure published
+    after the flood is sent before the answers still waiting: the first answer's send
+    hangs, so it is in flight and the other two wait when the failure comes. Then they
+    follow, in order, each once."""
+    port = free_port()
+    chatops = CHATOPS + 'metrics: { listen = "127.0.0.1"; port = %d; };\n' % port
+
+    def body(w):
+        w.hs.faults([{"method": "PUT", "path": r"/send/m\.room\.message/zmb\.chatops\.reply\.",
+                      "action": "hang", "seconds": 30, "count": 1}])
+        asked = [w.say("@bob:localhost", "!zuul help") for _ in range(60)]
+        wait_for(lambda: metric_value(port, "zmb_command_answers_dropped_total") == 55, 20,
+                 "55 commands dropped")
+        w.broker.publish("zuul/scs/check", payload=failure("after-the-flood"))
+        w.bridge.wait_log('msg="report queued" route=all')
+        w.hs.clear_faults()   # the hung answer's connection drops; curl or the bridge sends it again
+
+        def answered():
+            return [e for e in w.replies()
+                    if ((e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {}).get("event_id") in asked]
+        wait_for(lambda: len(answered()) == 5 and posted(w), 15, "five answers and the failure")
+        wait_for(lambda: metric_value(port, "zmb_outbox_depth") == 0, 10, "an empty outbox")
+        answers = answered()
+        assert len(answers) == 5, [a["content"]["body"] for a in answers]
+        assert [a["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] for a in answers] == asked[:5], \
+            "the answers go to the first five commands, in their order"
+        assert all(a["content"]["body"].startswith("Sorry, !zuul commands need power level 50") for a in answers)
+        order = [e["event_id"] for e in w.hs.events(ALERTS)]
+        report = order.index(posted(w)[0]["event_id"])
+        assert all(report < order.index(a["event_id"]) for a in answers[1:]), \
+            "the failure must reach the room before the answers waiting when it came: %r" % [
+                e["content"]["body"][:40] for e in w.hs.events(ALERTS)]
+        log = w.bridge.log()
+        assert log.count('level=warn msg="room commands over budget') == 1, log
+        assert metric_value(port, "zmb_command_answers_dropped_total") == 55
+        assert metric_value(port, "zmb_delivery_rate_limited_total") == 0, "the answers fit the burst"
+        assert metric_value(port, 'zmb_route_reports_posted_total{route="chatops"}') == 5
+        # A minute later (the test clock) bob has answers again, and a new window's first
+        # silence is logged again.
+        w.set_time(HANDOVER - 3600 + 60)
+        for _ in range(6):
+            asked.append(w.say("@bob:localhost", "!zuul help"))
+        wait_for(lambda: metric_value(port, "zmb_command_answers_dropped_total") == 56, 10, "the 6th dropped")
+        wait_for(lambda: len(answered()) == 10, 10, "five more answers")
+        assert w.bridge.log().count('level=warn msg="room commands over budget') == 2
+    with_chat(HANDOVER - 3600, body, chatops=chatops,
+              hs_config={"rc_message": {"per_second": 1, "burst_count": 10}})
 
 
 @test

@@ -288,17 +288,19 @@ static void test_adopting_finds_a_dead_letter_put_back_below_the_window(void)
 
 #define ALERTS "!alerts:localhost"
 
-static int64_t push_content(struct world *w, const char *txn, const char *key, cJSON *content)
+/* Queues content for ALERTS under route and action, as the bridge does; takes content. */
+static int64_t push_as(struct world *w, const char *route, const char *action, const char *txn, const char *key,
+		       cJSON *content)
 {
 	char *json = cJSON_PrintUnformatted(content);
 	int64_t id = -1;
-	if (store_outbox_push(w->st, "r", ALERTS, txn, key, "failure", json, 1000, &id) == 1) {
+	if (store_outbox_push(w->st, route, ALERTS, txn, key, action, json, 1000, &id) == 1) {
 		struct outbox_item item = {.id = id,
-					   .route = xstrdup("r"),
+					   .route = xstrdup(route),
 					   .room = xstrdup(ALERTS),
 					   .txn_id = xstrdup(txn),
 					   .event_key = xstrdup(key),
-					   .action = xstrdup("failure"),
+					   .action = xstrdup(action),
 					   .content_json = xstrdup(json),
 					   .created_ms = 1000};
 		deliverer_enqueue(w->d, &item);
@@ -306,6 +308,11 @@ static int64_t push_content(struct world *w, const char *txn, const char *key, c
 	cJSON_free(json);
 	cJSON_Delete(content);
 	return id;
+}
+
+static int64_t push_content(struct world *w, const char *txn, const char *key, cJSON *content)
+{
+	return push_as(w, "r", "failure", txn, key, content);
 }
 
 static cJSON *notice(const char *body)
@@ -626,6 +633,167 @@ static void test_not_in_room_pauses_the_room_and_ready_resumes_it_in_order(void)
 	world_close(&w);
 }
 
+/* ---- command answers yield to reports ---- */
+
+static void push_report(struct world *w, int i)
+{
+	char txn[32], key[16], body[32];
+	snprintf(txn, sizeof txn, "zmb.t.report%d", i);
+	snprintf(key, sizeof key, "r%d", i);
+	snprintf(body, sizeof body, "report %d", i);
+	push_content(w, txn, key, notice(body));
+}
+
+/* An answer to a room command, as chatops posts it through the bridge. */
+static void push_answer(struct world *w, int i)
+{
+	char txn[32], key[16], body[32];
+	snprintf(txn, sizeof txn, "zmb.t.answer%d", i);
+	snprintf(key, sizeof key, "a%d", i);
+	snprintf(body, sizeof body, "answer %d", i);
+	push_as(w, DELIVER_ANSWER_ROUTE, DELIVER_ANSWER_ACTION, txn, key, notice(body));
+}
+
+/* The bodies of the room's messages, oldest first, as "body;body;". */
+static void room_bodies(struct strbuf *out)
+{
+	cJSON *events = NULL;
+	fake_hs_call("GET", "/_fake/rooms/%21alerts%3Alocalhost/events", NULL, NULL, &events);
+	const cJSON *list = cJSON_IsArray(events) ? events : cJSON_GetObjectItemCaseSensitive(events, "events");
+	const cJSON *ev;
+	cJSON_ArrayForEach(ev, list)
+	{
+		const char *body = path_str(ev, "content", "body", NULL);
+		if (body)
+			strbuf_printf(out, "%s;", body);
+	}
+	cJSON_Delete(events);
+}
+
+static void test_the_answer_classifier_knows_command_answers_only(void)
+{
+	struct outbox_item answer = {.route = "chatops", .action = "reply"};
+	struct outbox_item notice_item = {.route = "chatops", .action = "mute-end"};
+	struct outbox_item report = {.route = "alerts", .action = "reply"};
+	CHECK(deliver_is_answer(&answer));
+	CHECK(!deliver_is_answer(&notice_item));
+	CHECK(!deliver_is_answer(&report));
+}
+
+/* A report in flight, two answers waiting, then a report: the later report goes before the
+ * answers queued before it; reports keep their order, answers theirs, each once. */
+static void test_a_report_queued_after_answers_is_sent_before_them(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	push_report(&w, 0); /* in flight from here on */
+	push_answer(&w, 1);
+	push_answer(&w, 2);
+	push_report(&w, 1);
+	push_answer(&w, 3);
+	push_report(&w, 2);
+	CHECK_INT(deliverer_in_flight(w.d), 1);
+	run_until(&w, 6, 0);
+	struct strbuf order = STRBUF_INIT;
+	room_bodies(&order);
+	CHECK_STR(strbuf_str(&order), "report 0;report 1;report 2;answer 1;answer 2;answer 3;");
+	strbuf_free(&order);
+	CHECK_INT(stats_route(&w.stats, "r")->posted, 3);
+	CHECK_INT(stats_route(&w.stats, DELIVER_ANSWER_ROUTE)->posted, 3);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	world_close(&w);
+}
+
+/* The answers of the last run are in the outbox with its reports: after a restart they are
+ * still sent, once, after the reports of their room. */
+static void test_after_a_restart_answers_still_go_out_once_after_the_reports(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	push_answer(&w, 1);
+	push_answer(&w, 2);
+	push_report(&w, 1);
+	push_answer(&w, 3);
+	push_report(&w, 2);
+	CHECK_INT(store_commit(w.st), 0);
+	deliverer_free(w.d); /* the bridge stopped before the room was ready */
+	w.d = deliverer_new(w.loop, w.st, w.mc, &w.cfg, &w.stats);
+	CHECK_INT(deliverer_adopt_outbox(w.d), 5);
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 5, 0);
+	struct strbuf order = STRBUF_INIT;
+	room_bodies(&order);
+	CHECK_STR(strbuf_str(&order), "report 1;report 2;answer 1;answer 2;answer 3;");
+	strbuf_free(&order);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	world_close(&w);
+}
+
+/* Answers take no report's place in the window: the reports spilled to the store behind
+ * them are read back and sent first; memory stays bounded all the same. */
+static void test_reports_spilled_behind_answers_are_read_back_before_the_answers(void)
+{
+	struct world w;
+	fake_hs_call("POST", "/_fake/reset", "{}", NULL, NULL);
+	if (!world_open_live(&w)) {
+		CHECK(!"world opened");
+		return;
+	}
+	for (int i = 0; i < 40; i++)
+		push_answer(&w, i);
+	for (int i = 0; i < 280; i++)
+		push_report(&w, i);
+	CHECK_INT(deliverer_queued(w.d), 320);
+	CHECK_INT(deliverer_in_memory(w.d), 40 + 256);
+	deliverer_room_ready(w.d, ALERTS, ALERTS);
+	run_until(&w, 320, 0);
+	struct strbuf want = STRBUF_INIT, got = STRBUF_INIT;
+	for (int i = 0; i < 280; i++)
+		strbuf_printf(&want, "report %d;", i);
+	for (int i = 0; i < 40; i++)
+		strbuf_printf(&want, "answer %d;", i);
+	room_bodies(&got);
+	CHECK_STR(strbuf_str(&got), strbuf_str(&want));
+	strbuf_free(&want);
+	strbuf_free(&got);
+	CHECK_INT(store_outbox_depth(w.st), 0);
+	world_close(&w);
+}
+
+static void test_answers_waiting_in_memory_are_bounded_too(void)
+{
+	struct world w;
+	if (!world_open(&w)) {
+		CHECK(!"world set up");
+		return;
+	}
+	for (int i = 0; i < 600; i++)
+		push_answer(&w, i);
+	CHECK_INT(deliverer_queued(w.d), 600);
+	CHECK_INT(deliverer_in_memory(w.d), 2 * 256);
+	/* A failed room still empties in outbox order, answers and all. */
+	deliverer_room_failed(w.d, ALERTS, "gone");
+	struct dead_letter *dead;
+	size_t n;
+	CHECK_INT(store_dead_list(w.st, &dead, &n), 0);
+	CHECK_INT(n, 600);
+	bool ascending = true;
+	for (size_t i = 1; i < n; i++)
+		ascending &= dead[i - 1].id < dead[i].id;
+	CHECK(ascending);
+	store_dead_free(dead, n);
+	world_close(&w);
+}
+
 int main(void)
 {
 	RUN(test_backoff_doubles_from_min_and_is_capped_at_max);
@@ -637,12 +805,17 @@ int main(void)
 	RUN(test_window_refills_from_the_store_in_id_order);
 	RUN(test_adopting_a_backlog_fills_only_the_window);
 	RUN(test_adopting_finds_a_dead_letter_put_back_below_the_window);
+	RUN(test_the_answer_classifier_knows_command_answers_only);
+	RUN(test_answers_waiting_in_memory_are_bounded_too);
 	if (fake_hs_start() == 0) {
 		RUN(test_thread_reply_and_edit_queued_by_txn_point_at_the_delivered_root);
 		RUN(test_a_target_that_never_arrived_posts_the_reply_alone_and_kills_the_edit);
 		RUN(test_a_held_deliverer_sends_nothing_and_a_skipped_item_is_dropped_unsent);
 		RUN(test_a_resource_limit_is_retried_until_it_clears);
 		RUN(test_not_in_room_pauses_the_room_and_ready_resumes_it_in_order);
+		RUN(test_a_report_queued_after_answers_is_sent_before_them);
+		RUN(test_after_a_restart_answers_still_go_out_once_after_the_reports);
+		RUN(test_reports_spilled_behind_answers_are_read_back_before_the_answers);
 		fake_hs_stop();
 	} else {
 		RUN_NAMED("fake homeserver starts", CHECK(!"fake homeserver started"));

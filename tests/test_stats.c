@@ -331,6 +331,7 @@ static void known_stats(struct stats *s)
 	s->superseded = 6;
 	s->sync_oversized = 1;
 	s->sync_empty_backoffs = 9;
+	s->command_answers_dropped = 57;
 	struct route_stats *r = stats_route(s, "alerts");
 	r->routed = 5;
 	r->deduplicated = 1;
@@ -391,6 +392,9 @@ static const char known_text[] =
 	"# HELP zmb_edits_superseded_total Edits not sent because a newer edit of the same message was queued behind them.\n"
 	"# TYPE zmb_edits_superseded_total counter\n"
 	"zmb_edits_superseded_total 6\n"
+	"# HELP zmb_command_answers_dropped_total Room commands not answered: their sender or room had used up the answers of the minute.\n"
+	"# TYPE zmb_command_answers_dropped_total counter\n"
+	"zmb_command_answers_dropped_total 57\n"
 	"# HELP zmb_delivery_latency_seconds Time from accepting a report to the homeserver's 200.\n"
 	"# TYPE zmb_delivery_latency_seconds histogram\n"
 	"zmb_delivery_latency_seconds_bucket{le=\"0.005\"} 1\n"
