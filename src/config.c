@@ -5,6 +5,7 @@
 #include "build_config.h"
 #include "duration.h"
 #include "log.h"
+#include "redact.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -146,6 +147,7 @@ static void remember_secret(struct loader *ld, const char *value)
 		return;
 	ld->redact = xrealloc(ld->redact, (ld->n_redact + 1) * sizeof(*ld->redact));
 	ld->redact[ld->n_redact++] = xstrdup(value);
+	redact_add(value); /* and from every log line, stored reason and HTTP answer */
 }
 
 static void secret_free(char *s)

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "redact.h"
 #include "strbuf.h"
 
 #include <arpa/inet.h>
@@ -60,6 +61,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *content_type,
 			       struct strbuf *body)
 {
+	/* Nothing served here should hold a secret; should a room name or route ever quote
+	 * one, this is the one door every answer goes out by. */
+	struct strbuf clean = STRBUF_INIT;
+	if (redact_text(body->data, body->len, &clean) != body->data) {
+		strbuf_free(body);
+		*body = clean;
+	}
 	size_t len = body->len;
 	char *data = strbuf_detach(body);
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
