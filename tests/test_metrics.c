@@ -375,6 +375,42 @@ static void test_slow_and_idle_clients_do_not_block_a_scrape(void)
 	fixture_stop(&f);
 }
 
+/* Every slot held by a client that has sent part of its request: a fresh /healthz
+ * (a health check) takes the place of the oldest of them and is answered at once, not
+ * after they time out. Each probe costs one of them its connection, no more. */
+static void test_healthz_is_answered_while_slow_clients_hold_every_slot(void)
+{
+	struct fixture f;
+	if (!fixture_start(&f))
+		return;
+	enum { N = 20 };
+	int fds[N];
+	for (int i = 0; i < N; i++) {
+		fds[i] = idle_connection(f.port, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow");
+		CHECK(fds[i] >= 0);
+	}
+	run_for(f.loop, 100);
+	for (int probe = 0; probe < 3; probe++) {
+		struct reply r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 5000);
+		CHECK(!r.timed_out);
+		CHECK_INT(r.status, 503);
+		CHECK_STR(header(&r, "Connection"), "close");
+		reply_free(&r);
+	}
+	/* The 4 over the limit made room as they came, the first probe took a 16th's place,
+	 * the next found the one the first left: 15 still connected. */
+	int open = 0;
+	for (int i = 0; i < N; i++) {
+		char c;
+		ssize_t n = recv(fds[i], &c, 1, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			open++;
+		close(fds[i]);
+	}
+	CHECK_INT(open, 15);
+	fixture_stop(&f);
+}
+
 /* More idle sockets than the connection limit: the loop must still sleep (no busy
  * poll on a listener MHD cannot accept from), and once they go, scrapes work again. */
 static void test_a_connection_flood_neither_spins_nor_wedges_the_server(void)
@@ -519,6 +555,7 @@ int main(void)
 	RUN(test_other_methods_are_405_with_allow);
 	RUN(test_slow_and_idle_clients_do_not_block_a_scrape);
 	RUN(test_a_connection_flood_neither_spins_nor_wedges_the_server);
+	RUN(test_healthz_is_answered_while_slow_clients_hold_every_slot);
 	RUN(test_bad_address_and_busy_port_are_reported);
 	RUN(test_listens_on_ipv6_loopback);
 	RUN(test_a_silent_client_is_disconnected_after_the_timeout);
