@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "redact.h"
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -261,6 +262,30 @@ static void test_a_stats_change_shows_in_the_next_scrape(void)
 	r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 3000);
 	CHECK_CONTAINS(r.body, "\"rooms_not_joined\":[\"#alerts:example.org\"]");
 	reply_free(&r);
+	fixture_stop(&f);
+}
+
+/* Whatever ends up in an answer (here a room name that happens to hold a secret) goes
+ * out through the one door that blanks secrets. */
+static void test_answers_never_carry_a_secret(void)
+{
+	struct fixture f;
+	if (!fixture_start(&f))
+		return;
+	redact_add("syt_metrics_secret_42");
+	stats_room(&f.stats, "#alerts-syt_metrics_secret_42:example.org");
+	struct reply r = http_request(f.loop, f.port, "GET", "/metrics", NULL, 3000);
+	CHECK_INT(r.status, 200);
+	CHECK_CONTAINS(r.body, "zmb_room_joined{room=\"#alerts-[redacted]:example.org\"} 0\n");
+	CHECK_NOT_CONTAINS(r.body, "syt_metrics_secret_42");
+	/* The length MHD sends is the redacted body's. */
+	CHECK_INT(atoll(header(&r, "Content-Length")), (long long)strlen(r.body));
+	reply_free(&r);
+	r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 3000);
+	CHECK_CONTAINS(r.body, "\"rooms_not_joined\":[\"#alerts-[redacted]:example.org\"]");
+	CHECK_NOT_CONTAINS(r.body, "syt_metrics_secret_42");
+	reply_free(&r);
+	redact_clear();
 	fixture_stop(&f);
 }
 
@@ -549,6 +574,7 @@ int main(void)
 	RUN(test_listens_on_an_ephemeral_loopback_port);
 	RUN(test_metrics_serves_the_prometheus_text);
 	RUN(test_a_stats_change_shows_in_the_next_scrape);
+	RUN(test_answers_never_carry_a_secret);
 	RUN(test_healthz_is_503_until_mqtt_and_matrix_are_up);
 	RUN(test_head_answers_headers_without_body);
 	RUN(test_other_paths_are_404);
