@@ -5,6 +5,7 @@
 #include "build_config.h"
 #include "duration.h"
 #include "log.h"
+#include "redact.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -146,6 +147,7 @@ static void remember_secret(struct loader *ld, const char *value)
 		return;
 	ld->redact = xrealloc(ld->redact, (ld->n_redact + 1) * sizeof(*ld->redact));
 	ld->redact[ld->n_redact++] = xstrdup(value);
+	redact_add(value); /* and from every log line, stored reason and HTTP answer */
 }
 
 static void secret_free(char *s)
@@ -720,6 +722,13 @@ static void load_mqtt(struct loader *ld, const config_setting_t *grp, struct con
 
 	v = "localhost";
 	get_nonempty(ld, grp, pfx, "host", "a host name or address", &v);
+	if (strchr(v, '@') || strstr(v, "://")) {
+		/* Not quoted: mqtt://user:pw@host would put the password in the log. */
+		report(ld, config_setting_get_member(grp, "host"),
+		       "mqtt.host: a URL or user@host (expected a host name or address only: the user "
+		       "belongs in mqtt.username, the password in mqtt.password_file)");
+		v = "localhost";
+	}
 	m->host = xstrdup(v);
 	get_int(ld, grp, pfx, "port", 1, 65535, &m->port);
 	v = "zuul-matrix-bridge";
@@ -849,6 +858,19 @@ static const char *url_problem(const char *url)
 	return NULL;
 }
 
+/* True when the authority of an http(s) URL (between "//" and the next "/") has a
+ * user or password in it ("user:pw@host"): a secret in the config file, which the
+ * bridge would also log with the URL. */
+static bool url_has_credentials(const char *url)
+{
+	const char *authority = strstr(url, "//");
+	if (!authority)
+		return false;
+	authority += 2;
+	size_t n = strcspn(authority, "/?#");
+	return memchr(authority, '@', n) != NULL;
+}
+
 /* matrix.user: what m.id.user accepts, a full user id or the localpart alone (the
  * homeserver adds its own name). */
 static bool matrix_user_ok(const char *user)
@@ -880,7 +902,12 @@ static void load_matrix(struct loader *ld, const config_setting_t *grp, struct c
 				"homeserver = \"https://matrix.example.org\";)");
 	} else if (get_string(ld, grp, pfx, "homeserver", &url)) {
 		const char *why = url_problem(url);
-		if (why) {
+		if (url_has_credentials(url)) {
+			/* Not quoted: the URL holds a password. */
+			report(ld, hs, "matrix.homeserver: the URL has a user name or password in it (\"...@\"; "
+				       "expected https://host[:port] only: secrets belong in matrix.access_token_file, "
+				       "or matrix.user with matrix.password_file)");
+		} else if (why) {
 			report(ld, hs, "matrix.homeserver: bad URL \"%s\" (%s)", url, why);
 		} else {
 			size_t n = strlen(url);

@@ -1,5 +1,5 @@
 /* log: logfmt lines on stderr (or a stream tests choose).
- * Escaping lives here so no caller can forget it. */
+ * Escaping and redaction of secrets live here so no caller can forget them. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "redact.h"
 #include "strbuf.h"
 
 static enum log_level current_level = ZLOG_INFO;
@@ -38,10 +39,8 @@ const char *log_level_name(enum log_level level)
 
 /* A logfmt value: bare when it is a plain token, otherwise quoted with \" \\ \n \t
  * escaped and other control bytes as \xNN, so a hostile payload cannot forge lines. */
-static void put_value(struct strbuf *sb, const char *v)
+static void put_escaped(struct strbuf *sb, const char *v)
 {
-	if (!v)
-		v = "";
 	int bare = *v != '\0';
 	for (const unsigned char *p = (const unsigned char *)v; *p && bare; p++)
 		if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
@@ -66,6 +65,15 @@ static void put_value(struct strbuf *sb, const char *v)
 		}
 	}
 	strbuf_putc(sb, '"');
+}
+
+/* Secrets go out first, before escaping could change how one is spelled: every message
+ * and every value passes here, whoever wrote it and whatever it quotes. */
+static void put_value(struct strbuf *sb, const char *v)
+{
+	struct strbuf scratch = STRBUF_INIT;
+	put_escaped(sb, redact_str(v ? v : "", &scratch));
+	strbuf_free(&scratch);
 }
 
 static void begin_line(struct strbuf *sb, enum log_level level, const char *msg)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "redact.h"
 #include "strbuf.h"
 
 /* Store key of the device id, per configured user: a new matrix.user gets its own device. */
@@ -181,6 +182,7 @@ static void set_token(struct session *s, const char *access_token)
 	session_secret_free(s->header);
 	s->header = NULL;
 	if (access_token) {
+		redact_add_rotating(access_token); /* a homeserver error may quote it */
 		struct strbuf sb = STRBUF_INIT;
 		strbuf_printf(&sb, "Authorization: Bearer %s", access_token);
 		s->header = strbuf_detach(&sb);
@@ -191,6 +193,7 @@ static void set_token(struct session *s, const char *access_token)
 static void set_refresh_token(struct session *s, const char *token)
 {
 	session_secret_free(s->refresh_token);
+	redact_add_rotating(token);
 	s->refresh_token = xstrdup(token);
 }
 

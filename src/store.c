@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "redact.h"
 #include "strbuf.h"
 
 /* WAL frames between automatic checkpoints (SQLite's default: 1000), and what the WAL
@@ -764,9 +765,13 @@ int store_outbox_kill(struct store *st, int64_t id, const char *reason, int64_t 
 		return -1;
 	sqlite3_stmt *s = use(st, S_DEAD_FROM_OUTBOX);
 	sqlite3_bind_int64(s, 1, id);
-	bind_text(s, 2, reason ? reason : "");
+	/* The reason quotes the homeserver, which may echo the token: none is stored. */
+	struct strbuf scratch = STRBUF_INIT;
+	bind_text(s, 2, redact_str(reason ? reason : "", &scratch));
 	sqlite3_bind_int64(s, 3, now_ms);
-	if (run(st, s, "outbox kill: insert dead letter") < 0)
+	int rc = run(st, s, "outbox kill: insert dead letter");
+	strbuf_free(&scratch);
+	if (rc < 0)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)
 		return unknown_item("outbox kill", id);

@@ -271,6 +271,15 @@ def an_inline_secret_is_refused_without_echoing_it():
 
 
 @test
+def check_config_refuses_credentials_in_the_homeserver_url_without_echoing_them():
+    text = config_text(ROUTES).replace('homeserver = "http://127.0.0.1:8008";',
+                                       'homeserver = "http://bot:hs-pw-4242@127.0.0.1:8008";')
+    err = check_error(text, 3, "matrix.homeserver", "user name or password", "matrix.access_token_file",
+                      "matrix.password_file")
+    assert "hs-pw-4242" not in err, err
+
+
+@test
 def render_prints_the_message_content_for_a_matching_route():
     d = tmpdir()
     conf = good_config(d)

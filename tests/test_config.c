@@ -1279,6 +1279,12 @@ static const struct bad_case bad_cases[] = {
 	{F("bad-url.conf"), 0,
 	 F("bad-url.conf") ":3: matrix.homeserver: bad URL \"matrix.example.org\" "
 			   "(expected http:// or https:// followed by a host)\n"},
+	{F("url-credentials.conf"), 0,
+	 F("url-credentials.conf") ":3: mqtt.host: a URL or user@host (expected a host name or address only: "
+				   "the user belongs in mqtt.username, the password in mqtt.password_file)\n"
+	 F("url-credentials.conf") ":4: matrix.homeserver: the URL has a user name or password in it "
+				   "(\"...@\"; expected https://host[:port] only: secrets belong in "
+				   "matrix.access_token_file, or matrix.user with matrix.password_file)\n"},
 	{F("bad-post-unencrypted.conf"), 0,
 	 F("bad-post-unencrypted.conf") ":5: matrix.post_unencrypted[1]: \"#zuul-alert:example.org\" is no route's "
 					"room (expected a room exactly as a route's `room` names it)\n"},

@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "log.h"
+#include "redact.h"
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -264,6 +265,30 @@ static void test_a_stats_change_shows_in_the_next_scrape(void)
 	fixture_stop(&f);
 }
 
+/* Whatever ends up in an answer (here a room name that happens to hold a secret) goes
+ * out through the one door that blanks secrets. */
+static void test_answers_never_carry_a_secret(void)
+{
+	struct fixture f;
+	if (!fixture_start(&f))
+		return;
+	redact_add("syt_metrics_secret_42");
+	stats_room(&f.stats, "#alerts-syt_metrics_secret_42:example.org");
+	struct reply r = http_request(f.loop, f.port, "GET", "/metrics", NULL, 3000);
+	CHECK_INT(r.status, 200);
+	CHECK_CONTAINS(r.body, "zmb_room_joined{room=\"#alerts-[redacted]:example.org\"} 0\n");
+	CHECK_NOT_CONTAINS(r.body, "syt_metrics_secret_42");
+	/* The length MHD sends is the redacted body's. */
+	CHECK_INT(atoll(header(&r, "Content-Length")), (long long)strlen(r.body));
+	reply_free(&r);
+	r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 3000);
+	CHECK_CONTAINS(r.body, "\"rooms_not_joined\":[\"#alerts-[redacted]:example.org\"]");
+	CHECK_NOT_CONTAINS(r.body, "syt_metrics_secret_42");
+	reply_free(&r);
+	redact_clear();
+	fixture_stop(&f);
+}
+
 static void test_healthz_is_503_until_mqtt_and_matrix_are_up(void)
 {
 	struct fixture f;
@@ -372,6 +397,42 @@ static void test_slow_and_idle_clients_do_not_block_a_scrape(void)
 	for (int i = 0; i < 12; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	fixture_stop(&f);
+}
+
+/* Every slot held by a client that has sent part of its request: a fresh /healthz
+ * (a health check) takes the place of the oldest of them and is answered at once, not
+ * after they time out. Each probe costs one of them its connection, no more. */
+static void test_healthz_is_answered_while_slow_clients_hold_every_slot(void)
+{
+	struct fixture f;
+	if (!fixture_start(&f))
+		return;
+	enum { N = 20 };
+	int fds[N];
+	for (int i = 0; i < N; i++) {
+		fds[i] = idle_connection(f.port, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow");
+		CHECK(fds[i] >= 0);
+	}
+	run_for(f.loop, 100);
+	for (int probe = 0; probe < 3; probe++) {
+		struct reply r = http_request(f.loop, f.port, "GET", "/healthz", NULL, 5000);
+		CHECK(!r.timed_out);
+		CHECK_INT(r.status, 503);
+		CHECK_STR(header(&r, "Connection"), "close");
+		reply_free(&r);
+	}
+	/* The 4 over the limit made room as they came, the first probe took a 16th's place,
+	 * the next found the one the first left: 15 still connected. */
+	int open = 0;
+	for (int i = 0; i < N; i++) {
+		char c;
+		ssize_t n = recv(fds[i], &c, 1, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			open++;
+		close(fds[i]);
+	}
+	CHECK_INT(open, 15);
 	fixture_stop(&f);
 }
 
@@ -513,12 +574,14 @@ int main(void)
 	RUN(test_listens_on_an_ephemeral_loopback_port);
 	RUN(test_metrics_serves_the_prometheus_text);
 	RUN(test_a_stats_change_shows_in_the_next_scrape);
+	RUN(test_answers_never_carry_a_secret);
 	RUN(test_healthz_is_503_until_mqtt_and_matrix_are_up);
 	RUN(test_head_answers_headers_without_body);
 	RUN(test_other_paths_are_404);
 	RUN(test_other_methods_are_405_with_allow);
 	RUN(test_slow_and_idle_clients_do_not_block_a_scrape);
 	RUN(test_a_connection_flood_neither_spins_nor_wedges_the_server);
+	RUN(test_healthz_is_answered_while_slow_clients_hold_every_slot);
 	RUN(test_bad_address_and_busy_port_are_reported);
 	RUN(test_listens_on_ipv6_loopback);
 	RUN(test_a_silent_client_is_disconnected_after_the_timeout);

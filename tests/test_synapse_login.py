@@ -40,6 +40,9 @@ class Proxy:
         proxy = self
         self.requests = []
         self.swallowing = None
+        self.echoing = None
+        self.issued = []    # access and refresh tokens of login and refresh answers, in order
+        self.echoed = []    # tokens quoted back by echo_token()
         self.lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -48,9 +51,28 @@ class Proxy:
             def log_message(self, *args):
                 pass
 
+            def echo(self, path):
+                token = (self.headers.get("Authorization") or "").replace("Bearer ", "", 1)
+                data = json.dumps({"errcode": "M_FORBIDDEN",
+                                   "error": "token %s may not send here" % token}).encode()
+                with proxy.lock:
+                    proxy.echoed.append(token)
+                    proxy.requests.append((self.command, path, 403))
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def forward(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else None
+                path = urllib.parse.urlsplit(self.path).path
+                with proxy.lock:
+                    echo = proxy.echoing and proxy.echoing in path
+                if echo:
+                    self.echo(path)
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in
                            ("authorization", "content-type", "accept", "user-agent")}
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=120)
@@ -61,7 +83,10 @@ class Proxy:
                     status, ctype, retry = resp.status, resp.getheader("Content-Type"), resp.getheader("Retry-After")
                 finally:
                     conn.close()
-                path = urllib.parse.urlsplit(self.path).path
+                if status == 200 and (path.endswith("/login") or path.endswith("/refresh")):
+                    answer = json.loads(data)
+                    with proxy.lock:
+                        proxy.issued += [answer[k] for k in ("access_token", "refresh_token") if k in answer]
                 with proxy.lock:
                     proxy.requests.append((self.command, path, status))
                     swallow = proxy.swallowing and proxy.swallowing in path
@@ -90,6 +115,13 @@ class Proxy:
     def swallow(self, path_part):
         with self.lock:
             self.swallowing = path_part
+
+    def echo_token(self, path_part):
+        """From now on a request whose path contains path_part is not forwarded: the proxy
+        answers 403 M_FORBIDDEN quoting the request's access token, as a careless
+        homeserver or gateway might."""
+        with self.lock:
+            self.echoing = path_part
 
     def count(self, method, path_part, status=None):
         with self.lock:
@@ -253,6 +285,34 @@ def requests_refused_while_the_refresh_answer_is_lost_wait_and_are_resent():
         log = w.bridge.log()
         assert "token refused (soft logout); resending" in log, log[-3000:]
         assert "dead letters" not in log, log[-3000:]
+        w.check_no_secrets_logged()
+    with_world(body, synapse_config={"refreshable_access_token_lifetime": "5s"})
+
+
+@test
+def a_refreshed_token_quoted_by_the_homeserver_is_redacted_from_log_and_dead_letters():
+    def body(w):
+        w.start_bridge()
+        w.bridge.wait_log("logged in to the homeserver", 30)
+        w.bridge.wait_log("joined room", 30)
+        wait_for(lambda: w.proxy.count("POST", "/_matrix/client/v3/refresh", status=200) >= 1, 30, "a refresh")
+        w.proxy.echo_token("/send/")
+        w.publish("bs-echoed")
+        w.bridge.wait_log("moved to dead letters", 30)
+        with w.proxy.lock:
+            echoed, first_login = list(w.proxy.echoed), list(w.proxy.issued[:2])
+            issued = list(w.proxy.issued)
+        # The token quoted back is one the bridge got from a refresh, not from its login.
+        assert echoed and echoed[0] in issued and echoed[0] not in first_login, (echoed, issued)
+        log = w.bridge.log()
+        dead = [ln for ln in log.splitlines() if "moved to dead letters" in ln]
+        assert dead and "token [redacted] may not send here" in dead[0], dead
+        for token in issued:
+            assert token not in log, "a token of the session is in the bridge log"
+        p = w.bridge.cli("dead-letters", "-c", w.bridge.conf)
+        listing = p.stdout.decode()
+        assert "token [redacted] may not send here" in listing, listing
+        assert not any(token in listing for token in issued), "a token is in the dead letters"
         w.check_no_secrets_logged()
     with_world(body, synapse_config={"refreshable_access_token_lifetime": "5s"})
 
