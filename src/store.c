@@ -24,6 +24,8 @@
 /* While the disk is full: checkpoint this often, so the WAL is written over from its start
  * in the blocks it already has instead of growing into blocks nobody has. */
 #define STORE_FULL_CHECKPOINT_PAGES 64
+/* ...and what of the reserve goes to the WAL and to state.db, each (enter_full). */
+#define STORE_FULL_SPARE_BYTES (2LL * 1024 * 1024)
 
 /* The reserve (state.db-reserve, see store_space.c) and the free space below which new
  * reports are refused: a batch of reports writes a few hundred KiB of WAL, and the
@@ -378,12 +380,35 @@ int store_commit(struct store *st)
 
 /* ---- space: the disk full ---- */
 
+/* While the disk is full the -wal and -shm files keep their blocks when the store closes
+ * (SQLite deletes them otherwise), so a restart on a disk that someone else filled to
+ * the last byte meanwhile still finds them: it reads what it stored and writes its
+ * deliveries' bookkeeping into blocks it has. */
+static void keep_wal_files(struct store *st, bool keep)
+{
+	int on = keep;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %d", keep ? -1 : STORE_WAL_KEEP_BYTES);
+	sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+}
+
 static void enter_full(struct store *st, const char *op)
 {
 	if (st->full_reason[0])
 		return;
 	snprintf(st->full_reason, sizeof st->full_reason, "state database: disk full");
+	keep_wal_files(st, true);
 	bool had_reserve = store_reserve_release(st->reserve_path);
+	/* Part of the reserve goes to the files themselves, as blocks SQLite does not see:
+	 * a WAL that cycles every STORE_FULL_CHECKPOINT_PAGES, and state.db's growth in
+	 * checkpoints. Kept across a restart, they carry the deliveries even when whatever
+	 * filled the disk takes the rest of the reserve too. */
+	struct strbuf wal = STRBUF_INIT;
+	strbuf_printf(&wal, "%s-wal", st->path);
+	store_preallocate(strbuf_str(&wal), 0, STORE_FULL_SPARE_BYTES);
+	store_preallocate(st->path, -1, STORE_FULL_SPARE_BYTES);
+	strbuf_free(&wal);
 	char free_text[32];
 	snprintf(free_text, sizeof free_text, "%lld bytes", (long long)store_free_bytes(st->dir));
 	log_kv(ZLOG_ERROR,
@@ -424,6 +449,7 @@ bool store_space_recheck(struct store *st)
 		return false;
 	}
 	st->full_reason[0] = '\0';
+	keep_wal_files(st, false);
 	char free_text[32];
 	snprintf(free_text, sizeof free_text, "%lld bytes", (long long)free_bytes);
 	log_kv(ZLOG_INFO, "state database: the disk has room again; taking reports", "db", st->path, "free",
@@ -640,6 +666,13 @@ static int open_checked(struct store *st, enum store_open_failure *why, char *er
 		return -1;
 	}
 	sqlite3_wal_hook(st->db, on_wal_commit, st);
+	/* Reading a WAL back counts none of its frames as copied into state.db yet, and a
+	 * WAL is written over from its start only once they all are: without this, the first
+	 * commit would append behind a WAL that a full disk cannot grow (a WAL kept on a full
+	 * disk, or left by a crash). Nothing to do when the WAL is empty. */
+	if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+		log_kv(ZLOG_WARN, "store: cannot checkpoint the WAL at open; carrying on", "db", st->path, "error",
+		       sqlite3_errmsg(st->db), NULL);
 	return 0;
 }
 

@@ -33,6 +33,9 @@ int64_t store_free_bytes(const char *path);
  * 0, or an errno value (ENOSPC: the disk has not that much room). A reserve that is
  * already whole is left alone. */
 int store_reserve_make(const char *reserve_path, int64_t bytes);
+/* Allocates blocks for bytes of path from offset (-1: its end) without changing its size.
+ * 0 or an errno value. */
+int store_preallocate(const char *path, int64_t offset, int64_t bytes);
 /* Gives the reserve's blocks back to the file system. true when there was one. */
 int store_reserve_release(const char *reserve_path);
 /* Whether an SQLite failure was the disk running out (SQLITE_FULL, or an I/O error

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdbool.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -34,6 +35,21 @@ int store_reserve_make(const char *reserve_path, int64_t bytes)
 	close(fd);
 	if (rc != 0)
 		unlink(reserve_path); /* a part of it would only hold space nobody counts on */
+	return rc;
+}
+
+int store_preallocate(const char *path, int64_t offset, int64_t bytes)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (offset < 0) {
+		struct stat sb;
+		offset = fstat(fd, &sb) == 0 ? sb.st_size : 0;
+	}
+	/* KEEP_SIZE: SQLite sees the file as it was; its writes past the end find blocks. */
+	int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)bytes) == 0 ? 0 : errno;
+	close(fd);
 	return rc;
 }
 
