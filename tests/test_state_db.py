@@ -91,6 +91,18 @@ def an_empty_state_db_stops_the_bridge_with_status_3_until_reset_state_moves_it_
 
 
 @test
+def reset_state_refuses_while_a_bridge_has_the_database_open():
+    w = World(ALL)
+    try:
+        r = w.bridge.cli("reset-state", "-c", w.bridge.conf)
+        assert r.returncode == 1 and b"a running bridge has it open" in r.stderr, r
+        assert os.path.exists(os.path.join(w.state, "state.db"))
+        assert not [f for f in os.listdir(w.state) if ".aside-" in f], os.listdir(w.state)
+    finally:
+        w.close()
+
+
+@test
 def a_corrupt_index_page_fails_quick_check_and_stops_the_bridge_with_status_3():
     w = made_by_the_bridge(reports=3)
     try:
