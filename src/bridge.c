@@ -206,6 +206,8 @@ static void start_mqtt(struct bridge *b)
 		bridge_intake_pause(b);
 		return;
 	}
+	if (!b->mqtt)
+		return; /* paused for a full disk: bridge_intake starts a new session once there is room */
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
 }

@@ -42,7 +42,6 @@ void bridge_intake_pause(struct bridge *b)
 	b->unacked = 0;
 	mqtt_session_free(b->mqtt); /* acknowledgements are pending: no DISCONNECT, no PUBACK */
 	b->mqtt = NULL;
-	b->mqtt_waits_for_history = false;
 	log_kv(ZLOG_WARN, "MQTT intake paused: reports stay with the broker until the state database has room",
 	       "reason", b->stats.state_db_problem, "state_dir", b->conn->state_dir, NULL);
 	bridge_mqtt_state(b, MQTT_DISCONNECTED, "intake paused: state database full");
@@ -65,8 +64,14 @@ static void space_timer_fired(struct loop *loop, void *data)
 		return;
 	log_kv(ZLOG_INFO, "MQTT intake resumed", NULL);
 	b->mqtt = bridge_mqtt_new(b);
-	if (!b->mqtt || mqtt_session_start(b->mqtt) != 0)
-		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
+	if (!b->mqtt) {
+		log_kv(ZLOG_ERROR, "cannot create the MQTT client; trying again shortly", NULL);
+		arm_space_timer(b);
+		return;
+	}
+	/* A new state_dir still reading the rooms' history starts it when that is done. */
+	if (!b->mqtt_waits_for_history && mqtt_session_start(b->mqtt) != 0)
+		log_kv(ZLOG_WARN, "MQTT connection could not start", NULL);
 }
 
 void bridge_intake_turn_end(struct bridge *b)
