@@ -628,6 +628,7 @@ static unsigned ack_batch_max(const struct bridge *b)
 static void on_turn_end(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
+	bridge_intake_turn_end(b); /* a full disk: MQTT goes before it acknowledges anything */
 	if (b->store_broken) {
 		if (!b->exit_status) {
 			log_kv(ZLOG_ERROR, "cannot write the outbox; stopping without acknowledging (the broker "
@@ -637,7 +638,6 @@ static void on_turn_end(struct loop *loop, void *data)
 		}
 		return;
 	}
-	bridge_intake_turn_end(b); /* a full disk: MQTT goes before it acknowledges anything */
 	bool in_batch = store_in_batch(b->store);
 	bool now = b->stopping || b->commit_due || b->unacked >= ack_batch_max(b) || (b->unacked && !in_batch);
 	if (now) {

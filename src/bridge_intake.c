@@ -33,12 +33,9 @@ void bridge_intake_pause(struct bridge *b)
 	b->stats.state_db_problem = store_full_reason(b->store);
 	if (!b->mqtt)
 		return;
-	/* What was stored this turn is committed; the acknowledgements queued for it go down
-	 * with the connection too (the broker redelivers, the txn ids make them duplicates). */
-	if (store_in_batch(b->store) && store_commit(b->store) != 0) {
-		b->store_broken = true;
-		return; /* the turn's end stops the bridge without acknowledging */
-	}
+	/* What this turn stored before is committed as bookkeeping now; its acknowledgements
+	 * go down with the connection too (the broker redelivers, the txn ids make them
+	 * duplicates). */
 	b->unacked = 0;
 	mqtt_session_free(b->mqtt); /* acknowledgements are pending: no DISCONNECT, no PUBACK */
 	b->mqtt = NULL;
@@ -77,7 +74,9 @@ static void space_timer_fired(struct loop *loop, void *data)
 void bridge_intake_turn_end(struct bridge *b)
 {
 	b->stats.state_db_problem = store_full_reason(b->store);
-	if (b->intake_refused || (b->stats.state_db_problem && b->mqtt && !b->store_broken))
+	if (b->store_broken)
+		return; /* the bridge stops, acknowledging nothing */
+	if (b->intake_refused || (b->stats.state_db_problem && b->mqtt))
 		bridge_intake_pause(b);
 	if (b->stats.state_db_problem)
 		arm_space_timer(b);
