@@ -10,9 +10,10 @@
 struct bridge;
 
 /* Takes ownership of cfg. Opens the store and loads the templates; NULL (after
- * logging why) when the bridge cannot start. `verbose` keeps debug logging across
- * reloads whatever log_level says. */
-struct bridge *bridge_new(struct config *cfg, bool verbose);
+ * logging why) when the bridge cannot start, and then *state_damaged (if not NULL) says
+ * whether it was because the state database is damaged (STORE_OPEN_DAMAGED). `verbose`
+ * keeps debug logging across reloads whatever log_level says. */
+struct bridge *bridge_new(struct config *cfg, bool verbose, bool *state_damaged);
 /* Runs until SIGTERM/SIGINT (returns 0) or a fatal store error (returns 1). */
 int bridge_run(struct bridge *b);
 void bridge_free(struct bridge *b);

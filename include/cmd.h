@@ -10,6 +10,7 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAILURE_ = 1, /* the command ran and the answer is "no" or it failed */
 	EXIT_USAGE = 2,    /* bad command line */
+	EXIT_STATE_DAMAGED = 3, /* the state database is damaged: restarting cannot help */
 };
 
 int cmd_check_config(const char *config_path);
@@ -17,6 +18,7 @@ int cmd_render(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_daemon(const char *config_path, bool verbose);
 int cmd_dead_letters(int argc, char **argv);
+int cmd_reset_state(int argc, char **argv);
 
 struct config;
 struct zuul_event;

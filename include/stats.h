@@ -54,6 +54,7 @@ struct stats {
 	bool matrix_reachable;  /* whoami answered and the last request reached the homeserver */
 	uint64_t open_claims;   /* chatops; 0 until claims exist */
 	int64_t last_report_ms; /* wall clock of the last accepted report, 0: none yet */
+	const char *state_db_problem; /* why reports are refused ("state database: disk full"), NULL */
 	int64_t started_ms;
 };
 
@@ -72,7 +73,10 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out);
  * "rooms_not_joined":["#room:hs",...]}. A room the bot is not in does not change the
  * status: a restart would not bring it back, an invite does. */
 void stats_render_health(const struct stats *s, struct strbuf *out);
-/* 200 when MQTT is connected and the homeserver reachable, else 503. */
+/* With state_db_problem set the body also says "reason":"...", and the status is 503:
+ * new reports are refused. */
+/* 200 when MQTT is connected, the homeserver reachable and the state database takes
+ * reports, else 503. */
 int stats_health_status(const struct stats *s);
 void stats_clear(struct stats *s);
 

@@ -36,8 +36,22 @@ struct dead_letter {
 	int64_t failed_ms;
 };
 
-/* Creates state_dir (mode 0700) if missing, opens or creates state.db, enables WAL,
- * migrates the schema. NULL with a reason in err ("STATE_DIR/state.db: ...") on failure. */
+/* Why store_open_checked returned NULL. */
+enum store_open_failure {
+	STORE_OPEN_FAILED,  /* state_dir or SQLite could not be used (permissions, disk full...) */
+	STORE_OPEN_DAMAGED, /* state.db exists but is empty, unreadable, not SQLite, or fails
+			     * PRAGMA quick_check; or its -wal cannot be read. Opening it would
+			     * lose what it holds: the operator decides (reset-state). */
+};
+
+/* Creates state_dir (mode 0700) if missing, opens state.db, or creates it whole when it
+ * does not exist (a first start), enables WAL, migrates the schema. Before that it checks
+ * the files and runs PRAGMA quick_check (the whole file is read: 0.25 s for 400 MB
+ * in the page cache). NULL with a reason in err ("STATE_DIR/state.db: ...") and, if why is not
+ * NULL, the kind of failure in *why. Opening needs no free space beyond the reserve (see
+ * store_full_reason): on a full disk the store opens full. */
+struct store *store_open_checked(const char *state_dir, enum store_open_failure *why, char *err, size_t errlen);
+/* store_open_checked without the kind of failure. */
 struct store *store_open(const char *state_dir, char *err, size_t errlen);
 /* Commits any open batch and closes. */
 void store_close(struct store *st);
@@ -47,8 +61,23 @@ void store_close(struct store *st);
 int store_commit(struct store *st);
 bool store_in_batch(const struct store *st);
 
+/* A full disk. The store keeps a reserve file (STATE_DIR/state.db-reserve, 8 MiB) and gives
+ * it back when space runs out, so the deliveries' bookkeeping still commits; new reports
+ * are refused until there is room for the reserve and some. */
+/* Why reports cannot be taken now ("state database: disk full"), NULL when they can. The
+ * string lives as long as the store. */
+const char *store_full_reason(const struct store *st);
+/* Whether a new report may be stored: false when full, or when the free space on
+ * state_dir's file system just fell under the margin a batch needs (the store is full
+ * from then on, logged once). One statvfs. */
+bool store_can_take_reports(struct store *st);
+/* While full: tries to take the reserve again; true when the disk has room for it and for
+ * reports (logged), false while it has not. true at once when not full. */
+bool store_space_recheck(struct store *st);
+
 /* Queues a delivery unless (event_key, action, route) was already accepted within the
- * retention window, or txn_id is already known. Returns 1 when queued (and sets *id,
+ * retention window, or txn_id is already known. Refused (-1, nothing written) while the
+ * disk is full (store_full_reason). Returns 1 when queued (and sets *id,
  * if id is not NULL, to the new outbox id), 0 when a duplicate (nothing written),
  * -1 on error. now_ms is wall-clock Unix ms. */
 int store_outbox_push(struct store *st, const char *route, const char *room, const char *txn_id,

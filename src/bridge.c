@@ -210,6 +210,12 @@ static bool route_room(const struct config *cfg, const char *room)
 static void start_mqtt(struct bridge *b)
 {
 	b->mqtt_waits_for_history = false;
+	if (bridge_intake_refuses(b)) { /* a full disk at start: deliver first, take reports later */
+		bridge_intake_pause(b);
+		return;
+	}
+	if (!b->mqtt)
+		return; /* paused for a full disk: bridge_intake starts a new session once there is room */
 	if (mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start; retrying", NULL);
 }
@@ -387,6 +393,8 @@ static int queue_content(struct bridge *b, const char *route, const char *room, 
 	if (rc == 0) {
 		stats_route(&b->stats, route)->deduplicated++;
 		log_kv(ZLOG_INFO, "duplicate report ignored", "route", route, "key", key, "action", action, NULL);
+	} else if (store_full_reason(b->store)) {
+		b->intake_refused = true; /* not acknowledged; redelivered once there is room */
 	} else {
 		b->store_broken = true;
 	}
@@ -553,7 +561,7 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 	b->unacked++;
 	if (b->catching_up)
 		catchup_arm_quiet(b);
-	if (b->store_broken)
+	if (b->store_broken || bridge_intake_refuses(b))
 		return;
 	char err[256];
 	struct zuul_event *ev = zuul_event_parse(msg->payload, msg->len, err, sizeof err);
@@ -569,6 +577,18 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 	route_report(b, ev, key);
 	free(key);
 	zuul_event_free(ev);
+}
+
+static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data);
+
+struct mqtt_session *bridge_mqtt_new(struct bridge *b)
+{
+	return mqtt_session_new(b->loop, &b->conn->mqtt, on_mqtt_message, on_mqtt_state, b);
+}
+
+void bridge_mqtt_state(struct bridge *b, enum mqtt_state state, const char *reason)
+{
+	on_mqtt_state(state, reason, b);
 }
 
 static void on_mqtt_state(enum mqtt_state state, const char *reason, void *data)
@@ -618,6 +638,7 @@ static unsigned ack_batch_max(const struct bridge *b)
 static void on_turn_end(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
+	bridge_intake_turn_end(b); /* a full disk: MQTT goes before it acknowledges anything */
 	if (b->store_broken) {
 		if (!b->exit_status) {
 			log_kv(ZLOG_ERROR, "cannot write the outbox; stopping without acknowledging (the broker "
@@ -636,8 +657,10 @@ static void on_turn_end(struct loop *loop, void *data)
 		if (in_batch && store_commit(b->store) != 0) {
 			b->store_broken = true;
 			b->exit_status = 1;
+			/* Out of space in mid-batch: a restart begins from what is durable and, on
+			 * the full disk, delivers it while refusing reports. */
 			log_kv(ZLOG_ERROR, "cannot commit the outbox; stopping without acknowledging (the broker redelivers)",
-			       "state_dir", b->conn->state_dir, NULL);
+			       "state_dir", b->conn->state_dir, "reason", store_full_reason(b->store), NULL);
 			loop_stop(loop);
 			return;
 		}
@@ -836,8 +859,10 @@ static void prune_timer_fired(struct loop *loop, void *data)
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-struct bridge *bridge_new(struct config *cfg, bool verbose)
+struct bridge *bridge_new(struct config *cfg, bool verbose, bool *state_damaged)
 {
+	if (state_damaged)
+		*state_damaged = false;
 	struct bridge *b = xcalloc(1, sizeof *b);
 	b->conn = b->cfg = cfg;
 	b->verbose = verbose;
@@ -849,9 +874,20 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 		return NULL;
 	}
 	char err[512];
-	b->store = store_open(cfg->state_dir, err, sizeof err);
+	enum store_open_failure why;
+	b->store = store_open_checked(cfg->state_dir, &why, err, sizeof err);
 	if (!b->store) {
-		log_kv(ZLOG_ERROR, "cannot open the state store", "error", err, NULL);
+		if (why == STORE_OPEN_DAMAGED) {
+			struct strbuf fix = STRBUF_INIT;
+			strbuf_printf(&fix, "zuul-matrix-bridge reset-state -c %s", cfg->path);
+			log_kv(ZLOG_ERROR, "the state database is damaged; refusing to start (nothing in it was changed)",
+			       "error", err, "start_fresh_with", strbuf_str(&fix), NULL);
+			strbuf_free(&fix);
+			if (state_damaged)
+				*state_damaged = true;
+		} else {
+			log_kv(ZLOG_ERROR, "cannot open the state store", "error", err, NULL);
+		}
 		bridge_free(b);
 		return NULL;
 	}
@@ -878,7 +914,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose)
 		snprintf(port, sizeof port, "%d", metrics_server_port(b->metrics));
 		log_kv(ZLOG_INFO, "metrics and health listening", "address", cfg->metrics.listen, "port", port, NULL);
 	}
-	b->mqtt = mqtt_session_new(b->loop, &cfg->mqtt, on_mqtt_message, on_mqtt_state, b);
+	b->mqtt = bridge_mqtt_new(b);
 	if (!b->session || !b->matrix || !b->mqtt) {
 		log_kv(ZLOG_ERROR, "cannot create the MQTT or Matrix client", NULL);
 		bridge_free(b);

@@ -91,6 +91,9 @@ struct bridge {
 	bool catching_up;          /* deliveries held while a backlog comes in */
 	uint64_t catchup_quiet_timer;
 	uint64_t catchup_deadline_timer;
+	/* bridge_intake.c: reports refused while the state database is full. */
+	bool intake_refused;  /* a message was refused this turn: close MQTT before any ack */
+	uint64_t space_timer; /* looks at the disk again while it is full */
 };
 
 /* ---- bridge.c ---- */
@@ -99,6 +102,20 @@ void bridge_report_status(struct bridge *b);
 void bridge_maybe_ready(struct bridge *b);
 /* Hands chatops the joined route rooms (creating or dropping it as configured). */
 void bridge_chatops_update(struct bridge *b);
+/* A new (unstarted) MQTT session delivering to the bridge's handlers. */
+struct mqtt_session *bridge_mqtt_new(struct bridge *b);
+/* Tells the bridge the MQTT state changed, as the session's own callback does. */
+void bridge_mqtt_state(struct bridge *b, enum mqtt_state state, const char *reason);
+
+/* ---- bridge_intake.c ---- */
+/* In on_message: true when the store cannot take the report now (it is not processed and
+ * must not be acknowledged; the turn's end closes the connection). */
+bool bridge_intake_refuses(struct bridge *b);
+/* Closes the MQTT session without acknowledging what it read, and looks at the disk
+ * every few seconds until the store takes reports again, then connects anew. */
+void bridge_intake_pause(struct bridge *b);
+/* At every turn's end, before any acknowledgement is written. */
+void bridge_intake_turn_end(struct bridge *b);
 
 /* ---- bridge_rooms.c ---- */
 /* Adds the rooms the configuration names and joins those not joined (once whoami answered). */

@@ -15,8 +15,9 @@ int cmd_daemon(const char *config_path, bool verbose)
 	if (!cfg)
 		return EXIT_FAILURE_;
 	mqtt_library_init();
-	struct bridge *b = bridge_new(cfg, verbose);
-	int status = b ? bridge_run(b) : EXIT_FAILURE_;
+	bool state_damaged;
+	struct bridge *b = bridge_new(cfg, verbose, &state_damaged);
+	int status = b ? bridge_run(b) : state_damaged ? EXIT_STATE_DAMAGED : EXIT_FAILURE_;
 	bridge_free(b);
 	mqtt_library_cleanup();
 	return status;

@@ -24,6 +24,9 @@ static const char usage_text[] =
 	"  zuul-matrix-bridge dead-letters -c FILE [--retry ID|all]\n"
 	"        list the reports the homeserver refused for good, or queue them again\n"
 	"        (a running bridge picks them up at its next reload: SIGHUP)\n"
+	"  zuul-matrix-bridge reset-state -c FILE\n"
+	"        move a damaged state database aside (renamed, not deleted): the next start\n"
+	"        begins fresh; the bridge must be stopped\n"
 	"  zuul-matrix-bridge --help | --version\n"
 	"\n"
 	"Options:\n"
@@ -33,7 +36,8 @@ static const char usage_text[] =
 	"  -V, --version       the version\n"
 	"\n"
 	"EVENT.json and DATA.json may be - for standard input.\n"
-	"Exit status: 0 success, 1 failure or no match, 2 bad command line.\n"
+	"Exit status: 0 success, 1 failure or no match, 2 bad command line,\n"
+	"3 the state database is damaged (the bridge refuses to start; see reset-state).\n"
 	"Secrets: ZMB_MATRIX_ACCESS_TOKEN and ZMB_MQTT_PASSWORD, or the *_file config keys.\n";
 
 int cmd_usage_error(const char *fmt, ...)
@@ -55,6 +59,8 @@ int main(int argc, char **argv)
 		return cmd_explain(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "dead-letters") == 0)
 		return cmd_dead_letters(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "reset-state") == 0)
+		return cmd_reset_state(argc - 1, argv + 1);
 
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},

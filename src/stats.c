@@ -254,12 +254,17 @@ void stats_render_health(const struct stats *s, struct strbuf *out)
 	}
 	put_room_list(out, "rooms_not_joined", s, false);
 	put_room_list(out, "rooms_encrypted", s, true);
+	if (s->state_db_problem) {
+		strbuf_puts(out, ",\"reason\":\"");
+		put_json_chars(out, s->state_db_problem);
+		strbuf_putc(out, '"');
+	}
 	strbuf_puts(out, "}\n");
 }
 
 int stats_health_status(const struct stats *s)
 {
-	return s->mqtt_connected && s->matrix_reachable ? 200 : 503;
+	return s->mqtt_connected && s->matrix_reachable && !s->state_db_problem ? 200 : 503;
 }
 
 void stats_clear(struct stats *s)

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "redact.h"
+#include "store_internal.h"
 #include "strbuf.h"
 
 /* WAL frames between automatic checkpoints (SQLite's default: 1000), and what the WAL
@@ -21,6 +22,22 @@
 #define STORE_WAL_CHECKPOINT_PAGES 8000
 #endif
 #define STORE_WAL_KEEP_BYTES (4 * 1024 * 1024)
+/* While the disk is full: checkpoint this often, so the WAL is written over from its start
+ * in the blocks it already has instead of growing into blocks nobody has. */
+#define STORE_FULL_CHECKPOINT_PAGES 64
+/* ...and what of the reserve goes to the WAL and to state.db, each (enter_full). */
+#define STORE_FULL_SPARE_BYTES (2LL * 1024 * 1024)
+
+/* The reserve (state.db-reserve, see store_space.c) and the free space below which new
+ * reports are refused: a batch of reports writes a few hundred KiB of WAL, and the
+ * reserve, given back when the disk is full, carries the deliveries' bookkeeping, the
+ * checkpoints of what is in the WAL and the -shm of a restart. */
+#ifndef STORE_RESERVE_BYTES
+#define STORE_RESERVE_BYTES (8LL * 1024 * 1024)
+#endif
+#ifndef STORE_LOW_SPACE_BYTES
+#define STORE_LOW_SPACE_BYTES (4LL * 1024 * 1024)
+#endif
 
 /* ---- schema: one function per version; adding version N+1 is one more entry ---- */
 
@@ -264,6 +281,10 @@ static const char *const stmt_sql[S_COUNT] = {
 struct store {
 	sqlite3 *db;
 	char *path;                 /* STATE_DIR/state.db, for log lines */
+	char *dir;                  /* STATE_DIR, whose file system's free space counts */
+	char *reserve_path;         /* STATE_DIR/state.db-reserve */
+	char full_reason[160];      /* "": reports are taken; else why not (store_full_reason) */
+	int wal_frames;             /* frames in the WAL after the last commit (wal hook) */
 	sqlite3_stmt *stmt[S_COUNT];
 	bool in_batch;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
 	int64_t next_id;            /* the next outbox id: above every outbox and dead-letter id */
@@ -271,10 +292,14 @@ struct store {
 };
 
 /* One line per failure: what the store was doing and what SQLite said. */
+static void enter_full(struct store *st, const char *op);
+
 static int fail(struct store *st, const char *op)
 {
 	log_kv(ZLOG_ERROR, "store: sqlite operation failed", "op", op, "db", st->path, "error",
 	       sqlite3_errmsg(st->db), NULL);
+	if (store_rc_is_full(st->db, sqlite3_extended_errcode(st->db)))
+		enter_full(st, op);
 	return -1;
 }
 
@@ -322,15 +347,115 @@ static int begin_batch(struct store *st)
 	return 0;
 }
 
+/* Checkpoints are ours, not SQLite's automatic ones (see on_wal_commit): a checkpoint that
+ * fails for want of space, to grow state.db, must not look like a failed commit, since the
+ * commit before it is durable. */
+static void maybe_checkpoint(struct store *st)
+{
+	int limit = st->full_reason[0] ? STORE_FULL_CHECKPOINT_PAGES : STORE_WAL_CHECKPOINT_PAGES;
+	if (st->wal_frames < limit)
+		return;
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc == SQLITE_OK)
+		st->wal_frames = 0;
+	else
+		fail(st, "checkpoint"); /* the WAL keeps the pages; the next commit tries again */
+}
+
 int store_commit(struct store *st)
 {
 	if (!st->in_batch)
 		return 0;
 	int rc = run(st, use(st, S_COMMIT), "commit batch");
 	/* A failed COMMIT may leave the transaction open (BUSY) or rolled back (I/O
-	 * error); SQLite knows which. */
+	 * error); SQLite knows which. Out of space, it is rolled back for good. */
 	st->in_batch = !sqlite3_get_autocommit(st->db);
+	if (rc < 0 && st->in_batch && st->full_reason[0]) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		st->in_batch = !sqlite3_get_autocommit(st->db);
+	}
+	if (rc == 0)
+		maybe_checkpoint(st);
 	return rc;
+}
+
+/* ---- space: the disk full ---- */
+
+/* While the disk is full the -wal and -shm files keep their blocks when the store closes
+ * (SQLite deletes them otherwise), so a restart on a disk that someone else filled to
+ * the last byte meanwhile still finds them: it reads what it stored and writes its
+ * deliveries' bookkeeping into blocks it has. */
+static void keep_wal_files(struct store *st, bool keep)
+{
+	int on = keep;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA journal_size_limit = %d", keep ? -1 : STORE_WAL_KEEP_BYTES);
+	sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+}
+
+static void enter_full(struct store *st, const char *op)
+{
+	if (st->full_reason[0])
+		return;
+	snprintf(st->full_reason, sizeof st->full_reason, "state database: disk full");
+	keep_wal_files(st, true);
+	bool had_reserve = store_reserve_release(st->reserve_path);
+	/* Part of the reserve goes to the files themselves, as blocks SQLite does not see:
+	 * a WAL that cycles every STORE_FULL_CHECKPOINT_PAGES, and state.db's growth in
+	 * checkpoints. Kept across a restart, they carry the deliveries even when whatever
+	 * filled the disk takes the rest of the reserve too. */
+	struct strbuf wal = STRBUF_INIT;
+	strbuf_printf(&wal, "%s-wal", st->path);
+	store_preallocate(strbuf_str(&wal), 0, STORE_FULL_SPARE_BYTES);
+	store_preallocate(st->path, -1, STORE_FULL_SPARE_BYTES);
+	strbuf_free(&wal);
+	char free_text[32];
+	snprintf(free_text, sizeof free_text, "%lld bytes", (long long)store_free_bytes(st->dir));
+	log_kv(ZLOG_ERROR,
+	       "state database: disk full; new reports are refused (not acknowledged: the broker keeps "
+	       "them) while the stored ones are delivered",
+	       "db", st->path, "noticed_at", op, "free", free_text, "reserve",
+	       had_reserve ? "given back for the deliveries" : "none left", NULL);
+}
+
+const char *store_full_reason(const struct store *st) { return st->full_reason[0] ? st->full_reason : NULL; }
+
+bool store_can_take_reports(struct store *st)
+{
+	if (st->full_reason[0])
+		return false;
+	int64_t free_bytes = store_free_bytes(st->dir);
+	if (free_bytes >= 0 && free_bytes < STORE_LOW_SPACE_BYTES) {
+		enter_full(st, "free space check");
+		return false;
+	}
+	return true;
+}
+
+/* A reserve that cannot be made for another reason than space (a file system without
+ * the blocks' accounting) is no reason to refuse reports. */
+static bool lacks_space(int err) { return err == ENOSPC || err == EDQUOT; }
+
+bool store_space_recheck(struct store *st)
+{
+	if (!st->full_reason[0])
+		return true;
+	int rc = store_reserve_make(st->reserve_path, STORE_RESERVE_BYTES);
+	if (lacks_space(rc))
+		return false;
+	int64_t free_bytes = store_free_bytes(st->dir);
+	if (free_bytes >= 0 && free_bytes < STORE_LOW_SPACE_BYTES) {
+		store_reserve_release(st->reserve_path); /* room for the deliveries, not for reports */
+		return false;
+	}
+	st->full_reason[0] = '\0';
+	keep_wal_files(st, false);
+	char free_text[32];
+	snprintf(free_text, sizeof free_text, "%lld bytes", (long long)free_bytes);
+	log_kv(ZLOG_INFO, "state database: the disk has room again; taking reports", "db", st->path, "free",
+	       free_text, NULL);
+	return true;
 }
 
 bool store_in_batch(const struct store *st) { return st->in_batch; }
@@ -358,10 +483,8 @@ static int make_state_dir(const char *dir, char *err, size_t errlen)
  * so that the -wal and -shm files, which copy its mode, are private too. */
 static int precreate_db_file(const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		if (errno == EEXIST)
-			return 0;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -443,16 +566,16 @@ static int configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 	 * page the WAL changed, two fsyncs): at SQLite's default of 1000 frames that was once
 	 * a second at 200 reports/s and the main source of the p99 latency. The outbox's
 	 * pages are rewritten over and over, so a longer WAL makes checkpoints rarer without
-	 * making each one much longer; journal_size_limit truncates the WAL file back
+	 * making each one much longer (STORE_WAL_CHECKPOINT_PAGES, run by store_commit rather
+	 * than SQLite, see on_wal_commit); journal_size_limit truncates the WAL file back
 	 * after a checkpoint so it does not keep its largest size on disk. */
 	char pragmas[256];
 	snprintf(pragmas, sizeof pragmas,
 		 "PRAGMA synchronous = FULL;"
 		 "PRAGMA foreign_keys = ON;"
 		 "PRAGMA busy_timeout = 5000;"
-		 "PRAGMA wal_autocheckpoint = %d;"
 		 "PRAGMA journal_size_limit = %d;",
-		 STORE_WAL_CHECKPOINT_PAGES, STORE_WAL_KEEP_BYTES);
+		 STORE_WAL_KEEP_BYTES);
 	if (sqlite3_exec(db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		return -1;
@@ -460,25 +583,131 @@ static int configure(sqlite3 *db, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-struct store *store_open(const char *state_dir, char *err, size_t errlen)
+/* Replaces SQLite's automatic checkpoint (which would run inside COMMIT and make a
+ * durable commit report the checkpoint's failure): counts the WAL, store_commit decides. */
+static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
 {
+	(void)db;
+	(void)name;
+	((struct store *)data)->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* A first start: the database is made whole under another name and renamed to state.db,
+ * so that state.db never exists empty: an empty one is always damage (store_check.c). */
+static int create_fresh(const char *state_dir, const char *path, char *err, size_t errlen)
+{
+	struct strbuf tmp = STRBUF_INIT;
+	strbuf_printf(&tmp, "%s.new", path);
+	const char *tmp_path = strbuf_str(&tmp);
+	sqlite3 *db = NULL;
+	int result = -1;
+	if (precreate_db_file(tmp_path, err, errlen) < 0)
+		goto out;
+	int rc = sqlite3_open_v2(tmp_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", tmp_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	if (configure(db, tmp_path, err, errlen) < 0 || migrate(db, tmp_path, err, errlen) < 0)
+		goto out;
+	/* Closing checkpoints the WAL into the file (synchronous=FULL: with an fsync). */
+	rc = sqlite3_close(db);
+	db = NULL;
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: closing the new database: %s", tmp_path, sqlite3_errstr(rc));
+		goto out;
+	}
+	if (rename(tmp_path, path) < 0 || fsync_dir(state_dir) < 0) {
+		snprintf(err, errlen, "%s: cannot create the state database: %s", path, strerror(errno));
+		goto out;
+	}
+	log_kv(ZLOG_INFO, "store: new state database created", "db", path, NULL);
+	result = 0;
+out:
+	sqlite3_close(db);
+	if (result < 0)
+		unlink(tmp_path);
+	strbuf_free(&tmp);
+	return result;
+}
+
+/* Opens the database and checks it before anything writes to it. */
+static int open_checked(struct store *st, enum store_open_failure *why, char *err, size_t errlen)
+{
+	int rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		*why = store_rc_is_damage(rc) ? STORE_OPEN_DAMAGED : STORE_OPEN_FAILED;
+		return -1;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	rc = store_quick_check(st->db, st->path, err, errlen);
+	if (rc != 0) {
+		/* Unreadable is damaged too, unless it was only the disk being full. */
+		bool unreadable = (rc & 0xff) == SQLITE_IOERR && !store_rc_is_full(st->db, rc);
+		*why = rc < 0 || store_rc_is_damage(rc) || unreadable ? STORE_OPEN_DAMAGED : STORE_OPEN_FAILED;
+		if (rc > 0 && store_rc_is_full(st->db, rc))
+			snprintf(err, errlen, "%s: no space left on the device for its -wal and -shm files (%s)",
+				 st->path, sqlite3_errstr(rc));
+		return -1;
+	}
+	if (configure(st->db, st->path, err, errlen) < 0 || migrate(st->db, st->path, err, errlen) < 0) {
+		*why = store_rc_is_damage(sqlite3_extended_errcode(st->db)) ? STORE_OPEN_DAMAGED : STORE_OPEN_FAILED;
+		return -1;
+	}
+	sqlite3_wal_hook(st->db, on_wal_commit, st);
+	/* Reading a WAL back counts none of its frames as copied into state.db yet, and a
+	 * WAL is written over from its start only once they all are: without this, the first
+	 * commit would append behind a WAL that a full disk cannot grow (a WAL kept on a full
+	 * disk, or left by a crash). Nothing to do when the WAL is empty. */
+	if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
+		log_kv(ZLOG_WARN, "store: cannot checkpoint the WAL at open; carrying on", "db", st->path, "error",
+		       sqlite3_errmsg(st->db), NULL);
+	return 0;
+}
+
+struct store *store_open_checked(const char *state_dir, enum store_open_failure *why, char *err, size_t errlen)
+{
+	enum store_open_failure ignored;
+	if (!why)
+		why = &ignored;
+	*why = STORE_OPEN_FAILED;
 	if (make_state_dir(state_dir, err, errlen) < 0)
 		return NULL;
 	struct strbuf path = STRBUF_INIT;
 	strbuf_printf(&path, "%s/state.db", state_dir);
 	struct store *st = xcalloc(1, sizeof *st);
 	st->path = strbuf_detach(&path);
+	st->dir = xstrdup(state_dir);
+	strbuf_printf(&path, "%s-reserve", st->path);
+	st->reserve_path = strbuf_detach(&path);
 
-	if (precreate_db_file(st->path, err, errlen) < 0)
+	switch (store_check_files(st->path, err, errlen)) {
+	case STORE_FILE_DAMAGED:
+		*why = STORE_OPEN_DAMAGED;
 		goto fail;
-	int rc = sqlite3_open_v2(st->path, &st->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-		goto fail;
+	case STORE_FILE_MISSING:
+		if (create_fresh(state_dir, st->path, err, errlen) < 0)
+			goto fail;
+		break;
+	case STORE_FILE_PRESENT:
+		break;
 	}
-	sqlite3_extended_result_codes(st->db, 1);
-	if (configure(st->db, st->path, err, errlen) < 0 || migrate(st->db, st->path, err, errlen) < 0)
+	/* On a full disk the reserve is what lets SQLite make its -shm and -wal files and
+	 * read back what a crash left in the WAL: give it back first, take it again after. */
+	store_reserve_release(st->reserve_path);
+	if (open_checked(st, why, err, errlen) < 0)
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
@@ -496,14 +725,29 @@ struct store *store_open(const char *state_dir, char *err, size_t errlen)
 	}
 	st->next_id = sqlite3_column_int64(s, 0) + 1;
 	sqlite3_reset(s);
+	int reserve = store_reserve_make(st->reserve_path, STORE_RESERVE_BYTES);
+	if (lacks_space(reserve))
+		enter_full(st, "open: making the reserve");
+	else if (reserve != 0)
+		log_kv(ZLOG_WARN, "store: no reserve for a full disk", "file", st->reserve_path, "error",
+		       strerror(reserve), NULL);
+	else
+		store_can_take_reports(st); /* the reserve fits, but is what is left enough? */
 	return st;
 fail:
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close(st->db);
 	free(st->path);
+	free(st->dir);
+	free(st->reserve_path);
 	free(st);
 	return NULL;
+}
+
+struct store *store_open(const char *state_dir, char *err, size_t errlen)
+{
+	return store_open_checked(state_dir, NULL, err, errlen);
 }
 
 void store_close(struct store *st)
@@ -516,6 +760,8 @@ void store_close(struct store *st)
 	if (sqlite3_close(st->db) != SQLITE_OK)
 		fail(st, "close");
 	free(st->path);
+	free(st->dir);
+	free(st->reserve_path);
 	free(st->prune_after);
 	free(st);
 }
@@ -529,6 +775,10 @@ int store_outbox_push(struct store *st, const char *route, const char *room, con
 	if (!route || !room || !txn_id || !event_key || !action || !content_json) {
 		log_kv(ZLOG_ERROR, "store: outbox push without a required field; dropped", "route", route,
 		       "txn_id", txn_id, "event_key", event_key, NULL);
+		return -1;
+	}
+	if (st->full_reason[0]) {
+		log_kv(ZLOG_WARN, "store: report refused", "reason", st->full_reason, "txn_id", txn_id, NULL);
 		return -1;
 	}
 	if (begin_batch(st) < 0)
@@ -943,8 +1193,9 @@ int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int
 	if (page <= 0 || pages < 0 || free_pages < 0)
 		return fail(st, "compact: page counts");
 	*before = *after = pages * page;
-	/* Worth a pause only when much is free, and a quarter of the file at least. */
-	if (free_pages * page < min_free_bytes || free_pages * 4 < pages || store_outbox_depth(st) > 0)
+	/* Worth a pause only when much is free, and a quarter of the file at least; never on
+	 * a full disk, where the VACUUM's copy in the WAL would take what the deliveries need. */
+	if (st->full_reason[0] || free_pages * page < min_free_bytes || free_pages * 4 < pages || store_outbox_depth(st) > 0)
 		return 0;
 	if (store_commit(st) != 0)
 		return -1;

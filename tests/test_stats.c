@@ -589,6 +589,22 @@ static void test_stats_route_adds_a_route_once(void)
 	stats_clear(&s);
 }
 
+static void test_health_names_a_state_database_that_refuses_reports(void)
+{
+	struct stats s = {.mqtt_connected = true, .matrix_reachable = true};
+	s.state_db_problem = "state database: disk full";
+	struct strbuf out = STRBUF_INIT;
+	stats_render_health(&s, &out);
+	CHECK_STR(strbuf_str(&out), "{\"status\":\"degraded\",\"mqtt\":\"connected\",\"matrix\":\"reachable\","
+				    "\"outbox\":0,\"last_report\":null,\"rooms_not_joined\":[],\"rooms_encrypted\":[],"
+				    "\"reason\":\"state database: disk full\"}\n");
+	CHECK_INT(stats_health_status(&s), 503);
+	s.state_db_problem = NULL;
+	CHECK_INT(stats_health_status(&s), 200);
+	strbuf_free(&out);
+	stats_clear(&s);
+}
+
 static void test_health_is_ok_only_when_mqtt_and_matrix_are_up(void)
 {
 	struct stats s = {0};
@@ -660,6 +676,7 @@ int main(void)
 	RUN(test_negative_latency_counts_as_zero_and_nan_is_ignored);
 	RUN(test_stats_route_adds_a_route_once);
 	RUN(test_health_is_ok_only_when_mqtt_and_matrix_are_up);
+	RUN(test_health_names_a_state_database_that_refuses_reports);
 	RUN(test_health_names_the_rooms_the_bot_is_not_in);
 	return test_done();
 }
