@@ -53,6 +53,10 @@ enum store_open_failure {
 struct store *store_open_checked(const char *state_dir, enum store_open_failure *why, char *err, size_t errlen);
 /* store_open_checked without the kind of failure. */
 struct store *store_open(const char *state_dir, char *err, size_t errlen);
+/* The existing state.db of state_dir, to read while a bridge may be running there (for
+ * `explain`): nothing is created, migrated or written; writes fail. NULL and err when it
+ * cannot be opened or is not this version's schema. Close with store_close. */
+struct store *store_open_readonly(const char *state_dir, char *err, size_t errlen);
 /* Commits any open batch and closes. */
 void store_close(struct store *st);
 

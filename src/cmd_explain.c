@@ -2,6 +2,7 @@
  * report reach our room?": every route's verdict with the rules that decided it, then
  * what the report would become in each room as the bridge would decide it now, from the
  * room state in state_dir (read, never written: the bridge may be running). */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ static struct store *open_state(const char *state_dir, char *tmp, size_t tmplen)
 	strbuf_free(&path);
 	tmp[0] = '\0';
 	if (exists) {
-		struct store *st = store_open(state_dir, err, sizeof err);
+		struct store *st = store_open_readonly(state_dir, err, sizeof err);
 		if (!st)
 			fprintf(stderr, "explain: cannot read the state: %s\n", err);
 		return st;
@@ -77,12 +78,18 @@ static void remove_tmp_state(const char *tmp)
 {
 	if (!*tmp)
 		return;
-	static const char *const files[] = {"state.db", "state.db-wal", "state.db-shm"};
-	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-		char p[4200];
-		snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
+	/* Only the store's own files are in it (state.db, its -wal, -shm, reserve). */
+	DIR *d = opendir(tmp);
+	const struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char p[4400];
+		snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
 		unlink(p);
 	}
+	if (d)
+		closedir(d);
 	rmdir(tmp);
 }
 

@@ -750,6 +750,33 @@ struct store *store_open(const char *state_dir, char *err, size_t errlen)
 	return store_open_checked(state_dir, NULL, err, errlen);
 }
 
+struct store *store_open_readonly(const char *state_dir, char *err, size_t errlen)
+{
+	struct strbuf path = STRBUF_INIT;
+	strbuf_printf(&path, "%s/state.db", state_dir);
+	struct store *st = xcalloc(1, sizeof *st);
+	st->path = strbuf_detach(&path);
+	st->dir = xstrdup(state_dir);
+	/* Not created, checked, migrated, configured or given a reserve: all of that is
+	 * the running bridge's business. A reader in WAL mode sees its last commit. */
+	int rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		sqlite3_busy_timeout(st->db, 5000);
+	for (int i = 0; rc == SQLITE_OK && i < S_COUNT; i++)
+		rc = sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", st->path, st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		for (int i = 0; i < S_COUNT; i++)
+			sqlite3_finalize(st->stmt[i]);
+		sqlite3_close(st->db);
+		free(st->path);
+		free(st->dir);
+		free(st);
+		return NULL;
+	}
+	return st;
+}
+
 void store_close(struct store *st)
 {
 	if (!st)
