@@ -188,6 +188,20 @@ def periodic_report(buildset, action="failure", failed_jobs=("scs-compliance-che
     return json.dumps(ev)
 
 
+def infra_failure_report(buildset, project, jobs, result="NODE_FAILURE"):
+    """The shared periodic report of project as JSON, every build of jobs ended with an
+    infrastructure result (no change of its own): what a broken node pool makes of it."""
+    ev = payload_variant("shared-periodic-failure.json", buildset_uuid=buildset)
+    ev["project"] = project
+    for c in ev.get("changes", []):
+        c["project"] = project
+    template = ev["buildset"]["builds"][0]
+    ev["buildset"]["builds"] = [dict(template, job_name=j, result=result, uuid="%s-%s" % (buildset, j),
+                                     change=None) for j in jobs]
+    ev["buildset"]["retry_builds"] = []
+    return json.dumps(ev)
+
+
 def run_in(world, fn):
     """Runs fn(world) and closes the world whatever happens."""
     try:
@@ -369,6 +383,13 @@ class SynapseWorld:
                 assert not problems, problems
                 if (c.get("m.relates_to") or {}).get("rel_type") == "m.replace":
                     assert isinstance(c["m.new_content"].get("m.mentions"), dict), "edit without mentions: " + where
+
+    def latest_body(self, event_id, name="alerts"):
+        """The text a client shows for event_id: its latest edit's m.new_content, as Synapse
+        aggregates it."""
+        ev = self.hs.event(self.alice, self.rooms[name], event_id)
+        replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
+        return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
 
     def bot_messages(self, name="alerts", kind="m.room.message"):
         """The bot's events of one kind in a room, oldest first, as Synapse serves them."""

@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_homeserver import default_config  # noqa: E402
-from harness import PAYLOADS, Bridge, World, wait_for  # noqa: E402
+from harness import PAYLOADS, Bridge, World, infra_failure_report, wait_for  # noqa: E402
 import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
@@ -237,18 +237,7 @@ triage: { job_window = "30m"; };
 """
 
 
-def node_failure(buildset, project, jobs, result="NODE_FAILURE"):
-    with open(os.path.join(PAYLOADS, "shared-periodic-failure.json")) as f:
-        ev = json.load(f)
-    ev["buildset"]["uuid"] = buildset
-    ev["project"] = project
-    for c in ev.get("changes", []):
-        c["project"] = project
-    template = ev["buildset"]["builds"][0]
-    ev["buildset"]["builds"] = [dict(template, job_name=j, result=result, uuid="%s-%s" % (buildset, j),
-                                     change=None) for j in jobs]
-    ev["buildset"]["retry_builds"] = []
-    return json.dumps(ev)
+node_failure = infra_failure_report
 
 
 def incidents(w):

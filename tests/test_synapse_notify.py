@@ -13,7 +13,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, wait_for  # noqa: E402
+from harness import PAYLOADS, SynapseWorld, infra_failure_report, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 EYES, CHECK = "\U0001F440", "\u2705"
@@ -144,17 +144,7 @@ def failure(buildset, message="Build failed.", project="SovereignCloudStack/stan
     return json.dumps(ev)
 
 
-def node_failure(buildset, project, jobs):
-    ev = load("shared-periodic-failure.json")
-    ev["buildset"]["uuid"] = buildset
-    ev["project"] = project
-    for c in ev.get("changes", []):
-        c["project"] = project
-    template = ev["buildset"]["builds"][0]
-    ev["buildset"]["builds"] = [dict(template, job_name=j, result="NODE_FAILURE", uuid="%s-%s" % (buildset, j),
-                                     change=None) for j in jobs]
-    ev["buildset"]["retry_builds"] = []
-    return json.dumps(ev)
+node_failure = infra_failure_report
 
 
 def settle(w, room="alerts", quiet=1.0, timeout=20):
