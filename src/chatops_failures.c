@@ -274,9 +274,6 @@ void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *
 	store_failure_clear(&f);
 }
 
-void chatops_catchup_add_report(struct chatops *c, const char *room, const char *route, const char *action,
-			       const char *thread_key, const char *what, int64_t at_ms);
-
 void chatops_close_streaks(struct chatops *c, const char *route, const struct zuul_event *ev)
 {
 	if (!c || !ev->action || strcmp(ev->action, "success") != 0)
