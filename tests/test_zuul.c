@@ -1039,6 +1039,125 @@ static void test_build_failed_only_for_finished_non_neutral_results(void)
 	CHECK(!zuul_build_failed(&b));
 }
 
+/* Zuul's QueueItem.formatJobResult (zuul/model.py, 14.3.0):
+ *     result = build.result
+ *     if result == 'SUCCESS':
+ *         if job.success_message: result = job.success_message
+ *     else:
+ *         if job.failure_message: result = job.failure_message
+ * so a job's own text replaces SUCCESS, or every other result (TIMED_OUT, NODE_FAILURE, even
+ * None for a running build). The report's overall result and the build's end time decide. */
+static struct zuul_event *custom_event(const char *action, const char *buildset_result)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_printf(&sb,
+		      "{\"action\":\"%s\",\"buildset\":{\"result\":%s,\"builds\":["
+		      "{\"job_name\":\"lint\",\"uuid\":\"u1\",\"result\":\"clean\",\"voting\":true,"
+		      "\"start_time\":1700000000,\"end_time\":1700000060},"
+		      "{\"job_name\":\"nv\",\"uuid\":\"u2\",\"result\":\"flaky again\",\"voting\":false,"
+		      "\"start_time\":1700000000,\"end_time\":1700000060},"
+		      "{\"job_name\":\"running\",\"uuid\":\"u3\",\"result\":\"broken\",\"start_time\":1700000000},"
+		      "{\"job_name\":\"real\",\"uuid\":\"u4\",\"result\":\"TIMED_OUT\",\"end_time\":1700000060},"
+		      "{\"job_name\":\"queued\"}]}}",
+		      action, buildset_result);
+	struct zuul_event *ev = parse_ok(sb.data);
+	strbuf_free(&sb);
+	if (ev && ev->n_builds != 5) {
+		printf("# expected 5 builds, got %zu\n", ev->n_builds);
+		test_current_failed = 1;
+		zuul_event_free(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+static void test_custom_job_results_follow_the_report(void)
+{
+	struct zuul_event *ev = custom_event("success", "\"SUCCESS\"");
+	if (ev) {
+		const struct zuul_build *b = ev->builds;
+		CHECK(b[0].custom_result && b[1].custom_result && b[2].custom_result);
+		CHECK(!b[3].custom_result && !b[4].custom_result);
+		CHECK_STR(b[0].result, "clean"); /* kept as Zuul wrote it */
+		CHECK_STR(b[0].custom_means, "SUCCESS"); /* voting, finished, buildset succeeded */
+		CHECK_STR(b[1].custom_means, NULL);      /* non-voting: may have failed quietly */
+		CHECK_STR(b[2].custom_means, NULL);      /* no end time: never finished */
+		for (int i = 0; i < 3; i++)
+			CHECK(!zuul_build_failed(&b[i]));
+		CHECK(zuul_build_failed(&b[3])); /* a real result keeps its meaning */
+		CHECK(!b[4].has_build && !zuul_build_failed(&b[4]));
+		CHECK(b[0].has_build && b[2].has_build);
+	}
+	zuul_event_free(ev);
+
+	ev = custom_event("failure", "\"FAILURE\"");
+	if (ev) {
+		const struct zuul_build *b = ev->builds;
+		CHECK_STR(b[0].custom_means, "FAILURE");
+		CHECK_STR(b[1].custom_means, "FAILURE");
+		CHECK_STR(b[2].custom_means, NULL); /* unfinished: cancelled, not failed */
+		CHECK(zuul_build_failed(&b[0]) && zuul_build_failed(&b[1]) && !zuul_build_failed(&b[2]));
+	}
+	zuul_event_free(ev);
+
+	/* Zuul 3.x has no buildset.result: the action says it. */
+	ev = custom_event("failure", "null");
+	if (ev)
+		CHECK(zuul_build_failed(&ev->builds[0]));
+	zuul_event_free(ev);
+
+	/* Neither a dequeue, nor an item still running, fails a custom text. */
+	ev = custom_event("dequeue", "\"DEQUEUED\"");
+	if (ev)
+		CHECK(!zuul_build_failed(&ev->builds[0]) && ev->builds[0].custom_means == NULL);
+	zuul_event_free(ev);
+	ev = custom_event("start", "null");
+	if (ev)
+		CHECK(!zuul_build_failed(&ev->builds[0]) && ev->builds[0].custom_means == NULL);
+	zuul_event_free(ev);
+}
+
+static void test_zuul_result_words_are_known(void)
+{
+	static const char *const words[] = {"SUCCESS", "FAILURE", "POST_FAILURE", "TIMED_OUT", "RETRY_LIMIT",
+					    "NODE_FAILURE", "ERROR", "MERGE_CONFLICT", "CONFIG_ERROR", "SKIPPED",
+					    "ABORTED", "CANCELED", "DEQUEUED", "RETRY", "DISK_FULL", "NO_JOBS"};
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		CHECK(zuul_result_is_zuuls(words[i]));
+	CHECK(!zuul_result_is_zuuls("success")); /* case matters: Zuul writes them in capitals */
+	CHECK(!zuul_result_is_zuuls("clean"));
+	CHECK(!zuul_result_is_zuuls(""));
+	CHECK(!zuul_result_is_zuuls(NULL));
+}
+
+/* Zuul >= 10: changes describes every change; the top-level scalars copy changes[0] and are
+ * read only when there is no changes list (Zuul < 10). */
+static void test_item_is_the_first_change(void)
+{
+	struct zuul_event *ev = parse_ok("{\"action\":\"x\",\"project\":\"top\",\"branch\":\"old\",\"changes\":["
+					 "{\"project\":\"org/a\",\"branch\":\"main\",\"topic\":\"t\"},"
+					 "{\"project\":\"org/b\",\"branch\":\"stable\"}]}");
+	if (ev) {
+		CHECK_STR(ev->item.project, "org/a");
+		CHECK_STR(ev->item.branch, "main");
+		CHECK_STR(ev->item.topic, "t");
+		size_t n = 0;
+		const struct zuul_change *c = zuul_event_changes(ev, &n);
+		CHECK_INT(n, 2);
+		CHECK(c == ev->changes);
+	}
+	zuul_event_free(ev);
+	ev = parse_ok("{\"action\":\"x\",\"project\":\"top\",\"branch\":\"old\"}");
+	if (ev) {
+		CHECK_STR(ev->item.project, "top");
+		size_t n = 0;
+		const struct zuul_change *c = zuul_event_changes(ev, &n);
+		CHECK_INT(n, 1);
+		CHECK(c == &ev->item);
+	}
+	zuul_event_free(ev);
+}
+
 static void test_free_accepts_null(void)
 {
 	zuul_event_free(NULL);
@@ -1087,6 +1206,9 @@ int main(void)
 	RUN(test_event_key_falls_back_to_a_stable_fnv1a_hash);
 	RUN(test_event_key_rejects_oversized_uuid);
 	RUN(test_build_failed_only_for_finished_non_neutral_results);
+	RUN(test_custom_job_results_follow_the_report);
+	RUN(test_zuul_result_words_are_known);
+	RUN(test_item_is_the_first_change);
 	RUN(test_free_accepts_null);
 
 	int n_valid = run_directory(PAYLOAD_DIR, name_is_json, corpus_file_decodes);
