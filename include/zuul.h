@@ -46,7 +46,8 @@ struct zuul_build {
 	 * "FAILURE" when the item's overall result is a failure and the build finished (has an
 	 * end_time), "SUCCESS" for a finished voting build of a buildset that succeeded (Zuul
 	 * fails the buildset on any voting failure), else NULL (running, skipped, non-voting in
-	 * a successful buildset: unknown). Decoded reports only; zero for hand-built structs. */
+	 * a successful buildset, an attempt in retry_builds: unknown). Decoded reports only; zero
+ * for hand-built structs. */
 	const char *custom_means;
 	char *log_url;
 	char *web_url;  /* current schema only */

@@ -64,11 +64,21 @@ static void put_clean(struct strbuf *sb, const char *s, size_t n)
 	}
 }
 
-/* A block: {text, lines: [{text, first}], preformatted}. Lines lose `strip` leading spaces
- * (a section's two-space indent); leading and trailing blank lines are dropped. NULL when
- * nothing is left. preformatted: a line is still indented, as the YAML excerpts of a
- * configuration error are: show it in <pre>. */
-static cJSON *block_new(const struct line *lines, size_t n, size_t strip)
+/* A line Zuul indented: part of a YAML excerpt or a quoted error (configloader indents every
+ * line of those by two spaces). A "- item" line is a list, not an excerpt. */
+static bool indented(const struct line *l)
+{
+	size_t i = 0;
+	while (i < l->n && (l->s[i] == ' ' || l->s[i] == '\t'))
+		i++;
+	if (i == 0 || i == l->n)
+		return false;
+	return !(l->n - i >= 2 && l->s[i] == '-' && l->s[i + 1] == ' ');
+}
+
+/* A block: {text, lines: [{text, first}], preformatted, first}. Leading and trailing blank
+ * lines are dropped; NULL when nothing is left. */
+static cJSON *block_new(const struct line *lines, size_t n, bool pre, bool first)
 {
 	while (n > 0 && blank(&lines[0]))
 		lines++, n--;
@@ -79,15 +89,11 @@ static cJSON *block_new(const struct line *lines, size_t n, size_t strip)
 	cJSON *block = cJSON_CreateObject();
 	cJSON *arr = cJSON_CreateArray();
 	struct strbuf all = STRBUF_INIT;
-	bool pre = false;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = lines[i].s;
 		size_t len = lines[i].n;
-		for (size_t k = 0; k < strip && len > 0 && *s == ' '; k++)
-			s++, len--;
 		while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
 			len--;
-		pre = pre || (len > 0 && (s[0] == ' ' || s[0] == '\t'));
 		struct strbuf one = STRBUF_INIT;
 		put_clean(&one, s, len);
 		cJSON *line = cJSON_CreateObject();
@@ -102,6 +108,7 @@ static cJSON *block_new(const struct line *lines, size_t n, size_t strip)
 	cJSON_AddStringToObject(block, "text", strbuf_str(&all));
 	cJSON_AddItemToObject(block, "lines", arr);
 	cJSON_AddBoolToObject(block, "preformatted", pre);
+	cJSON_AddBoolToObject(block, "first", first);
 	strbuf_free(&all);
 	return block;
 }
@@ -118,8 +125,19 @@ static bool ends_sentence(const struct line *l)
 	return n == 0 || strchr(".:!?", l->s[n - 1]) != NULL;
 }
 
-/* The title from the first lines of the main text: joined with spaces until a line ends a
- * sentence, cut at TITLE_MAX on a character boundary with "…". Returns how many lines it
+/* Whether a line carries on the sentence above it: a hard-wrapped line goes on in lower
+ * case ("configuration in the repo ...", "problem was:"); a footer or a new statement starts
+ * with a capital, a URL or anything else. */
+static bool continues_sentence(const struct line *l)
+{
+	size_t i = 0;
+	while (i < l->n && (l->s[i] == ' ' || l->s[i] == '\t'))
+		i++;
+	return i < l->n && l->s[i] >= 'a' && l->s[i] <= 'z';
+}
+
+/* The title from the first lines of the main text: joined with spaces while a line does not
+ * end a sentence and the next one continues it, cut at TITLE_MAX on a character boundary with "…". Returns how many lines it
  * took (0: no title). */
 static size_t title_take(const struct line *lines, size_t n, struct strbuf *title)
 {
@@ -134,7 +152,7 @@ static size_t title_take(const struct line *lines, size_t n, struct strbuf *titl
 		if (title->len)
 			strbuf_putc(title, ' ');
 		put_clean(title, s, len);
-		if (ends_sentence(&lines[used++]))
+		if (ends_sentence(&lines[used++]) || used == n || !continues_sentence(&lines[used]))
 			break;
 	}
 	if (title->len > TITLE_MAX) {
@@ -148,15 +166,10 @@ static size_t title_take(const struct line *lines, size_t n, struct strbuf *titl
 	return title->len ? used : 0;
 }
 
-static bool indented(const struct line *l)
-{
-	return l->n > 0 && (l->s[0] == ' ' || l->s[0] == '\t');
-}
-
-/* Appends the paragraphs (blocks split at blank lines) of lines to arr. Indented paragraphs
- * in a row stay one block, blank lines included: a configuration error's YAML excerpt is
- * one <pre>, not one per blank line. */
-static void paragraphs_add(cJSON *arr, const struct line *lines, size_t n)
+/* Appends the paragraphs of lines to arr and returns arr: text split at blank lines, and
+ * where Zuul's indented excerpts begin and end; indented runs stay one block across blank
+ * lines (a YAML excerpt is one <pre>, not one per blank line). */
+static cJSON *paragraphs_add(cJSON *arr, const struct line *lines, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -164,31 +177,49 @@ static void paragraphs_add(cJSON *arr, const struct line *lines, size_t n)
 			i++;
 			continue;
 		}
-		size_t start = i, end = i;
-		bool pre = false;
+		bool pre = indented(&lines[i]);
+		size_t end = i;
 		for (;;) {
-			while (end < n && !blank(&lines[end])) {
-				pre = pre || indented(&lines[end]);
+			/* An excerpt goes on through its own "- item" lines (a YAML list). */
+			while (end < n && !blank(&lines[end]) &&
+			       (pre ? lines[end].s[0] == ' ' || lines[end].s[0] == '\t' : !indented(&lines[end])))
 				end++;
-			}
 			if (!pre)
 				break;
-			/* Does an indented paragraph follow after the blank lines? */
 			size_t next = end;
 			while (next < n && blank(&lines[next]))
 				next++;
-			bool next_pre = false;
-			for (size_t k = next; k < n && !blank(&lines[k]); k++)
-				next_pre = next_pre || indented(&lines[k]);
-			if (next >= n || !next_pre)
+			if (next == end || next >= n || !indented(&lines[next]))
 				break;
 			end = next;
 		}
-		cJSON *b = block_new(lines + start, end - start, 0);
+		cJSON *b = block_new(lines + i, end - i, pre, cJSON_GetArraySize(arr) == 0);
 		if (b)
 			cJSON_AddItemToArray(arr, b);
 		i = end;
 	}
+	return arr;
+}
+
+/* A section's lines without Zuul's two-space indent: on the first line always ("\nWarning:\n  "
+ * + text), on the others only when every one has it (lines joined with "\n  ": debug lines,
+ * the buildset's warnings); a configuration warning's own continuation lines keep theirs.
+ * Returns a new array of n lines (caller frees). */
+static struct line *section_dedent(const struct line *lines, size_t n)
+{
+	struct line *out = xmalloc((n + 1) * sizeof *out);
+	bool all = true;
+	for (size_t i = 0; i < n; i++)
+		if (!blank(&lines[i]) && !(lines[i].n >= 2 && lines[i].s[0] == ' ' && lines[i].s[1] == ' '))
+			all = false;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = lines[i];
+		if ((i == 0 || all) && out[i].n >= 2 && out[i].s[0] == ' ' && out[i].s[1] == ' ') {
+			out[i].s += 2;
+			out[i].n -= 2;
+		}
+	}
+	return out;
 }
 
 /* The message cut to MESSAGE_MAX bytes on a character boundary; *cut says whether it was. */
@@ -204,36 +235,63 @@ static size_t message_length(const char *message, bool *cut)
 	return n;
 }
 
-static void add_block_or_null(cJSON *view, const char *key, cJSON *block)
+static void add_or_null(cJSON *view, const char *key, cJSON *item)
 {
-	cJSON_AddItemToObject(view, key, block ? block : cJSON_CreateNull());
+	cJSON_AddItemToObject(view, key, item ? item : cJSON_CreateNull());
+}
+
+/* Splits message[0, len) into lines ('\r' before '\n' dropped); returns them, count in *n. */
+static struct line *lines_split(const char *message, size_t len, size_t *n)
+{
+	size_t cap = 16;
+	struct line *lines = xmalloc(cap * sizeof *lines);
+	*n = 0;
+	for (size_t i = 0; message && i <= len;) {
+		size_t e = i;
+		while (e < len && message[e] != '\n')
+			e++;
+		if (*n == cap)
+			lines = xrealloc(lines, (cap *= 2) * sizeof *lines);
+		size_t ln = e - i;
+		if (ln > 0 && message[i + ln - 1] == '\r')
+			ln--;
+		lines[(*n)++] = (struct line){message + i, ln};
+		i = e + 1;
+	}
+	return lines;
+}
+
+/* Where the footer starts in the last section [from, to): the text after its last blank
+ * line when that does not start indented (Zuul indents what belongs to a section: its first
+ * line, debug lines, quoted errors and excerpts; the footer comes after "\n" unindented).
+ * Returns `to` when there is none. A warning whose last paragraph is unindented prose is
+ * read as a footer too: shown, only in the wrong place. */
+static size_t footer_start(const struct line *lines, size_t from, size_t to)
+{
+	size_t last_blank = to;
+	for (size_t i = from; i < to; i++)
+		if (blank(&lines[i]))
+			last_blank = i;
+	if (last_blank == to)
+		return to;
+	size_t k = last_blank + 1;
+	while (k < to && blank(&lines[k]))
+		k++;
+	if (k >= to || indented(&lines[k]) || lines[k].s[0] == ' ')
+		return to;
+	return k;
 }
 
 void report_message_add(cJSON *view, const char *message, const char *fallback_title)
 {
 	bool cut = false;
 	size_t len = message ? message_length(message, &cut) : 0;
+	size_t n = 0;
+	struct line *lines = lines_split(message, len, &n);
 
-	/* Split into lines ('\r' before '\n' is dropped). */
-	size_t cap = 16, n = 0;
-	struct line *lines = xmalloc(cap * sizeof *lines);
-	for (size_t i = 0; message && i <= len;) {
-		size_t e = i;
-		while (e < len && message[e] != '\n')
-			e++;
-		if (n == cap)
-			lines = xrealloc(lines, (cap *= 2) * sizeof *lines);
-		size_t ln = e - i;
-		if (ln > 0 && message[i + ln - 1] == '\r')
-			ln--;
-		lines[n++] = (struct line){message + i, ln};
-		i = e + 1;
-	}
-
-	/* Parts: the main text up to the first section header; each section up to its blank
-	 * line; whatever follows a section is the footer. A message that starts with an empty
-	 * line has no text of its own (an empty enqueue- or no-jobs-message): what is not a
-	 * section there is the footer too. */
+	/* The main text runs up to the first section header. A message that starts with an
+	 * empty line has no text of its own (an empty enqueue- or no-jobs-message), and
+	 * what stands there before any section is the footer. */
 	size_t main_end = n;
 	for (size_t i = 0; i < n; i++)
 		if (header_of(&lines[i]) != PART_MAIN) {
@@ -244,48 +302,60 @@ void report_message_add(cJSON *view, const char *message, const char *fallback_t
 
 	struct strbuf title = STRBUF_INIT;
 	size_t title_lines = main_empty ? 0 : title_take(lines, main_end, &title);
-
 	cJSON *paragraphs = cJSON_CreateArray();
 	cJSON *footer = NULL;
 	if (main_empty)
-		footer = block_new(lines, main_end, 0);
+		footer = block_new(lines, main_end, false, true);
 	else
 		paragraphs_add(paragraphs, lines + title_lines, main_end - title_lines);
 
+	/* Sections: from a header to the next one; the last one may end in the footer. */
 	cJSON *warnings = cJSON_CreateArray();
-	/* Zuul writes one debug section; should there be more, their lines make one block. */
 	struct line *debug_lines = xmalloc((n + 1) * sizeof *debug_lines);
 	size_t n_debug = 0;
 	for (size_t i = main_end; i < n;) {
 		enum part p = header_of(&lines[i]);
-		if (p == PART_MAIN) {
-			/* Text after a section that is no section: the footer (up to the next
-			 * header, should Zuul ever add one after it). */
-			size_t e = i;
-			while (e < n && header_of(&lines[e]) == PART_MAIN)
-				e++;
-			cJSON *b = block_new(lines + i, e - i, 0);
-			if (b) {
-				cJSON_Delete(footer);
-				footer = b;
-			}
-			i = e;
-			continue;
-		}
 		size_t e = i + 1;
-		while (e < n && !blank(&lines[e]) && header_of(&lines[e]) == PART_MAIN)
+		while (e < n && header_of(&lines[e]) == PART_MAIN)
 			e++;
-		if (p == PART_WARNING) {
-			cJSON *b = block_new(lines + i + 1, e - i - 1, 2);
-			if (b)
-				cJSON_AddItemToArray(warnings, b);
-		} else {
-			memcpy(debug_lines + n_debug, lines + i + 1, (e - i - 1) * sizeof *lines);
-			n_debug += e - i - 1;
+		size_t end = e;
+		if (e == n) {
+			size_t f = footer_start(lines, i + 1, e);
+			if (f < e) {
+				cJSON_Delete(footer);
+				footer = block_new(lines + f, e - f, false, true);
+				end = f;
+			}
 		}
+		struct line *body = section_dedent(lines + i + 1, end - i - 1);
+		if (p == PART_WARNING) {
+			cJSON *paras = paragraphs_add(cJSON_CreateArray(), body, end - i - 1);
+			if (cJSON_GetArraySize(paras) > 0) {
+				cJSON *w = cJSON_CreateObject();
+				struct strbuf text = STRBUF_INIT;
+				const cJSON *para;
+				cJSON_ArrayForEach(para, paras)
+				{
+					if (text.len)
+						strbuf_puts(&text, "\n\n");
+					strbuf_puts(&text, cJSON_GetObjectItemCaseSensitive(para, "text")->valuestring);
+				}
+				cJSON_AddStringToObject(w, "text", strbuf_str(&text));
+				cJSON_AddItemToObject(w, "paragraphs", paras);
+				cJSON_AddItemToArray(warnings, w);
+				strbuf_free(&text);
+			} else {
+				cJSON_Delete(paras);
+			}
+		} else {
+			/* Zuul writes one debug section; should there be more, they are one. */
+			memcpy(debug_lines + n_debug, body, (end - i - 1) * sizeof *body);
+			n_debug += end - i - 1;
+		}
+		free(body);
 		i = e;
 	}
-	cJSON *debug = block_new(debug_lines, n_debug, 2);
+	cJSON *debug = block_new(debug_lines, n_debug, true, true);
 	free(debug_lines);
 	free(lines);
 
@@ -300,31 +370,22 @@ void report_message_add(cJSON *view, const char *message, const char *fallback_t
 	}
 	if (cut) {
 		/* Say so where the reader stops. */
-		cJSON *mark = cJSON_CreateObject();
-		cJSON *ls = cJSON_CreateArray();
-		cJSON *l = cJSON_CreateObject();
-		cJSON_AddStringToObject(l, "text", "\xe2\x80\xa6 (message cut)");
-		cJSON_AddBoolToObject(l, "first", true);
-		cJSON_AddItemToArray(ls, l);
-		cJSON_AddStringToObject(mark, "text", "\xe2\x80\xa6 (message cut)");
-		cJSON_AddItemToObject(mark, "lines", ls);
-		cJSON_AddBoolToObject(mark, "preformatted", false);
-		cJSON_AddItemToArray(paragraphs, mark);
+		struct line mark = {"\xe2\x80\xa6 (message cut)", strlen("\xe2\x80\xa6 (message cut)")};
+		cJSON_AddItemToArray(paragraphs, block_new(&mark, 1, false, cJSON_GetArraySize(paragraphs) == 0));
 	}
 
 	const char *summary = title.len ? strbuf_str(&title) : NULL;
-	cJSON_AddItemToObject(view, "message_summary", summary ? cJSON_CreateString(summary) : cJSON_CreateNull());
+	add_or_null(view, "message_summary", summary ? cJSON_CreateString(summary) : NULL);
 	cJSON_AddBoolToObject(view, "has_message", summary != NULL);
-	cJSON_AddItemToObject(view, "title", cJSON_CreateString(summary ? summary : fallback_title ? fallback_title : ""));
-	cJSON *body_value = body.len ? cJSON_CreateString(strbuf_str(&body)) : cJSON_CreateNull();
-	cJSON_AddItemToObject(view, "message_body", body_value);
-	cJSON_AddItemToObject(view, "message_details", cJSON_Duplicate(body_value, true));
+	cJSON_AddStringToObject(view, "title", summary ? summary : fallback_title ? fallback_title : "");
+	add_or_null(view, "message_body", body.len ? cJSON_CreateString(strbuf_str(&body)) : NULL);
+	add_or_null(view, "message_details", body.len ? cJSON_CreateString(strbuf_str(&body)) : NULL);
 	cJSON_AddBoolToObject(view, "has_message_body", cJSON_GetArraySize(paragraphs) > 0);
 	cJSON_AddItemToObject(view, "message_paragraphs", paragraphs);
 	cJSON_AddBoolToObject(view, "has_message_warnings", cJSON_GetArraySize(warnings) > 0);
 	cJSON_AddItemToObject(view, "message_warnings", warnings);
-	add_block_or_null(view, "message_debug", debug);
-	add_block_or_null(view, "message_footer", footer);
+	add_or_null(view, "message_debug", debug);
+	add_or_null(view, "message_footer", footer);
 	cJSON_AddBoolToObject(view, "message_cut", cut);
 	strbuf_free(&title);
 	strbuf_free(&body);

@@ -743,6 +743,8 @@ static const char *custom_meaning(const struct zuul_event *ev, const struct zuul
 	const char *overall = zuul_event_result(ev);
 	if (!overall || !b->end_time)
 		return NULL; /* running, or never ran (skipped builds have no end_time) */
+	if (b->retried)
+		return NULL; /* an attempt Zuul retried: RETRY, whatever the buildset did */
 	if (strcmp(overall, "SUCCESS") == 0)
 		/* A voting build that did not succeed fails the buildset; a non-voting one may
 		 * have failed quietly. */
