@@ -37,11 +37,17 @@ struct route_globs {
  * match: every constrained field must match at least one of its globs (AND over
  *   fields, OR within a field).
  * exclude: the event is dropped when any constrained field matches any of its globs.
- * Values: tenant, pipeline, action, buildset_result from the event; project and
- * branch from ev->item. A missing (NULL) value is matched as "", so "*" matches it
- * and "FAILURE" does not. build_results looks at ev->builds only (not
- * retry_builds): it matches when any build's result matches (a running build's
- * NULL result is ""); with no builds it is matched once as "". */
+ * Values: tenant, pipeline, action, buildset_result from the event. Projects and
+ * branches are matched per change of the item (zuul_event_changes: every change of a
+ * dependency cycle, or the top-level change of Zuul < 10): the match rules take a change
+ * when its project and its branch match; the exclude rules drop each change they match;
+ * the report goes to the route when a change is left (so a route for org/b takes a cycle
+ * led by org/a, and `exclude projects` drops a cycle only when it drops every change).
+ * A missing (NULL) value is matched as "", so "*" matches it and "FAILURE" does not.
+ * build_results looks at ev->builds only (not retry_builds): it matches when any build's
+ * result matches (a running build's NULL result is ""); a job's custom text (success- or
+ * failure-message) also matches as the result it stands for (custom_means: "FAILURE" on a
+ * failing report); with no builds it is matched once as "". */
 struct route_rules {
 	struct route_globs field[ROUTE_NFIELDS];
 };
@@ -75,7 +81,11 @@ const char *glob_check(const char *pattern);
 //   match projects: "foo/bar" matches none of "SovereignCloudStack/*", "osism/*"
 //   match buildset_results: "" (missing) matches none of "FAILURE"
 //   match build_results: "FAILURE" (job "tox-py3") matches "FAIL*"
+//   match build_results: "broken" (job "lint", the job's own text for FAILURE) matches "FAILURE"
+//   match projects: "org/a" (change 1 of 2) matches none of "org/b"   (several changes)
 //   exclude branches: "stable/1" matches "stable/*" -> excluded
+//   exclude projects: "org/noisy" (change 2 of 2) matches "org/noisy" -> change excluded
+//   exclude: no change of the item is left -> excluded
 //   route periodic-failures: does not match
 // With why, every match field is shown (without, the first failing one stops);
 // exclude fields are looked at only when the match rules took the report, up to

@@ -315,19 +315,29 @@ static const char *event_value(const struct zuul_event *ev, enum route_field f)
 		return ev->tenant;
 	case ROUTE_PIPELINE:
 		return ev->pipeline;
-	case ROUTE_PROJECT:
-		return ev->item.project;
-	case ROUTE_BRANCH:
-		return ev->item.branch;
 	case ROUTE_ACTION:
 		return ev->action;
 	case ROUTE_BUILDSET_RESULT:
 		return ev->buildset_result;
+	case ROUTE_PROJECT:
+	case ROUTE_BRANCH:
 	case ROUTE_BUILD_RESULT:
 	case ROUTE_NFIELDS:
 		break;
 	}
 	return NULL;
+}
+
+/* Projects and branches belong to each change of the item (several in a dependency cycle),
+ * so they are matched change by change, together. */
+static bool is_change_field(int f)
+{
+	return f == ROUTE_PROJECT || f == ROUTE_BRANCH;
+}
+
+static const char *change_value(const struct zuul_change *c, enum route_field f)
+{
+	return f == ROUTE_PROJECT ? c->project : c->branch;
 }
 
 /* Index of the first pattern of g matching v (NULL matched as ""), or -1. */
@@ -339,8 +349,6 @@ static long first_match(const struct route_globs *g, const char *v)
 	return -1;
 }
 
-/* Whether field f of ev matches g; explains into why (may be NULL) with the
- * given prefix ("match" or "exclude"). */
 /* " matches PATTERN" for the pattern at index i, or " matches none of P1, P2" when i < 0. */
 static void put_verdict(struct strbuf *why, const struct route_globs *g, long i)
 {
@@ -353,6 +361,22 @@ static void put_verdict(struct strbuf *why, const struct route_globs *g, long i)
 	}
 }
 
+/* Whether build result r (or, for a job's custom text, the result it stands for) matches g:
+ * a failure-message replaces FAILURE, TIMED_OUT... in the payload, and a rule on
+ * build_results = ["FAILURE"] must still see that build fail. */
+static long build_match(const struct route_globs *g, const struct zuul_build *b, bool *by_meaning)
+{
+	long i = first_match(g, b->result);
+	*by_meaning = false;
+	if (i < 0 && b->custom_result && b->custom_means) {
+		i = first_match(g, b->custom_means);
+		*by_meaning = i >= 0;
+	}
+	return i;
+}
+
+/* Whether the non-change field f of ev matches g; explains into why (may be NULL) with the
+ * given prefix ("match" or "exclude"). */
 static bool field_matches(const struct route_globs *g, enum route_field f,
                           const struct zuul_event *ev, const char *prefix, struct strbuf *why)
 {
@@ -378,7 +402,8 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 	}
 	for (size_t b = 0; b < ev->n_builds; b++) {
 		const struct zuul_build *build = &ev->builds[b];
-		long i = first_match(g, build->result);
+		bool by_meaning;
+		long i = build_match(g, build, &by_meaning);
 		if (i < 0)
 			continue;
 		if (why) {
@@ -386,6 +411,8 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 			put_value(why, build->result);
 			strbuf_puts(why, " (job ");
 			route_quote_value(why, build->job_name);
+			if (by_meaning)
+				strbuf_printf(why, ", the job's own text for %s", build->custom_means);
 			strbuf_puts(why, ") matches ");
 			route_quote_value(why, g->patterns[i]);
 		}
@@ -415,8 +442,88 @@ static bool field_matches(const struct route_globs *g, enum route_field f,
 	return false;
 }
 
+/* One line for change field f of change k (of n): the old one-change wording when n is 1. */
+static long change_field_explained(const struct route_globs *g, enum route_field f, const struct zuul_change *c,
+				   size_t k, size_t n, const char *prefix, struct strbuf *why)
+{
+	const char *v = change_value(c, f);
+	long i = first_match(g, v);
+	if (why) {
+		strbuf_printf(why, "%s %s: ", prefix, field_keys[f]);
+		put_value(why, v);
+		if (n > 1)
+			strbuf_printf(why, " (change %zu of %zu)", k + 1, n);
+		put_verdict(why, g, i);
+	}
+	return i;
+}
+
+/* The match rules on projects and branches: change k is taken when its project and branch
+ * both match (each constrained one). Every change is looked at, with or without an
+ * explanation, so exclusion sees the same set. Returns whether any change is taken. */
+static bool changes_match(const struct route_rules *rules, const struct zuul_change *changes, size_t n,
+			  bool *taken, struct strbuf *why)
+{
+	bool any = false;
+	for (size_t k = 0; k < n; k++) {
+		taken[k] = true;
+		for (int f = ROUTE_PROJECT; f <= ROUTE_BRANCH; f++) {
+			const struct route_globs *g = &rules->field[f];
+			if (!g->patterns)
+				continue;
+			if (change_field_explained(g, (enum route_field)f, &changes[k], k, n, "match", why) < 0)
+				taken[k] = false;
+			if (why)
+				strbuf_putc(why, '\n');
+		}
+		any = any || taken[k];
+	}
+	return any;
+}
+
+/* The exclude rules on projects and branches drop each taken change they match; the report
+ * is excluded when no change is left. Returns whether one is left. */
+static bool changes_survive_exclusion(const struct route_rules *rules, const struct zuul_change *changes,
+				      size_t n, bool *taken, struct strbuf *why)
+{
+	bool left = false;
+	for (size_t k = 0; k < n; k++) {
+		if (!taken[k])
+			continue;
+		for (int f = ROUTE_PROJECT; f <= ROUTE_BRANCH && taken[k]; f++) {
+			const struct route_globs *g = &rules->field[f];
+			if (!g->patterns)
+				continue;
+			if (change_field_explained(g, (enum route_field)f, &changes[k], k, n, "exclude", why) >= 0) {
+				taken[k] = false;
+				if (why)
+					strbuf_puts(why, n > 1 ? " -> change excluded" : " -> excluded");
+			}
+			if (why)
+				strbuf_putc(why, '\n');
+		}
+		left = left || taken[k];
+	}
+	if (!left && why && n > 1)
+		strbuf_puts(why, "exclude: no change of the item is left -> excluded\n");
+	return left;
+}
+
+static bool rules_on_changes(const struct route_rules *rules)
+{
+	return rules->field[ROUTE_PROJECT].patterns || rules->field[ROUTE_BRANCH].patterns;
+}
+
 bool route_matches(const struct route *r, const struct zuul_event *ev, struct strbuf *why)
 {
+	/* zuul_event_changes' list, spelled out: route.c links without zuul.c (owners). */
+	size_t n = ev->n_changes ? ev->n_changes : 1;
+	const struct zuul_change *changes = ev->n_changes ? ev->changes : &ev->item;
+	bool taken_small[16];
+	bool *taken = n <= 16 ? taken_small : xcalloc(n, sizeof *taken);
+	for (size_t k = 0; k < n; k++)
+		taken[k] = true;
+
 	bool matched = true;
 	if (!r->has_match) {
 		if (why)
@@ -425,6 +532,13 @@ bool route_matches(const struct route *r, const struct zuul_event *ev, struct st
 		/* Without an explanation the first failing field decides; with one,
 		 * every field is shown so an operator sees all reasons at once. */
 		for (int f = 0; f < ROUTE_NFIELDS && (matched || why); f++) {
+			if (is_change_field(f)) {
+				/* Both change fields are decided together, at the first one's place. */
+				if (f == ROUTE_PROJECT && rules_on_changes(&r->match) &&
+				    !changes_match(&r->match, changes, n, taken, why))
+					matched = false;
+				continue;
+			}
 			const struct route_globs *g = &r->match.field[f];
 			if (!g->patterns)
 				continue;
@@ -436,6 +550,12 @@ bool route_matches(const struct route *r, const struct zuul_event *ev, struct st
 	}
 	/* Exclusion only matters for a report the match rules took. */
 	for (int f = 0; f < ROUTE_NFIELDS && matched; f++) {
+		if (is_change_field(f)) {
+			if (f == ROUTE_PROJECT && rules_on_changes(&r->exclude) &&
+			    !changes_survive_exclusion(&r->exclude, changes, n, taken, why))
+				matched = false;
+			continue;
+		}
 		const struct route_globs *g = &r->exclude.field[f];
 		if (!g->patterns)
 			continue;
@@ -452,6 +572,8 @@ bool route_matches(const struct route *r, const struct zuul_event *ev, struct st
 		route_escape_value(why, r->name ? r->name : "(unnamed)");
 		strbuf_puts(why, matched ? ": matches\n" : ": does not match\n");
 	}
+	if (taken != taken_small)
+		free(taken);
 	return matched;
 }
 

@@ -104,21 +104,91 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Checks the raw payload and returns a NUL-terminated copy ready for cJSON (caller frees), or
- * NULL with a reason. In the copy, JSON escapes cJSON 1.7.15 mishandles are rewritten in place
- * to "\ufffd" (same length): "\u0000" would end the C string early and silently truncate the
- * field, and a lone surrogate escape would make cJSON reject the whole report. Python's
- * json.dumps (what Zuul uses) emits both for odd input, so we keep the report and mark the
- * spot with U+FFFD instead of losing it. */
-static char *payload_prepare(const char *payload, size_t len, char *err, size_t errlen)
+/* The bare tokens Python's json.dumps writes for non-finite floats (allow_nan=True, its
+ * default: Zuul publishes with plain json.dumps). cJSON 1.7.15 knows none of them. */
+static const char *const nonfinite_tokens[] = {"-Infinity", "Infinity", "NaN"};
+
+/* Length of the non-finite token at p (n bytes available), or 0. A token counts only as a
+ * whole word: "NaNa" or "Infinityx" stay as they are and cJSON rejects them. */
+static size_t nonfinite_token_at(const char *p, size_t n)
 {
+	for (size_t i = 0; i < sizeof nonfinite_tokens / sizeof nonfinite_tokens[0]; i++) {
+		size_t k = strlen(nonfinite_tokens[i]);
+		if (n >= k && memcmp(p, nonfinite_tokens[i], k) == 0) {
+			char next = n > k ? p[k] : '\0';
+			bool word = (next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
+				    (next >= '0' && next <= '9') || next == '_' || next == '.';
+			return word ? 0 : k;
+		}
+	}
+	return 0;
+}
+
+/* A payload ready for cJSON, and where its non-finite tokens were rewritten to null (for
+ * mapping a syntax error's position back to the bytes Zuul sent). */
+struct prepared {
+	char *text;
+	size_t *swap_at;  /* byte offsets in the original payload, ascending */
+	size_t *swap_len; /* length of the token replaced there */
+	size_t n_swaps;
+};
+
+static void prepared_free(struct prepared *pp)
+{
+	free(pp->text);
+	free(pp->swap_at);
+	free(pp->swap_len);
+	memset(pp, 0, sizeof *pp);
+}
+
+/* The offset in the original payload of byte `at` of the rewritten text. */
+static size_t prepared_origin(const struct prepared *pp, size_t at)
+{
+	size_t shift = 0; /* original minus rewritten, before `at` */
+	for (size_t i = 0; i < pp->n_swaps; i++) {
+		size_t start = pp->swap_at[i] - shift; /* where "null" starts in the rewritten text */
+		if (at < start)
+			break;
+		if (at < start + 4)
+			return pp->swap_at[i];
+		shift += pp->swap_len[i];
+		shift -= 4;
+	}
+	return at + shift;
+}
+
+/* Replaces every recorded token of copy (len bytes) by "null"; returns the new text. */
+static char *swap_nonfinite(const char *copy, size_t len, const struct prepared *pp)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t from = 0;
+	for (size_t i = 0; i < pp->n_swaps; i++) {
+		strbuf_append(&sb, copy + from, pp->swap_at[i] - from);
+		strbuf_puts(&sb, "null");
+		from = pp->swap_at[i] + pp->swap_len[i];
+	}
+	strbuf_append(&sb, copy + from, len - from);
+	return strbuf_detach(&sb);
+}
+
+/* Checks the raw payload and fills pp with a NUL-terminated copy ready for cJSON; returns
+ * false with a reason. In the copy, JSON escapes cJSON 1.7.15 mishandles are rewritten in
+ * place to "\ufffd" (same length): "\u0000" would end the C string early and silently truncate
+ * the field, and a lone surrogate escape would make cJSON reject the whole report. Python's
+ * json.dumps (what Zuul uses) emits both for odd input, so we keep the report and mark the
+ * spot with U+FFFD instead of losing it. For the same reason the bare Infinity, -Infinity and
+ * NaN it writes for non-finite floats become null: only outside strings, only as whole
+ * tokens, so a string "NaN" or a key stays as sent and anything else is left to cJSON. */
+static bool payload_prepare(const char *payload, size_t len, struct prepared *pp, char *err, size_t errlen)
+{
+	memset(pp, 0, sizeof *pp);
 	if (!payload || len == 0) {
 		set_err(err, errlen, "empty payload");
-		return NULL;
+		return false;
 	}
 	if (len > ZUUL_PAYLOAD_MAX) {
 		set_err(err, errlen, "payload too large: %zu bytes (limit %d)", len, ZUUL_PAYLOAD_MAX);
-		return NULL;
+		return false;
 	}
 	/* Publishers written in C sometimes send the string's terminator too. */
 	if (payload[len - 1] == '\0')
@@ -131,7 +201,7 @@ static char *payload_prepare(const char *payload, size_t len, char *err, size_t 
 	const unsigned char *p = (const unsigned char *)copy;
 	bool in_string = false;
 	int depth = 0;
-	size_t i = 0;
+	size_t i = 0, cap = 0;
 	uint32_t cp;
 
 	while (i < len) {
@@ -182,13 +252,38 @@ static char *payload_prepare(const char *payload, size_t len, char *err, size_t 
 			}
 		} else if ((c == '}' || c == ']') && depth > 0) {
 			depth--;
+		} else if (c == 'I' || c == 'N' || c == '-') {
+			/* Only where a token starts: not inside a word such as "xNaN" (cJSON
+			 * rejects those whatever we do). */
+			bool word_before = i > 0 && ((p[i - 1] >= 'a' && p[i - 1] <= 'z') ||
+						     (p[i - 1] >= 'A' && p[i - 1] <= 'Z') ||
+						     (p[i - 1] >= '0' && p[i - 1] <= '9'));
+			size_t k = word_before ? 0 : nonfinite_token_at(copy + i, len - i);
+			if (k) {
+				if (pp->n_swaps == cap) {
+					cap = cap ? cap * 2 : 8;
+					pp->swap_at = xrealloc(pp->swap_at, cap * sizeof *pp->swap_at);
+					pp->swap_len = xrealloc(pp->swap_len, cap * sizeof *pp->swap_len);
+				}
+				pp->swap_at[pp->n_swaps] = i;
+				pp->swap_len[pp->n_swaps++] = k;
+				i += k;
+				continue;
+			}
 		}
 		i++;
 	}
-	return copy;
+	if (pp->n_swaps) {
+		pp->text = swap_nonfinite(copy, len, pp);
+		free(copy);
+	} else {
+		pp->text = copy;
+	}
+	return true;
 fail:
 	free(copy);
-	return NULL;
+	prepared_free(pp);
+	return false;
 }
 
 /* ---- typed field access -------------------------------------------------------------------- */
@@ -283,15 +378,12 @@ static double get_time(const cJSON *obj, const char *key)
 	return isfinite(d) && d > 0 ? d : 0;
 }
 
+/* A boolean, dflt when absent or null (shape_check refused every other type). */
 static bool get_bool(const cJSON *obj, const char *key, bool dflt)
 {
 	const cJSON *v = field(obj, key);
 
-	if (cJSON_IsBool(v))
-		return cJSON_IsTrue(v);
-	if (cJSON_IsNumber(v))
-		return v->valuedouble != 0;
-	return dflt;
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
 /* owner: current Zuul sends the Gerrit username (a string) or null; older Gerrit drivers
@@ -312,6 +404,185 @@ static char *get_owner(const cJSON *obj)
 	return get_str(obj, "owner");
 }
 
+/* ---- shape: the types Zuul sends ------------------------------------------------------------ */
+
+/* A payload whose fields have types Zuul never sends is not a Zuul report: decoding what fits
+ * and dropping the rest would post half a report (a buildset without builds reads as "no jobs").
+ * So every field the bridge reads is checked here, and one of the wrong type rejects the whole
+ * payload with its path, like any other payload that is not a report. null stands for "none"
+ * everywhere, as in Zuul. Fields the bridge does not read (returned_data, events, metadata...)
+ * may hold anything. */
+
+enum shape {
+	SHAPE_STRING = 1,      /* string or null */
+	SHAPE_NUMBER_TEXT = 2, /* number, string or null: change and patchset numbers, times */
+	SHAPE_OWNER = 4,       /* string, object (older Gerrit drivers' account) or null */
+	SHAPE_BOOL = 8,        /* boolean or null */
+	SHAPE_OBJECT = 16,     /* object or null */
+	SHAPE_ARRAY = 32,      /* array or null */
+};
+
+static const char *shape_name(enum shape sh)
+{
+	switch (sh) {
+	case SHAPE_STRING:
+		return "a string";
+	case SHAPE_NUMBER_TEXT:
+		return "a number or a string";
+	case SHAPE_OWNER:
+		return "a string or an object";
+	case SHAPE_BOOL:
+		return "a boolean";
+	case SHAPE_OBJECT:
+		return "an object";
+	case SHAPE_ARRAY:
+		return "an array";
+	}
+	return "something else";
+}
+
+static bool shape_fits(const cJSON *v, enum shape sh)
+{
+	if (!v || cJSON_IsNull(v))
+		return true;
+	switch (sh) {
+	case SHAPE_STRING:
+		return cJSON_IsString(v);
+	case SHAPE_NUMBER_TEXT:
+		return cJSON_IsString(v) || cJSON_IsNumber(v);
+	case SHAPE_OWNER:
+		return cJSON_IsString(v) || cJSON_IsObject(v);
+	case SHAPE_BOOL:
+		return cJSON_IsBool(v);
+	case SHAPE_OBJECT:
+		return cJSON_IsObject(v);
+	case SHAPE_ARRAY:
+		return cJSON_IsArray(v);
+	}
+	return false;
+}
+
+struct shape_field {
+	const char *key;
+	enum shape shape;
+};
+
+/* The fields of a change, at the top level (Zuul < 10's only copy), in changes[] and in a
+ * build's change (mqttreporter.py builds all three from the same attributes). */
+static const struct shape_field change_fields[] = {
+	{"project", SHAPE_STRING},  {"branch", SHAPE_STRING},       {"change_url", SHAPE_STRING},
+	{"change", SHAPE_NUMBER_TEXT}, {"patchset", SHAPE_NUMBER_TEXT}, {"commit_id", SHAPE_STRING},
+	{"owner", SHAPE_OWNER},     {"ref", SHAPE_STRING},          {"topic", SHAPE_STRING},
+};
+
+static const struct shape_field event_fields[] = {
+	{"tenant", SHAPE_STRING},       {"pipeline", SHAPE_STRING},
+	{"queue", SHAPE_STRING},        {"uuid", SHAPE_STRING},
+	{"zuul_ref", SHAPE_STRING},     {"zuul_event_id", SHAPE_STRING},
+	{"message", SHAPE_STRING},      {"tenant_web_root", SHAPE_STRING},
+	{"timestamp", SHAPE_NUMBER_TEXT}, {"trigger_time", SHAPE_NUMBER_TEXT},
+	{"enqueue_time", SHAPE_NUMBER_TEXT}, {"changes", SHAPE_ARRAY},
+	{"buildset", SHAPE_OBJECT},
+};
+
+static const struct shape_field buildset_fields[] = {
+	{"uuid", SHAPE_STRING}, {"result", SHAPE_STRING}, {"builds", SHAPE_ARRAY}, {"retry_builds", SHAPE_ARRAY},
+};
+
+static const struct shape_field build_fields[] = {
+	{"job_name", SHAPE_STRING},        {"job_uuid", SHAPE_STRING},         {"uuid", SHAPE_STRING},
+	{"result", SHAPE_STRING},          {"log_url", SHAPE_STRING},          {"web_url", SHAPE_STRING},
+	{"voting", SHAPE_BOOL},            {"execute_time", SHAPE_NUMBER_TEXT}, {"start_time", SHAPE_NUMBER_TEXT},
+	{"end_time", SHAPE_NUMBER_TEXT},   {"change", SHAPE_OBJECT},           {"artifacts", SHAPE_ARRAY},
+	{"dependencies", SHAPE_ARRAY},
+};
+
+static const struct shape_field artifact_fields[] = {
+	{"name", SHAPE_STRING},
+	{"url", SHAPE_STRING},
+};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Checks the listed fields of obj (path names obj in the reason: "buildset.builds[2]"). */
+static bool shape_check_fields(const cJSON *obj, const char *path, const struct shape_field *fields, size_t n,
+			       char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const cJSON *v = field(obj, fields[i].key);
+		if (shape_fits(v, fields[i].shape))
+			continue;
+		set_err(err, errlen, "not a Zuul report: %s%s%s is %s, not %s", path, *path ? "." : "",
+			fields[i].key, json_type_name(v), shape_name(fields[i].shape));
+		return false;
+	}
+	return true;
+}
+
+/* Every element of the array obj[key] must be an object (or, with strings set, a string);
+ * each object's fields are checked against fields. */
+static bool shape_check_list(const cJSON *obj, const char *path, const char *key, bool strings,
+			     const struct shape_field *fields, size_t n, char *err, size_t errlen)
+{
+	const cJSON *arr = field(obj, key);
+	const cJSON *e;
+	size_t i = 0;
+	char at[160];
+
+	if (!cJSON_IsArray(arr))
+		return true; /* absent or null: the caller checked the type */
+	cJSON_ArrayForEach(e, arr)
+	{
+		snprintf(at, sizeof at, "%s%s%s[%zu]", path, *path ? "." : "", key, i++);
+		if (strings ? !cJSON_IsString(e) : !cJSON_IsObject(e)) {
+			set_err(err, errlen, "not a Zuul report: %s is %s, not %s", at, json_type_name(e),
+				strings ? "a string" : "an object");
+			return false;
+		}
+		if (!strings && !shape_check_fields(e, at, fields, n, err, errlen))
+			return false;
+	}
+	return true;
+}
+
+static bool shape_check_builds(const cJSON *buildset, const char *key, char *err, size_t errlen)
+{
+	const cJSON *arr = field(buildset, key);
+	const cJSON *b;
+	size_t i = 0;
+	char at[96];
+
+	if (!shape_check_list(buildset, "buildset", key, false, build_fields, NFIELDS(build_fields), err, errlen))
+		return false;
+	if (!cJSON_IsArray(arr))
+		return true;
+	cJSON_ArrayForEach(b, arr)
+	{
+		snprintf(at, sizeof at, "buildset.%s[%zu]", key, i);
+		char change_at[112];
+		snprintf(change_at, sizeof change_at, "%s.change", at);
+		if (!shape_check_fields(field(b, "change"), change_at, change_fields, NFIELDS(change_fields), err,
+					errlen) ||
+		    !shape_check_list(b, at, "artifacts", false, artifact_fields, NFIELDS(artifact_fields), err,
+				      errlen) ||
+		    !shape_check_list(b, at, "dependencies", true, NULL, 0, err, errlen))
+			return false;
+		i++;
+	}
+	return true;
+}
+
+static bool shape_check(const cJSON *root, char *err, size_t errlen)
+{
+	const cJSON *buildset = field(root, "buildset");
+	return shape_check_fields(root, "", event_fields, NFIELDS(event_fields), err, errlen) &&
+	       shape_check_fields(root, "", change_fields, NFIELDS(change_fields), err, errlen) &&
+	       shape_check_list(root, "", "changes", false, change_fields, NFIELDS(change_fields), err, errlen) &&
+	       shape_check_fields(buildset, "buildset", buildset_fields, NFIELDS(buildset_fields), err, errlen) &&
+	       shape_check_builds(buildset, "builds", err, errlen) &&
+	       shape_check_builds(buildset, "retry_builds", err, errlen);
+}
+
 /* ---- structures ---------------------------------------------------------------------------- */
 
 static void change_parse(struct zuul_change *c, const cJSON *obj)
@@ -325,6 +596,19 @@ static void change_parse(struct zuul_change *c, const cJSON *obj)
 	c->owner = get_owner(obj);
 	c->ref = get_str(obj, "ref");
 	c->topic = get_str(obj, "topic");
+}
+
+static void change_copy(struct zuul_change *dst, const struct zuul_change *src)
+{
+	dst->project = xstrdup(src->project);
+	dst->branch = xstrdup(src->branch);
+	dst->change_url = xstrdup(src->change_url);
+	dst->change = xstrdup(src->change);
+	dst->patchset = xstrdup(src->patchset);
+	dst->commit_id = xstrdup(src->commit_id);
+	dst->owner = xstrdup(src->owner);
+	dst->ref = xstrdup(src->ref);
+	dst->topic = xstrdup(src->topic);
 }
 
 static void change_clear(struct zuul_change *c)
@@ -364,6 +648,10 @@ static void build_parse(struct zuul_build *b, const cJSON *obj, bool retried)
 	b->job_uuid = get_str(obj, "job_uuid");
 	b->uuid = get_str(obj, "uuid");
 	b->result = get_str(obj, "result");
+	/* mqttreporter.py adds uuid, result, times and urls only `if build:`; a job without a
+	 * build is just job_name, job_uuid and voting. */
+	b->has_build = b->uuid || b->result;
+	b->custom_result = b->result && !zuul_result_is_zuuls(b->result);
 	b->log_url = get_str(obj, "log_url");
 	b->web_url = get_str(obj, "web_url");
 	b->voting = get_bool(obj, "voting", true);
@@ -447,6 +735,34 @@ static struct zuul_build *builds_parse(const cJSON *arr, bool retried, size_t *c
 	return builds;
 }
 
+/* Zuul's QueueItem.formatJobResult (model.py, 14.3.0) sends a job's success-message in place
+ * of SUCCESS and its failure-message in place of every other result (None included), so a
+ * custom text says only "succeeded" or "did not": the report decides which. */
+static const char *custom_meaning(const struct zuul_event *ev, const struct zuul_build *b)
+{
+	const char *overall = zuul_event_result(ev);
+	if (!overall || !b->end_time)
+		return NULL; /* running, or never ran (skipped builds have no end_time) */
+	if (b->retried)
+		return NULL; /* an attempt Zuul retried: RETRY, whatever the buildset did */
+	if (strcmp(overall, "SUCCESS") == 0)
+		/* A voting build that did not succeed fails the buildset; a non-voting one may
+		 * have failed quietly. */
+		return b->voting ? "SUCCESS" : NULL;
+	static const char *const not_failures[] = {"DEQUEUED", "NO_JOBS", "SKIPPED", "ABORTED", "CANCELED"};
+	for (size_t i = 0; i < NFIELDS(not_failures); i++)
+		if (strcmp(overall, not_failures[i]) == 0)
+			return NULL;
+	return "FAILURE";
+}
+
+static void classify_custom_results(struct zuul_event *ev, struct zuul_build *builds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (builds[i].custom_result)
+			builds[i].custom_means = custom_meaning(ev, &builds[i]);
+}
+
 static void event_fill(struct zuul_event *ev, const cJSON *root)
 {
 	const cJSON *buildset = field(root, "buildset");
@@ -462,7 +778,7 @@ static void event_fill(struct zuul_event *ev, const cJSON *root)
 	ev->zuul_ref = get_str(root, "zuul_ref");
 	ev->zuul_event_id = get_str(root, "zuul_event_id");
 	ev->message = get_text(root, "message");
-	change_parse(&ev->item, root);
+	ev->tenant_web_root = get_str(root, "tenant_web_root");
 
 	size_t n = count_objects(changes);
 	if (n) {
@@ -474,6 +790,12 @@ static void event_fill(struct zuul_event *ev, const cJSON *root)
 				change_parse(&ev->changes[ev->n_changes++], e);
 		}
 	}
+	/* Zuul >= 10 describes every change in changes; its top-level project, branch... are
+	 * a deprecated copy of changes[0] (mqttreporter.py), read only from older Zuul. */
+	if (ev->n_changes)
+		change_copy(&ev->item, &ev->changes[0]);
+	else
+		change_parse(&ev->item, root);
 
 	ev->timestamp = get_time(root, "timestamp");
 	ev->trigger_time = get_time(root, "trigger_time");
@@ -482,15 +804,18 @@ static void event_fill(struct zuul_event *ev, const cJSON *root)
 	ev->buildset_result = get_str(buildset, "result");
 	ev->builds = builds_parse(field(buildset, "builds"), false, &ev->n_builds);
 	ev->retry_builds = builds_parse(field(buildset, "retry_builds"), true, &ev->n_retry_builds);
+	classify_custom_results(ev, ev->builds, ev->n_builds);
+	classify_custom_results(ev, ev->retry_builds, ev->n_retry_builds);
 }
 
 struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, size_t errlen)
 {
 	set_err(err, errlen, "%s", "");
-	char *text = payload_prepare(payload, len, err, errlen);
-	if (!text)
+	struct prepared pp;
+	if (!payload_prepare(payload, len, &pp, err, errlen))
 		return NULL;
 
+	const char *text = pp.text;
 	size_t text_len = strlen(text);
 	const char *end = NULL;
 	/* Length includes the NUL: with require_null_terminated, cJSON 1.7.15 insists on seeing
@@ -498,13 +823,14 @@ struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, 
 	cJSON *root = cJSON_ParseWithLengthOpts(text, text_len + 1, &end, true);
 	if (!root) {
 		if (end && end >= text && end <= text + text_len)
-			set_err(err, errlen, "not JSON: syntax error at byte %zu", (size_t)(end - text));
+			set_err(err, errlen, "not JSON: syntax error at byte %zu",
+				prepared_origin(&pp, (size_t)(end - text)));
 		else
 			set_err(err, errlen, "not JSON");
-		free(text);
+		prepared_free(&pp);
 		return NULL;
 	}
-	free(text);
+	prepared_free(&pp);
 
 	struct zuul_event *ev = NULL;
 	const cJSON *action = field(root, "action");
@@ -516,6 +842,8 @@ struct zuul_event *zuul_event_parse(const char *payload, size_t len, char *err, 
 		set_err(err, errlen, "no action (action is %s, not a string)", json_type_name(action));
 	} else if (!action->valuestring[0]) {
 		set_err(err, errlen, "no action (action is empty)");
+	} else if (!shape_check(root, err, errlen)) {
+		/* err says which field */
 	} else {
 		ev = xcalloc(1, sizeof(*ev));
 		ev->action = dup_utf8(action->valuestring);
@@ -542,6 +870,7 @@ void zuul_event_free(struct zuul_event *ev)
 	free(ev->zuul_ref);
 	free(ev->zuul_event_id);
 	free(ev->message);
+	free(ev->tenant_web_root);
 	change_clear(&ev->item);
 	for (size_t i = 0; i < ev->n_changes; i++)
 		change_clear(&ev->changes[i]);
@@ -559,17 +888,65 @@ void zuul_event_free(struct zuul_event *ev)
 
 /* ---- results ---------------------------------------------------------------------------- */
 
+/* Zuul's result words, builds and buildsets, Zuul 3.x to 14.3.0 (executor/server.py,
+ * scheduler.py, manager/__init__.py, model.py), plus the older spellings still in databases
+ * (MERGER_FAILURE, renamed MERGE_CONFLICT). */
+static const char *const zuul_results[] = {
+	"SUCCESS",      "FAILURE",       "POST_FAILURE",   "TIMED_OUT",   "RETRY_LIMIT",
+	"NODE_FAILURE", "ERROR",         "EXCEPTION",      "LOST",        "DISK_FULL",
+	"SNAPSHOT_FAILURE", "SECRET_EXPOSURE", "MERGE_CONFLICT", "MERGE_FAILURE", "MERGER_FAILURE",
+	"CONFIG_ERROR", "SKIPPED",       "ABORTED",        "CANCELED",    "DEQUEUED",
+	"RETRY",        "NO_JOBS",
+};
+
+bool zuul_result_is_zuuls(const char *s)
+{
+	if (!s)
+		return false;
+	for (size_t i = 0; i < NFIELDS(zuul_results); i++)
+		if (strcmp(s, zuul_results[i]) == 0)
+			return true;
+	return false;
+}
+
 bool zuul_build_failed(const struct zuul_build *b)
 {
 	/* Listing the outcomes that are not failures keeps a result Zuul adds later (DISK_FULL,
 	 * LOST, ...) on the side of telling someone. */
-	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY"};
+	static const char *const fine[] = {"SUCCESS", "SKIPPED", "ABORTED", "CANCELED", "RETRY", "DEQUEUED"};
 	if (!b->result)
 		return false;
-	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
+	if (b->custom_result)
+		return b->custom_means && strcmp(b->custom_means, "FAILURE") == 0;
+	for (size_t i = 0; i < NFIELDS(fine); i++)
 		if (strcmp(b->result, fine[i]) == 0)
 			return false;
 	return true;
+}
+
+const char *zuul_event_result(const struct zuul_event *ev)
+{
+	static const char *const map[][2] = {
+		{"success", "SUCCESS"},          {"failure", "FAILURE"},
+		{"merge-conflict", "MERGE_CONFLICT"}, {"merge-failure", "MERGE_FAILURE"},
+		{"config-error", "CONFIG_ERROR"}, {"dequeue", "DEQUEUED"},
+	};
+	if (ev->buildset_result)
+		return ev->buildset_result;
+	for (size_t i = 0; i < NFIELDS(map); i++)
+		if (ev->action && strcmp(ev->action, map[i][0]) == 0)
+			return map[i][1];
+	return NULL;
+}
+
+const struct zuul_change *zuul_event_changes(const struct zuul_event *ev, size_t *n)
+{
+	if (ev->n_changes) {
+		*n = ev->n_changes;
+		return ev->changes;
+	}
+	*n = 1;
+	return &ev->item;
 }
 
 /* ---- preview and identity ------------------------------------------------------------------ */

@@ -366,25 +366,124 @@ static void check_field(const struct field_case *c)
 	route_clear(&r);
 }
 
-static void test_project_and_branch_come_from_the_item(void)
+/* Zuul >= 10 sends every change of an item in changes (a dependency cycle has several);
+ * the top-level project/branch describe changes[0] only (mqttreporter.py). */
+static struct zuul_change cycle[2];
+
+static struct zuul_event cycle_event(void)
 {
 	struct zuul_event ev = sample_event();
-	struct zuul_change other = {0};
-	other.project = "osism/other";
-	other.branch = "stable/1";
-	ev.changes = &other; /* another change of the item must not count */
-	ev.n_changes = 1;
-	struct zuul_change bchange = {0};
-	bchange.project = "osism/other";
-	builds3[0].change = &bchange;
-	struct route r = new_route("item");
+	memset(cycle, 0, sizeof cycle);
+	cycle[0].project = "org/a";
+	cycle[0].branch = "main";
+	cycle[1].project = "org/b";
+	cycle[1].branch = "stable/1";
+	ev.item = cycle[0];
+	ev.changes = cycle;
+	ev.n_changes = 2;
+	return ev;
+}
+
+static void test_a_route_takes_a_cycle_when_any_change_matches(void)
+{
+	struct zuul_event ev = cycle_event();
+	struct route r = new_route("b");
 	r.has_match = true;
-	set_globs(&r.match.field[ROUTE_PROJECT], "osism/*", END);
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/b", END);
+	CHECK(matches(&r, &ev)); /* led by org/a, but org/b is in it */
+	route_clear(&r);
+
+	/* Project and branch must hold for the same change. */
+	r = new_route("b-main");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/b", END);
+	set_globs(&r.match.field[ROUTE_BRANCH], "main", END);
+	CHECK(!matches(&r, &ev)); /* org/b is on stable/1; main is org/a's */
+	route_clear(&r);
+	r = new_route("b-stable");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/b", END);
+	set_globs(&r.match.field[ROUTE_BRANCH], "stable/*", END);
+	CHECK(matches(&r, &ev));
+	route_clear(&r);
+
+	/* Without changes (Zuul < 10) the top-level item is the one change. */
+	ev.changes = NULL;
+	ev.n_changes = 0;
+	r = new_route("b");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/b", END);
 	CHECK(!matches(&r, &ev));
 	route_clear(&r);
-	r = new_route("item");
+}
+
+static void test_exclude_drops_a_cycle_only_when_every_change_is_dropped(void)
+{
+	struct zuul_event ev = cycle_event();
+	struct route r = new_route("not-b");
+	set_globs(&r.exclude.field[ROUTE_PROJECT], "org/b", END);
+	CHECK(matches(&r, &ev)); /* org/a is left */
+	set_globs(&r.exclude.field[ROUTE_BRANCH], "main", END);
+	CHECK(!matches(&r, &ev)); /* org/a by its branch, org/b by its project */
+	route_clear(&r);
+
+	/* A change the match rules did not take cannot keep the report alive. */
+	r = new_route("a-not-main");
 	r.has_match = true;
-	set_globs(&r.match.field[ROUTE_BRANCH], "stable/*", END);
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/a", END);
+	set_globs(&r.exclude.field[ROUTE_BRANCH], "main", END);
+	CHECK(!matches(&r, &ev));
+	route_clear(&r);
+}
+
+static void test_why_names_the_change_of_a_cycle(void)
+{
+	struct zuul_event ev = cycle_event();
+	struct route r = new_route("b");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_PROJECT], "org/b", END);
+	set_globs(&r.exclude.field[ROUTE_BRANCH], "stable/*", END);
+	struct strbuf why = STRBUF_INIT;
+	bool v = route_matches(&r, &ev, &why);
+	CHECK(!v);
+	CHECK_STR(strbuf_str(&why), "match projects: \"org/a\" (change 1 of 2) matches none of \"org/b\"\n"
+				    "match projects: \"org/b\" (change 2 of 2) matches \"org/b\"\n"
+				    "exclude branches: \"stable/1\" (change 2 of 2) matches \"stable/*\" -> change excluded\n"
+				    "exclude: no change of the item is left -> excluded\n"
+				    "route b: does not match\n");
+	strbuf_free(&why);
+	route_clear(&r);
+}
+
+/* A job's failure-message replaces FAILURE, TIMED_OUT... in the payload (formatJobResult):
+ * build_results rules still see the failure, and the explanation says why. */
+static void test_build_results_see_through_custom_texts(void)
+{
+	struct zuul_event ev = sample_event();
+	builds3[1].result = "broken, see the wiki";
+	builds3[1].custom_result = true;
+	builds3[1].custom_means = "FAILURE";
+	struct route r = new_route("failures");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_BUILD_RESULT], "FAILURE", END);
+	CHECK(matches(&r, &ev));
+	struct strbuf why = STRBUF_INIT;
+	route_matches(&r, &ev, &why);
+	CHECK_CONTAINS(strbuf_str(&why), "match build_results: \"broken, see the wiki\" (job \"e2e-test\", "
+					 "the job's own text for FAILURE) matches \"FAILURE\"\n");
+	strbuf_free(&why);
+	route_clear(&r);
+	/* The text itself matches too. */
+	r = new_route("text");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_BUILD_RESULT], "broken*", END);
+	CHECK(matches(&r, &ev));
+	route_clear(&r);
+	/* A custom text whose meaning is unknown matches only as itself. */
+	builds3[1].custom_means = NULL;
+	r = new_route("failures");
+	r.has_match = true;
+	set_globs(&r.match.field[ROUTE_BUILD_RESULT], "FAILURE", END);
 	CHECK(!matches(&r, &ev));
 	route_clear(&r);
 }
@@ -788,7 +887,10 @@ int main(void)
 		         route_field_key(field_cases[i].field));
 		RUN_NAMED(name, check_field(&field_cases[i]));
 	}
-	RUN(test_project_and_branch_come_from_the_item);
+	RUN(test_a_route_takes_a_cycle_when_any_change_matches);
+	RUN(test_exclude_drops_a_cycle_only_when_every_change_is_dropped);
+	RUN(test_why_names_the_change_of_a_cycle);
+	RUN(test_build_results_see_through_custom_texts);
 	RUN(test_match_requires_every_constrained_field);
 	RUN(test_exclude_drops_on_any_field);
 	RUN(test_missing_values_match_as_empty);
