@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tap import diag, run, test  # noqa: E402
+from tap import run, test  # noqa: E402
 
 ROOT = os.environ.get("ZMB_SOURCE_ROOT", os.getcwd())
 BIN = os.path.join(os.environ.get("ZMB_BUILD_ROOT", os.path.join(ROOT, "build")), "zuul-matrix-bridge")
@@ -22,14 +22,6 @@ import pin  # noqa: E402
 
 CORPUS = os.path.join(ROOT, pin.DATA_DIR)
 TEMPLATES = os.path.join(ROOT, "templates")
-
-# Files the bridge does not decode yet, with the reason. Not asserted here (the fix is under
-# way in src/zuul.c); the test that owns the fix adds the assertions and empties this list.
-NOT_YET_DECODED = {
-    "returned-data-nonfinite.json": "returned_data holds Infinity, -Infinity and NaN, which Zuul's json.dumps "
-                                    "writes and the bridge rejects as 'not JSON'",
-}
-
 
 def payload_names():
     return sorted(n for n in os.listdir(CORPUS) if n.endswith(".json") and n != "index.json")
@@ -105,14 +97,9 @@ def every_payload_is_exactly_what_json_dumps_writes():
         assert message["action"] == index()["files"][name]["action"], name
 
 
-@test
-def not_yet_decoded_names_only_existing_files():
-    for name in NOT_YET_DECODED:
-        assert name in payload_names(), "%s is listed in NOT_YET_DECODED but is not in the corpus" % name
-
-
 def decodable():
-    return [n for n in payload_names() if n not in NOT_YET_DECODED]
+    """Every payload Zuul wrote: the bridge takes them all (issue #14)."""
+    return payload_names()
 
 
 @test
@@ -157,18 +144,6 @@ def explain_accepts_every_decodable_payload():
         p = zmb("explain", "-c", conf, os.path.join(CORPUS, name))
         assert p.returncode == 0, (name, out(p))
         assert "1 of 1 routes match" in p.stdout.decode(), (name, out(p))
-
-
-@test
-def not_yet_decoded_files_report_their_state():
-    # Not asserted: a diagnostic for whoever fixes them (see NOT_YET_DECODED).
-    d = tempfile.mkdtemp(prefix="zmb-corpus-")
-    conf = config(d)
-    for name, why in sorted(NOT_YET_DECODED.items()):
-        p = zmb("render", "-c", conf, "--route", "all", os.path.join(CORPUS, name))
-        state = "now renders: remove it from NOT_YET_DECODED" if p.returncode == 0 else \
-            "still rejected: " + p.stderr.decode(errors="replace").strip()
-        diag("%s (%s): %s" % (name, why, state))
 
 
 def emit(out_dir, python_args=(), env_extra=None):
