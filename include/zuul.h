@@ -124,6 +124,11 @@ void zuul_event_free(struct zuul_event *ev);
  * later count as failed. Exact, case-sensitive comparison, as Zuul sends them. */
 bool zuul_build_failed(const struct zuul_build *b);
 
+/* The change a build tested: its own (current schema), else the item's first. In a
+ * dependency cycle Zuul reports the whole item under its first change, but a build of
+ * org/b's job tested org/b. Never NULL. */
+const struct zuul_change *zuul_build_change(const struct zuul_event *ev, const struct zuul_build *b);
+
 /* Whether s is one of Zuul's own result words (build or buildset results of Zuul 3.x to
  * 14.3.0: SUCCESS, FAILURE, POST_FAILURE, TIMED_OUT, ...). Anything else in a build's result
  * is a job's success-message or failure-message. */

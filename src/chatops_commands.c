@@ -102,45 +102,72 @@ static void mute_describe(const char *project, const char *job, struct strbuf *o
 }
 
 
+/* The live mute that covers failed build b of ev in room: its project's (the project of
+ * the change it tested: in a dependency cycle, not necessarily the item's first), else
+ * its job's. NULL: the build is not muted. */
+static struct mute *mute_covering(struct chatops *c, const char *room, const struct zuul_event *ev,
+				  const struct zuul_build *b, int64_t now)
+{
+	const char *project = zuul_build_change(ev, b)->project;
+	struct mute *m = project ? mute_find(c, room, project, NULL) : NULL;
+	if (!m || m->until_ms <= now)
+		m = project && b->job_name ? mute_find(c, room, project, b->job_name) : NULL;
+	return m && m->until_ms > now ? m : NULL;
+}
+
+/* A report with no failed build (a merge conflict) is muted by its project's mute. */
+static struct mute *mute_of_item(struct chatops *c, const char *room, const struct zuul_event *ev, int64_t now)
+{
+	struct mute *m = ev->item.project ? mute_find(c, room, ev->item.project, NULL) : NULL;
+	return m && m->until_ms > now ? m : NULL;
+}
+
 int64_t chatops_mute_until(struct chatops *c, const char *room, const struct zuul_event *ev)
 {
-	if (!c || !ev->item.project || !chatops_is_failure_action(ev->action))
+	if (!c || !chatops_is_failure_action(ev->action))
 		return 0;
-	int64_t now = clock_wall_ms();
-	const struct mute *whole = mute_find(c, room, ev->item.project, NULL);
-	if (whole && whole->until_ms > now)
-		return whole->until_ms;
-	/* Job mutes: every failed job muted; the report is muted until the first ends. */
-	int64_t until = 0;
+	int64_t now = clock_wall_ms(), until = 0;
+	size_t failed = 0;
+	/* Every failed build muted; the report is muted until the first of its mutes ends. */
 	for (size_t i = 0; i < ev->n_builds; i++) {
-		const struct zuul_build *b = &ev->builds[i];
-		if (!zuul_build_failed(b))
+		if (!zuul_build_failed(&ev->builds[i]))
 			continue;
-		const struct mute *m = b->job_name ? mute_find(c, room, ev->item.project, b->job_name) : NULL;
-		if (!m || m->until_ms <= now)
+		failed++;
+		const struct mute *m = mute_covering(c, room, ev, &ev->builds[i], now);
+		if (!m)
 			return 0;
 		if (!until || m->until_ms < until)
 			until = m->until_ms;
+	}
+	if (failed == 0) {
+		const struct mute *m = mute_of_item(c, room, ev, now);
+		return m ? m->until_ms : 0;
 	}
 	return until;
 }
 
 void chatops_mute_count(struct chatops *c, const char *room, const struct zuul_event *ev)
 {
-	if (!c || !ev->item.project)
+	if (!c)
 		return;
-	struct mute *whole = mute_find(c, room, ev->item.project, NULL);
-	if (whole && whole->until_ms > clock_wall_ms()) {
-		whole->count++;
-	} else {
-		for (size_t i = 0; i < ev->n_builds; i++) {
-			const struct zuul_build *b = &ev->builds[i];
-			struct mute *m = zuul_build_failed(b) && b->job_name ? mute_find(c, room, ev->item.project, b->job_name)
-									 : NULL;
-			if (m)
-				m->count++;
+	int64_t now = clock_wall_ms();
+	/* Each mute counts the report once, however many of its builds it covers. */
+	struct mute **counted = xcalloc(ev->n_builds + 1, sizeof *counted);
+	size_t n = 0;
+	for (size_t i = 0; i <= ev->n_builds; i++) {
+		struct mute *m = i < ev->n_builds ? (zuul_build_failed(&ev->builds[i])
+							     ? mute_covering(c, room, ev, &ev->builds[i], now)
+							     : NULL)
+						  : (n == 0 ? mute_of_item(c, room, ev, now) : NULL);
+		bool seen = false;
+		for (size_t j = 0; m && j < n && !seen; j++)
+			seen = counted[j] == m;
+		if (m && !seen) {
+			m->count++;
+			counted[n++] = m;
 		}
 	}
+	free(counted);
 	mutes_save(c);
 }
 

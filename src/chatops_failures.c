@@ -38,6 +38,7 @@ void chatops_find_owners(const struct config *cfg, const struct zuul_event *ev, 
 				continue;
 			failed++;
 			subj.job = ev->builds[i].job_name;
+			subj.project = zuul_build_change(ev, &ev->builds[i])->project;
 		} else if (failed) {
 			break;
 		} else {
@@ -98,11 +99,58 @@ void chatops_mention(struct chatops *c, const struct zuul_event *ev, const struc
 
 /* ---- claims ---------------------------------------------------------------- */
 
-/* "project|branch|pipeline|" : the part of a thread key a success recovers. */
-static void thread_prefix(const struct zuul_event *ev, struct strbuf *out)
+/* "project|branch|pipeline|" : the part of a thread key a success of that change recovers. */
+static void thread_prefix(const struct zuul_event *ev, const struct zuul_change *c, struct strbuf *out)
 {
-	strbuf_printf(out, "%s|%s|%s|", ev->item.project ? ev->item.project : "", ev->item.branch ? ev->item.branch : "",
+	strbuf_printf(out, "%s|%s|%s|", c->project ? c->project : "", c->branch ? c->branch : "",
 		      ev->pipeline ? ev->pipeline : "");
+}
+
+/* The change a failure is filed under: the one its failed builds tested, when they all
+ * tested one (a dependency cycle's failure of org/b's job is org/b's, though Zuul
+ * reports the item under org/a); else the item's first change. */
+static const struct zuul_change *failed_change(const struct zuul_event *ev)
+{
+	const struct zuul_change *only = NULL;
+	for (size_t i = 0; i < ev->n_builds; i++) {
+		if (!zuul_build_failed(&ev->builds[i]))
+			continue;
+		const struct zuul_change *c = zuul_build_change(ev, &ev->builds[i]);
+		if (!only)
+			only = c;
+		else if (strcmp(only->project, c->project) != 0 ||
+			 strcmp(only->branch ? only->branch : "", c->branch ? c->branch : "") != 0)
+			return &ev->item;
+	}
+	return only ? only : &ev->item;
+}
+
+/* The thread prefixes a success ends: one per distinct change of the item (a cycle
+ * succeeds as one). Caller frees each and the array. */
+static char **success_prefixes(const struct zuul_event *ev, size_t *n)
+{
+	size_t nc = ev->n_changes ? ev->n_changes : 1;
+	char **out = xcalloc(nc, sizeof *out);
+	*n = 0;
+	for (size_t i = 0; i < nc; i++) {
+		struct strbuf sb = STRBUF_INIT;
+		thread_prefix(ev, ev->n_changes ? &ev->changes[i] : &ev->item, &sb);
+		bool seen = false;
+		for (size_t j = 0; j < *n && !seen; j++)
+			seen = strcmp(out[j], strbuf_str(&sb)) == 0;
+		if (seen)
+			strbuf_free(&sb);
+		else
+			out[(*n)++] = strbuf_detach(&sb);
+	}
+	return out;
+}
+
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -115,7 +163,7 @@ static int cmp_str(const void *a, const void *b)
 static char *thread_key(const struct zuul_event *ev)
 {
 	struct strbuf sb = STRBUF_INIT;
-	thread_prefix(ev, &sb);
+	thread_prefix(ev, failed_change(ev), &sb);
 	const char **jobs = xcalloc(ev->n_builds ? ev->n_builds : 1, sizeof *jobs);
 	size_t n = 0;
 	for (size_t i = 0; i < ev->n_builds; i++)
@@ -148,23 +196,25 @@ static void streaks_ended(struct chatops *c, const char *route, const struct zuu
 {
 	if (!ev->action || strcmp(ev->action, "success") != 0)
 		return;
-	struct strbuf prefix = STRBUF_INIT;
-	thread_prefix(ev, &prefix);
-	struct store_failure *open;
-	size_t n;
-	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
+	size_t np;
+	char **prefixes = success_prefixes(ev, &np);
+	for (size_t p = 0; p < np; p++) {
+		struct store_failure *open;
+		size_t n;
+		if (store_failures_open_by_prefix(c->store, route, prefixes[p], &open, &n) != 0)
+			continue;
 		for (size_t i = 0; i < n; i++) {
 			if (facts->away && !open[i].event_id && open[i].opened_ms >= c->away_since_ms)
 				facts->streaks_unposted++;
-			if (i == 0)
+			if (facts->streaks_open == 0 && i == 0)
 				*oldest = open[i];
 			else
 				store_failure_clear(&open[i]);
 		}
-		facts->streaks_open = n;
+		facts->streaks_open += n;
 		free(open);
 	}
-	strbuf_free(&prefix);
+	free_strings(prefixes, np);
 }
 
 void chatops_failure_facts(struct chatops *c, const char *route, const struct zuul_event *ev,
@@ -279,11 +329,13 @@ void chatops_close_streaks(struct chatops *c, const char *route, const struct zu
 	if (!c || !ev->action || strcmp(ev->action, "success") != 0)
 		return;
 	bool away = c->away_since_ms > 0;
-	struct strbuf prefix = STRBUF_INIT;
-	thread_prefix(ev, &prefix);
-	struct store_failure *open;
-	size_t n, summarised = 0;
-	if (store_failures_open_by_prefix(c->store, route, strbuf_str(&prefix), &open, &n) == 0) {
+	size_t np, summarised = 0;
+	char **prefixes = success_prefixes(ev, &np);
+	for (size_t p = 0; p < np; p++) {
+		struct store_failure *open;
+		size_t n;
+		if (store_failures_open_by_prefix(c->store, route, prefixes[p], &open, &n) != 0)
+			continue;
 		for (size_t i = 0; i < n; i++) {
 			struct store_failure *f = &open[i];
 			store_failure_recover(c->store, f->txn_id, clock_wall_ms());
@@ -304,7 +356,7 @@ void chatops_close_streaks(struct chatops *c, const char *route, const struct zu
 				       f->room, "route", route, "key", f->event_key, NULL);
 				if (summarised == 1) {
 					/* the success closes the pair; it is not posted either */
-					chatops_catchup_add_report(c, f->room, route, "success", f->thread_key, strbuf_str(&prefix),
+					chatops_catchup_add_report(c, f->room, route, "success", f->thread_key, prefixes[p],
 							   clock_wall_ms());
 				}
 				store_failure_clear(f);
@@ -330,7 +382,7 @@ void chatops_close_streaks(struct chatops *c, const char *route, const struct zu
 	}
 	if (summarised)
 		chatops_catchup_save(c);
-	strbuf_free(&prefix);
+	free_strings(prefixes, np);
 }
 
 void chatops_delivered(struct chatops *c, const char *txn, const char *event_id)

@@ -505,7 +505,7 @@ static size_t spread_projects(const struct incident_tracker *t, const char *tena
 static void member_from_build(struct member *m, const struct zuul_event *ev, const struct zuul_build *b,
                               const char *event_key, int64_t now_ms)
 {
-	const char *project = b->change && b->change->project ? b->change->project : ev->item.project;
+	const char *project = zuul_build_change(ev, b)->project;
 	const char *url = textutil_url_is_safe(b->web_url) ? b->web_url : NULL;
 	if (!url && textutil_url_is_safe(b->log_url))
 		url = b->log_url;

@@ -909,6 +909,11 @@ bool zuul_result_is_zuuls(const char *s)
 	return false;
 }
 
+const struct zuul_change *zuul_build_change(const struct zuul_event *ev, const struct zuul_build *b)
+{
+	return b->change && b->change->project ? b->change : &ev->item;
+}
+
 bool zuul_build_failed(const struct zuul_build *b)
 {
 	/* Listing the outcomes that are not failures keeps a result Zuul adds later (DISK_FULL,

@@ -171,6 +171,10 @@ def payload_variant(name, **changes):
         if k == "buildset_uuid":
             ev["buildset"]["uuid"] = v
         elif k == "project":
+            # as Zuul sends it: the builds of a one-change item name that change too
+            for b in ev["buildset"].get("builds", []) + ev["buildset"].get("retry_builds", []):
+                if isinstance(b.get("change"), dict) and b["change"].get("project") == ev["project"]:
+                    b["change"] = dict(b["change"], project=v)
             ev["project"] = ev["changes"][0]["project"] = v
         else:
             ev[k] = v

@@ -186,6 +186,7 @@ def failure(buildset, project="SovereignCloudStack/standards", failed_jobs=("tox
     builds = []
     for job in list(failed_jobs) + ["linters"]:
         b = dict(ev["buildset"]["builds"][0], job_name=job, result="FAILURE" if job in failed_jobs else "SUCCESS")
+        b["change"] = dict(b["change"], project=project)    # a build names the change it tested
         builds.append(b)
     ev["buildset"]["builds"] = builds
     ev["buildset"]["retry_builds"] = []
@@ -455,6 +456,53 @@ def explain_on_a_state_dir_the_bridge_never_used_decides_as_a_first_start_and_cr
         assert "what it would become now (no state in %s yet: as on a first start)" % fresh in out, out
         assert "route all (#alerts:localhost): a new message" in out, out
         assert not os.path.exists(fresh), "explain must not create the state_dir"
+    with_chat(HANDOVER - 3600, body)
+
+
+ZUUL_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "zuul-14.3.0")
+
+
+def cycle_report(buildset, action="failure"):
+    """Zuul 14.3.0's own report of a dependency cycle org/a + org/b in which org/b's
+    tox-py311 failed (tests/data/zuul-14.3.0/cycle-failure.json), as a new buildset; as a
+    success, every build succeeded."""
+    with open(os.path.join(ZUUL_CORPUS, "cycle-failure.json")) as f:
+        ev = json.load(f)
+    ev["buildset"]["uuid"] = buildset
+    if action == "success":
+        ev["action"], ev["buildset"]["result"], ev["message"] = "success", "SUCCESS", "Build succeeded."
+        for b in ev["buildset"]["builds"]:
+            b["result"] = "SUCCESS"
+    return json.dumps(ev)
+
+
+@test
+def a_dependency_cycles_failure_is_filed_under_the_change_that_failed():
+    """Zuul reports a cycle under its first change (org/a); the failed build tested org/b.
+    The thread, the mute and the recovery follow org/b."""
+    def body(w):
+        w.broker.publish("zuul/example/gate/org/a/master/2001", payload=cycle_report("c1"))
+        def roots():
+            return [e for e in w.hs.events(ALERTS) if "zmb.failure" in e["content"]
+                    and "m.relates_to" not in e["content"]]
+        root = wait_for(roots, 10, "the cycle's failure")[0]
+        assert root["content"]["zmb.failure"]["thread_key"] == "org/b|master|gate|tox-py311", \
+            root["content"]["zmb.failure"]
+        w.broker.publish("zuul/example/gate/org/a/master/2001", payload=cycle_report("c2"))
+        wait_for(lambda: len(in_thread_of(w, root["event_id"])) == 1, 10, "the repeat in org/b's thread")
+        # a mute of org/b silences it; of org/a it would not have
+        reply_to(w, w.say("@alice:localhost", "!zuul mute org/a 1h"))
+        w.broker.publish("zuul/example/gate/org/a/master/2001", payload=cycle_report("c3"))
+        wait_for(lambda: len(in_thread_of(w, root["event_id"])) == 2, 10, "org/a's mute does not cover org/b")
+        reply_to(w, w.say("@alice:localhost", "!zuul mute org/b 1h"))
+        w.broker.publish("zuul/example/gate/org/a/master/2001", payload=cycle_report("c4"))
+        w.bridge.wait_log("report muted")
+        reply_to(w, w.say("@alice:localhost", "!zuul unmute org/b"))
+        # the cycle's success recovers org/b's failure
+        w.broker.publish("zuul/example/gate/org/a/master/2001", payload=cycle_report("ok", action="success"))
+        wait_for(lambda: any("Recovered" in e["content"]["body"] for e in in_thread_of(w, root["event_id"])), 10,
+                 "the recovery in org/b's thread")
+        assert len(roots()) == 1, [e["content"]["body"][:60] for e in roots()]
     with_chat(HANDOVER - 3600, body)
 
 
