@@ -693,6 +693,8 @@ size_t deliverer_batch_lost(struct deliverer *d, int64_t first_lost_id)
 			}
 			if (deliver_is_answer(&q->items[i]))
 				q->answers--;
+			log_kv(ZLOG_DEBUG, "delivery forgotten: its batch was rolled back", "room", q->room, "txn",
+			       q->items[i].txn_id, NULL);
 			store_item_clear(&q->items[i]);
 			forgotten++;
 		}

@@ -3,18 +3,25 @@
 an index page overwritten) stops the bridge with exit status 3 and a line that names the file
 and the fault, reset-state moves it aside; a full disk (a real tmpfs, so root only) refuses new
 reports without acknowledging them, while the stored ones are delivered, before and after a
-restart, and reports flow again once there is room."""
+restart, and reports flow again once there is room; a disk filled between the bridge's look
+at it and its commit rolls that batch back, and the bridge runs on the same way, posting
+nothing twice."""
 
+import array
 import errno
+import fcntl
 import json
 import os
+import select
 import sqlite3
 import subprocess
 import sys
+import termios
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bridge, World, free_port, payload_variant, wait_for  # noqa: E402
+from harness import BRIDGE_BIN, Bridge, World, free_port, payload_variant, wait_for  # noqa: E402
 from tap import run, test  # noqa: E402
 import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
@@ -230,6 +237,254 @@ def a_full_disk_refuses_new_reports_and_delivers_stored_ones_before_and_after_a_
         assert "reason" not in body, body
         ids = txn_ids(w)
         assert len(ids) == len(set(ids)), ids  # nothing posted twice
+    finally:
+        if w.bridge:
+            w.bridge.stop()
+        subprocess.run(["umount", disk])
+        w.close()
+
+
+# ---- the disk filling between the look at it and the commit -----------------------------
+
+F_SETPIPE_SZ = 1031
+PIPE_PAGE = 4096
+
+
+class PipedBridge(Bridge):
+    """The bridge with its log in a pipe of one page, read into the log file by a thread,
+    as a service's log goes to journald. hold_log() stops reading and fills the pipe, so the
+    bridge stops at its next log line (blocked in write, as under a stalled journald) until
+    release_log(): a point in its work the test can act at, without timing anything."""
+
+    def __init__(self, workdir, config):
+        self.pipe = None
+        super().__init__(workdir, config, verbose=False)
+
+    def start(self):
+        r, w = os.pipe()
+        fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_PAGE)
+        os.set_blocking(r, False)
+        self.pipe = (r, w)
+        self.held = False
+        self.lock = threading.Lock()
+        self.draining = True
+        args = [BRIDGE_BIN, "-c", self.conf]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=w, env=self.env)
+        self.drainer = threading.Thread(target=self._drain_loop, daemon=True)
+        self.drainer.start()
+
+    def _drain(self):
+        """Moves what the pipe holds into the log file (caller holds the lock)."""
+        with open(self.log_path, "ab") as f:
+            while True:
+                try:
+                    data = os.read(self.pipe[0], 65536)
+                except BlockingIOError:
+                    return
+                if not data:
+                    return
+                f.write(data)
+
+    def _drain_loop(self):
+        while self.draining:
+            select.select([self.pipe[0]], [], [], 0.05)
+            with self.lock:
+                if not self.held:
+                    self._drain()
+
+    def hold_log(self):
+        """Stops reading the log and fills the pipe: the next line the bridge logs blocks it."""
+        with self.lock:
+            self.held = True
+        # Our own open file description: O_NONBLOCK on the bridge's would reach its writes.
+        pad = os.open("/proc/self/fd/%d" % self.pipe[1], os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            for _ in range(10):
+                self._drain()
+                padded = 0
+                for size in (PIPE_PAGE, 256, 16, 1):
+                    while True:
+                        try:
+                            padded += os.write(pad, b"\n" * size)
+                        except BlockingIOError:
+                            break
+                buf = array.array("i", [0])
+                fcntl.ioctl(self.pipe[0], termios.FIONREAD, buf)
+                if buf[0] == padded:
+                    return os.path.getsize(self.log_path)  # the pipe holds only the padding
+            raise AssertionError("the bridge kept logging while idle:\n" + self.log())
+        finally:
+            os.close(pad)
+
+    def release_log(self):
+        with self.lock:
+            self.held = False
+
+    def log(self):
+        with self.lock:
+            if not self.held:
+                self._drain()
+        return super().log()
+
+    def stop(self, timeout=10):
+        if self.pipe is None:
+            return self.proc.returncode
+        self.release_log()
+        try:
+            return super().stop(timeout)
+        finally:
+            self.draining = False
+            self.drainer.join()
+            with self.lock:
+                self._drain()
+            for fd in self.pipe:
+                os.close(fd)
+            self.pipe = None
+
+
+def blocked_in_a_log_write(pid):
+    with open("/proc/%d/wchan" % pid) as f:
+        return "pipe_write" in f.read()  # anon_pipe_write since Linux 6.x
+
+
+def committed(state, txns, delivered=()):
+    """Whether a second connection (which sees only what is committed) finds the txn ids
+    accepted, and those of `delivered` with their event ids."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(state, "state.db"), uri=True)
+    try:
+        for txn in list(txns) + list(delivered):
+            row = con.execute("SELECT event_id FROM txn WHERE txn_id = ?", (txn,)).fetchone()
+            if row is None or (txn in delivered and row[0] is None):
+                return False
+        return True
+    finally:
+        con.close()
+
+
+def recorded_event_id(state, txn):
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(state, "state.db"), uri=True)
+    try:
+        row = con.execute("SELECT event_id FROM txn WHERE txn_id = ?", (txn,)).fetchone()
+        return row and row[0]
+    finally:
+        con.close()
+
+
+def room_txn_ids(w, room):
+    return [e.get("unsigned", {}).get("transaction_id", "") for e in w.hs.events(room)]
+
+
+def zuul_report(uuid, project, action="failure"):
+    return json.dumps(payload_variant("shared-modern-failure.json", buildset_uuid=uuid, project=project,
+                                      action=action))
+
+
+LIVE_AND_BACKLOG = """  { name = "live"; room = "#alerts:localhost"; edit_start = true; match: { projects = ["live/*"]; }; },
+  { name = "backlog"; room = "#ops:localhost"; }"""
+OPS = "!ops:localhost"
+
+
+@test
+def a_disk_filled_between_the_check_and_the_commit_rolls_the_batch_back_and_the_bridge_runs_on():
+    if os.geteuid() != 0:
+        print("# SKIP not root: a real full disk needs a tmpfs, and mounting one needs root")
+        return
+    port = free_port()
+    # A window of one report: each is committed at the end of the loop turn that took it,
+    # before its sends go out (they leave in a later turn), so the edit below is still on
+    # its way when its batch is lost, and arrives afterwards.
+    w = World(LIVE_AND_BACKLOG, start_bridge=False, mqtt_extra='protocol = "5"; receive_maximum = 1;',
+              extra='metrics: { listen = "127.0.0.1"; port = %d; };' % port)
+    disk = os.path.join(w.dir, "disk")
+    w.state = os.path.join(disk, "state")
+    w.config = w.config.replace('state_dir = "%s"' % os.path.join(w.dir, "state"), 'state_dir = "%s"' % w.state)
+    # The backlog's sends hang for the whole test: no time-out, no retry, no log line.
+    w.config = w.config.replace('request_timeout = "5s"', 'request_timeout = "600s"')
+    mounted, why = mount_tmpfs(disk, "32m")
+    if not mounted:
+        print("# SKIP cannot mount a tmpfs: %s" % why)
+        w.close()
+        return
+    filler = os.path.join(disk, "filler")
+    stored = ["stored%026d" % i for i in range(3)]  # projects backlog/*: #ops only
+    build = "build%027d" % 0                       # live/x: started, then failed in the lost batch
+    refused = ["refused%025d" % i for i in range(2)]
+    after = "afterspace0000000000000000000000"
+    try:
+        w.bridge = PipedBridge(w.dir, w.config)
+        w.bridge.wait_log("MQTT connected", 10)
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.hs.faults([{"method": "PUT", "path": r"/send/m\.room\.message/zmb\.backlog\.", "action": "hang",
+                      "seconds": 600, "count": -1}])
+        for i, uuid in enumerate(stored):
+            w.broker.publish("zuul/x", zuul_report(uuid, "backlog/s%d" % i))
+        w.broker.publish("zuul/x", zuul_report(build, "live/x", "start"))
+        wait_for(lambda: "zmb.live.start." + build in room_txn_ids(w, ALERTS), 15, "the start report")
+        wait_for(lambda: any("zmb.backlog." in r["path"] for r in w.hs.requests()), 15,
+                 "the backlog's first send, hanging")
+        # All of it committed, the start's delivery too: the batch to be lost holds the failure alone.
+        wait_for(lambda: committed(w.state, ["zmb.backlog.failure." + u for u in stored] +
+                                   ["zmb.backlog.start." + build], delivered=["zmb.live.start." + build]),
+                 15, "the stored reports and the start's delivery, committed")
+
+        # The failure is taken (the disk has room), then held at its decision's log line,
+        # after its outbox row and before the commit; meanwhile the disk fills.
+        held_at = w.bridge.hold_log()
+        w.broker.publish("zuul/x", zuul_report(build, "live/x", "failure"))
+        wait_for(lambda: blocked_in_a_log_write(w.bridge.proc.pid), 15, "the bridge to stop at its next log line")
+        fill(filler)
+        w.bridge.release_log()
+        w.bridge.wait_log("state database full in mid-batch: the batch is rolled back", 15)
+        assert "deliveries_forgotten=2 " in w.bridge.log(), w.bridge.log()  # the edit and #ops' message
+        with open(w.bridge.log_path, errors="replace") as f:
+            f.seek(held_at)
+            first = next(line for line in f.read().splitlines() if line.strip())
+        assert "report edits its start report" in first and build in first, first
+        w.bridge.wait_log("MQTT intake paused", 15)
+        status, body = health(port)
+        assert status == 503 and body["reason"] == "state database: disk full", (status, body)
+        assert w.bridge.running(), w.bridge.log()
+        # The edit was on its way when the batch was lost: it arrives, unrecorded.
+        w.bridge.wait_log("a send from a batch the store lost has finished", 15)
+        assert "status=accepted" in w.bridge.log().split("a send from a batch the store lost has finished")[1]
+        assert "zmb.live.failure." + build in room_txn_ids(w, ALERTS)
+        assert not committed(w.state, ["zmb.live.failure." + build])
+
+        # Stored reports are delivered on the full disk; new ones wait at the broker.
+        w.hs.clear_faults()
+        wait_for(lambda: all("zmb.backlog.failure." + u in room_txn_ids(w, OPS) for u in stored) and
+                 "zmb.backlog.start." + build in room_txn_ids(w, OPS), 20, "the stored reports, on the full disk")
+        for i, uuid in enumerate(refused):
+            w.broker.publish("zuul/x", zuul_report(uuid, "live/r%d" % i))
+        assert health(port)[1].get("reason") == "state database: disk full"
+        assert not any(u in t for u in refused for t in room_txn_ids(w, ALERTS) + room_txn_ids(w, OPS))
+        assert "zmb.backlog.failure." + build not in room_txn_ids(w, OPS)  # forgotten, not sent
+
+        # Room again: the broker sends the lost failure and the refused reports again.
+        os.unlink(filler)
+        w.bridge.wait_log("MQTT intake resumed", timeout=15)
+        w.broker.publish("zuul/x", zuul_report(after, "live/z"))
+        want_alerts = ["zmb.live.start." + build, "zmb.live.failure." + build] + \
+            ["zmb.live.failure." + u for u in refused + [after]]
+        want_ops = ["zmb.backlog.failure." + u for u in stored + [build] + refused + [after]] + \
+            ["zmb.backlog.start." + build]
+        wait_for(lambda: set(want_alerts) <= set(room_txn_ids(w, ALERTS)) and
+                 set(want_ops) <= set(room_txn_ids(w, OPS)), 20, "every report, once there is room")
+        for room, want in ((ALERTS, want_alerts), (OPS, want_ops)):
+            ids = room_txn_ids(w, room)
+            assert len(ids) == len(set(ids)), ids  # nothing posted twice
+            reports = [t for t in ids if not t.startswith("zmb.chatops.")]  # chatops' own edits aside
+            assert sorted(reports) == sorted(want), (room, ids)
+        # The lost edit went out twice, the second time answered with the first's event.
+        edit = [r for r in w.hs.sends() if r["path"].endswith("/zmb.live.failure." + build)]
+        assert len(edit) == 2 and [bool(r.get("duplicate_txn")) for r in edit] == [False, True], edit
+        event = [e["event_id"] for e in w.hs.events(ALERTS)
+                 if e.get("unsigned", {}).get("transaction_id") == "zmb.live.failure." + build]
+        assert recorded_event_id(w.state, "zmb.live.failure." + build) == event[0], event
+        assert "reason" not in health(port)[1]
+        assert w.bridge.running(), w.bridge.log()
+        assert "stopping without acknowledging" not in w.bridge.log()
+        assert w.bridge.stop() == 0, w.bridge.log()
     finally:
         if w.bridge:
             w.bridge.stop()
