@@ -384,27 +384,51 @@ LIVE_AND_BACKLOG = """  { name = "live"; room = "#alerts:localhost"; edit_start 
 OPS = "!ops:localhost"
 
 
-@test
-def a_disk_filled_between_the_check_and_the_commit_rolls_the_batch_back_and_the_bridge_runs_on():
+def world_on_a_small_disk(routes, extra=""):
+    """A world (bridge not started) whose state_dir is on a 32 MiB tmpfs at w.dir/disk, with
+    its metrics on w.metrics_port; None (said why) when that cannot be had here. Its MQTT
+    window is one report: each is committed at the end of the loop turn that took it, before
+    its sends go out (they leave in a later turn)."""
     if os.geteuid() != 0:
         print("# SKIP not root: a real full disk needs a tmpfs, and mounting one needs root")
-        return
+        return None
     port = free_port()
-    # A window of one report: each is committed at the end of the loop turn that took it,
-    # before its sends go out (they leave in a later turn), so the edit below is still on
-    # its way when its batch is lost, and arrives afterwards.
-    w = World(LIVE_AND_BACKLOG, start_bridge=False, mqtt_extra='protocol = "5"; receive_maximum = 1;',
-              extra='metrics: { listen = "127.0.0.1"; port = %d; };' % port)
-    disk = os.path.join(w.dir, "disk")
-    w.state = os.path.join(disk, "state")
+    w = World(routes, start_bridge=False, mqtt_extra='protocol = "5"; receive_maximum = 1;',
+              extra='metrics: { listen = "127.0.0.1"; port = %d; };\n%s' % (port, extra))
+    w.metrics_port = port
+    w.disk = os.path.join(w.dir, "disk")
+    w.state = os.path.join(w.disk, "state")
     w.config = w.config.replace('state_dir = "%s"' % os.path.join(w.dir, "state"), 'state_dir = "%s"' % w.state)
-    # The backlog's sends hang for the whole test: no time-out, no retry, no log line.
-    w.config = w.config.replace('request_timeout = "5s"', 'request_timeout = "600s"')
-    mounted, why = mount_tmpfs(disk, "32m")
+    mounted, why = mount_tmpfs(w.disk, "32m")
     if not mounted:
         print("# SKIP cannot mount a tmpfs: %s" % why)
         w.close()
+        return None
+    return w
+
+
+def hold_fill_release(w, publish, filler):
+    """Holds the bridge at its next log line, has it take a report (publish()), fills the
+    disk while it is held, lets it go on to its commit. Returns the first line it logged."""
+    held_at = w.bridge.hold_log()
+    publish()
+    wait_for(lambda: blocked_in_a_log_write(w.bridge.proc.pid), 15, "the bridge to stop at its next log line")
+    fill(filler)
+    w.bridge.release_log()
+    w.bridge.wait_log("state database full in mid-batch: the batch is rolled back", 15)
+    with open(w.bridge.log_path, errors="replace") as f:
+        f.seek(held_at)
+        return next(line for line in f.read().splitlines() if line.strip())
+
+
+@test
+def a_disk_filled_between_the_check_and_the_commit_rolls_the_batch_back_and_the_bridge_runs_on():
+    w = world_on_a_small_disk(LIVE_AND_BACKLOG)
+    if not w:
         return
+    port, disk = w.metrics_port, w.disk
+    # The backlog's sends hang for the whole test: no time-out, no retry, no log line.
+    w.config = w.config.replace('request_timeout = "5s"', 'request_timeout = "600s"')
     filler = os.path.join(disk, "filler")
     stored = ["stored%026d" % i for i in range(3)]  # projects backlog/*: #ops only
     build = "build%027d" % 0                       # live/x: started, then failed in the lost batch
@@ -429,17 +453,10 @@ def a_disk_filled_between_the_check_and_the_commit_rolls_the_batch_back_and_the_
 
         # The failure is taken (the disk has room), then held at its decision's log line,
         # after its outbox row and before the commit; meanwhile the disk fills.
-        held_at = w.bridge.hold_log()
-        w.broker.publish("zuul/x", zuul_report(build, "live/x", "failure"))
-        wait_for(lambda: blocked_in_a_log_write(w.bridge.proc.pid), 15, "the bridge to stop at its next log line")
-        fill(filler)
-        w.bridge.release_log()
-        w.bridge.wait_log("state database full in mid-batch: the batch is rolled back", 15)
-        assert "deliveries_forgotten=2 " in w.bridge.log(), w.bridge.log()  # the edit and #ops' message
-        with open(w.bridge.log_path, errors="replace") as f:
-            f.seek(held_at)
-            first = next(line for line in f.read().splitlines() if line.strip())
+        first = hold_fill_release(w, lambda: w.broker.publish("zuul/x", zuul_report(build, "live/x", "failure")),
+                                  filler)
         assert "report edits its start report" in first and build in first, first
+        assert "deliveries_forgotten=2 " in w.bridge.log(), w.bridge.log()  # the edit and #ops' message
         w.bridge.wait_log("MQTT intake paused", 15)
         status, body = health(port)
         assert status == 503 and body["reason"] == "state database: disk full", (status, body)
@@ -489,6 +506,61 @@ def a_disk_filled_between_the_check_and_the_commit_rolls_the_batch_back_and_the_
         if w.bridge:
             w.bridge.stop()
         subprocess.run(["umount", disk])
+        w.close()
+
+
+def mute_count(state, project):
+    """The count of the mute of project as committed in state.db (None: no such mute)."""
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(state, "state.db"), uri=True)
+    try:
+        row = con.execute("SELECT value FROM kv WHERE key = 'chatops.mutes'").fetchone()
+    finally:
+        con.close()
+    counts = [m.get("count") for m in json.loads(row[0]) if m.get("project") == project] if row else []
+    return counts[0] if counts else None
+
+
+@test
+def a_mute_counts_a_report_of_a_lost_batch_once():
+    # The room side's copy of the mutes changed with the lost batch: it is read again from
+    # the store, so the report the broker sends again is counted once, not twice.
+    w = world_on_a_small_disk(ALL, extra="chatops: { command_power_level = 50; };")
+    if not w:
+        return
+    filler = os.path.join(w.disk, "filler")
+    muted = ["muted%027d" % i for i in range(2)]
+    try:
+        w.bridge = PipedBridge(w.dir, w.config)
+        w.bridge.wait_log("MQTT connected", 10)
+        asked = w.hs.inject(ALERTS, "@alice:localhost", {"msgtype": "m.text", "body": "!zuul mute live/m 2h"})
+        wait_for(lambda: any(((e["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {})
+                             .get("event_id") == asked for e in w.hs.events(ALERTS)), 10, "the mute's answer")
+        w.broker.publish("zuul/x", zuul_report(muted[0], "live/m"))
+        wait_for(lambda: mute_count(w.state, "live/m") == 1, 10, "the first muted report, counted and committed")
+
+        first = hold_fill_release(w, lambda: w.broker.publish("zuul/x", zuul_report(muted[1], "live/m")), filler)
+        assert "report muted" in first and muted[1] in first, first
+        assert mute_count(w.state, "live/m") == 1
+        status, body = health(w.metrics_port)
+        assert status == 503 and body["reason"] == "state database: disk full", (status, body)
+        assert w.bridge.running(), w.bridge.log()
+
+        os.unlink(filler)
+        w.bridge.wait_log("MQTT intake resumed", timeout=15)
+        # The broker's second delivery of the lost report, decided and committed.
+        wait_for(lambda: w.bridge.log().count("key=" + muted[1]) == 2 and mute_count(w.state, "live/m") != 1, 15,
+                 "the lost report, counted again")
+        assert mute_count(w.state, "live/m") == 2, mute_count(w.state, "live/m")
+        asked = w.hs.inject(ALERTS, "@alice:localhost", {"msgtype": "m.text", "body": "!zuul unmute live/m"})
+        answer = wait_for(lambda: [e for e in w.hs.events(ALERTS) if ((e["content"].get("m.relates_to") or {})
+                                   .get("m.in_reply_to") or {}).get("event_id") == asked], 10, "the unmute's answer")
+        assert answer[0]["content"]["body"] == "Unmuted live/m: 2 failures went unposted while it was muted.", answer
+        assert not [t for t in room_txn_ids(w, ALERTS) if "muted" in t]  # counted, never posted
+        assert w.bridge.stop() == 0, w.bridge.log()
+    finally:
+        if w.bridge:
+            w.bridge.stop()
+        subprocess.run(["umount", w.disk])
         w.close()
 
 
