@@ -431,7 +431,8 @@ static int events_with_body(const char *body, char **event_id)
 	const cJSON *ev;
 	cJSON_ArrayForEach(ev, list)
 	{
-		const cJSON *b = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "content"), "body");
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(content, "body");
 		if (!cJSON_IsString(b) || strcmp(b->valuestring, body) != 0)
 			continue;
 		if (n++ == 0 && event_id)
