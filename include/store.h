@@ -155,7 +155,7 @@ int store_prune_failures(struct store *st, int64_t cutoff_ms);
  * published at once left 2.8 GB with 2.7 GB free). Only when at least min_free_bytes and a
  * quarter of the file are free and the outbox is empty, because the VACUUM stops
  * everything for a moment (about 2 s for 100 MB still in use); commits the open batch
- * first. Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
+ * first (a batch that commit loses to a full disk is reported by the next store_commit). Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
  * are the database's size in bytes. */
 int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after);
 /* The database's size in bytes (pages times page size, free pages included), -1 on error. */

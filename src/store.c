@@ -1267,7 +1267,14 @@ int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int
 	 * a full disk, where the VACUUM's copy in the WAL would take what the deliveries need. */
 	if (st->full_reason[0] || free_pages * page < min_free_bytes || free_pages * 4 < pages || store_outbox_depth(st) > 0)
 		return 0;
-	if (store_commit(st) != 0)
+	int committed = store_commit(st);
+	if (committed == STORE_COMMIT_LOST_TO_FULL) {
+		/* The caller's batch, lost here: its own store_commit reports it (with the ids it
+		 * gave), so the loss is taken in where the batch's other commits are. */
+		st->in_batch = st->batch_lost = st->batch_lost_full = true;
+		return -1;
+	}
+	if (committed != STORE_COMMIT_OK)
 		return -1;
 	if (sqlite3_exec(st->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK)
 		return fail(st, "compact: vacuum");

@@ -296,6 +296,36 @@ static void test_a_batch_sqlite_rolls_back_in_mid_batch_is_reported_lost(void)
 	CHECK_INT(unlink(filler), 0);
 }
 
+/* The retention step's compaction commits the open batch itself; when that commit loses
+ * it, the loss is kept for the next store_commit, the one the bridge acts on. */
+static void test_a_batch_lost_in_compaction_is_reported_by_the_next_commit(void)
+{
+	fresh_state();
+	struct store *st = store_open(state_dir, err, sizeof err);
+	CHECK(st != NULL);
+	if (!st) {
+		printf("# %s\n", err);
+		return;
+	}
+	/* A drained backlog: most of the file free, as compaction wants it. */
+	for (int i = 0; i < 8; i++)
+		CHECK_INT(push_sized(st, "old", i, 128 * 1024), 1);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(deliver_oldest(st, 8), 0);
+	CHECK_INT(push(st, 1), 1);
+	CHECK_INT(store_commit(st), 0);
+	CHECK_INT(deliver_oldest_uncommitted(st, 1), 0); /* the outbox looks empty in this batch */
+	CHECK(fill_disk() > 0);
+	int64_t before = 0, after = 0;
+	CHECK_INT(store_compact(st, 0, &before, &after), -1);
+	CHECK(store_batch_lost(st));
+	CHECK_INT(store_commit(st), STORE_COMMIT_LOST_TO_FULL);
+	CHECK_INT(store_outbox_depth(st), 1); /* the delivery it had recorded is pending again */
+	CHECK_INT(store_commit(st), STORE_COMMIT_OK);
+	store_close(st);
+	CHECK_INT(unlink(filler), 0);
+}
+
 /* ---- the deliverer after a lost batch, against the fake homeserver ---- */
 
 #define ROOM "!alerts:localhost"
@@ -553,6 +583,7 @@ int main(void)
 	RUN(test_a_full_disk_refuses_reports_delivers_stored_ones_and_recovers);
 	RUN(test_a_commit_that_finds_the_disk_full_rolls_the_whole_batch_back);
 	RUN(test_a_batch_sqlite_rolls_back_in_mid_batch_is_reported_lost);
+	RUN(test_a_batch_lost_in_compaction_is_reported_by_the_next_commit);
 	if (fake_hs_start() == 0) {
 		RUN(test_the_deliverer_forgets_a_lost_batch_and_takes_back_what_it_recorded);
 		fake_hs_stop();
