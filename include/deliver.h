@@ -87,6 +87,13 @@ size_t deliverer_in_flight(const struct deliverer *d);
  * reading the whole outbox into memory: each room's window is filled and the rest
  * left to refills. Returns how many items were taken up. */
 size_t deliverer_adopt_outbox(struct deliverer *d);
+/* The store rolled its open batch back (store_commit: STORE_COMMIT_LOST_TO_FULL): the
+ * items queued from it (outbox ids from first_lost_id up) are forgotten, and the items
+ * whose delivery, drop or death it had recorded, whose rows are back, are taken up again
+ * in id order and sent again under their txn ids (deliver.c says why that posts nothing
+ * twice). An item of the lost batch in flight finishes without being recorded. Returns
+ * how many items were forgotten. */
+size_t deliverer_batch_lost(struct deliverer *d, int64_t first_lost_id);
 /* Whether an item with this outbox id is in memory (for reloading the outbox; an item
  * left in the outbox beyond a window is not, and enqueueing it again is harmless). */
 bool deliverer_has_item(const struct deliverer *d, int64_t id);

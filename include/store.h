@@ -61,9 +61,24 @@ struct store *store_open_readonly(const char *state_dir, char *err, size_t errle
 void store_close(struct store *st);
 
 /* Batching: every write below joins the current batch, opening it when needed;
- * store_commit() makes the batch durable (one fsync). Returns 0 or -1 (logged). */
+ * store_commit() makes the batch durable (one fsync). */
+enum store_commit_result {
+	STORE_COMMIT_OK = 0,
+	STORE_COMMIT_FAILED = -1, /* logged; the batch may still be open (a lock) */
+	/* The disk was full: the whole batch is rolled back, as if none of its writes had
+	 * been made (store_full_reason is set). Outbox ids from store_lost_from_id() up were
+	 * given to rows of that batch; none of them exists, and no id is given twice. Writes
+	 * work again at once (the next batch). */
+	STORE_COMMIT_LOST_TO_FULL = -2,
+};
+/* An enum store_commit_result: 0, or negative. */
 int store_commit(struct store *st);
 bool store_in_batch(const struct store *st);
+/* SQLite rolled the open batch back on its own when a write failed (a full disk can do
+ * that in mid-batch): every write fails until store_commit reports the loss. */
+bool store_batch_lost(const struct store *st);
+/* After STORE_COMMIT_LOST_TO_FULL: the first outbox id the lost batch gave. */
+int64_t store_lost_from_id(const struct store *st);
 
 /* A full disk. The store keeps a reserve file (STATE_DIR/state.db-reserve, 8 MiB) and gives
  * it back when space runs out, so the deliveries' bookkeeping still commits; new reports
@@ -140,7 +155,7 @@ int store_prune_failures(struct store *st, int64_t cutoff_ms);
  * published at once left 2.8 GB with 2.7 GB free). Only when at least min_free_bytes and a
  * quarter of the file are free and the outbox is empty, because the VACUUM stops
  * everything for a moment (about 2 s for 100 MB still in use); commits the open batch
- * first. Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
+ * first (a batch that commit loses to a full disk is reported by the next store_commit). Returns 1 when compacted, 0 when not worth it, -1 on error; *before and *after
  * are the database's size in bytes. */
 int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int64_t *after);
 /* The database's size in bytes (pages times page size, free pages included), -1 on error. */

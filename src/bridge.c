@@ -649,18 +649,22 @@ static void on_turn_end(struct loop *loop, void *data)
 		return;
 	}
 	bool in_batch = store_in_batch(b->store);
-	bool now = b->stopping || b->commit_due || b->unacked >= ack_batch_max(b) || (b->unacked && !in_batch);
+	/* A batch SQLite rolled back in mid-turn is taken in at once, before more is sent from it. */
+	bool now = b->stopping || b->commit_due || b->unacked >= ack_batch_max(b) || (b->unacked && !in_batch) ||
+		   store_batch_lost(b->store);
 	if (now) {
 		loop_timer_cancel(loop, b->commit_timer);
 		b->commit_timer = 0;
 		b->commit_due = false;
-		if (in_batch && store_commit(b->store) != 0) {
+		int committed = in_batch ? store_commit(b->store) : STORE_COMMIT_OK;
+		if (committed == STORE_COMMIT_LOST_TO_FULL) {
+			/* Out of space in mid-batch: rolled back, nothing of it acknowledged. */
+			bridge_intake_batch_lost(b);
+		} else if (committed != STORE_COMMIT_OK) {
 			b->store_broken = true;
 			b->exit_status = 1;
-			/* Out of space in mid-batch: a restart begins from what is durable and, on
-			 * the full disk, delivers it while refusing reports. */
 			log_kv(ZLOG_ERROR, "cannot commit the outbox; stopping without acknowledging (the broker redelivers)",
-			       "state_dir", b->conn->state_dir, "reason", store_full_reason(b->store), NULL);
+			       "state_dir", b->conn->state_dir, NULL);
 			loop_stop(loop);
 			return;
 		}

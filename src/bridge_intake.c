@@ -4,6 +4,10 @@
  * broker keeps it (a persistent session) until the bridge connects again. */
 #include "bridge_internal.h"
 
+#include <stdio.h>
+
+#include "chatops.h"
+#include "deliver.h"
 #include "log.h"
 #include "mqtt.h"
 #include "store.h"
@@ -69,6 +73,35 @@ static void space_timer_fired(struct loop *loop, void *data)
 	/* A new state_dir still reading the rooms' history starts it when that is done. */
 	if (!b->mqtt_waits_for_history && mqtt_session_start(b->mqtt) != 0)
 		log_kv(ZLOG_WARN, "MQTT connection could not start", NULL);
+}
+
+/* The store lost the turn's batch to a full disk (store_commit rolled it back). That is
+ * what a restart after an exit would begin from, without the restart: the deliverer and
+ * the room side drop what they took from the batch, and MQTT goes down unacknowledged. */
+void bridge_intake_batch_lost(struct bridge *b)
+{
+	/* Reports of the batch: none of them was acknowledged (acknowledgements are written
+	 * only after a commit), so the broker has them all and sends them again. */
+	size_t forgotten = deliverer_batch_lost(b->deliverer, store_lost_from_id(b->store));
+	/* The room side keeps copies of what it stores (mutes and their counts, incidents,
+	 * the catch-up, the /sync position) and the batch changed them: they are read again
+	 * from the store, as at a start. /sync resumes from the position stored, so what the
+	 * rooms said since (a claim, a command) is read and recorded again. */
+	if (b->chatops && !b->stopping) {
+		chatops_free(b->chatops);
+		b->chatops = NULL;
+		bridge_chatops_update(b);
+	}
+	char count[24];
+	snprintf(count, sizeof count, "%zu", forgotten);
+	log_kv(ZLOG_ERROR,
+	       "state database full in mid-batch: the batch is rolled back; its reports stay with the broker "
+	       "(not acknowledged) and come again once there is room",
+	       "reason", store_full_reason(b->store), "deliveries_forgotten", count, "state_dir",
+	       b->conn->state_dir, NULL);
+	b->intake_refused = true;
+	bridge_intake_turn_end(b);
+	b->unacked = 0; /* no acknowledgement is owed any more: the session is gone */
 }
 
 void bridge_intake_turn_end(struct bridge *b)

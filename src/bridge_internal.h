@@ -116,6 +116,9 @@ bool bridge_intake_refuses(struct bridge *b);
 void bridge_intake_pause(struct bridge *b);
 /* At every turn's end, before any acknowledgement is written. */
 void bridge_intake_turn_end(struct bridge *b);
+/* store_commit said STORE_COMMIT_LOST_TO_FULL: forgets what the lost batch queued, reads
+ * the room side again from the store, and refuses reports (as above) until there is room. */
+void bridge_intake_batch_lost(struct bridge *b);
 
 /* ---- bridge_rooms.c ---- */
 /* Adds the rooms the configuration names and joins those not joined (once whoami answered). */

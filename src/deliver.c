@@ -50,6 +50,7 @@ struct room_queue {
 	size_t spilled_count;
 	bool in_flight;
 	int64_t flight_id; /* the outbox id of the item in flight: it need not be items[head] */
+	bool flight_lost;  /* its row was rolled back (deliverer_batch_lost): nothing to record */
 	size_t next;       /* the index pump is deciding about (for the supersede check's callbacks) */
 	uint64_t retry_timer;
 	char *last_logged; /* the failure last logged loudly, so a streak is logged once */
@@ -292,6 +293,17 @@ static void on_send_done(const struct matrix_response *r, void *data)
 	q->in_flight = false;
 	d->stats->matrix_reachable = r->status != 0;
 	size_t at = flight_index(q);
+	if (q->flight_lost) {
+		/* The report was sent from a batch the store lost (deliverer_batch_lost): no row
+		 * to update and nothing to tell chatops. The broker sends the report again, and
+		 * its new row carries the same txn id, which the homeserver answers with the
+		 * event this send made, if it made one. */
+		q->flight_lost = false;
+		log_kv(ZLOG_INFO, "a send from a batch the store lost has finished; the broker redelivers its report",
+		       "room", q->room, "status", r->status == 200 ? "accepted" : "not accepted", NULL);
+		pump(d, q);
+		return;
+	}
 	if (at == SIZE_MAX) {
 		/* Nothing takes an item out of its queue while it is in flight; should that ever
 		 * change, the outbox still holds the item and the next start sends it again. */
@@ -598,6 +610,43 @@ static bool queue_has(const struct room_queue *q, int64_t id)
 	return false;
 }
 
+/* Takes up the room's outbox rows that memory lacks; returns how many. Does not pump. */
+static size_t adopt_room(struct deliverer *d, struct room_queue *q)
+{
+	size_t adopted = 0;
+	size_t depth = store_outbox_room_depth(d->store, q->room);
+	/* Rows at or below the window's top that memory lacks (dead letters put back):
+	 * that range holds little more than the window itself. */
+	int64_t after = 0, top = q->loaded_max;
+	while (after < top) {
+		struct outbox_item *items;
+		size_t k;
+		if (store_outbox_load_room(d->store, q->room, after, 64, &items, &k) != 0)
+			break;
+		for (size_t i = 0; i < k; i++) {
+			after = items[i].id;
+			if (items[i].id <= top && !queue_has(q, items[i].id)) {
+				queue_append(q, &items[i]);
+				adopted++;
+			} else {
+				store_item_clear(&items[i]);
+			}
+		}
+		free(items);
+		if (k < 64)
+			break;
+	}
+	/* The rest waits in the outbox; refills read it in order. */
+	size_t in_memory = q->n - q->head;
+	size_t known = q->spilled ? q->spilled_count : 0;
+	if (depth > in_memory) {
+		q->spilled = true;
+		q->spilled_count = depth - in_memory;
+		adopted += q->spilled_count > known ? q->spilled_count - known : 0;
+	}
+	return adopted;
+}
+
 size_t deliverer_adopt_outbox(struct deliverer *d)
 {
 	char **rooms;
@@ -607,41 +656,65 @@ size_t deliverer_adopt_outbox(struct deliverer *d)
 	size_t adopted = 0;
 	for (size_t r = 0; r < n_rooms; r++) {
 		struct room_queue *q = room_get(d, rooms[r]);
-		size_t depth = store_outbox_room_depth(d->store, q->room);
-		/* Rows at or below the window's top that memory lacks (dead letters put back):
-		 * that range holds little more than the window itself. */
-		int64_t after = 0, top = q->loaded_max;
-		while (after < top) {
-			struct outbox_item *items;
-			size_t k;
-			if (store_outbox_load_room(d->store, q->room, after, 64, &items, &k) != 0)
-				break;
-			for (size_t i = 0; i < k; i++) {
-				after = items[i].id;
-				if (items[i].id <= top && !queue_has(q, items[i].id)) {
-					queue_append(q, &items[i]);
-					adopted++;
-				} else {
-					store_item_clear(&items[i]);
-				}
-			}
-			free(items);
-			if (k < 64)
-				break;
-		}
-		/* The rest waits in the outbox; refills read it in order. */
-		size_t in_memory = q->n - q->head;
-		size_t known = q->spilled ? q->spilled_count : 0;
-		if (depth > in_memory) {
-			q->spilled = true;
-			q->spilled_count = depth - in_memory;
-			adopted += q->spilled_count > known ? q->spilled_count - known : 0;
-		}
+		adopted += adopt_room(d, q);
 		free(rooms[r]);
 		pump(d, q);
 	}
 	free(rooms);
 	return adopted;
+}
+
+static int by_outbox_id(const void *a, const void *b)
+{
+	int64_t x = ((const struct outbox_item *)a)->id, y = ((const struct outbox_item *)b)->id;
+	return (x > y) - (x < y);
+}
+
+/* Why forgetting is safe, and what "exactly once" means here. The lost batch was never
+ * acknowledged to the broker (the bridge closes the MQTT session before any PUBACK is
+ * written), so every report of it comes again, is rendered again, and is queued under
+ * the same txn id (bridge_txn_id: route, action and event key, nothing that depends on
+ * time or on the outbox id). A forgotten item may have gone out already, or be in flight
+ * now (its answer is not recorded, see on_send_done): its second send, under that same
+ * txn id, is answered by the homeserver with the event of the first (it keeps txn ids per
+ * device for a day), so the room shows it once. The same holds for the items whose
+ * delivery this batch had recorded: the rollback put their rows back, so they are sent
+ * again under their txn ids and answered with the events they already made. */
+size_t deliverer_batch_lost(struct deliverer *d, int64_t first_lost_id)
+{
+	size_t forgotten = 0;
+	for (size_t r = 0; r < d->n_rooms; r++) {
+		struct room_queue *q = d->rooms[r];
+		size_t kept = q->head;
+		for (size_t i = q->head; i < q->n; i++) {
+			if (q->items[i].id < first_lost_id) {
+				q->items[kept++] = q->items[i];
+				continue;
+			}
+			if (deliver_is_answer(&q->items[i]))
+				q->answers--;
+			log_kv(ZLOG_DEBUG, "delivery forgotten: its batch was rolled back", "room", q->room, "txn",
+			       q->items[i].txn_id, NULL);
+			store_item_clear(&q->items[i]);
+			forgotten++;
+		}
+		q->n = kept;
+		if (q->head == q->n)
+			q->head = q->n = 0;
+		if (q->in_flight && q->flight_id >= first_lost_id)
+			q->flight_lost = true;
+		/* Every row below the lost ones was read in before any of them (ids grow, and
+		 * refills read in id order), so the window's top is the last id kept. */
+		if (q->loaded_max >= first_lost_id)
+			q->loaded_max = first_lost_id - 1;
+		q->spilled_count = 0; /* recounted by adopt_room, without the lost rows */
+		adopt_room(d, q);
+		/* Taken back items were appended: order the window by id again, so an edit or a
+		 * thread reply goes after the message it points at. */
+		qsort(q->items + q->head, q->n - q->head, sizeof *q->items, by_outbox_id);
+		pump(d, q);
+	}
+	return forgotten;
 }
 
 bool deliverer_has_item(const struct deliverer *d, int64_t id)

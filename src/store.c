@@ -287,6 +287,13 @@ struct store {
 	int wal_frames;             /* frames in the WAL after the last commit (wal hook) */
 	sqlite3_stmt *stmt[S_COUNT];
 	bool in_batch;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
+	/* SQLite rolled the open batch back on its own (a write that found the disk full, or
+	 * another error): writes are refused until store_commit has reported the loss, so
+	 * none of them lands outside a batch, committed alone. */
+	bool batch_lost;
+	bool batch_lost_full;       /* ...and the disk being full was why */
+	int64_t batch_first_id;     /* next_id when the open batch began */
+	int64_t lost_from_id;       /* the first outbox id of the last batch lost to a full disk */
 	int64_t next_id;            /* the next outbox id: above every outbox and dead-letter id */
 	char *prune_after;          /* where the next retention slice starts ("": the beginning) */
 };
@@ -298,8 +305,15 @@ static int fail(struct store *st, const char *op)
 {
 	log_kv(ZLOG_ERROR, "store: sqlite operation failed", "op", op, "db", st->path, "error",
 	       sqlite3_errmsg(st->db), NULL);
-	if (store_rc_is_full(st->db, sqlite3_extended_errcode(st->db)))
+	bool full = store_rc_is_full(st->db, sqlite3_extended_errcode(st->db));
+	if (full)
 		enter_full(st, op);
+	/* SQLite undoes only the failed statement where it can, but a write that could not
+	 * spill the page cache to a full disk may take the whole transaction with it. */
+	if (st->in_batch && !st->batch_lost && sqlite3_get_autocommit(st->db)) {
+		st->batch_lost = true;
+		st->batch_lost_full = full;
+	}
 	return -1;
 }
 
@@ -324,6 +338,10 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 /* Steps a statement that returns no rows; resets it. 0 or -1 (logged). */
 static int run(struct store *st, sqlite3_stmt *s, const char *op)
 {
+	if (st->batch_lost) { /* a write now would be committed alone, outside any batch */
+		sqlite3_reset(s);
+		return -1;
+	}
 	int rc = sqlite3_step(s);
 	int result = rc == SQLITE_DONE ? 0 : fail(st, op);
 	sqlite3_reset(s);
@@ -339,11 +357,14 @@ static char *column_dup(sqlite3_stmt *s, int col)
 /* Every write goes through here: the first one of a turn opens the batch. */
 static int begin_batch(struct store *st)
 {
+	if (st->batch_lost)
+		return -1; /* logged when it was lost; store_commit tells the caller */
 	if (st->in_batch)
 		return 0;
 	if (run(st, use(st, S_BEGIN), "begin batch") < 0)
 		return -1;
 	st->in_batch = true;
+	st->batch_first_id = st->next_id;
 	return 0;
 }
 
@@ -366,18 +387,39 @@ int store_commit(struct store *st)
 {
 	if (!st->in_batch)
 		return 0;
+	if (st->batch_lost) {
+		/* Rolled back by SQLite when a write failed: nothing is left to commit. */
+		bool full = st->batch_lost_full;
+		st->batch_lost = st->batch_lost_full = false;
+		st->in_batch = false;
+		if (!full)
+			return STORE_COMMIT_FAILED;
+		st->lost_from_id = st->batch_first_id;
+		log_kv(ZLOG_WARN, "store: the batch was rolled back: the disk was full", "db", st->path, NULL);
+		return STORE_COMMIT_LOST_TO_FULL;
+	}
 	int rc = run(st, use(st, S_COMMIT), "commit batch");
+	if (rc == 0) {
+		st->in_batch = false;
+		maybe_checkpoint(st);
+		return STORE_COMMIT_OK;
+	}
+	bool full = store_rc_is_full(st->db, sqlite3_extended_errcode(st->db));
 	/* A failed COMMIT may leave the transaction open (BUSY) or rolled back (I/O
 	 * error); SQLite knows which. Out of space, it is rolled back for good. */
-	st->in_batch = !sqlite3_get_autocommit(st->db);
-	if (rc < 0 && st->in_batch && st->full_reason[0]) {
+	st->batch_lost = st->batch_lost_full = false; /* fail() saw the COMMIT itself go */
+	if (full && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-		st->in_batch = !sqlite3_get_autocommit(st->db);
-	}
-	if (rc == 0)
-		maybe_checkpoint(st);
-	return rc;
+	st->in_batch = !sqlite3_get_autocommit(st->db);
+	if (!full || st->in_batch)
+		return STORE_COMMIT_FAILED;
+	st->lost_from_id = st->batch_first_id;
+	return STORE_COMMIT_LOST_TO_FULL;
 }
+
+bool store_batch_lost(const struct store *st) { return st->batch_lost; }
+
+int64_t store_lost_from_id(const struct store *st) { return st->lost_from_id; }
 
 /* ---- space: the disk full ---- */
 
@@ -843,7 +885,8 @@ int store_outbox_push(struct store *st, const char *route, const char *room, con
 		 * the report when the broker delivers it again. */
 		s = use(st, S_TXN_FORGET);
 		bind_text(s, 1, txn_id);
-		sqlite3_step(s);
+		if (!st->batch_lost) /* else the claim went with the batch */
+			sqlite3_step(s);
 		sqlite3_reset(s);
 	}
 	return rc < 0 ? -1 : 0;
@@ -1224,7 +1267,14 @@ int store_compact(struct store *st, int64_t min_free_bytes, int64_t *before, int
 	 * a full disk, where the VACUUM's copy in the WAL would take what the deliveries need. */
 	if (st->full_reason[0] || free_pages * page < min_free_bytes || free_pages * 4 < pages || store_outbox_depth(st) > 0)
 		return 0;
-	if (store_commit(st) != 0)
+	int committed = store_commit(st);
+	if (committed == STORE_COMMIT_LOST_TO_FULL) {
+		/* The caller's batch, lost here: its own store_commit reports it (with the ids it
+		 * gave), so the loss is taken in where the batch's other commits are. */
+		st->in_batch = st->batch_lost = st->batch_lost_full = true;
+		return -1;
+	}
+	if (committed != STORE_COMMIT_OK)
 		return -1;
 	if (sqlite3_exec(st->db, "VACUUM", NULL, NULL, NULL) != SQLITE_OK)
 		return fail(st, "compact: vacuum");
