@@ -64,6 +64,20 @@ void flaky_judge(const enum flaky_outcome *history, size_t n, struct flaky_verdi
  * retries of a failed build after it; nothing for UNKNOWN. */
 void flaky_describe(const struct flaky_verdict *v, struct strbuf *out);
 
+/* How flaky a job's last runs (newest first, counted ones only) look, for ranking jobs:
+ * its failures among them, and how often it recovered by itself (a failure followed by a
+ * success). flaky: FLAKY_MIN_FAILURES or more failures and at least one recovery. */
+struct flaky_score {
+	int failures;
+	int runs;
+	int recoveries;
+	bool flaky;
+};
+void flaky_score(const enum flaky_outcome *history, size_t n, struct flaky_score *out);
+/* Orders two scores, flakiest first (more recoveries, then a higher failure rate, then more
+ * runs): < 0 when a goes first. */
+int flaky_score_cmp(const struct flaky_score *a, const struct flaky_score *b);
+
 /* "unknown", "passed-on-retry", "flaky", "new", "broken", "infra": for templates and logs. */
 const char *flaky_kind_name(enum flaky_kind kind);
 

@@ -26,10 +26,14 @@ struct store_run {
  * 0, or -1 (logged). */
 int store_run_record(struct store *st, const struct store_run *run);
 
-/* The newest counted runs (FLAKY_PASS or FLAKY_FAIL) of a job, newest first, at most max,
- * into outcomes[]. *n is how many. 0, or -1 (logged). */
-int store_run_history(struct store *st, const char *project, const char *branch, const char *job, size_t max,
-		      enum flaky_outcome *outcomes, size_t *n);
+/* A run's true result, learnt later (Zuul's API: a job's failure-message had replaced it).
+ * 0 (also when the run is not known), or -1 (logged). */
+int store_run_set_result(struct store *st, const char *build_uuid, const char *result, enum flaky_outcome outcome);
+
+/* The newest counted runs (FLAKY_PASS or FLAKY_FAIL) of a job that ended at or before
+ * upto_ms, newest first, at most max, into outcomes[]. *n is how many. 0, or -1 (logged). */
+int store_run_history(struct store *st, const char *project, const char *branch, const char *job, int64_t upto_ms,
+		      size_t max, enum flaky_outcome *outcomes, size_t *n);
 
 /* Forgets runs that ended before cutoff_ms. The number forgotten, or -1 (logged). */
 int store_run_prune(struct store *st, int64_t cutoff_ms);

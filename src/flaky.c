@@ -93,6 +93,33 @@ void flaky_describe(const struct flaky_verdict *v, struct strbuf *out)
 		strbuf_printf(out, " (after %d retried build%s in this buildset)", v->retries, v->retries == 1 ? "" : "s");
 }
 
+void flaky_score(const enum flaky_outcome *history, size_t n, struct flaky_score *out)
+{
+	memset(out, 0, sizeof *out);
+	if (n > FLAKY_WINDOW)
+		n = FLAKY_WINDOW;
+	for (size_t i = 0; i < n; i++) {
+		out->runs++;
+		if (history[i] == FLAKY_FAIL)
+			out->failures++;
+		/* newest first: a success at i right after (newer than) a failure at i + 1 */
+		if (i + 1 < n && history[i] == FLAKY_PASS && history[i + 1] == FLAKY_FAIL)
+			out->recoveries++;
+	}
+	out->flaky = out->failures >= FLAKY_MIN_FAILURES && out->recoveries >= 1;
+}
+
+int flaky_score_cmp(const struct flaky_score *a, const struct flaky_score *b)
+{
+	if (a->recoveries != b->recoveries)
+		return b->recoveries - a->recoveries;
+	/* failures / runs, compared without division */
+	long long fa = (long long)a->failures * b->runs, fb = (long long)b->failures * a->runs;
+	if (fa != fb)
+		return fa > fb ? -1 : 1;
+	return b->runs - a->runs;
+}
+
 const char *flaky_kind_name(enum flaky_kind kind)
 {
 	switch (kind) {

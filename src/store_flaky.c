@@ -58,13 +58,29 @@ int store_run_record(struct store *st, const struct store_run *run)
 	return rc;
 }
 
-int store_run_history(struct store *st, const char *project, const char *branch, const char *job, size_t max,
-		      enum flaky_outcome *outcomes, size_t *n)
+int store_run_set_result(struct store *st, const char *build_uuid, const char *result, enum flaky_outcome outcome)
+{
+	if (store_internal_begin(st) < 0)
+		return -1;
+	sqlite3_stmt *s = prepare(st, "UPDATE job_run SET result = ?2, outcome = ?3 WHERE build_uuid = ?1",
+				  "job_run true result");
+	if (!s)
+		return -1;
+	bind_text(s, 1, build_uuid);
+	bind_text(s, 2, result);
+	sqlite3_bind_int(s, 3, (int)outcome);
+	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run true result");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_run_history(struct store *st, const char *project, const char *branch, const char *job, int64_t upto_ms,
+		      size_t max, enum flaky_outcome *outcomes, size_t *n)
 {
 	*n = 0;
 	sqlite3_stmt *s = prepare(st,
 				  "SELECT outcome FROM job_run WHERE project = ?1 AND branch = ?2 AND job = ?3"
-				  " AND outcome IN (1, 2) ORDER BY at_ms DESC, build_uuid DESC LIMIT ?4",
+				  " AND outcome IN (1, 2) AND at_ms <= ?5 ORDER BY at_ms DESC, build_uuid DESC LIMIT ?4",
 				  "job_run history");
 	if (!s)
 		return -1;
@@ -72,6 +88,7 @@ int store_run_history(struct store *st, const char *project, const char *branch,
 	bind_text(s, 2, branch);
 	bind_text(s, 3, job);
 	sqlite3_bind_int64(s, 4, (sqlite3_int64)max);
+	sqlite3_bind_int64(s, 5, upto_ms);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
 		outcomes[(*n)++] = (enum flaky_outcome)sqlite3_column_int(s, 0);

@@ -5,6 +5,7 @@
 #include "store_flaky.h"
 
 #include <ftw.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -75,6 +76,30 @@ static void test_describe_other_kinds(void)
 	strbuf_free(&sb);
 }
 
+static void test_scores_rank_the_flakiest_first(void)
+{
+	const enum flaky_outcome steady[] = {F, F, F, F};
+	const enum flaky_outcome twice[] = {P, F, P, F, P, P};
+	const enum flaky_outcome once[] = {F, P, F, P, P, P};
+	const enum flaky_outcome half[] = {P, F};
+	struct flaky_score s1, s2, s3, s4;
+	flaky_score(steady, 4, &s1);
+	flaky_score(twice, 6, &s2);
+	flaky_score(once, 6, &s3);
+	flaky_score(half, 2, &s4);
+	CHECK(!s1.flaky); /* broken, not flaky */
+	CHECK_INT(s1.recoveries, 0);
+	CHECK(s2.flaky);
+	CHECK_INT(s2.recoveries, 2);
+	CHECK_INT(s2.failures, 2);
+	CHECK(s3.flaky);
+	CHECK_INT(s3.recoveries, 1);
+	CHECK(!s4.flaky); /* one failure is not a pattern */
+	CHECK(flaky_score_cmp(&s2, &s3) < 0);
+	CHECK(flaky_score_cmp(&s3, &s2) > 0);
+	CHECK(flaky_score_cmp(&s2, &s2) == 0);
+}
+
 static void test_outcomes(void)
 {
 	char *infra[] = {"NODE_FAILURE", "RETRY_LIMIT"};
@@ -130,7 +155,7 @@ static char *history(struct store *st, const char *job)
 {
 	enum flaky_outcome h[FLAKY_HISTORY_MAX];
 	size_t n = 0;
-	CHECK_INT(store_run_history(st, "SovereignCloudStack/standards", "main", job, FLAKY_HISTORY_MAX, h, &n), 0);
+	CHECK_INT(store_run_history(st, "SovereignCloudStack/standards", "main", job, INT64_MAX, FLAKY_HISTORY_MAX, h, &n), 0);
 	struct strbuf sb = STRBUF_INIT;
 	for (size_t i = 0; i < n; i++)
 		strbuf_putc(&sb, h[i] == FLAKY_PASS ? 'P' : h[i] == FLAKY_FAIL ? 'F' : '?');
@@ -158,6 +183,12 @@ static void test_store_records_and_reads_back(void)
 	h = history(st, "tox");
 	CHECK_STR(h, "PPFP");
 	free(h);
+	/* The API says what a failure-message hid. */
+	CHECK_INT(store_run_set_result(st, "b6", "FAILURE", FLAKY_FAIL), 0);
+	CHECK_INT(store_run_set_result(st, "unknown", "FAILURE", FLAKY_FAIL), 0);
+	h = history(st, "tox");
+	CHECK_STR(h, "FPFP");
+	free(h);
 	CHECK_INT(store_commit(st), 0);
 
 	struct store_job_runs *jobs;
@@ -169,7 +200,7 @@ static void test_store_records_and_reads_back(void)
 		CHECK_INT(jobs[0].n, 1);
 		CHECK_STR(jobs[1].job, "tox");
 		CHECK_INT(jobs[1].n, 4);
-		CHECK_INT(jobs[1].outcomes[0], FLAKY_PASS);
+		CHECK_INT(jobs[1].outcomes[0], FLAKY_FAIL); /* b6, as the API said */
 		CHECK_INT(jobs[1].outcomes[2], FLAKY_FAIL);
 		CHECK_STR(jobs[1].pipeline, "periodic-daily");
 		CHECK_STR(jobs[1].tenant, "scs");
@@ -182,7 +213,7 @@ static void test_store_records_and_reads_back(void)
 	/* Retention: runs that ended before the cutoff go. */
 	CHECK_INT(store_run_prune(st, 2500), 3);
 	h = history(st, "tox");
-	CHECK_STR(h, "PP");
+	CHECK_STR(h, "FP");
 	free(h);
 	store_close(st);
 	remove_dirs();
@@ -211,8 +242,13 @@ static void test_store_window_per_job(void)
 	store_job_runs_free(jobs, n);
 	enum flaky_outcome h[5];
 	size_t hn = 0;
-	CHECK_INT(store_run_history(st, "SovereignCloudStack/standards", "main", "tox", 5, h, &hn), 0);
+	CHECK_INT(store_run_history(st, "SovereignCloudStack/standards", "main", "tox", INT64_MAX, 5, h, &hn), 0);
 	CHECK_INT(hn, 5);
+	/* Up to a run: what came before it, and it (a report read late judges as of its build). */
+	CHECK_INT(store_run_history(st, "SovereignCloudStack/standards", "main", "tox", 1003, 5, h, &hn), 0);
+	CHECK_INT(hn, 4);
+	CHECK_INT(h[0], FLAKY_FAIL); /* i = 3 */
+	CHECK_INT(h[1], FLAKY_PASS); /* i = 2 */
 	store_close(st);
 	remove_dirs();
 }
@@ -251,6 +287,7 @@ int main(void)
 {
 	RUN(test_verdicts);
 	RUN(test_describe_other_kinds);
+	RUN(test_scores_rank_the_flakiest_first);
 	RUN(test_outcomes);
 	RUN(test_store_records_and_reads_back);
 	RUN(test_store_window_per_job);
