@@ -305,6 +305,7 @@ struct store {
 	bool in_batch;              /* BEGIN IMMEDIATE issued, COMMIT not yet */
 	int64_t next_id;            /* the next outbox id: above every outbox and dead-letter id */
 	char *prune_after;          /* where the next retention slice starts ("": the beginning) */
+	sqlite3_stmt *helper_stmt[STORE_HELPER_STMTS]; /* store_flaky.c's, prepared on first use */
 };
 
 /* One line per failure: what the store was doing and what SQLite said. */
@@ -800,6 +801,8 @@ void store_close(struct store *st)
 	store_commit(st);
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	for (int i = 0; i < STORE_HELPER_STMTS; i++)
+		sqlite3_finalize(st->helper_stmt[i]);
 	if (sqlite3_close(st->db) != SQLITE_OK)
 		fail(st, "close");
 	free(st->path);
@@ -1583,3 +1586,8 @@ sqlite3 *store_internal_db(struct store *st) { return st->db; }
 int store_internal_begin(struct store *st) { return begin_batch(st); }
 
 int store_internal_fail(struct store *st, const char *op) { return fail(st, op); }
+
+sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i)
+{
+	return i >= 0 && i < STORE_HELPER_STMTS ? &st->helper_stmt[i] : NULL;
+}

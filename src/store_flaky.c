@@ -1,6 +1,6 @@
 /* store_flaky: the job_run table (see store.c's schema version 5). Its statements are
- * prepared per call: a few per report or command, cheap beside the report's own work,
- * and nothing of them outlives the call for store_close to finalize. */
+ * prepared on first use into slots the store finalizes when it closes: a report records
+ * each of its builds, and preparing anew each time would cost a burst its throughput. */
 #include "store_flaky.h"
 
 #include <stdlib.h>
@@ -11,14 +11,27 @@
 #include "store_internal.h"
 #include "strbuf.h"
 
-static sqlite3_stmt *prepare(struct store *st, const char *sql, const char *op)
+enum { ST_RECORD, ST_SET_RESULT, ST_HISTORY, ST_PRUNE, ST_JOBS };
+
+/* The statement of slot, prepared once, reset and unbound. NULL after logging. */
+static sqlite3_stmt *prepare(struct store *st, int slot, const char *sql, const char *op)
 {
-	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(store_internal_db(st), sql, -1, &s, NULL) != SQLITE_OK) {
+	sqlite3_stmt **s = store_internal_stmt_slot(st, slot);
+	if (!*s && sqlite3_prepare_v3(store_internal_db(st), sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK) {
 		store_internal_fail(st, op);
+		*s = NULL;
 		return NULL;
 	}
-	return s;
+	sqlite3_reset(*s);
+	sqlite3_clear_bindings(*s);
+	return *s;
+}
+
+/* Done with a statement: its read lock (if any) goes now, not at the next use. */
+static void done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 }
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
@@ -38,7 +51,7 @@ int store_run_record(struct store *st, const struct store_run *run)
 		return -1;
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st,
+	sqlite3_stmt *s = prepare(st, ST_RECORD,
 				  "INSERT OR REPLACE INTO job_run (build_uuid, tenant, pipeline, project, branch, job,"
 				  " result, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				  "job_run record");
@@ -54,7 +67,7 @@ int store_run_record(struct store *st, const struct store_run *run)
 	sqlite3_bind_int(s, 8, (int)run->outcome);
 	sqlite3_bind_int64(s, 9, run->at_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run record");
-	sqlite3_finalize(s);
+	done(s);
 	return rc;
 }
 
@@ -62,7 +75,7 @@ int store_run_set_result(struct store *st, const char *build_uuid, const char *r
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, "UPDATE job_run SET result = ?2, outcome = ?3 WHERE build_uuid = ?1",
+	sqlite3_stmt *s = prepare(st, ST_SET_RESULT, "UPDATE job_run SET result = ?2, outcome = ?3 WHERE build_uuid = ?1",
 				  "job_run true result");
 	if (!s)
 		return -1;
@@ -70,7 +83,7 @@ int store_run_set_result(struct store *st, const char *build_uuid, const char *r
 	bind_text(s, 2, result);
 	sqlite3_bind_int(s, 3, (int)outcome);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run true result");
-	sqlite3_finalize(s);
+	done(s);
 	return rc;
 }
 
@@ -78,7 +91,7 @@ int store_run_history(struct store *st, const char *project, const char *branch,
 		      size_t max, enum flaky_outcome *outcomes, size_t *n)
 {
 	*n = 0;
-	sqlite3_stmt *s = prepare(st,
+	sqlite3_stmt *s = prepare(st, ST_HISTORY,
 				  "SELECT outcome FROM job_run WHERE project = ?1 AND branch = ?2 AND job = ?3"
 				  " AND outcome IN (1, 2) AND at_ms <= ?5 ORDER BY at_ms DESC, build_uuid DESC LIMIT ?4",
 				  "job_run history");
@@ -93,7 +106,7 @@ int store_run_history(struct store *st, const char *project, const char *branch,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
 		outcomes[(*n)++] = (enum flaky_outcome)sqlite3_column_int(s, 0);
 	int result = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_internal_fail(st, "job_run history");
-	sqlite3_finalize(s);
+	done(s);
 	return result;
 }
 
@@ -101,13 +114,13 @@ int store_run_prune(struct store *st, int64_t cutoff_ms)
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, "DELETE FROM job_run WHERE at_ms < ?", "job_run prune");
+	sqlite3_stmt *s = prepare(st, ST_PRUNE, "DELETE FROM job_run WHERE at_ms < ?", "job_run prune");
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(store_internal_db(st))
 						 : store_internal_fail(st, "job_run prune");
-	sqlite3_finalize(s);
+	done(s);
 	return rc;
 }
 
@@ -116,7 +129,7 @@ int store_run_jobs(struct store *st, const char *project, struct store_job_runs 
 	*out = NULL;
 	*n = 0;
 	/* The window of each job by a window function: one pass, whatever the retention holds. */
-	sqlite3_stmt *s = prepare(st,
+	sqlite3_stmt *s = prepare(st, ST_JOBS,
 				  "SELECT project, branch, job, outcome, tenant, pipeline FROM ("
 				  " SELECT *, row_number() OVER (PARTITION BY project, branch, job"
 				  "  ORDER BY at_ms DESC, build_uuid DESC) AS rn"
@@ -153,7 +166,7 @@ int store_run_jobs(struct store *st, const char *project, struct store_job_runs 
 			last->outcomes[last->n++] = (enum flaky_outcome)sqlite3_column_int(s, 3);
 	}
 	int result = rc == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run jobs");
-	sqlite3_finalize(s);
+	done(s);
 	if (result < 0) {
 		store_job_runs_free(jobs, *n);
 		*n = 0;

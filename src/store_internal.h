@@ -50,5 +50,8 @@ sqlite3 *store_internal_db(struct store *st);
 int store_internal_begin(struct store *st);
 /* Logs a failed SQLite operation (and notices a full disk); returns -1. */
 int store_internal_fail(struct store *st, const char *op);
+/* Slots for a helper's prepared statements, finalized by store_close (NULL past the last). */
+#define STORE_HELPER_STMTS 8
+sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i);
 
 #endif
