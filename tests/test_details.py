@@ -7,6 +7,7 @@ report as it was."""
 import json
 import os
 import random
+import signal
 import sys
 import time
 
@@ -263,6 +264,30 @@ def a_failure_after_successes_is_new_and_one_that_recovered_before_is_flaky():
             return None
         body = wait_for(other_reply, 15, "the answer about osism/testbed")["content"]["body"]
         assert body.startswith("No flaky jobs of osism/testbed among the last runs"), body
+    with_details(body)
+
+
+@test
+def a_reload_that_drops_the_details_group_stops_the_fetching():
+    def body(w, zuul):
+        first, second = "reload0000000000000000000000001", "reload0000000000000000000000002"
+        for u in (first, second):
+            zuul.serve("/logs/%s/job-output.json.gz" % u, gz(fixture("job-output-tox.json")))
+        w.broker.publish("zuul/scs/check", payload=failure("bs-reload-1", [
+            ("tox-py311", first, "FAILURE", web_url(zuul, first), log_url(zuul, first))]))
+        report = wait_for(lambda: messages(w), 10, "the first report")[0]
+        wait_for(lambda: answers(w, report["event_id"]), 10, "the first answer")
+        w.bridge.write_config(w.config.replace(details_config(zuul), ""))
+        w.bridge.signal(signal.SIGHUP)
+        w.bridge.wait_log("configuration reloaded")
+        asked = len(zuul.paths())
+        w.broker.publish("zuul/scs/check", payload=failure("bs-reload-2", [
+            ("tox-py311", second, "FAILURE", web_url(zuul, second), log_url(zuul, second))],
+            end_time=1732182000.0))
+        wait_for(lambda: len(messages(w)) >= 3, 10, "the second report")
+        time.sleep(1.0)
+        assert len(zuul.paths()) == asked, zuul.paths()[asked:]
+        assert w.bridge.running()
     with_details(body)
 
 
