@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flaky.h"
+#include "relations.h"
 #include "strbuf.h"
 
 bool details_notice_has_news(const struct build_details *b)
@@ -114,7 +115,7 @@ static void one_build(const struct build_details *b, struct strbuf *html, struct
 	strbuf_puts(html, "</li>");
 }
 
-cJSON *details_notice_new(const struct build_details *const *builds, size_t n)
+static cJSON *render(const struct build_details *const *builds, size_t n)
 {
 	struct strbuf html = STRBUF_INIT, text = STRBUF_INIT;
 	size_t shown = 0;
@@ -141,5 +142,17 @@ cJSON *details_notice_new(const struct build_details *const *builds, size_t n)
 	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
 	strbuf_free(&html);
 	strbuf_free(&text);
+	return content;
+}
+
+cJSON *details_notice_new(const struct build_details *const *builds, size_t n)
+{
+	cJSON *content = render(builds, n);
+	/* Hostile logs escape to several times their length: builds are left out from the end
+	 * until the answer, with room for its thread relation, fits in one event. */
+	while (content && n > 1 && relations_content_bytes(content) > DETAILS_NOTICE_MAX_BYTES) {
+		cJSON_Delete(content);
+		content = render(builds, --n);
+	}
 	return content;
 }

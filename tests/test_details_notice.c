@@ -127,11 +127,44 @@ static void test_passed_on_retry_is_news_with_the_failure(void)
 	cJSON_Delete(c);
 }
 
+/* Eight builds of markup-only logs at every cap escape to far more than one event holds. */
+static void test_an_answer_always_fits_in_one_event(void)
+{
+	char field[301], lines[501];
+	memset(field, '"', 300);
+	field[300] = '\0';
+	memset(lines, '<', 500);
+	lines[500] = '\0';
+	struct build_details b[8];
+	const struct build_details *list[8];
+	for (int i = 0; i < 8; i++) {
+		b[i] = tox();
+		b[i].job = field;
+		b[i].task.task = b[i].task.role = b[i].task.host = b[i].task.msg = field;
+		b[i].task.error_lines = lines;
+		b[i].error_detail = lines;
+		list[i] = &b[i];
+	}
+	cJSON *c = details_notice_new(list, 8);
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK(relations_content_bytes(c) <= DETAILS_NOTICE_MAX_BYTES);
+	const char *html = str_at(c, "formatted_body");
+	size_t shown = 0;
+	for (const char *p = html; (p = strstr(p, "<li>")); p++)
+		shown++;
+	CHECK(shown >= 1 && shown < 8);
+	check_html(c);
+	cJSON_Delete(c);
+}
+
 int main(void)
 {
 	RUN(test_a_failed_task_with_its_lines_and_verdict);
 	RUN(test_true_result_and_error_detail);
 	RUN(test_hostile_values_are_escaped);
 	RUN(test_passed_on_retry_is_news_with_the_failure);
+	RUN(test_an_answer_always_fits_in_one_event);
 	return test_done();
 }
