@@ -25,12 +25,14 @@ enum commands_verb {
 	COMMANDS_STATUS,
 	COMMANDS_OWNERS,
 	COMMANDS_WORKFLOW,
+	COMMANDS_FLAKY,
 };
 
 /* One parsed command. Strings are owned; clear with commands_parsed_clear(). */
 struct commands_parsed {
 	enum commands_verb verb;
-	char *project;        /* MUTE, UNMUTE, OWNERS: Zuul's project name, e.g. "org/repo" */
+	char *project;        /* MUTE, UNMUTE, OWNERS: Zuul's project name, e.g. "org/repo";
+			       * FLAKY: the project to look at, NULL: every project */
 	char *job;            /* MUTE, UNMUTE, OWNERS: one job of the project, NULL: every job
 			       * (OWNERS: none named) */
 	long long duration_s; /* MUTE: 1 .. COMMANDS_MUTE_MAX_S */
@@ -52,6 +54,7 @@ struct commands_parsed {
  *   PREFIX mute PROJECT JOB DURATION        -> MUTE of one job
  *   PREFIX unmute PROJECT [JOB]             -> UNMUTE
  *   PREFIX owners PROJECT [JOB]             -> OWNERS: who owns the project (or that job)
+ *   PREFIX flaky [PROJECT]                  -> FLAKY: the flakiest jobs (of PROJECT)
  * PROJECT is taken whole, '/' included ("SovereignCloudStack/standards"): a job is only
  * ever the separate word JOB. DURATION is a duration_parse() string, at most 30d.
  * PROJECT and JOB are ASCII letters, digits and . _ - / + : ~ (Zuul's names), up to

@@ -136,6 +136,17 @@ struct config_triage {
 	int job_min_projects;     /* default 3, 2..1000 */
 };
 
+/* Build details (issue #16): the hosts whose Zuul API and job output the bridge may fetch
+ * to say why a build failed. Off unless the `details` group is present. */
+struct config_details {
+	bool enabled;          /* the group is present (and so are hosts) */
+	char **hosts;          /* "host" or "host:port" entries, globs in the host; never empty when enabled */
+	size_t n_hosts;
+	int timeout_s;         /* whole fetch of one file, default 20, 1..300 */
+	int max_download;      /* bytes on the wire per file, default 8 MiB */
+	int max_output;        /* bytes after gunzip per file, default 32 MiB */
+};
+
 struct config {
 	char *path;            /* the file this was loaded from */
 	struct config_mqtt mqtt;
@@ -151,6 +162,7 @@ struct config {
 	struct config_route_chatops *route_chatops; /* n_routes entries, parallel to routes */
 	struct owners_config owners; /* `owners` rules in file order; none: no owners */
 	struct config_triage triage;
+	struct config_details details;
 };
 
 enum config_flags {

@@ -11,6 +11,7 @@
 
 #include "chatops.h"
 #include "deliver.h"
+#include "details.h"
 #include "disposition.h"
 #include "duration.h"
 #include "clock.h"
@@ -488,6 +489,8 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 		} else {
 			chatops_report_queued(b->chatops, ev, claim_txn, r->room, r->name, key, content);
 		}
+		/* Why it failed follows in the failure's thread, once fetched: never holds this back. */
+		details_report_posted(b->details, ev, key, r->name, r->room, repeat ? facts->repeat.txn : claim_txn);
 	}
 	cJSON_Delete(edit);
 	free(txn);
@@ -541,6 +544,7 @@ static bool route_one(struct bridge *b, const struct route *r, size_t i, const s
  * each route decides and acts. */
 static void route_report(struct bridge *b, const struct zuul_event *ev, const char *key)
 {
+	details_observe(b->details, ev); /* every result counts for flakiness, routed or not */
 	struct incident_outcome incidents;
 	chatops_triage(b->chatops, ev, key, &incidents);
 	size_t routed = 0;
@@ -803,6 +807,7 @@ static void reload(struct bridge *b)
 		config_free(b->cfg);
 	b->cfg = fresh;
 	b->templates = templates;
+	details_reload(b->details, fresh);
 	register_routes(b);
 	if (!b->verbose)
 		log_set_level((enum log_level)fresh->log_level);
@@ -904,6 +909,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose, bool *state_damaged)
 	deliverer_on_done(b->deliverer, on_delivered, b);
 	deliverer_on_skip(b->deliverer, skip_delivery, b);
 	deliverer_on_not_joined(b->deliverer, bridge_on_send_not_joined, b);
+	b->details = details_new(b->loop, b->store, cfg, chatops_post, b);
 	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {
@@ -980,6 +986,7 @@ void bridge_free(struct bridge *b)
 		loop_timer_cancel(b->loop, b->catchup_deadline_timer);
 	}
 	chatops_free(b->chatops);
+	details_free(b->details);
 	deliverer_free(b->deliverer);
 	matrix_client_free(b->matrix);
 	session_free(b->session); /* after every client that reads from it */

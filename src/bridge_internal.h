@@ -22,6 +22,7 @@
 #include "store.h"
 
 struct report_templates;
+struct details;
 
 /* A configured room and where joining it stands. It is also the context of its join
  * requests and retry timers, so nothing is allocated per attempt. */
@@ -83,6 +84,7 @@ struct bridge {
 	struct stats stats;
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
+	struct details *details; /* build details and flakiness (details.h); never NULL once made */
 	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
 	bool membership_seen; /* some room's `seen` waits for the turn's end */
 	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */

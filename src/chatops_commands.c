@@ -1,5 +1,5 @@
 /* chatops_commands: room commands and their replies (help, oncall, claims, status, mute,
- * unmute, owners, workflow), and the mutes they set. */
+ * unmute, owners, workflow, flaky), and the mutes they set. */
 #include "chatops_internal.h"
 
 #include <limits.h>
@@ -456,6 +456,10 @@ void chatops_handle_command(struct chatops *c, struct room_state *rs, const stru
 			text = xstrdup(co->workflow ? co->workflow
 						    : "No workflow is configured for this room (chatops.workflow).");
 			break;
+		case COMMANDS_FLAKY:
+			reply_content(c, rs, ev, chatops_flaky_content(c, rs, p.project));
+			commands_parsed_clear(&p);
+			return;
 		default:
 			text = xstrdup("I know that command but cannot answer it here.");
 			break;

@@ -109,6 +109,10 @@ void chatops_mute_clear(struct mute *m);
 /* Ends the mutes whose time is up, with a notice in their room. */
 void chatops_expire_mutes(struct chatops *c);
 
+/* ---- chatops_flaky.c ---- */
+/* The answer to `flaky [PROJECT]` in rs: the flaky jobs of its routes (project: only its). */
+cJSON *chatops_flaky_content(struct chatops *c, const struct room_state *rs, const char *project);
+
 /* ---- chatops_failures.c ---- */
 /* Actions that report a problem: the ones a mute silences and a failure thread collects. */
 bool chatops_is_failure_action(const char *action);

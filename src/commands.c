@@ -19,7 +19,7 @@ static const struct {
 } verbs[] = {
     {"help", COMMANDS_HELP},     {"oncall", COMMANDS_ONCALL},     {"claims", COMMANDS_CLAIMS},
     {"mute", COMMANDS_MUTE},     {"unmute", COMMANDS_UNMUTE},     {"status", COMMANDS_STATUS},
-    {"owners", COMMANDS_OWNERS}, {"workflow", COMMANDS_WORKFLOW},
+    {"owners", COMMANDS_OWNERS}, {"workflow", COMMANDS_WORKFLOW}, {"flaky", COMMANDS_FLAKY},
 };
 
 const char *commands_verb_name(enum commands_verb verb)
@@ -235,6 +235,17 @@ static void parse_owners(const char *prefix, const struct word *args, size_t nar
 	take_names(args, nargs, out);
 }
 
+static void parse_flaky(const char *prefix, const struct word *args, size_t nargs, struct commands_parsed *out)
+{
+	if (nargs > 1) {
+		set_error(out, "usage: %s flaky [PROJECT] (e.g. %s flaky, or %s flaky SovereignCloudStack/standards)",
+			  prefix, prefix, prefix);
+		return;
+	}
+	if (nargs == 1)
+		take_names(args, 1, out);
+}
+
 enum commands_verb commands_parse(const char *body, const char *prefix, time_t now, struct commands_parsed *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -320,16 +331,20 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 		out->verb = verb;
 		parse_owners(prefix, args, nargs, out);
 		break;
+	case COMMANDS_FLAKY:
+		out->verb = verb;
+		parse_flaky(prefix, args, nargs, out);
+		break;
 	default:
 		if (echo_ok(words[0].p, words[0].n))
 			set_error(out,
 				  "unknown command \"%.*s\"; the commands are help, oncall, claims, mute, "
-				  "unmute, status, owners and workflow (%s help explains them)",
+				  "unmute, status, owners, workflow and flaky (%s help explains them)",
 				  (int)words[0].n, words[0].p, prefix);
 		else
 			set_error(out,
 				  "unknown command; the commands are help, oncall, claims, mute, unmute, "
-				  "status, owners and workflow (%s help explains them)",
+				  "status, owners, workflow and flaky (%s help explains them)",
 				  prefix);
 		break;
 	}
@@ -358,6 +373,8 @@ char *commands_help(const char *prefix, long long required_level)
 		      "rule, and where its failures are forwarded\n",
 		      x);
 	strbuf_printf(&sb, "%s workflow: this room's agreed way of handling failures\n", x);
+	strbuf_printf(&sb, "%s flaky [PROJECT]: the jobs of this room's routes that failed and passed again "
+			   "lately, flakiest first\n", x);
 	return strbuf_detach(&sb);
 }
 

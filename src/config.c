@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "build_config.h"
+#include "details_url.h"
 #include "duration.h"
 #include "log.h"
 #include "redact.h"
@@ -27,7 +28,7 @@
  * match/exclude come from route_field_key() so route owns that vocabulary. */
 static const char *const top_keys[] = {
 	"state_dir", "template_dir", "log_level", "dedup_retention", "mqtt", "matrix", "routes", "metrics",
-	"chatops", "owners", "triage", NULL,
+	"chatops", "owners", "triage", "details", NULL,
 };
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
@@ -66,6 +67,9 @@ static const char *const owners_keys[] = {
 static const char *const triage_keys[] = {
 	"enabled", "infra_results", "job_window", "job_min_projects", NULL,
 };
+static const char *const details_keys[] = {
+	"hosts", "timeout", "max_download", "max_output", NULL,
+};
 
 static const char *const all_keys[] = {
 	"state_dir", "template_dir", "log_level", "dedup_retention",
@@ -100,6 +104,7 @@ static const char *const all_keys[] = {
 	"owners.forward_room", "owners.forward_after", "owners.escalate_after", "owners.runbook",
 	"owners.hint",
 	"triage", "triage.enabled", "triage.infra_results", "triage.job_window", "triage.job_min_projects",
+	"details", "details.hosts", "details.timeout", "details.max_download", "details.max_output",
 	NULL,
 };
 
@@ -2117,6 +2122,67 @@ static void load_triage(struct loader *ld, const config_setting_t *root, struct 
 	}
 }
 
+/* ---- details ----------------------------------------------------------------- */
+
+/* The hosts build details may be fetched from (issue #16). Absent: nothing is fetched,
+ * so the group is all or nothing: present, it needs at least one good host. */
+static void load_details(struct loader *ld, const config_setting_t *root, struct config_details *dt)
+{
+	dt->timeout_s = 20;
+	dt->max_download = 8 * 1024 * 1024;
+	dt->max_output = 32 * 1024 * 1024;
+	const config_setting_t *grp = get_group(ld, root, NULL, "details");
+	if (!grp)
+		return;
+	const char *pfx = "details";
+	check_keys(ld, grp, pfx, details_keys);
+	long long timeout = dt->timeout_s;
+	if (get_duration(ld, grp, pfx, "timeout", 1, 300, &timeout))
+		dt->timeout_s = (int)timeout;
+	get_size(ld, grp, pfx, "max_download", 1024, 256 * 1024 * 1024, &dt->max_download);
+	get_size(ld, grp, pfx, "max_output", 1024, 256 * 1024 * 1024, &dt->max_output);
+	const config_setting_t *s = config_setting_get_member(grp, "hosts");
+	if (!s) {
+		report(ld, grp, "details.hosts: missing (expected hosts = [\"zuul.example.org\"]; the hosts "
+				"build details may be fetched from; remove the details group to fetch nothing)");
+		return;
+	}
+	char **v;
+	size_t n;
+	if (!get_string_list(ld, s, "details.hosts", true, &v, &n))
+		return;
+	bool ok = true;
+	if (n == 0) {
+		report(ld, s, "details.hosts: empty list (expected at least one host such as "
+			      "\"zuul.example.org\"; remove the details group to fetch nothing)");
+		ok = false;
+	}
+	bool single = config_setting_type(s) == CONFIG_TYPE_STRING;
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const char *why = details_host_pattern_problem(v[i]);
+		if (!why)
+			continue;
+		char at[48];
+		if (single)
+			snprintf(at, sizeof at, "details.hosts");
+		else
+			snprintf(at, sizeof at, "details.hosts[%zu]", i);
+		report(ld, single ? s : config_setting_get_elem(s, (unsigned)i),
+		       "%s: bad host %s: %s (expected \"host\" or \"host:port\", e.g. \"zuul.example.org\" or "
+		       "\"logs.example.org:8443\")", at, shown(&sb, v[i]), why);
+		ok = false;
+	}
+	strbuf_free(&sb);
+	if (!ok) {
+		free_strings(v, n);
+		return;
+	}
+	dt->hosts = v;
+	dt->n_hosts = n;
+	dt->enabled = true;
+}
+
 /* ---- secrets ------------------------------------------------------------------ */
 
 /* The contents of a secret file without trailing whitespace; NULL after reporting.
@@ -2321,6 +2387,7 @@ static void load_root(struct loader *ld, const config_setting_t *root, unsigned 
 	load_chatops_all(ld, root, cfg);
 	load_owners(ld, root, cfg);
 	load_triage(ld, root, &cfg->triage);
+	load_details(ld, root, &cfg->details);
 	/* Incidents are messages of the room side: without it, failures are posted plainly. */
 	if (!cfg->chatops.enabled)
 		cfg->triage.enabled = false;
@@ -2434,6 +2501,7 @@ void config_free(struct config *cfg)
 	free(cfg->route_chatops);
 	owners_config_clear(&cfg->owners);
 	free_strings(cfg->triage.infra_results, cfg->triage.n_infra_results);
+	free_strings(cfg->details.hosts, cfg->details.n_hosts);
 	free(cfg);
 }
 

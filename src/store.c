@@ -110,12 +110,28 @@ static const char schema_v4[] = "DROP TABLE IF EXISTS dedup;";
 
 static int migrate_to_v4(sqlite3 *db) { return sqlite3_exec(db, schema_v4, NULL, NULL, NULL); }
 
+/* Version 5, build details (issue #16; read and written by store_flaky.c): one row per
+ * build the bridge saw end, so a failure can say whether it is new or flaky. Keyed by the
+ * build's uuid, so a report delivered twice counts once; the job index serves "the last
+ * runs of this job", the time index the retention. IF NOT EXISTS: tests (and a downgrade
+ * and upgrade) may bring an older user_version with the table already there. */
+static const char schema_v5[] =
+	"CREATE TABLE IF NOT EXISTS job_run ("
+	" build_uuid TEXT PRIMARY KEY, tenant TEXT NOT NULL, pipeline TEXT NOT NULL, project TEXT NOT NULL,"
+	" branch TEXT NOT NULL, job TEXT NOT NULL, result TEXT NOT NULL, outcome INTEGER NOT NULL,"
+	" at_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS job_run_job ON job_run (project, branch, job, at_ms);"
+	"CREATE INDEX IF NOT EXISTS job_run_at ON job_run (at_ms);";
+
+static int migrate_to_v5(sqlite3 *db) { return sqlite3_exec(db, schema_v5, NULL, NULL, NULL); }
+
 /* migrations[i] brings a database from user_version i to i + 1. */
 static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v1,
 	migrate_to_v2,
 	migrate_to_v3,
 	migrate_to_v4,
+	migrate_to_v5,
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -296,6 +312,7 @@ struct store {
 	int64_t lost_from_id;       /* the first outbox id of the last batch lost to a full disk */
 	int64_t next_id;            /* the next outbox id: above every outbox and dead-letter id */
 	char *prune_after;          /* where the next retention slice starts ("": the beginning) */
+	sqlite3_stmt *helper_stmt[STORE_HELPER_STMTS]; /* store_flaky.c's, prepared on first use */
 };
 
 /* One line per failure: what the store was doing and what SQLite said. */
@@ -826,6 +843,8 @@ void store_close(struct store *st)
 	store_commit(st);
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
+	for (int i = 0; i < STORE_HELPER_STMTS; i++)
+		sqlite3_finalize(st->helper_stmt[i]);
 	if (sqlite3_close(st->db) != SQLITE_OK)
 		fail(st, "close");
 	free(st->path);
@@ -1608,4 +1627,17 @@ int store_claims_of(struct store *st, const char *failure_txn, const char *kind,
 	if (rc != SQLITE_DONE)
 		return fail(st, "claims of");
 	return 0;
+}
+
+/* ---- for store_flaky.c (store_internal.h) ---- */
+
+sqlite3 *store_internal_db(struct store *st) { return st->db; }
+
+int store_internal_begin(struct store *st) { return begin_batch(st); }
+
+int store_internal_fail(struct store *st, const char *op) { return fail(st, op); }
+
+sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i)
+{
+	return i >= 0 && i < STORE_HELPER_STMTS ? &st->helper_stmt[i] : NULL;
 }

@@ -42,4 +42,16 @@ int store_reserve_release(const char *reserve_path);
  * whose errno was ENOSPC/EDQUOT: a -shm file that cannot grow). */
 int store_rc_is_full(sqlite3 *db, int rc);
 
+/* ---- store.c: what store_flaky.c builds on ---- */
+
+struct store;
+sqlite3 *store_internal_db(struct store *st);
+/* Opens the turn's write transaction (every write goes through here first). 0 or -1. */
+int store_internal_begin(struct store *st);
+/* Logs a failed SQLite operation (and notices a full disk); returns -1. */
+int store_internal_fail(struct store *st, const char *op);
+/* Slots for a helper's prepared statements, finalized by store_close (NULL past the last). */
+#define STORE_HELPER_STMTS 8
+sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i);
+
 #endif

@@ -241,7 +241,7 @@ static void test_commands_without_arguments_refuse_them(void)
 static void test_unknown_verbs(void)
 {
 	check_error("!zuul stauts", "unknown command \"stauts\"; the commands are help, oncall, claims, "
-				    "mute, unmute, status, owners and workflow (!zuul help explains them)");
+				    "mute, unmute, status, owners, workflow and flaky (!zuul help explains them)");
 	check_error("!zuul owner org/repo", "unknown command \"owner\"");
 	/* A word that could ping the room or carry markup is not repeated. */
 	struct commands_parsed c;
@@ -310,6 +310,24 @@ static void test_control_characters_and_bad_utf8(void)
 
 /* ---- help, power levels, reactions ---- */
 
+/* Issue #16: the flakiest jobs, of every project or of one. */
+static void test_flaky_takes_an_optional_project(void)
+{
+	struct commands_parsed c;
+	CHECK_INT(parse("!zuul flaky", &c), COMMANDS_FLAKY);
+	CHECK(c.project == NULL);
+	commands_parsed_clear(&c);
+	CHECK_INT(parse("!zuul FLAKY SovereignCloudStack/standards\n", &c), COMMANDS_FLAKY);
+	CHECK_STR(c.project, "SovereignCloudStack/standards");
+	CHECK(c.job == NULL);
+	commands_parsed_clear(&c);
+	check_error("!zuul flaky org/a org/b", "usage: !zuul flaky [PROJECT] (e.g. !zuul flaky, or !zuul flaky "
+					       "SovereignCloudStack/standards)");
+	check_error("!zuul flaky @room", "PROJECT is not a Zuul name");
+	check_error("!zuul flaky <b>x</b>", "PROJECT is not a Zuul name");
+	CHECK_STR(commands_verb_name(COMMANDS_FLAKY), "flaky");
+}
+
 static void test_help_lists_every_command_on_one_line(void)
 {
 	char *h = commands_help("!zuul", 50);
@@ -321,13 +339,14 @@ static void test_help_lists_every_command_on_one_line(void)
 			       "\n!zuul unmute PROJECT [JOB]: ",
 			       "\n!zuul status: ",
 			       "\n!zuul owners PROJECT [JOB]: ",
-			       "\n!zuul workflow: "};
+			       "\n!zuul workflow: ",
+			       "\n!zuul flaky [PROJECT]: "};
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		CHECK_CONTAINS(h, lines[i]);
 	int nl = 0;
 	for (const char *p = h; *p; p++)
 		nl += *p == '\n';
-	CHECK_INT(nl, 9);
+	CHECK_INT(nl, 10);
 	free(h);
 	h = commands_help("!ci", 0);
 	CHECK(strncmp(h, "Commands:\n!ci help: ", 20) == 0);
@@ -493,6 +512,7 @@ int main(void)
 	RUN(test_unknown_verbs);
 	RUN(test_long_bodies);
 	RUN(test_control_characters_and_bad_utf8);
+	RUN(test_flaky_takes_an_optional_project);
 	RUN(test_help_lists_every_command_on_one_line);
 	RUN(test_power_levels_follow_the_spec);
 	RUN(test_redactions_stand_for_the_sender_or_a_moderator);

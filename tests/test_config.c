@@ -17,6 +17,7 @@
 #define URL_EXP "expected an http:// or https:// URL without whitespace or control characters"
 #define HINT_EXP "expected one line of at most 200 bytes without control characters"
 #define ALPHABET "abcdefghijklmnopqrstuvwxyz"
+#define HOST_EXP "(expected \"host\" or \"host:port\", e.g. \"zuul.example.org\" or \"logs.example.org:8443\")"
 
 static char cwd[4096];
 
@@ -256,6 +257,9 @@ static void test_minimal_config_takes_defaults(void)
 	if (!cfg)
 		return;
 	CHECK_STR(cfg->path, DIR "minimal.conf");
+	/* Without a details group nothing is ever fetched. */
+	CHECK(!cfg->details.enabled);
+	CHECK_INT(cfg->details.n_hosts, 0);
 	CHECK_STR(cfg->mqtt.host, "localhost");
 	CHECK_INT(cfg->mqtt.port, 1883);
 	CHECK_STR(cfg->mqtt.client_id, "zuul-matrix-bridge");
@@ -364,6 +368,12 @@ static void test_every_key_parses_to_its_field(void)
 	if (!cfg)
 		return;
 	CHECK_STR(cfg->state_dir, "/srv/zmb/state");
+	CHECK(cfg->details.enabled);
+	CHECK_INT(cfg->details.n_hosts, 3);
+	CHECK_STR(cfg->details.n_hosts == 3 ? cfg->details.hosts[1] : NULL, "*.logs.example.org:8443");
+	CHECK_INT(cfg->details.timeout_s, 5);
+	CHECK_INT(cfg->details.max_download, 2 * 1024 * 1024);
+	CHECK_INT(cfg->details.max_output, 16 * 1024 * 1024);
 	CHECK_STR(cfg->template_dir, abs_path("templates"));
 	CHECK_INT(cfg->log_level, ZLOG_DEBUG);
 	CHECK_INT(cfg->dedup_retention_s, 2 * 86400);
@@ -1237,7 +1247,7 @@ static const struct bad_case bad_cases[] = {
 	{F("unknown-key-top.conf"), 0,
 	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
 				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics, "
-				   "chatops, owners, triage)\n"
+				   "chatops, owners, triage, details)\n"
 	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
 	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
 				   "\"#...\"; } ); at least one route)\n"},
@@ -1546,6 +1556,40 @@ static const struct bad_case bad_cases[] = {
 					"2..1000)\n"},
 	{F("triage-not-a-group.conf"), 0,
 	 F("triage-not-a-group.conf") ":5: triage: expected a group, got an array\n"},
+	/* Issue #16: the hosts build details may be fetched from. */
+	{F("details-bad-hosts.conf"), 0,
+	 F("details-bad-hosts.conf") ":7: details.hosts[1]: bad host \"\": empty host " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":8: details.hosts[2]: bad host \"https://zuul.example.org\": a URL, not "
+				     "a host " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":9: details.hosts[3]: bad host \"logs.example.org/zuul\": a path after "
+				     "the host " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":10: details.hosts[4]: bad host \"logs.example.org:0\": a port that is "
+				     "not 1..65535 " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":11: details.hosts[5]: bad host \"logs.example.org:65536\": a port that "
+				     "is not 1..65535 " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":12: details.hosts[6]: bad host \"logs.example.org:https\": a port that "
+				     "is not 1..65535 " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":13: details.hosts[7]: bad host \"logs.example.org:\": a port that is "
+				     "not 1..65535 " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":14: details.hosts[8]: bad host \"zuul@example.org\": a user name before "
+				     "the host " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":15: details.hosts[9]: bad host \"zuul_example.org\": a character in the "
+				     "host other than letters, digits, '.', '-' and the globs '*' and '?' " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":16: details.hosts[10]: bad host \"[::1\": unterminated [ of an IPv6 "
+				     "address " HOST_EXP "\n"
+	 F("details-bad-hosts.conf") ":17: details.timeout: 10m is out of range (expected 1s..5m)\n"
+	 F("details-bad-hosts.conf") ":18: details.max_output: 512MiB is out of range (expected 1KiB..256MiB)\n"
+	 F("details-bad-hosts.conf") ":19: unknown key 'details.host' (expected one of: hosts, timeout, "
+				     "max_download, max_output); did you mean 'hosts'?\n"},
+	{F("details-empty-hosts.conf"), 0,
+	 F("details-empty-hosts.conf") ":6: details.hosts: empty list (expected at least one host such as "
+				       "\"zuul.example.org\"; remove the details group to fetch nothing)\n"
+	 F("details-empty-hosts.conf") ":7: details.max_download: bad size \"big\" (expected a size like "
+				       "\"512KiB\", \"1MiB\" or an integer of bytes)\n"},
+	{F("details-no-hosts.conf"), 0,
+	 F("details-no-hosts.conf") ":5: details.hosts: missing (expected hosts = [\"zuul.example.org\"]; the "
+				    "hosts build details may be fetched from; remove the details group to fetch "
+				    "nothing)\n"},
 	{F("token-file-missing.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 	{F("token-file-empty.conf"), CONFIG_NEED_SECRETS, NULL /* absolute path */},
 	{F("login-and-token.conf"), 0,

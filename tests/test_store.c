@@ -609,7 +609,7 @@ static void test_database_is_in_wal_mode(void)
 	CHECK_STR((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
 	sqlite3_close(db);
-	CHECK_INT(query_state_db("PRAGMA user_version"), 4);
+	CHECK_INT(query_state_db("PRAGMA user_version"), 5);
 	/* Version 4 has no dedup table: txn ids are the duplicate check. */
 	CHECK_INT(query_state_db("SELECT count(*) FROM sqlite_master WHERE name = 'dedup'"), 0);
 	remove_dirs();
@@ -624,7 +624,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
-	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (4)");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (5)");
 	store_close(st);
 	remove_dirs();
 }
