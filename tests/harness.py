@@ -162,6 +162,17 @@ class Homeserver:
                 self.proc.kill()
 
 
+def set_item_project(ev, project):
+    """Makes ev (a payload dict) a report of a one-change item of project, as Zuul sends it:
+    the top-level copy, the change, and the change each build names."""
+    ev["project"] = project
+    if ev.get("changes"):
+        ev["changes"][0]["project"] = project
+    for b in ev["buildset"].get("builds", []) + ev["buildset"].get("retry_builds", []):
+        if isinstance(b.get("change"), dict):
+            b["change"] = dict(b["change"], project=project)
+
+
 def payload_variant(name, **changes):
     """A copy (a dict) of a corpus payload with top-level fields changed; buildset_uuid
     sets buildset.uuid, project sets the project of the item and of its first change."""
@@ -171,11 +182,7 @@ def payload_variant(name, **changes):
         if k == "buildset_uuid":
             ev["buildset"]["uuid"] = v
         elif k == "project":
-            # as Zuul sends it: the builds of a one-change item name that change too
-            for b in ev["buildset"].get("builds", []) + ev["buildset"].get("retry_builds", []):
-                if isinstance(b.get("change"), dict) and b["change"].get("project") == ev["project"]:
-                    b["change"] = dict(b["change"], project=v)
-            ev["project"] = ev["changes"][0]["project"] = v
+            set_item_project(ev, v)
         else:
             ev[k] = v
     return ev

@@ -286,7 +286,7 @@ def edits_of(w, target):
 
 
 def latest_edit(w, target, count):
-    edits = wait_for(lambda: len(edits_of(w, target)) >= count and edits_of(w, target), 10,
+    edits = wait_for(lambda: len(edits_of(w, target)) >= count and edits_of(w, target), 20,
                      "edit number %d of %s" % (count, target))
     return edits[-1]["content"]["m.new_content"]
 

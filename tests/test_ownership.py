@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_homeserver import default_config  # noqa: E402
-from harness import PAYLOADS, Bridge, World, infra_failure_report, wait_for  # noqa: E402
+from harness import PAYLOADS, Bridge, World, infra_failure_report, set_item_project, wait_for  # noqa: E402
 import html_spec  # noqa: E402
 from tap import run, test  # noqa: E402
 
@@ -367,6 +367,7 @@ def success(buildset, project):
     ev["buildset"]["result"] = "SUCCESS"
     ev["buildset"]["builds"] = [dict(ev["buildset"]["builds"][0], job_name="deploy", result="SUCCESS")]
     ev["buildset"]["retry_builds"] = []
+    set_item_project(ev, project)   # the builds tested that change
     return json.dumps(ev)
 
 

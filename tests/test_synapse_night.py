@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, wait_for  # noqa: E402
+from harness import PAYLOADS, SynapseWorld, set_item_project, wait_for  # noqa: E402
 from tap import diag, run, skip_all, test  # noqa: E402
 
 EYES = "\U0001F440"
@@ -36,6 +36,9 @@ def periodic(project, buildset, action="failure"):
     ev["message"] = "Build failed." if action == "failure" else "Build succeeded."
     for b in ev["buildset"]["builds"]:
         b["result"] = "FAILURE" if action == "failure" else "SUCCESS"
+        # each project's own jobs: one job failing in many projects would be an incident
+        b["job_name"] = "%s-%s" % (b["job_name"], project.rsplit("/", 1)[-1])
+    set_item_project(ev, project)   # the builds tested that change
     return json.dumps(ev)
 
 

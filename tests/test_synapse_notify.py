@@ -13,7 +13,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synapse  # noqa: E402
-from harness import PAYLOADS, SynapseWorld, infra_failure_report, wait_for  # noqa: E402
+from harness import PAYLOADS, SynapseWorld, infra_failure_report, set_item_project, wait_for  # noqa: E402
 from tap import run, skip_all, test  # noqa: E402
 
 EYES, CHECK = "\U0001F440", "\u2705"
@@ -141,6 +141,7 @@ def failure(buildset, message="Build failed.", project="SovereignCloudStack/stan
                                      result="SUCCESS" if ok or job not in failed_jobs else "FAILURE")
                                 for job in list(failed_jobs) + ["linters"]]
     ev["buildset"]["retry_builds"] = []
+    set_item_project(ev, project)   # the builds tested that change
     return json.dumps(ev)
 
 
@@ -308,6 +309,10 @@ def many_builds(buildset, project, n, failed, name_len=120, action="failure"):
     return json.dumps(ev)
 
 
+# Builds of 120-character names that make a report of about 50 KB with the default template.
+BIG_BUILDS = 66
+
+
 def content_bytes(event):
     return len(json.dumps(event["content"], separators=(",", ":"), ensure_ascii=False).encode())
 
@@ -315,24 +320,24 @@ def content_bytes(event):
 @test
 def reports_near_the_size_cap_are_claimed_and_recovered_by_edits_synapse_accepts():
     """Synapse refuses an event whose canonical JSON is over 65,536 bytes (413 M_TOO_LARGE),
-    and an edit carries its content twice. A 50 KB report (45 builds, long names) and a
+    and an edit carries its content twice. A 50 KB report (66 builds, long names) and a
     report of 50 failed jobs (its failure marker lists them all) are posted, claimed with a
     real eyes reaction from alice and recovered: every message and edit is accepted, the
     latest edit of each is what Synapse aggregates, and nothing is a dead letter."""
     def body(w):
-        w.broker.publish("zuul/scs/check", payload=many_builds("big1", "SovereignCloudStack/big", 45, 5))
+        w.broker.publish("zuul/scs/check", payload=many_builds("big1", "SovereignCloudStack/big", BIG_BUILDS, 5))
         w.broker.publish("zuul/scs/check", payload=many_builds("big2", "SovereignCloudStack/jobs", 50, 50))
         roots = wait_for(lambda: len(top_level(w)) == 2 and top_level(w), 20, "both large failures")
         by_project = {("big" if "SovereignCloudStack/big" in e["content"]["body"] else "jobs"): e for e in roots}
         big, jobs = by_project["big"], by_project["jobs"]
         assert content_bytes(big) > 48000, content_bytes(big)      # an edit of it twice over would be refused
-        assert "job-044-" in big["content"]["body"], "nothing was left out of the big report"
+        assert "job-%03d-" % (BIG_BUILDS - 1) in big["content"]["body"], "nothing was left out of the big report"
         for root in (big, jobs):
             w.hs.react(w.alice, w.rooms["alerts"], root["event_id"], EYES)
         for root in (big, jobs):
             wait_text(w, root["event_id"], lambda t: t.startswith(EYES + " Claimed by @alice:localhost\n"),
                       "alice's claim on %s" % root["event_id"])
-        w.broker.publish("zuul/scs/check", payload=many_builds("ok1", "SovereignCloudStack/big", 45, 0, action="success"))
+        w.broker.publish("zuul/scs/check", payload=many_builds("ok1", "SovereignCloudStack/big", BIG_BUILDS, 0, action="success"))
         w.broker.publish("zuul/scs/check", payload=many_builds("ok2", "SovereignCloudStack/jobs", 50, 0, action="success"))
         for root in (big, jobs):
             text = wait_text(w, root["event_id"], lambda t: t.startswith(CHECK + " Recovered"),
