@@ -120,6 +120,13 @@ void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const 
  * (a reaction on its message), so it is remembered with its content. */
 void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const char *txn, const char *room,
 			   const char *route, const char *key, const cJSON *content);
+/* The failure message queued as txn was rendered again as content (its builds' details
+ * came in): the stored content takes content's body and formatted_body, keeping its own
+ * mentions and marker, so later claim edits keep the new words; and the message is edited
+ * to show them under the claim, recovery and count lines as they stand (pinging nobody).
+ * change names the edit: one transaction per (txn, change). 1 edited, 0 when txn is no
+ * failure the room can claim (no chatops, or not remembered): the caller edits it itself. */
+int chatops_failure_rerendered(struct chatops *c, const char *txn, const cJSON *content, const char *change);
 /* A repeat was queued into root_txn's thread as txn: count it and edit the root. */
 void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *txn);
 /* A success ends the open failures of route with the same project, branch and pipeline

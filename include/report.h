@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "details_build.h"
 #include "template.h"
 #include "zuul.h"
 
@@ -35,6 +36,13 @@ struct report_context {
 	 * when it is not UTF-8 or nothing is left. NULL: none. */
 	const char *runbook;
 	const char *hint;
+	/* What is known of a build beyond its report (details_build.h), by its uuid: the
+	 * flakiness verdict at once, the failing task, error lines, error detail and true
+	 * result once fetched. The pointer need only live while the view is made. NULL (or
+	 * a NULL answer): the build's details are null. The report never fetches anything
+	 * itself: the caller that does hands its findings in through this. */
+	const struct build_details *(*details_of)(const char *build_uuid, void *data);
+	void *details_data;
 };
 
 /* The view model of ev: every payload field plus computed fields (icons, colours,

@@ -30,6 +30,16 @@ struct room_stats {
 	bool encrypted_refused;  /* ...and its reports go to dead letters (not in post_unencrypted) */
 };
 
+/* Build details (details.h): the bridge's own requests to Zuul and the log server, and the
+ * report edits they led to. */
+struct stats_details {
+	uint64_t fetches_ok;     /* files and build records fetched (HTTP 200, within the caps) */
+	uint64_t fetches_failed; /* fetches that ended without them: HTTP error, timeout, cap */
+	uint64_t refused;        /* URLs not requested: host not in details.hosts, not a URL to
+				  * fetch, or the line of waiting fetches full */
+	uint64_t edits;          /* reports edited to show what was fetched */
+};
+
 struct stats {
 	uint64_t received;     /* MQTT messages */
 	uint64_t rejected;     /* not a Zuul report */
@@ -40,6 +50,7 @@ struct stats {
 	uint64_t sync_oversized;      /* /sync answers over the size cap (sync.c asks for less) */
 	uint64_t sync_empty_backoffs; /* /sync polls held back: long polls answered at once with nothing */
 	uint64_t command_answers_dropped; /* room commands over their budget: not answered */
+	struct stats_details details;
 	struct route_stats *routes;
 	size_t n_routes;
 	struct room_stats *rooms;

@@ -147,13 +147,10 @@ static void on_delivered(const struct outbox_item *item, const char *event_id, v
 	chatops_delivered(b->chatops, item->txn_id, event_id);
 }
 
-static int queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
-			 const cJSON *content);
-
 static int chatops_post(const char *room, const char *kind, const char *key, const cJSON *content, void *data)
 {
 	/* Chatops messages are counted under the pseudo-route "chatops" in the metrics. */
-	return queue_content(data, "chatops", room, key, kind, content) < 0 ? -1 : 0;
+	return bridge_queue_content(data, "chatops", room, key, kind, content) < 0 ? -1 : 0;
 }
 
 static void chatops_status(struct strbuf *out, void *data)
@@ -365,10 +362,7 @@ static bool skip_delivery(const struct outbox_item *item, void *data)
 
 /* ---- MQTT in ----------------------------------------------------------- */
 
-/* Puts content into the outbox (unless (key, action, route) was accepted before) and hands
- * it to the deliverer. Returns 1 queued, 0 duplicate, -1 store failure (the turn-end hook
- * then stops the bridge without acknowledging). Takes ownership of nothing. */
-static int queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
+int bridge_queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
 			 const cJSON *content)
 {
 	char *txn = bridge_txn_id(key, action, route);
@@ -418,7 +412,7 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
 	cJSON_AddItemToObject(note, "m.mentions", cJSON_CreateObject()); /* the thread's repeat pings nobody */
 	cJSON *edit = relations_edit_new(note, NULL, NULL);
 	relations_point_at_txn(edit, start_txn);
-	queue_content(b, r->name, r->room, key, "start-edit", edit);
+	bridge_queue_content(b, r->name, r->room, key, "start-edit", edit);
 	cJSON_Delete(edit);
 	cJSON_Delete(note);
 	strbuf_free(&text);
@@ -428,11 +422,15 @@ static void edit_start_into_pointer(struct bridge *b, const struct route *r, con
  * (recovered, resolved and claimed by, the count) and an edit's relation and fallback. */
 #define EDIT_ROOM_BYTES 3072
 
-/* The report as it is posted: rendered, then, unless it repeats an open failure, with its
- * mentions and failure marker. Those and the later claim edits come on top of what the
- * rendering measured, so when the whole would leave them no room under the cap, it is
- * rendered again with builds shed to make that room: no event over 64 KiB, edits included. */
-static cJSON *compose(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
+void bridge_report_context(struct bridge *b, const struct route *r, const struct zuul_event *ev,
+			   struct chatops_owners *owners, struct report_context *ctx)
+{
+	chatops_find_owners(b->cfg, ev, owners);
+	*ctx = (struct report_context){.route_name = r->name, .details_of = bridge_details_of, .details_data = b};
+	chatops_what_to_do(b->cfg, r, owners, &ctx->runbook, &ctx->hint);
+}
+
+cJSON *bridge_compose(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
 		      const char *key, struct report_context *ctx, const struct chatops_owners *owners,
 		      const char *claim_txn, bool repeat)
 {
@@ -461,16 +459,15 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 {
 	/* Whoever owns the failure brings their own runbook and hint, else the route's apply. */
 	struct chatops_owners owners;
-	chatops_find_owners(b->cfg, ev, &owners);
-	struct report_context ctx = {.route_name = r->name};
-	chatops_what_to_do(b->cfg, r, &owners, &ctx.runbook, &ctx.hint);
+	struct report_context ctx;
+	bridge_report_context(b, r, ev, &owners, &ctx);
 	char *txn = bridge_txn_id(key, ev->action, r->name);
 	const char *start_txn = facts->start_txn;
 	/* The message the room will react to: the start report when it is edited in place. */
 	const char *claim_txn = d->kind == DISPOSITION_EDIT ? start_txn : txn;
 	bool repeat = d->kind == DISPOSITION_THREAD_REPLY;
 	/* A repeat goes into its thread without pinging anyone again. */
-	cJSON *content = compose(b, r, i, ev, key, &ctx, &owners, claim_txn, repeat);
+	cJSON *content = bridge_compose(b, r, i, ev, key, &ctx, &owners, claim_txn, repeat);
 	cJSON *edit = NULL;
 	if (repeat) {
 		relations_make_thread_reply(content, NULL, NULL);
@@ -480,7 +477,7 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 		edit = relations_edit_new(content, NULL, NULL);
 		relations_point_at_txn(edit, start_txn);
 	}
-	if (queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
+	if (bridge_queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
 		b->stats.last_report_ms = clock_real_ms();
 		if (repeat) {
 			chatops_repeat_queued(b->chatops, facts->repeat.txn, txn);
@@ -489,8 +486,11 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 		} else {
 			chatops_report_queued(b->chatops, ev, claim_txn, r->room, r->name, key, content);
 		}
-		/* Why it failed follows in the failure's thread, once fetched: never holds this back. */
-		details_report_posted(b->details, ev, key, r->name, r->room, repeat ? facts->repeat.txn : claim_txn);
+		/* Why it failed follows as an edit of this message, once fetched: never holds it back. */
+		struct details_posted posted = {.room = r->room, .route = r->name, .key = key,
+						.txn = repeat ? txn : claim_txn, .repeat = repeat,
+						.payload = b->payload, .payload_len = b->payload_len};
+		details_report_posted(b->details, ev, &posted);
 	}
 	cJSON_Delete(edit);
 	free(txn);
@@ -578,7 +578,11 @@ static void on_mqtt_message(const struct mqtt_message *msg, void *data)
 		return;
 	}
 	char *key = zuul_event_key(ev, msg->payload, msg->len);
+	b->payload = (const char *)msg->payload;
+	b->payload_len = msg->len;
 	route_report(b, ev, key);
+	b->payload = NULL;
+	b->payload_len = 0;
 	free(key);
 	zuul_event_free(ev);
 }
@@ -909,7 +913,7 @@ struct bridge *bridge_new(struct config *cfg, bool verbose, bool *state_damaged)
 	deliverer_on_done(b->deliverer, on_delivered, b);
 	deliverer_on_skip(b->deliverer, skip_delivery, b);
 	deliverer_on_not_joined(b->deliverer, bridge_on_send_not_joined, b);
-	b->details = details_new(b->loop, b->store, cfg, chatops_post, b);
+	b->details = details_new(b->loop, b->store, cfg, &b->stats.details, bridge_details_edit, b);
 	b->stats.started_ms = clock_real_ms();
 	register_routes(b);
 	if (cfg->metrics.enabled) {

@@ -22,7 +22,13 @@
 #include "store.h"
 
 struct report_templates;
+struct report_context;
 struct details;
+struct details_posted;
+struct build_details;
+struct chatops_owners;
+struct route;
+struct zuul_event;
 
 /* A configured room and where joining it stands. It is also the context of its join
  * requests and retry timers, so nothing is allocated per attempt. */
@@ -85,6 +91,10 @@ struct bridge {
 	struct metrics_server *metrics;
 	struct chatops *chatops; /* NULL unless the chatops group is configured */
 	struct details *details; /* build details and flakiness (details.h); never NULL once made */
+	/* The MQTT payload being routed (in on_mqtt_message only, else NULL): a posted report
+	 * keeps a copy with the details module, to be rendered again with its details. */
+	const char *payload;
+	size_t payload_len;
 	bool mqtt_waits_for_history; /* MQTT starts once chatops read the rooms' history */
 	bool membership_seen; /* some room's `seen` waits for the turn's end */
 	/* Absences (wall ms, 0: none): since when the broker and the homeserver are gone. */
@@ -108,6 +118,31 @@ void bridge_chatops_update(struct bridge *b);
 struct mqtt_session *bridge_mqtt_new(struct bridge *b);
 /* Tells the bridge the MQTT state changed, as the session's own callback does. */
 void bridge_mqtt_state(struct bridge *b, enum mqtt_state state, const char *reason);
+
+/* Puts content into the outbox (unless (key, action, route) was accepted before) and hands
+ * it to the deliverer. Returns 1 queued, 0 duplicate, -1 store failure (the turn-end hook
+ * then stops the bridge without acknowledging). Takes ownership of nothing. */
+int bridge_queue_content(struct bridge *b, const char *route, const char *room, const char *key, const char *action,
+			 const cJSON *content);
+/* What a report of ev on route r is rendered with: its owners (chatops_find_owners), their or
+ * the route's runbook and hint, and the build details known so far. */
+void bridge_report_context(struct bridge *b, const struct route *r, const struct zuul_event *ev,
+			   struct chatops_owners *owners, struct report_context *ctx);
+/* The report as it is posted: rendered with route i's templates, then, unless it repeats an
+ * open failure, with its mentions and failure marker (claim_txn: the message the room will
+ * react to). Those and the later claim edits come on top of what the rendering measured, so
+ * when the whole would leave them no room under the cap, it is rendered again with builds
+ * shed to make that room: no event over 64 KiB, edits included. Caller deletes. */
+cJSON *bridge_compose(struct bridge *b, const struct route *r, size_t i, const struct zuul_event *ev,
+		      const char *key, struct report_context *ctx, const struct chatops_owners *owners,
+		      const char *claim_txn, bool repeat);
+
+/* ---- bridge_details.c ---- */
+/* report_context.details_of: the details module's findings for a build (data: the bridge). */
+const struct build_details *bridge_details_of(const char *build_uuid, void *data);
+/* details_edit_fn: renders a posted report again with its builds' details and queues the
+ * edit of its message (data: the bridge). */
+int bridge_details_edit(const struct details_posted *p, void *data);
 
 /* ---- bridge_intake.c ---- */
 /* In on_message: true when the store cannot take the report now (it is not processed and

@@ -414,9 +414,11 @@ void chatops_free_users(char **users, size_t n)
 	free(users);
 }
 
-/* Edits the failure's message to show who claimed and who resolved it, as it stands now.
- * `change` (the reaction or redaction event) makes each edit its own transaction. */
-void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change)
+/* Edits the failure's message to show its stored content under who claimed and who
+ * resolved it, as it stands now. `change` (the reaction or redaction event) makes each edit
+ * its own transaction. say_unclaimed: an open failure nobody holds says "Unclaimed" (a
+ * claim edit does; the details edit keeps a message nobody touched as it was). */
+static void claim_state_edit(struct chatops *c, const struct store_failure *f, const char *change, bool say_unclaimed)
 {
 	char **claimers = NULL, **resolvers = NULL;
 	size_t n_claim = 0, n_resolve = 0;
@@ -451,7 +453,7 @@ void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, c
 		chatops_list_users(claimers, n_claim, &html, &text);
 		strbuf_puts(&html, "</p>");
 		strbuf_putc(&text, '\n');
-	} else if (!f->recovered_ms && !n_resolve) {
+	} else if (!f->recovered_ms && !n_resolve && say_unclaimed) {
 		strbuf_puts(&html, "<p><i>Unclaimed</i></p>");
 		strbuf_puts(&text, "Unclaimed\n");
 	}
@@ -481,14 +483,54 @@ void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, c
 	char key[300];
 	snprintf(key, sizeof key, "%s|%s", f->txn_id, change);
 	c->host.post(f->room, "edit", key, edit, c->host.data);
-	log_kv(ZLOG_INFO, "failure claim state edited", "room", f->room, "route", f->route, "key", f->event_key,
-	       "claimed", n_claim ? claimers[0] : NULL, "resolved", n_resolve ? resolvers[0] : NULL, NULL);
+	log_kv(ZLOG_INFO, say_unclaimed ? "failure claim state edited" : "failure message edited", "room", f->room,
+	       "route", f->route, "key", f->event_key, "claimed", n_claim ? claimers[0] : NULL, "resolved",
+	       n_resolve ? resolvers[0] : NULL, NULL);
 	cJSON_Delete(edit);
 	cJSON_Delete(content);
 	strbuf_free(&html);
 	strbuf_free(&text);
 	chatops_free_users(claimers, n_claim);
 	chatops_free_users(resolvers, n_resolve);
+}
+
+void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change)
+{
+	claim_state_edit(c, f, change, true);
+}
+
+int chatops_failure_rerendered(struct chatops *c, const char *txn, const cJSON *content, const char *change)
+{
+	struct store_failure f;
+	memset(&f, 0, sizeof f);
+	if (!c || !txn || store_failure_by_txn(c->store, txn, &f) != 1) {
+		store_failure_clear(&f);
+		return 0;
+	}
+	cJSON *stored = cJSON_Parse(f.content_json);
+	if (!cJSON_IsObject(stored)) {
+		cJSON_Delete(stored);
+		store_failure_clear(&f);
+		return 0;
+	}
+	/* The words are new; whom it mentions and its marker are the failure's own. */
+	static const char *const rendered[] = {"body", "formatted_body"};
+	for (size_t i = 0; i < sizeof rendered / sizeof rendered[0]; i++) {
+		const char *v = chatops_str_at(content, rendered[i]);
+		if (v)
+			cJSON_ReplaceItemInObjectCaseSensitive(stored, rendered[i], cJSON_CreateString(v));
+	}
+	/* Stored first: the claim edits that follow are made from it, and keep what it says. */
+	char *json = cJSON_PrintUnformatted(stored);
+	store_failure_set_content(c->store, txn, json);
+	free(f.content_json);
+	f.content_json = xstrdup(json);
+	cJSON_free(json);
+	cJSON_Delete(stored);
+	/* Repeated already: its last edit said "Unclaimed" with the count, and so does this one. */
+	claim_state_edit(c, &f, change, f.count > 1);
+	store_failure_clear(&f);
+	return 1;
 }
 
 /* A reaction counts only in the room of the failure it names: event ids are unique across

@@ -1,7 +1,7 @@
 /* details: the bridge's side of issue #16: results recorded for flakiness, fetches started
- * for failed builds, and one thread answer per posted failure once they are done. It owns
- * the cache of build_details (a build is fetched once, whatever routes post it) and the
- * answers waiting for fetches. */
+ * for failed builds, and one edit per posted failure once they are done. It owns the cache
+ * of build_details (a build is fetched once, whatever routes post it) and the posted
+ * reports waiting for their fetches. */
 #include "details.h"
 
 #include <stdio.h>
@@ -11,10 +11,8 @@
 #include "build_record.h"
 #include "clock.h"
 #include "details_fetch.h"
-#include "details_notice.h"
 #include "details_url.h"
 #include "log.h"
-#include "relations.h"
 #include "store_flaky.h"
 #include "strbuf.h"
 
@@ -34,28 +32,28 @@ struct entry {
 	struct entry *next;
 };
 
-/* A posted failure waiting for its builds' fetches. */
-struct answer {
-	char *room;
-	char *key;      /* "EVENT_KEY|ROUTE" */
-	char *root_txn;
+/* A posted failure waiting for its builds' fetches: what the edit function needs (a copy of
+ * struct details_posted) and the builds it waits for. */
+struct pending_edit {
+	struct details_posted p; /* every string owned */
 	char **uuids;
 	size_t n;
-	struct answer *next;
+	struct pending_edit *next;
 };
 
 struct details {
 	struct loop *loop;
 	struct store *store;
 	const struct config *cfg;
-	details_post_fn post;
-	void *post_data;
+	details_edit_fn edit;
+	void *edit_data;
 	struct details_fetcher *fetcher; /* NULL without the details group */
 	struct entry *entries;           /* newest first */
 	size_t n_entries;
-	struct answer *answers;
+	struct pending_edit *pending;
 	uint64_t prune_timer;
-	struct details_stats stats;
+	struct stats_details own_stats;  /* when the caller keeps none */
+	struct stats_details *stats;
 };
 
 /* ---- the cache ---- */
@@ -225,69 +223,66 @@ void details_observe(struct details *d, const struct zuul_event *ev)
 	}
 }
 
-/* ---- answers ---- */
+/* ---- edits ---- */
 
-static void answer_free(struct answer *a)
+static void pending_free(struct pending_edit *pe)
 {
-	free(a->room);
-	free(a->key);
-	free(a->root_txn);
-	for (size_t i = 0; i < a->n; i++)
-		free(a->uuids[i]);
-	free(a->uuids);
-	free(a);
+	free((char *)pe->p.room);
+	free((char *)pe->p.route);
+	free((char *)pe->p.key);
+	free((char *)pe->p.txn);
+	free((char *)pe->p.payload);
+	for (size_t i = 0; i < pe->n; i++)
+		free(pe->uuids[i]);
+	free(pe->uuids);
+	free(pe);
 }
 
-/* Posts a's answer (when there is anything to say) in its failure's thread. */
-static void answer_post(struct details *d, struct answer *a)
+/* Has the bridge edit the report, when the fetches found anything to show. */
+static void edit_report(struct details *d, const struct pending_edit *pe)
 {
-	const struct build_details *builds[DETAILS_MAX_BUILDS * 2];
-	size_t n = 0;
-	for (size_t i = 0; i < a->n && n < sizeof builds / sizeof builds[0]; i++) {
-		const struct entry *e = find(d, a->uuids[i]);
-		if (e)
-			builds[n++] = &e->bd;
+	bool news = false;
+	for (size_t i = 0; i < pe->n && !news; i++) {
+		const struct entry *e = find(d, pe->uuids[i]);
+		news = e && details_build_fetched_news(&e->bd);
 	}
-	cJSON *content = details_notice_new(builds, n);
-	if (!content) {
-		log_kv(ZLOG_DEBUG, "details: nothing to add to the failure", "room", a->room, "key", a->key, NULL);
+	if (!news) {
+		log_kv(ZLOG_DEBUG, "details: nothing fetched to add to the report", "room", pe->p.room, "route",
+		       pe->p.route, "key", pe->p.key, NULL);
 		return;
 	}
-	relations_make_thread_reply(content, NULL, NULL);
-	relations_point_at_txn(content, a->root_txn);
-	if (d->post(a->room, "details", a->key, content, d->post_data) == 0) {
-		d->stats.answers_posted++;
-		log_kv(ZLOG_INFO, "details: why it failed, answered in the failure's thread", "room", a->room, "key",
-		       a->key, NULL);
+	if (d->edit(&pe->p, d->edit_data) == 0) {
+		d->stats->edits++;
+		log_kv(ZLOG_INFO, "details: the report is edited to say why it failed", "room", pe->p.room, "route",
+		       pe->p.route, "key", pe->p.key, NULL);
 	} else {
-		log_kv(ZLOG_ERROR, "details: cannot queue the answer; the report stays as it was", "room", a->room,
-		       "key", a->key, NULL);
+		log_kv(ZLOG_ERROR, "details: cannot queue the edit; the report stays as it was", "room", pe->p.room,
+		       "route", pe->p.route, "key", pe->p.key, NULL);
 	}
-	cJSON_Delete(content);
 }
 
-static bool answer_ready(const struct details *d, const struct answer *a)
+static bool pending_ready(const struct details *d, const struct pending_edit *pe)
 {
-	for (size_t i = 0; i < a->n; i++) {
-		const struct entry *e = find(d, a->uuids[i]);
+	for (size_t i = 0; i < pe->n; i++) {
+		const struct entry *e = find(d, pe->uuids[i]);
 		if (e && !e->bd.done)
 			return false;
 	}
 	return true;
 }
 
-/* Posts and forgets every answer whose builds are all done. */
-static void answers_check(struct details *d)
+/* Edits and forgets every posted report whose builds are all done. */
+static void pending_check(struct details *d)
 {
-	for (struct answer **p = &d->answers; *p;) {
-		struct answer *a = *p;
-		if (!answer_ready(d, a)) {
-			p = &a->next;
+	for (struct pending_edit **p = &d->pending; *p;) {
+		struct pending_edit *pe = *p;
+		if (!pending_ready(d, pe)) {
+			p = &pe->next;
 			continue;
 		}
-		*p = a->next;
-		answer_post(d, a);
-		answer_free(a);
+		*p = pe->next;
+		edit_report(d, pe);
+		pending_free(pe);
 	}
 }
 
@@ -301,7 +296,7 @@ static void entry_settle(struct details *d, struct entry *e)
 	if (e->bd.fetch_errors)
 		log_kv(ZLOG_WARN, "details: build details not fetched; the report stays as it was", "build", e->bd.uuid,
 		       "job", e->bd.job, "why", e->bd.fetch_errors, NULL);
-	answers_check(d);
+	pending_check(d);
 }
 
 static void start_output(struct details *d, struct entry *e, int attempt);
@@ -312,7 +307,7 @@ static void on_output(const struct details_fetch_result *r, void *data)
 	struct details *d = e->d;
 	e->pending--;
 	if (r->ok) {
-		d->stats.fetches_ok++;
+		d->stats->fetches_ok++;
 		char err[128];
 		struct job_output_failure f;
 		int rc = job_output_parse(r->body, r->len, &f, err, sizeof err);
@@ -331,7 +326,7 @@ static void on_output(const struct details_fetch_result *r, void *data)
 		/* No .gz: the plain file, as Zuul's web UI does. */
 		start_output(d, e, e->output_try + 1);
 	} else {
-		d->stats.fetches_failed++;
+		d->stats->fetches_failed++;
 		add_error(e, r->url, r->error);
 	}
 	entry_settle(d, e);
@@ -345,7 +340,7 @@ static void start_output(struct details *d, struct entry *e, int attempt)
 		e->pending++;
 		e->output_try = attempt;
 	} else {
-		d->stats.refused++;
+		d->stats->refused++;
 		add_error(e, "job output", url ? why : "log_url is not a URL the bridge fetches from");
 	}
 	free(url);
@@ -357,12 +352,12 @@ static void on_record(const struct details_fetch_result *r, void *data)
 	struct details *d = e->d;
 	e->pending--;
 	if (!r->ok) {
-		d->stats.fetches_failed++;
+		d->stats->fetches_failed++;
 		add_error(e, r->url, r->error);
 		entry_settle(d, e);
 		return;
 	}
-	d->stats.fetches_ok++;
+	d->stats->fetches_ok++;
 	struct build_record rec;
 	char err[128];
 	if (build_record_parse(r->body, r->len, e->bd.uuid, &rec, err, sizeof err) != 0) {
@@ -397,12 +392,14 @@ static void entry_fetch(struct details *d, struct entry *e)
 	char *api = e->web_url ? details_api_url(e->web_url, e->bd.uuid) : NULL;
 	if (api && details_url_allowed(api, dc->hosts, dc->n_hosts)) {
 		const char *why = NULL;
-		if (details_fetch(d->fetcher, api, on_record, e, &why) == 0)
+		if (details_fetch(d->fetcher, api, on_record, e, &why) == 0) {
 			e->pending++;
-		else
+		} else {
+			d->stats->refused++;
 			add_error(e, "build record", why);
+		}
 	} else if (e->web_url) {
-		d->stats.refused++;
+		d->stats->refused++;
 		log_kv(ZLOG_DEBUG, "details: web_url not fetched (host not in details.hosts, or not a build URL)",
 		       "build", e->bd.uuid, "web_url", e->web_url, NULL);
 	}
@@ -410,7 +407,7 @@ static void entry_fetch(struct details *d, struct entry *e)
 	if (e->log_url && details_url_allowed(e->log_url, dc->hosts, dc->n_hosts))
 		start_output(d, e, 0);
 	else if (e->log_url) {
-		d->stats.refused++;
+		d->stats->refused++;
 		log_kv(ZLOG_DEBUG, "details: log_url not fetched (host not in details.hosts, or not a URL to fetch)",
 		       "build", e->bd.uuid, "log_url", e->log_url, NULL);
 	}
@@ -418,53 +415,41 @@ static void entry_fetch(struct details *d, struct entry *e)
 		entry_settle(d, e);
 }
 
-void details_report_posted(struct details *d, const struct zuul_event *ev, const char *key, const char *route,
-			   const char *room, const char *root_txn)
+void details_report_posted(struct details *d, const struct zuul_event *ev, const struct details_posted *p)
 {
-	if (!d || !d->fetcher || !d->cfg->details.enabled || !ev || !root_txn || !ev->action ||
+	if (!d || !d->fetcher || !d->cfg->details.enabled || !ev || !p || !p->txn || !p->payload || !ev->action ||
 	    strcmp(ev->action, "failure") != 0)
 		return;
-	struct answer *a = xcalloc(1, sizeof *a);
-	a->uuids = xcalloc(DETAILS_MAX_BUILDS * 2, sizeof *a->uuids);
-	size_t fetched = 0;
-	/* Fetch the failed builds (the first DETAILS_MAX_BUILDS); name those passed on retry. */
-	for (size_t i = 0; i < ev->n_builds && a->n < DETAILS_MAX_BUILDS * 2; i++) {
+	struct pending_edit *pe = xcalloc(1, sizeof *pe);
+	pe->uuids = xcalloc(DETAILS_MAX_BUILDS, sizeof *pe->uuids);
+	/* The first DETAILS_MAX_BUILDS failed builds; the others keep their verdicts only. */
+	for (size_t i = 0; i < ev->n_builds && pe->n < DETAILS_MAX_BUILDS; i++) {
 		const struct zuul_build *b = &ev->builds[i];
 		struct entry *e = b->uuid ? find(d, b->uuid) : NULL;
-		if (!e)
+		if (!e || !e->bd.failed)
 			continue;
-		if (e->bd.failed) {
-			if (fetched++ >= DETAILS_MAX_BUILDS)
-				continue;
-			entry_fetch(d, e);
-		} else {
-			e->bd.done = true;
-		}
-		a->uuids[a->n++] = xstrdup(e->bd.uuid);
+		entry_fetch(d, e);
+		pe->uuids[pe->n++] = xstrdup(e->bd.uuid);
 	}
-	if (!a->n) {
-		answer_free(a);
+	/* Fetches answer from the loop, never from in here: builds done already were done
+	 * when the report was rendered (or had nothing to fetch), so it shows all there is. */
+	if (!pe->n || pending_ready(d, pe)) {
+		pending_free(pe);
 		return;
 	}
-	struct strbuf k = STRBUF_INIT;
-	strbuf_printf(&k, "%s|%s", key, route);
-	a->key = strbuf_detach(&k);
-	a->room = xstrdup(room);
-	a->root_txn = xstrdup(root_txn);
-	a->next = d->answers;
-	d->answers = a;
-	answers_check(d);
+	/* A payload has no NUL but maybe a trailing one (zuul_event_parse): the copy ends there. */
+	char *payload = xstrndup(p->payload, p->payload_len);
+	pe->p = (struct details_posted){.room = xstrdup(p->room), .route = xstrdup(p->route), .key = xstrdup(p->key),
+					.txn = xstrdup(p->txn), .repeat = p->repeat, .payload = payload,
+					.payload_len = strlen(payload)};
+	pe->next = d->pending;
+	d->pending = pe;
 }
 
 const struct build_details *details_of(const struct details *d, const char *build_uuid)
 {
 	const struct entry *e = d ? find(d, build_uuid) : NULL;
 	return e ? &e->bd : NULL;
-}
-
-const struct details_stats *details_stats(const struct details *d)
-{
-	return &d->stats;
 }
 
 /* ---- life cycle ---- */
@@ -491,14 +476,15 @@ static void configure(struct details *d, const struct config *cfg)
 	/* Turned off: fetches in flight finish (their entries hold them), nothing new starts. */
 }
 
-struct details *details_new(struct loop *loop, struct store *store, const struct config *cfg, details_post_fn post,
-			    void *post_data)
+struct details *details_new(struct loop *loop, struct store *store, const struct config *cfg,
+			    struct stats_details *stats, details_edit_fn edit, void *edit_data)
 {
 	struct details *d = xcalloc(1, sizeof *d);
 	d->loop = loop;
 	d->store = store;
-	d->post = post;
-	d->post_data = post_data;
+	d->edit = edit;
+	d->edit_data = edit_data;
+	d->stats = stats ? stats : &d->own_stats;
 	configure(d, cfg);
 	if (loop)
 		d->prune_timer = loop_timer_add(loop, 60 * 1000, prune_fired, d);
@@ -518,10 +504,10 @@ void details_free(struct details *d)
 	details_fetcher_free(d->fetcher); /* no more callbacks into the entries */
 	if (d->loop)
 		loop_timer_cancel(d->loop, d->prune_timer);
-	while (d->answers) {
-		struct answer *a = d->answers;
-		d->answers = a->next;
-		answer_free(a);
+	while (d->pending) {
+		struct pending_edit *pe = d->pending;
+		d->pending = pe->next;
+		pending_free(pe);
 	}
 	while (d->entries) {
 		struct entry *e = d->entries;

@@ -525,6 +525,7 @@ static void add_change_fields(cJSON *obj, const struct zuul_change *c)
 
 struct view_ctx {
 	const struct zuul_event *ev;
+	const struct report_context *ctx; /* may be NULL */
 	const char *root;    /* the tenant's Zuul web root, ending in '/'; may be NULL */
 	const char *project; /* item project, fallback for builds */
 	bool final;          /* the report is final: nothing is pending any more */
@@ -572,6 +573,15 @@ static int build_rank(const struct view_ctx *vc, const struct zuul_build *b)
 		break;
 	}
 	return 4;
+}
+
+/* The build's details from the caller; NULL for a retried attempt (the details are about
+ * the build that counted) and when the caller has none. */
+static const struct build_details *build_details_of(const struct view_ctx *vc, const struct zuul_build *b)
+{
+	if (b->retried || !b->uuid || !vc->ctx || !vc->ctx->details_of)
+		return NULL;
+	return vc->ctx->details_of(b->uuid, vc->ctx->details_data);
 }
 
 static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build *b)
@@ -638,6 +648,7 @@ static cJSON *build_view_new(const struct view_ctx *vc, const struct zuul_build 
 		if (b->dependencies[i])
 			cJSON_AddItemToArray(deps, cJSON_CreateString(b->dependencies[i]));
 	add_bool(o, "has_dependencies", b->n_dependencies > 0);
+	report_details_add(o, build_details_of(vc, b));
 	return o;
 }
 
@@ -784,7 +795,7 @@ cJSON *report_view_new(const struct zuul_event *ev, const struct report_context 
 	add_static_str(view, "result_icon", rs ? rs->icon : NULL);
 	add_static_str(view, "result_color", rs ? rs->color : NULL);
 
-	struct view_ctx vc = {ev, root, ev->item.project, as->final};
+	struct view_ctx vc = {ev, ctx, root, ev->item.project, as->final};
 	add_builds(view, &vc);
 	free(root);
 	return view;

@@ -32,4 +32,9 @@ char *report_query_link_new(const char *root, const char *path, const char *k1, 
  * that the status page of change,patchset; NULL when neither applies. */
 char *report_item_url_new(const char *root, const struct zuul_event *ev);
 
+/* report_details.c: adds has_details and details (docs/templates.md, "Build details") to a
+ * build's view from what the details module knows of it (bd may be NULL: nothing known). */
+struct build_details;
+void report_details_add(cJSON *build_view, const struct build_details *bd);
+
 #endif

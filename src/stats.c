@@ -158,6 +158,22 @@ static void put_room_metrics(struct strbuf *out, const struct stats *s)
 	}
 }
 
+/* Build details: the bridge's own requests to Zuul and the log server. */
+static void put_details_metrics(struct strbuf *out, const struct stats_details *d)
+{
+	const char *f = "zmb_details_fetches_total";
+	put_family(out, f, "counter",
+		   "Build records and job output files fetched for build details: ok (HTTP 200 within the caps) or "
+		   "failed (HTTP error, timeout, size cap).");
+	strbuf_printf(out, "%s{outcome=\"ok\"} %" PRIu64 "\n", f, d->fetches_ok);
+	strbuf_printf(out, "%s{outcome=\"failed\"} %" PRIu64 "\n", f, d->fetches_failed);
+	put_counter(out, "zmb_details_refused_urls_total",
+		    "Build detail URLs not requested: host not in details.hosts, not a URL to fetch, or too many waiting.",
+		    d->refused);
+	put_counter(out, "zmb_details_edits_total", "Reports edited to show their builds' details once fetched.",
+		    d->edits);
+}
+
 /* Milliseconds since the epoch as seconds; 0 stays 0 ("never"). */
 static double ms_to_s(int64_t ms)
 {
@@ -187,6 +203,8 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 	put_counter(out, "zmb_command_answers_dropped_total",
 		    "Room commands not answered: their sender or room had used up the answers of the minute.",
 		    s->command_answers_dropped);
+
+	put_details_metrics(out, &s->details);
 
 	const char *h = "zmb_delivery_latency_seconds";
 	put_family(out, h, "histogram", "Time from accepting a report to the homeserver's 200.");

@@ -844,6 +844,21 @@ static void test_content_that_fits_is_not_cut(void)
 	report_templates_clear(&rt);
 }
 
+/* Full details for whatever build is asked about: the docs test sees every details key. */
+static const struct build_details *any_build_details(const char *uuid, void *data)
+{
+	(void)uuid;
+	(void)data;
+	static const struct build_details all = {
+		.uuid = "any", .job = "tox-py311", .reported_result = "Build failed, see docs", .true_result = "FAILURE",
+		.error_detail = "Node request failed", .failed = true, .has_task = true, .done = true,
+		.task = {.task = "Run tox", .role = "tox", .host = "ubuntu-jammy", .phase = "run",
+			 .playbook = "opendev.org/zuul/zuul-jobs/playbooks/tox/run.yaml", .has_rc = true, .rc = 1,
+			 .msg = "non-zero return code", .error_lines = "FAILED test_a"},
+		.verdict = {.kind = FLAKY_FLAKY, .failures = 3, .runs = 10, .retries = 1}};
+	return &all;
+}
+
 /* Every key of the view model (top level, and inside the objects of its lists) must appear
  * as `key` in docs/templates.md: template authors work from that page, not from report.c. */
 static void check_keys_documented(const cJSON *obj, const char *doc, const char *prefix)
@@ -882,9 +897,12 @@ static void test_every_view_variable_is_documented(void)
 		CHECK(ev != NULL);
 		if (ev) {
 			/* With a runbook and a hint, so that what_to_do's own keys are checked too. */
+			/* ...and with details for every build, so that their keys are checked too. */
 			struct report_context ctx = {.route_name = "docs",
 						     .runbook = "https://wiki.example.org/runbooks/zuul",
-						     .hint = "Ask #infra."};
+						     .hint = "Ask #infra.",
+						     .details_of = any_build_details,
+						     .details_data = NULL};
 			cJSON *view = report_view_new(ev, &ctx);
 			check_keys_documented(view, doc, "");
 			cJSON_Delete(view);
@@ -1031,8 +1049,8 @@ static void show_first_difference(const char *want, const char *got)
 	print_excerpt("got:      ", g);
 }
 
-static void golden_case(const struct report_templates *rt, const char *payload_dir, const char *golden_dir,
-			const char *file)
+static void golden_case_with(const struct report_templates *rt, const char *payload_dir, const char *golden_dir,
+			     const char *file, const struct report_context *with)
 {
 	struct strbuf path = STRBUF_INIT;
 	strbuf_printf(&path, "%s/%s", payload_dir, file);
@@ -1046,7 +1064,7 @@ static void golden_case(const struct report_templates *rt, const char *payload_d
 		goto out;
 	}
 	struct report_context ctx = {.route_name = "golden"};
-	cJSON *content = report_content_new(rt, ev, &ctx);
+	cJSON *content = report_content_new(rt, ev, with ? with : &ctx);
 	char *json = cJSON_Print(content);
 	struct strbuf got = STRBUF_INIT;
 	strbuf_puts(&got, json);
@@ -1095,6 +1113,12 @@ out:
 	zuul_event_free(ev);
 	free(payload);
 	strbuf_free(&path);
+}
+
+static void golden_case(const struct report_templates *rt, const char *payload_dir, const char *golden_dir,
+			const char *file)
+{
+	golden_case_with(rt, payload_dir, golden_dir, file, NULL);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -1147,6 +1171,9 @@ static void run_golden_tests(void)
 	run_golden_dir(&rt, ZUUL_DIR, GOLDEN_DIR "/zuul-14.3.0", "golden: tests/data/zuul-14.3.0 has payloads");
 	report_templates_clear(&rt);
 }
+
+/* Declared here, defined with the build details tests below. */
+static void run_details_golden_tests(void);
 
 /* ------------------------------------------------------------------------ */
 /* what to do: runbook and hint under a problem report                        */
@@ -1483,6 +1510,312 @@ static void test_what_to_do_survives_shedding_builds_for_size(void)
 	report_templates_clear(&rt);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* build details: the verdict at once, the fetched rest in an edit            */
+
+/* A lookup over a fixed list of build details, by uuid. */
+struct details_table {
+	const struct build_details *const *builds;
+	size_t n;
+};
+
+static const struct build_details *table_details_of(const char *uuid, void *data)
+{
+	const struct details_table *t = data;
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->builds[i]->uuid, uuid) == 0)
+			return t->builds[i];
+	return NULL;
+}
+
+/* tox py311&x=1 (u1) of github_failure, fetched: its task, error lines and a flaky verdict. */
+static struct build_details tox_details(void)
+{
+	struct build_details b = {.uuid = "u1", .job = "tox py311&x=1", .reported_result = "FAILURE",
+				  .true_result = "FAILURE", .failed = true, .has_task = true, .done = true,
+				  .fetch_started = true};
+	b.task = (struct job_output_failure){.task = "Run tox testenv", .role = "tox", .host = "ubuntu-jammy",
+					     .phase = "run", .playbook = "zuul/playbooks/tox/run.yaml", .has_rc = true,
+					     .rc = 1, .msg = "non-zero return code",
+					     .error_lines = "FAILED test_a\nERROR: InvocationError"};
+	b.verdict = (struct flaky_verdict){.kind = FLAKY_FLAKY, .failures = 3, .runs = 10};
+	return b;
+}
+
+static cJSON *view_with_details(const struct details_table *t)
+{
+	struct zuul_event *ev = parse(github_failure);
+	if (!ev)
+		return NULL;
+	struct report_context ctx = {.route_name = "r", .details_of = table_details_of, .details_data = (void *)t};
+	cJSON *view = report_view_new(ev, &ctx);
+	zuul_event_free(ev);
+	return view;
+}
+
+/* The build of view's `builds` with this uuid. */
+static const cJSON *build_with_uuid(const cJSON *view, const char *uuid)
+{
+	const cJSON *b;
+	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(view, "builds"))
+		if (vstr(b, "uuid") && strcmp(vstr(b, "uuid"), uuid) == 0)
+			return b;
+	return NULL;
+}
+
+static void test_details_view_of_a_fetched_failure(void)
+{
+	struct build_details tox = tox_details();
+	const struct build_details *list[] = {&tox};
+	struct details_table t = {list, 1};
+	cJSON *view = view_with_details(&t);
+	const cJSON *b = build_with_uuid(view, "u1");
+	CHECK(b != NULL);
+	CHECK_INT(vbool(b, "has_details"), 1);
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(b, "details");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "verdict");
+	CHECK_STR(vstr(v, "text"), "failed 3 of the last 10 runs: flaky");
+	CHECK_STR(vstr(v, "kind"), "flaky");
+	CHECK_INT(vbool(v, "is_flaky"), 1);
+	CHECK_INT(vbool(v, "is_new"), 0);
+	CHECK_INT((int)vnum(v, "failures"), 3);
+	CHECK_INT((int)vnum(v, "runs"), 10);
+	const cJSON *task = cJSON_GetObjectItemCaseSensitive(d, "task");
+	CHECK_STR(vstr(task, "name"), "Run tox testenv");
+	CHECK_STR(vstr(task, "role"), "tox");
+	CHECK_STR(vstr(task, "host"), "ubuntu-jammy");
+	CHECK_STR(vstr(task, "phase"), "run");
+	CHECK_STR(vstr(task, "playbook"), "zuul/playbooks/tox/run.yaml");
+	CHECK_STR(vstr(task, "msg"), "non-zero return code");
+	CHECK_INT(vbool(task, "has_rc"), 1);
+	CHECK_INT((int)vnum(task, "rc"), 1);
+	CHECK_INT(vbool(task, "unreachable"), 0);
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "error_lines")), 2);
+	CHECK_STR(cJSON_GetStringValue(vitem(d, "error_lines", 0)), "FAILED test_a");
+	CHECK_STR(cJSON_GetStringValue(vitem(d, "error_lines", 1)), "ERROR: InvocationError");
+	CHECK_STR(vstr(d, "error_text"), "FAILED test_a\nERROR: InvocationError");
+	CHECK_INT(vbool(d, "has_error_lines"), 1);
+	/* The API's result is the report's: nothing hidden, nothing to say. */
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "true_result")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "error_detail")));
+	/* The same build in failed_builds is the same view. */
+	CHECK_INT(vbool(vitem(view, "failed_builds", 0), "has_details"), 1);
+	/* Builds the lookup knows nothing of, and retried attempts, have none. */
+	const cJSON *ok = build_with_uuid(view, "u0");
+	CHECK_INT(vbool(ok, "has_details"), 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ok, "details")));
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(vitem(view, "retried_builds", 0), "details")));
+	cJSON_Delete(view);
+}
+
+/* Before the fetches (or without the details group) only the verdict is known. */
+static void test_details_view_before_the_fetches_has_the_verdict_only(void)
+{
+	struct build_details b = {.uuid = "u1", .job = "tox py311&x=1", .reported_result = "FAILURE", .failed = true,
+				  .verdict = {.kind = FLAKY_NEW, .successes = 12}};
+	struct build_details quiet = {.uuid = "u2", .job = "nv-job", .reported_result = "TIMED_OUT", .failed = true};
+	const struct build_details *list[] = {&b, &quiet};
+	struct details_table t = {list, 2};
+	cJSON *view = view_with_details(&t);
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(build_with_uuid(view, "u1"), "details");
+	CHECK_STR(vstr(cJSON_GetObjectItemCaseSensitive(d, "verdict"), "text"), "first failure after 12 successes: new");
+	CHECK_INT(vbool(cJSON_GetObjectItemCaseSensitive(d, "verdict"), "is_new"), 1);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "task")));
+	CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(d, "error_lines")), 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "error_text")));
+	CHECK_INT(vbool(d, "has_error_lines"), 0);
+	/* A build the bridge judged with nothing to say (its first run seen) has no details. */
+	CHECK_INT(vbool(build_with_uuid(view, "u2"), "has_details"), 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(build_with_uuid(view, "u2"), "details")));
+	cJSON_Delete(view);
+}
+
+/* A job's failure-message hid the result: the API's is shown, with its error detail. */
+static void test_details_view_true_result_and_error_detail(void)
+{
+	struct build_details b = {.uuid = "u2", .job = "nv-job", .reported_result = "TIMED_OUT",
+				  .true_result = "NODE_FAILURE", .error_detail = "Node request 300-0000012345 failed",
+				  .failed = true, .done = true, .verdict = {.kind = FLAKY_INFRA_RESULT}};
+	const struct build_details *list[] = {&b};
+	struct details_table t = {list, 1};
+	cJSON *view = view_with_details(&t);
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(build_with_uuid(view, "u2"), "details");
+	CHECK_STR(vstr(d, "true_result"), "NODE_FAILURE");
+	CHECK_STR(vstr(d, "error_detail"), "Node request 300-0000012345 failed");
+	CHECK_STR(vstr(cJSON_GetObjectItemCaseSensitive(d, "verdict"), "kind"), "infra");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "task")));
+	cJSON_Delete(view);
+}
+
+static void test_details_in_the_default_template(void)
+{
+	struct report_templates rt = default_templates();
+	struct zuul_event *ev = parse(github_failure);
+	struct build_details tox = tox_details();
+	struct build_details nv = {.uuid = "u2", .job = "nv-job", .reported_result = "TIMED_OUT",
+				   .true_result = "NODE_FAILURE", .error_detail = "Node request failed", .failed = true,
+				   .done = true, .has_task = true};
+	nv.task = (struct job_output_failure){.task = "Start the node", .host = "centos-9", .unreachable = true};
+	struct build_details ok = {.uuid = "u0", .job = "ok-job", .reported_result = "SUCCESS",
+				   .verdict = {.kind = FLAKY_PASSED_ON_RETRY, .retries = 1}};
+	const struct build_details *list[] = {&tox, &nv, &ok};
+	struct details_table t = {list, 3};
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	struct report_context ctx = {.route_name = "r", .details_of = table_details_of, .details_data = &t};
+	cJSON *c = report_content_new(&rt, ev, &ctx);
+	const char *html = vstr(c, "formatted_body"), *body = vstr(c, "body");
+	CHECK_CONTAINS(html, "<br><i>failed 3 of the last 10 runs: flaky</i><br>Failed task <b>Run tox testenv</b> on "
+			     "<code>ubuntu-jammy</code> (rc 1): non-zero return code<pre><code>FAILED test_a\n"
+			     "ERROR: InvocationError</code></pre></li>");
+	CHECK_CONTAINS(html, "<br>Zuul's result: <code>NODE_FAILURE</code><br><b>Error:</b> Node request failed"
+			     "<br>Host unreachable in task <b>Start the node</b> on <code>centos-9</code></li>");
+	CHECK_CONTAINS(html, "<br><i>passed on retry in this buildset (1 retried build)</i></li>");
+	CHECK_CONTAINS(body, "\n  failed 3 of the last 10 runs: flaky\n  Failed task Run tox testenv on ubuntu-jammy (rc 1): "
+			     "non-zero return code\n");
+	CHECK_CONTAINS(body, "\n\n  FAILED test_a\n  ERROR: InvocationError\n");
+	CHECK_CONTAINS(body, "Zuul's result: NODE_FAILURE\n  Error: Node request failed");
+	char why[256];
+	CHECK(html && html_check(html, why, sizeof why) == 0);
+	cJSON_Delete(c);
+
+	/* Without details the same report renders as before: nothing of them, not even a <br>. */
+	struct report_context none = {.route_name = "r"};
+	c = report_content_new(&rt, ev, &none);
+	CHECK_NOT_CONTAINS(vstr(c, "formatted_body"), "<i>failed");
+	CHECK_NOT_CONTAINS(vstr(c, "formatted_body"), "<pre>");
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "\">history</a></li>");
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	report_templates_clear(&rt);
+}
+
+static void test_details_hostile_values_are_escaped_and_ping_nobody(void)
+{
+	struct report_templates rt = default_templates();
+	struct zuul_event *ev = parse(github_failure);
+	struct build_details b = tox_details();
+	b.task.task = "<a href=\"https://evil.example\">click</a> @room";
+	b.task.role = "<i>r</i>";
+	b.task.host = "\"><img src=x>";
+	b.task.msg = "@room <script>alert(1)</script> & more";
+	b.task.error_lines = "</code></pre><b>out</b>\n@alice:example.org {{x}}";
+	b.true_result = "<b>X</b>";
+	b.error_detail = "<details open>x</details>";
+	const struct build_details *list[] = {&b};
+	struct details_table t = {list, 1};
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	struct report_context ctx = {.route_name = "r", .details_of = table_details_of, .details_data = &t};
+	cJSON *c = report_content_new(&rt, ev, &ctx);
+	const char *html = vstr(c, "formatted_body");
+	CHECK_NOT_CONTAINS(html, "<img");
+	CHECK_NOT_CONTAINS(html, "<script");
+	CHECK_NOT_CONTAINS(html, "evil.example\">");
+	CHECK_NOT_CONTAINS(html, "<b>out");
+	CHECK_NOT_CONTAINS(html, "<details open");
+	CHECK_NOT_CONTAINS(html, "<b>X");
+	CHECK_CONTAINS(html, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more");
+	CHECK_CONTAINS(html, "<pre><code>&lt;/code&gt;&lt;/pre&gt;&lt;b&gt;out&lt;/b&gt;\n@alice:example.org {{x}}</code></pre>");
+	CHECK_CONTAINS(vstr(c, "body"), "</code></pre><b>out</b>");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(c, "m.mentions");
+	CHECK(cJSON_IsObject(m) && m->child == NULL);
+	char why[256];
+	CHECK(html && html_check(html, why, sizeof why) == 0);
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	report_templates_clear(&rt);
+}
+
+/* Eight failed builds with every field of their details at its cap, in characters that
+ * escape to several bytes each: the report sheds builds as it always does, and fits. */
+static void test_details_at_every_cap_still_fit_in_one_event(void)
+{
+	struct report_templates rt = default_templates();
+	char *json = huge_buildset(8, 1);
+	struct zuul_event *ev = parse(json);
+	CHECK(rt.html != NULL && ev != NULL);
+	if (!rt.html || !ev)
+		goto out;
+	char field[JOB_OUTPUT_MAX_FIELD + 1], lines[JOB_OUTPUT_MAX_CHARS + 1];
+	memset(field, '"', JOB_OUTPUT_MAX_FIELD);
+	field[JOB_OUTPUT_MAX_FIELD] = '\0';
+	memset(lines, '<', JOB_OUTPUT_MAX_CHARS);
+	lines[JOB_OUTPUT_MAX_CHARS] = '\0';
+	struct build_details b[8];
+	const struct build_details *list[8];
+	for (size_t i = 0; i < ev->n_builds && i < 8; i++) {
+		b[i] = (struct build_details){.uuid = ev->builds[i].uuid, .job = field, .reported_result = "FAILURE",
+					      .true_result = field, .error_detail = lines, .failed = true,
+					      .has_task = true, .verdict = {.kind = FLAKY_BROKEN, .runs = 4}};
+		b[i].task = (struct job_output_failure){.task = field, .role = field, .host = field, .msg = field,
+							.phase = field, .playbook = field, .error_lines = lines};
+		list[i] = &b[i];
+	}
+	struct details_table t = {list, ev->n_builds < 8 ? ev->n_builds : 8};
+	struct report_context ctx = {.route_name = "r", .details_of = table_details_of, .details_data = &t,
+				     .reserve_bytes = 3072};
+	cJSON *c = report_content_new(&rt, ev, &ctx);
+	CHECK(printed_size(c) <= REPORT_MAX_CONTENT_BYTES - 3072);
+	CHECK_CONTAINS(vstr(c, "formatted_body"), "&lt;&lt;&lt;");
+	cJSON_Delete(c);
+out:
+	zuul_event_free(ev);
+	free(json);
+	report_templates_clear(&rt);
+}
+
+/* Golden renderings with details: the report of a payload as its edit shows it. */
+static void run_details_golden_tests(void)
+{
+	struct report_templates rt = default_templates();
+	if (!rt.html) {
+		RUN_NAMED("golden with details: templates/default.html loads", (test_current_failed = 1));
+		return;
+	}
+	/* shared-modern-failure.json: tox-py311 failed after a retry, for the first time in a
+	 * while (the API agrees on its result); scs-check-gx-scs passed: nothing to say. */
+	struct build_details tox = {.uuid = "9d8c7b6a5f4e4d3c2b1a0f9e8d7c6b5a", .job = "tox-py311",
+				    .reported_result = "FAILURE", .true_result = "FAILURE", .failed = true,
+				    .has_task = true, .done = true, .verdict = {.kind = FLAKY_NEW, .successes = 7,
+										.retries = 1}};
+	tox.task = (struct job_output_failure){.task = "Run tox testenv", .role = "tox", .host = "ubuntu-jammy",
+					       .phase = "run", .has_rc = true, .rc = 1, .msg = "non-zero return code",
+					       .error_lines = "py311: commands failed\nERROR: InvocationError for command "
+							      "/usr/bin/tox -e py311 (exited with code 1)"};
+	/* result-node-failure.json: no task (the node never came), the API's error detail. */
+	struct build_details node = {.uuid = "f7122be744bc23e66d526a6b357fb67c", .job = "k8s-capi-e2e-node_failure",
+				     .reported_result = "NODE_FAILURE", .true_result = "NODE_FAILURE",
+				     .error_detail = "Node request 300-0000271828 failed", .failed = true, .done = true,
+				     .verdict = {.kind = FLAKY_INFRA_RESULT}};
+	/* non-voting-failures.json: a broken job and a flaky one. */
+	struct build_details redfish = {.uuid = "13a17b18cdb94c97b9396a8ceab3b64b", .job = "ironic-tempest-uefi-redfish",
+					.reported_result = "FAILURE", .failed = true, .has_task = true, .done = true,
+					.verdict = {.kind = FLAKY_BROKEN, .runs = 4}};
+	redfish.task = (struct job_output_failure){.task = "Run tempest", .host = "controller", .has_rc = true, .rc = 2,
+						   .msg = "non-zero return code",
+						   .error_lines = "FAILED (failures=2)"};
+	struct build_details grenade = {.uuid = "e8554ba9c43cb40dfecdb300d9b70b70", .job = "ironic-grenade",
+					.reported_result = "TIMED_OUT", .failed = true, .done = true,
+					.verdict = {.kind = FLAKY_FLAKY, .failures = 3, .runs = 10}};
+	const struct build_details *list[] = {&tox, &node, &redfish, &grenade};
+	struct details_table t = {list, 4};
+	struct report_context ctx = {.route_name = "golden", .details_of = table_details_of, .details_data = &t};
+	const char *files[] = {"shared-modern-failure.json", "result-node-failure.json", "non-voting-failures.json"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char title[256];
+		snprintf(title, sizeof title, "golden: %s with build details renders as tests/golden/details/%s", files[i],
+			 files[i]);
+		RUN_NAMED(title, golden_case_with(&rt, PAYLOAD_DIR, GOLDEN_DIR "/details", files[i], &ctx));
+	}
+	report_templates_clear(&rt);
+}
+
 int main(void)
 {
 	RUN(test_h2t_decodes_named_and_numeric_entities);
@@ -1522,6 +1855,13 @@ int main(void)
 	RUN(test_what_to_do_only_under_problem_reports);
 	RUN(test_what_to_do_adds_one_paragraph_and_nothing_else);
 	RUN(test_what_to_do_survives_shedding_builds_for_size);
+	RUN(test_details_view_of_a_fetched_failure);
+	RUN(test_details_view_before_the_fetches_has_the_verdict_only);
+	RUN(test_details_view_true_result_and_error_detail);
+	RUN(test_details_in_the_default_template);
+	RUN(test_details_hostile_values_are_escaped_and_ping_nobody);
+	RUN(test_details_at_every_cap_still_fit_in_one_event);
 	run_golden_tests();
+	run_details_golden_tests();
 	return test_done();
 }

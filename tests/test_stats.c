@@ -332,6 +332,7 @@ static void known_stats(struct stats *s)
 	s->sync_oversized = 1;
 	s->sync_empty_backoffs = 9;
 	s->command_answers_dropped = 57;
+	s->details = (struct stats_details){.fetches_ok = 11, .fetches_failed = 3, .refused = 4, .edits = 5};
 	struct route_stats *r = stats_route(s, "alerts");
 	r->routed = 5;
 	r->deduplicated = 1;
@@ -395,6 +396,18 @@ static const char known_text[] =
 	"# HELP zmb_command_answers_dropped_total Room commands not answered: their sender or room had used up the answers of the minute.\n"
 	"# TYPE zmb_command_answers_dropped_total counter\n"
 	"zmb_command_answers_dropped_total 57\n"
+	"# HELP zmb_details_fetches_total Build records and job output files fetched for build details: ok (HTTP 200 "
+	"within the caps) or failed (HTTP error, timeout, size cap).\n"
+	"# TYPE zmb_details_fetches_total counter\n"
+	"zmb_details_fetches_total{outcome=\"ok\"} 11\n"
+	"zmb_details_fetches_total{outcome=\"failed\"} 3\n"
+	"# HELP zmb_details_refused_urls_total Build detail URLs not requested: host not in details.hosts, not a URL "
+	"to fetch, or too many waiting.\n"
+	"# TYPE zmb_details_refused_urls_total counter\n"
+	"zmb_details_refused_urls_total 4\n"
+	"# HELP zmb_details_edits_total Reports edited to show their builds' details once fetched.\n"
+	"# TYPE zmb_details_edits_total counter\n"
+	"zmb_details_edits_total 5\n"
 	"# HELP zmb_delivery_latency_seconds Time from accepting a report to the homeserver's 200.\n"
 	"# TYPE zmb_delivery_latency_seconds histogram\n"
 	"zmb_delivery_latency_seconds_bucket{le=\"0.005\"} 1\n"
