@@ -22,6 +22,10 @@
 #define DETAILS_MAX_BUILDS 8
 /* Builds remembered (cache: a build is fetched once); the oldest finished ones go first. */
 #define DETAILS_CACHE_MAX 512
+/* Reports waiting for their fetches keep a copy of their payload to be rendered again; past
+ * this many bytes of them, a further report is posted without fetching its details (a burst
+ * of huge failure reports must not grow the daemon by hundreds of MiB). */
+#define DETAILS_PENDING_MAX_BYTES (16u * 1024 * 1024)
 
 struct details;
 
@@ -55,7 +59,8 @@ void details_free(struct details *d);
 void details_observe(struct details *d, const struct zuul_event *ev);
 
 /* A route queued ev's report as p (copied). With the details group, fetching starts for
- * the failed builds (the first DETAILS_MAX_BUILDS) whose web_url or log_url host is listed,
+ * the failed builds (the first DETAILS_MAX_BUILDS) whose web_url or log_url host is listed
+ * (unless DETAILS_PENDING_MAX_BYTES of reports wait already: then one warning, nothing more),
  * and once all are done the edit function is called, if the fetches found anything (a
  * task, an error detail, a hidden true result): verdicts alone were in the report already. */
 void details_report_posted(struct details *d, const struct zuul_event *ev, const struct details_posted *p);

@@ -51,6 +51,7 @@ struct details {
 	struct entry *entries;           /* newest first */
 	size_t n_entries;
 	struct pending_edit *pending;
+	size_t pending_bytes;            /* their payload copies */
 	uint64_t prune_timer;
 	struct stats_details own_stats;  /* when the caller keeps none */
 	struct stats_details *stats;
@@ -225,8 +226,9 @@ void details_observe(struct details *d, const struct zuul_event *ev)
 
 /* ---- edits ---- */
 
-static void pending_free(struct pending_edit *pe)
+static void pending_free(struct details *d, struct pending_edit *pe)
 {
+	d->pending_bytes -= pe->p.payload_len;
 	free((char *)pe->p.room);
 	free((char *)pe->p.route);
 	free((char *)pe->p.key);
@@ -282,7 +284,7 @@ static void pending_check(struct details *d)
 		}
 		*p = pe->next;
 		edit_report(d, pe);
-		pending_free(pe);
+		pending_free(d, pe);
 	}
 }
 
@@ -420,6 +422,13 @@ void details_report_posted(struct details *d, const struct zuul_event *ev, const
 	if (!d || !d->fetcher || !d->cfg->details.enabled || !ev || !p || !p->txn || !p->payload || !ev->action ||
 	    strcmp(ev->action, "failure") != 0)
 		return;
+	if (d->pending_bytes + p->payload_len > DETAILS_PENDING_MAX_BYTES) {
+		char waiting[32];
+		snprintf(waiting, sizeof waiting, "%zu bytes", d->pending_bytes);
+		log_kv(ZLOG_WARN, "details: too many reports wait for their details; this one is not fetched for",
+		       "room", p->room, "route", p->route, "key", p->key, "waiting", waiting, NULL);
+		return;
+	}
 	struct pending_edit *pe = xcalloc(1, sizeof *pe);
 	pe->uuids = xcalloc(DETAILS_MAX_BUILDS, sizeof *pe->uuids);
 	/* The first DETAILS_MAX_BUILDS failed builds; the others keep their verdicts only. */
@@ -434,7 +443,7 @@ void details_report_posted(struct details *d, const struct zuul_event *ev, const
 	/* Fetches answer from the loop, never from in here: builds done already were done
 	 * when the report was rendered (or had nothing to fetch), so it shows all there is. */
 	if (!pe->n || pending_ready(d, pe)) {
-		pending_free(pe);
+		pending_free(d, pe); /* nothing of p copied yet: counts 0 bytes */
 		return;
 	}
 	/* A payload has no NUL but maybe a trailing one (zuul_event_parse): the copy ends there. */
@@ -442,6 +451,7 @@ void details_report_posted(struct details *d, const struct zuul_event *ev, const
 	pe->p = (struct details_posted){.room = xstrdup(p->room), .route = xstrdup(p->route), .key = xstrdup(p->key),
 					.txn = xstrdup(p->txn), .repeat = p->repeat, .payload = payload,
 					.payload_len = strlen(payload)};
+	d->pending_bytes += pe->p.payload_len;
 	pe->next = d->pending;
 	d->pending = pe;
 }
@@ -507,7 +517,7 @@ void details_free(struct details *d)
 	while (d->pending) {
 		struct pending_edit *pe = d->pending;
 		d->pending = pe->next;
-		pending_free(pe);
+		pending_free(d, pe);
 	}
 	while (d->entries) {
 		struct entry *e = d->entries;
