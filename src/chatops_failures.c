@@ -418,7 +418,8 @@ void chatops_free_users(char **users, size_t n)
  * resolved it, as it stands now. `change` (the reaction or redaction event) makes each edit
  * its own transaction. say_unclaimed: an open failure nobody holds says "Unclaimed" (a
  * claim edit does; the details edit keeps a message nobody touched as it was). */
-static void claim_state_edit(struct chatops *c, const struct store_failure *f, const char *change, bool say_unclaimed)
+static void claim_state_edit(struct chatops *c, const struct store_failure *f, const char *change, bool say_unclaimed,
+			     const char *log_message)
 {
 	char **claimers = NULL, **resolvers = NULL;
 	size_t n_claim = 0, n_resolve = 0;
@@ -483,7 +484,7 @@ static void claim_state_edit(struct chatops *c, const struct store_failure *f, c
 	char key[300];
 	snprintf(key, sizeof key, "%s|%s", f->txn_id, change);
 	c->host.post(f->room, "edit", key, edit, c->host.data);
-	log_kv(ZLOG_INFO, say_unclaimed ? "failure claim state edited" : "failure message edited", "room", f->room,
+	log_kv(ZLOG_INFO, log_message, "room", f->room,
 	       "route", f->route, "key", f->event_key, "claimed", n_claim ? claimers[0] : NULL, "resolved",
 	       n_resolve ? resolvers[0] : NULL, NULL);
 	cJSON_Delete(edit);
@@ -496,7 +497,7 @@ static void claim_state_edit(struct chatops *c, const struct store_failure *f, c
 
 void chatops_post_claim_edit(struct chatops *c, const struct store_failure *f, const char *change)
 {
-	claim_state_edit(c, f, change, true);
+	claim_state_edit(c, f, change, true, "failure claim state edited");
 }
 
 int chatops_failure_rerendered(struct chatops *c, const char *txn, const cJSON *content, const char *change)
@@ -528,7 +529,7 @@ int chatops_failure_rerendered(struct chatops *c, const char *txn, const cJSON *
 	cJSON_free(json);
 	cJSON_Delete(stored);
 	/* Repeated already: its last edit said "Unclaimed" with the count, and so does this one. */
-	claim_state_edit(c, &f, change, f.count > 1);
+	claim_state_edit(c, &f, change, f.count > 1, "failure message edited with its new words");
 	store_failure_clear(&f);
 	return 1;
 }
