@@ -91,8 +91,9 @@ void commands_parsed_clear(struct commands_parsed *c);
 const char *commands_verb_name(enum commands_verb verb);
 
 /* The reply to `PREFIX help`: a heading naming the required power level, then one line
- * per command. Plain text, caller frees. */
-char *commands_help(const char *prefix, long long required_level);
+ * per command; the actions on Zuul only when `actions` (the bridge may act). Plain text,
+ * caller frees. */
+char *commands_help(const char *prefix, long long required_level, bool actions);
 
 /* The sender's power level in a room, from the content of its m.room.power_levels state
  * event: users[user_id], else users_default, else 0 (the spec's default). Values may be

@@ -425,7 +425,7 @@ void chatops_handle_command(struct chatops *c, struct room_state *rs, const stru
 	} else {
 		switch (verb) {
 		case COMMANDS_HELP:
-			text = commands_help(co->command_prefix, co->command_power_level);
+			text = commands_help(co->command_prefix, co->command_power_level, c->cfg->actions.enabled);
 			break;
 		case COMMANDS_ONCALL:
 			text = co->oncall ? rotation_describe(&co->rotation, now)

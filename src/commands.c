@@ -447,7 +447,7 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 	return out->verb;
 }
 
-char *commands_help(const char *prefix, long long required_level)
+char *commands_help(const char *prefix, long long required_level, bool actions)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const char *x = prefix;
@@ -471,6 +471,8 @@ char *commands_help(const char *prefix, long long required_level)
 	strbuf_printf(&sb, "%s workflow: this room's agreed way of handling failures\n", x);
 	strbuf_printf(&sb, "%s flaky [PROJECT]: the jobs of this room's routes that failed and passed again "
 			   "lately, flakiest first\n", x);
+	if (!actions)
+		return strbuf_detach(&sb);
 	strbuf_printf(&sb, "In a failure's thread, for the users allowed to act on its Zuul tenant:\n");
 	strbuf_printf(&sb, "%s recheck (or react \U0001F501 to the failure): enqueue the failed item again\n", x);
 	strbuf_printf(&sb, "%s dequeue: remove the item from its pipeline (after you confirm with a reaction)\n", x);
