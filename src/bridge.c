@@ -233,6 +233,14 @@ static void chatops_history_known(void *data)
 	start_mqtt(b);
 }
 
+/* Chatops records an action on Zuul before calling it, and calls it in the next turn: this
+ * turn's batch must be committed at its end (on_turn_end handles every outcome of that). */
+static void chatops_commit_soon(void *data)
+{
+	struct bridge *b = data;
+	b->commit_due = true;
+}
+
 /* Every room joined, or refused (for good, or until an invite): nothing is pending. */
 static bool all_rooms_settled(const struct bridge *b)
 {
@@ -263,6 +271,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .room_encrypted = bridge_chatops_room_encrypted,
 					    .stats = &b->stats,
 					    .answer_dropped = chatops_answer_dropped,
+					    .commit_soon = chatops_commit_soon,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
