@@ -4,23 +4,19 @@ admin API does and checks every token with Zuul's own claim rules. Members: alic
 bob (50) are listed for tenant scs, dave (0) is listed but lacks the power, carol (50) is not
 listed; Zuul's authorization rule grants alice only."""
 
-import json
 import os
-import shutil
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
+from harness import Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
 from tap import run, test  # noqa: E402
+from zuul_world import FakeZuul, private_key_copy  # noqa: E402
 
 ALERTS = "!alerts:localhost"
 ROUTES = '  { name = "all"; room = "#alerts:localhost"; }'
-KEY = os.path.join(ROOT, "tests", "data", "config", "secrets", "zuul-actions.pem")
 ALICE, BOB, CAROL, DAVE = "@alice:localhost", "@bob:localhost", "@carol:localhost", "@dave:localhost"
 HS_CONFIG = {
     "users": [{"user_id": "@zuul-bot:localhost", "tokens": ["bridge-token"]}] +
@@ -32,60 +28,11 @@ HS_CONFIG = {
 }
 
 
-def public_pem(path):
-    return subprocess.run(["openssl", "pkey", "-in", path, "-pubout"], capture_output=True, check=True,
-                          text=True).stdout
-
-
-class FakeZuul:
-    """tests/fake_zuul_admin.py as a subprocess."""
-
-    def __init__(self, workdir, admins=(ALICE,)):
-        self.dir = os.path.join(workdir, "zuul")
-        os.makedirs(self.dir)
-        pub = os.path.join(self.dir, "bridge.pub")
-        with open(pub, "w") as f:
-            f.write(public_pem(KEY))
-        conf = os.path.join(self.dir, "zuul.json")
-        with open(conf, "w") as f:
-            json.dump({"auth": {"issuer_id": "zuul-matrix-bridge-it", "client_id": "zuul", "public_key_file": pub,
-                                "realm": "zuul-matrix-bridge", "max_validity_time": 120},
-                       "tenants": {"scs": {"projects": ["SovereignCloudStack/standards"],
-                                           "pipelines": ["periodic-daily", "check", "gate"],
-                                           "admins": list(admins)}}}, f)
-        port_file = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "tests", "fake_zuul_admin.py"),
-                                      "--port", "0", "--port-file", port_file, "--config", conf],
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "w"))
-        wait_for(lambda: os.path.exists(port_file), 10, "the fake Zuul's port file")
-        with open(port_file) as f:
-            self.url = "http://127.0.0.1:%d" % int(f.read())
-
-    def call(self, method, path, body=None):
-        req = urllib.request.Request(self.url + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
-
-    def requests(self, action=None):
-        return [r for r in self.call("GET", "/_fake/requests")["requests"] if action in (None, r.get("action"))]
-
-    def holds(self):
-        return self.call("GET", "/_fake/holds")["holds"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-
-
 class ActionWorld(World):
     def __init__(self, zuul_admins=(ALICE,)):
         super().__init__(ROUTES, hs_config=HS_CONFIG, start_bridge=False, extra="")
-        self.zuul = FakeZuul(self.dir, zuul_admins)
-        key = os.path.join(self.dir, "zuul-actions.pem")
-        shutil.copy(KEY, key)
-        os.chmod(key, 0o600)
+        self.zuul = FakeZuul(self.dir, zuul_admins, issuer="zuul-matrix-bridge-it")
+        key = private_key_copy(self.dir)
         self.metrics_port = free_port()
         self.config += """
 chatops: { command_power_level = 50; };
