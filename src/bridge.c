@@ -29,6 +29,7 @@
 #include "session.h"
 #include "stats.h"
 #include "store.h"
+#include "store_actions.h"
 #include "strbuf.h"
 #include "zuul.h"
 
@@ -854,6 +855,10 @@ static void prune_timer_fired(struct loop *loop, void *data)
 	 * in tests): each is compared with its own. */
 	int txns = store_prune_txns(b->store, clock_real_ms() - keep_ms, PRUNE_SLICE, &pass_done);
 	int failures = pass_done ? store_prune_failures(b->store, clock_wall_ms() - keep_ms) : 0;
+	/* Actions on Zuul: an event is replayed from the last stored /sync position, seconds
+	 * back, so their records need not outlive the reports'. */
+	if (pass_done)
+		store_actions_prune(b->store, clock_wall_ms() - keep_ms);
 	if (txns > 0 || failures > 0) {
 		char t[24], f[24];
 		snprintf(t, sizeof t, "%d", txns);

@@ -174,6 +174,7 @@ def an_allowed_users_recheck_reaches_zuul_with_a_token_naming_them_and_others_ar
             assert line in m, "expected %r in the metrics:\n%s" % (line, m)
         # no token in the log
         assert "eyJ" not in log, "a token was logged"
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]   # a clean exit (and no leak, under ASan)
     with_world(body)
 
 
@@ -285,6 +286,7 @@ def dequeue_and_autohold_wait_for_the_askers_confirmation_even_across_a_restart(
         # carol may not even ask
         w.say(CAROL, "!zuul dequeue", thread=rid)
         w.answer("Not done: @carol:localhost is not one of the users")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
 
