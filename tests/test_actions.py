@@ -5,6 +5,7 @@ bob (50) are listed for tenant scs, dave (0) is listed but lacks the power, caro
 listed; Zuul's authorization rule grants alice only."""
 
 import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -228,6 +229,20 @@ def a_recheck_reaction_and_a_command_act_once_though_sync_replays_them_and_edits
         answers = [e for e in w.notices() if "accepted by Zuul" in e["content"]["body"]]
         assert len(answers) == 2, answers
         assert w.bridge.log().count('msg="zuul action"') == 2, w.bridge.log()
+        # state_dir lost: the failures come back from the room's history, its commands do not act
+        assert w.bridge.stop() == 0
+        shutil.rmtree(w.state)
+        w.tick()
+        w.bridge.start()
+        w.bridge.wait_log("rebuilt failures and claims from the room's history", 20)
+        wait_for(lambda: os.path.exists(os.path.join(w.state, "state.db")) and sync_token(w), 10,
+                 "the first /sync position after the rebuild")
+        time.sleep(1.5)
+        assert len(w.zuul.requests("enqueue")) == 2, w.zuul.requests("enqueue")
+        # ...and the failure read back still knows its item
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 3, 15, "a recheck after the rebuild")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
 
