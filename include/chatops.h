@@ -57,6 +57,11 @@ struct chatops_host {
 	/* A command went unanswered: its sender or its room had their answers this minute
 	 * (see command_budget.h). For the metrics; may be NULL. */
 	void (*answer_dropped)(void *data);
+	/* Asks for the turn's writes to be committed at its end, not later: an action on Zuul is
+	 * recorded before its call goes out (issue #17), and the call waits for the next turn.
+	 * A batch lost at that commit recreates chatops, which drops the waiting calls. May be
+	 * NULL: then actions are not taken. */
+	void (*commit_soon)(void *data);
 	void *data;
 };
 

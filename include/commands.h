@@ -26,7 +26,20 @@ enum commands_verb {
 	COMMANDS_OWNERS,
 	COMMANDS_WORKFLOW,
 	COMMANDS_FLAKY,
+	/* Actions on Zuul (issue #17): said in a failure's thread or as a reply to it. */
+	COMMANDS_RECHECK,
+	COMMANDS_DEQUEUE,
+	COMMANDS_AUTOHOLD,
+	COMMANDS_AUTOHOLDS,
+	COMMANDS_AUTOHOLD_DELETE,
 };
+
+/* An autohold holds the nodes of at most this many failed builds (zuul_admin caps it too). */
+#define COMMANDS_AUTOHOLD_COUNT_MAX 10
+/* An autohold's reason: at most this many bytes (Zuul keeps 1024). */
+#define COMMANDS_REASON_MAX 1024
+/* A hold id: Zuul's are 10 digits; at most this many characters of [A-Za-z0-9_-]. */
+#define COMMANDS_HOLD_ID_MAX 64
 
 /* One parsed command. Strings are owned; clear with commands_parsed_clear(). */
 struct commands_parsed {
@@ -37,6 +50,9 @@ struct commands_parsed {
 			       * (OWNERS: none named) */
 	long long duration_s; /* MUTE: 1 .. COMMANDS_MUTE_MAX_S */
 	time_t until;         /* MUTE: now + duration_s, when the mute ends */
+	int count;            /* AUTOHOLD: 1 .. COMMANDS_AUTOHOLD_COUNT_MAX, default 1 (job: JOB) */
+	char *reason;         /* AUTOHOLD: the rest of the line, trimmed, never empty */
+	char *hold_id;        /* AUTOHOLD_DELETE: the id of the hold */
 	char *error;          /* INVALID: plain text for the reply (no user input but checked
 			       * names, so it cannot mention anyone) */
 };
@@ -55,6 +71,10 @@ struct commands_parsed {
  *   PREFIX unmute PROJECT [JOB]             -> UNMUTE
  *   PREFIX owners PROJECT [JOB]             -> OWNERS: who owns the project (or that job)
  *   PREFIX flaky [PROJECT]                  -> FLAKY: the flakiest jobs (of PROJECT)
+ *   PREFIX recheck | dequeue | autoholds    -> those (no arguments)
+ *   PREFIX autohold delete ID               -> AUTOHOLD_DELETE of hold ID
+ *   PREFIX autohold JOB [COUNT] REASON...   -> AUTOHOLD: REASON is the rest of the text (it
+ *                                              may span words and lines), COUNT 1..10
  * PROJECT is taken whole, '/' included ("SovereignCloudStack/standards"): a job is only
  * ever the separate word JOB. DURATION is a duration_parse() string, at most 30d.
  * PROJECT and JOB are ASCII letters, digits and . _ - / + : ~ (Zuul's names), up to
@@ -71,8 +91,9 @@ void commands_parsed_clear(struct commands_parsed *c);
 const char *commands_verb_name(enum commands_verb verb);
 
 /* The reply to `PREFIX help`: a heading naming the required power level, then one line
- * per command. Plain text, caller frees. */
-char *commands_help(const char *prefix, long long required_level);
+ * per command; the actions on Zuul only when `actions` (the bridge may act). Plain text,
+ * caller frees. */
+char *commands_help(const char *prefix, long long required_level, bool actions);
 
 /* The sender's power level in a room, from the content of its m.room.power_levels state
  * event: users[user_id], else users_default, else 0 (the spec's default). Values may be

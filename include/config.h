@@ -147,6 +147,31 @@ struct config_details {
 	int max_output;        /* bytes after gunzip per file, default 32 MiB */
 };
 
+/* ---- actions (issue #17) ----
+ * Acting on Zuul from the room (recheck, dequeue, autohold): each call carries a token the
+ * bridge signs (zuul_token.h) for the asking user. Off unless the `actions` group is present. */
+struct config_actions_tenant {
+	char *name;            /* the Zuul tenant, as reports name it */
+	char *api;             /* Zuul's web root (http(s), no trailing '/'): /api/tenant/{name}/... */
+	char **users;          /* the Matrix ids allowed to act on it; never empty */
+	size_t n_users;
+};
+
+struct config_actions {
+	bool enabled;          /* the group is present */
+	char *issuer;          /* the tokens' iss: Zuul's [auth] issuer_id */
+	char *audience;        /* the tokens' aud: Zuul's [auth] client_id */
+	char *private_key_file; /* absolute; an RSA key of at least 2048 bits, owner-only */
+	char *private_key_pem; /* its contents, read with CONFIG_NEED_SECRETS (else NULL); never logged */
+	struct config_actions_tenant *tenants;
+	size_t n_tenants;
+};
+
+/* The actions settings of tenant, or NULL: nothing is ever sent for a tenant not listed. */
+const struct config_actions_tenant *config_actions_tenant(const struct config_actions *ac, const char *tenant);
+/* Whether user_id is in the tenant's users (exact comparison, as Matrix ids are). */
+bool config_actions_user_listed(const struct config_actions_tenant *t, const char *user_id);
+
 struct config {
 	char *path;            /* the file this was loaded from */
 	struct config_mqtt mqtt;
@@ -163,6 +188,7 @@ struct config {
 	struct owners_config owners; /* `owners` rules in file order; none: no owners */
 	struct config_triage triage;
 	struct config_details details;
+	struct config_actions actions;
 };
 
 enum config_flags {

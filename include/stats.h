@@ -67,6 +67,9 @@ struct stats {
 	int64_t last_report_ms; /* wall clock of the last accepted report, 0: none yet */
 	const char *state_db_problem; /* why reports are refused ("state database: disk full"), NULL */
 	int64_t started_ms;
+	/* Actions on Zuul (issue #17), one per acting command or reaction, by outcome:
+	 * [0] accepted, [1] refused by Zuul, [2] Zuul unreachable, [3] denied by the bridge. */
+	uint64_t zuul_actions[4];
 };
 
 /* The counters of route `name`, added on first use. The pointer stays valid until

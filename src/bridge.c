@@ -29,6 +29,7 @@
 #include "session.h"
 #include "stats.h"
 #include "store.h"
+#include "store_actions.h"
 #include "strbuf.h"
 #include "zuul.h"
 
@@ -230,6 +231,14 @@ static void chatops_history_known(void *data)
 	start_mqtt(b);
 }
 
+/* Chatops records an action on Zuul before calling it, and calls it in the next turn: this
+ * turn's batch must be committed at its end (on_turn_end handles every outcome of that). */
+static void chatops_commit_soon(void *data)
+{
+	struct bridge *b = data;
+	b->commit_due = true;
+}
+
 /* Every room joined, or refused (for good, or until an invite): nothing is pending. */
 static bool all_rooms_settled(const struct bridge *b)
 {
@@ -260,6 +269,7 @@ void bridge_chatops_update(struct bridge *b)
 					    .room_encrypted = bridge_chatops_room_encrypted,
 					    .stats = &b->stats,
 					    .answer_dropped = chatops_answer_dropped,
+					    .commit_soon = chatops_commit_soon,
 					    .data = b};
 		b->chatops = chatops_new(b->loop, b->conn, b->cfg, b->user_id, b->store, &host);
 	}
@@ -849,6 +859,10 @@ static void prune_timer_fired(struct loop *loop, void *data)
 	 * in tests): each is compared with its own. */
 	int txns = store_prune_txns(b->store, clock_real_ms() - keep_ms, PRUNE_SLICE, &pass_done);
 	int failures = pass_done ? store_prune_failures(b->store, clock_wall_ms() - keep_ms) : 0;
+	/* Actions on Zuul: an event is replayed from the last stored /sync position, seconds
+	 * back, so their records need not outlive the reports'. */
+	if (pass_done)
+		store_actions_prune(b->store, clock_wall_ms() - keep_ms);
 	if (txns > 0 || failures > 0) {
 		char t[24], f[24];
 		snprintf(t, sizeof t, "%d", txns);

@@ -99,6 +99,8 @@ static void on_event(const struct sync_event *ev, void *data)
 		return;
 	}
 	if (strcmp(ev->type, "m.reaction") == 0) {
+		if (chatops_actions_on_reaction(c, rs, ev, content))
+			return; /* a 🔁 recheck, or the confirmation of an action on Zuul */
 		if (c->cfg->chatops.claims)
 			chatops_on_reaction(c, rs, ev, content);
 		return;
@@ -441,6 +443,7 @@ void chatops_free(struct chatops *c)
 	chatops_rooms_free(c);
 	incident_tracker_free(c->incidents);
 	command_budget_free(c->answer_budget);
+	chatops_actions_free(c);
 	cJSON_Delete(c->catchup);
 	if (c->loop)
 		loop_timer_cancel(c->loop, c->tick_timer);

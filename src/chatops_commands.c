@@ -417,6 +417,12 @@ void chatops_handle_command(struct chatops *c, struct room_state *rs, const stru
 	long long level = commands_creator_outranks(rs->create_content, rs->creator, ev->sender)
 				  ? LLONG_MAX
 				  : commands_user_level(rs->power_levels, ev->sender, rs->creator);
+	if (verb >= COMMANDS_RECHECK && verb <= COMMANDS_AUTOHOLD_DELETE) {
+		/* Acting on Zuul checks the tenant's users too, and answers in the failure's thread. */
+		chatops_actions_command(c, rs, ev, &p, level);
+		commands_parsed_clear(&p);
+		return;
+	}
 	char *text = NULL;
 	if (verb == COMMANDS_INVALID) {
 		text = xstrdup(p.error ? p.error : "I did not understand that.");
@@ -425,7 +431,7 @@ void chatops_handle_command(struct chatops *c, struct room_state *rs, const stru
 	} else {
 		switch (verb) {
 		case COMMANDS_HELP:
-			text = commands_help(co->command_prefix, co->command_power_level);
+			text = commands_help(co->command_prefix, co->command_power_level, c->cfg->actions.enabled);
 			break;
 		case COMMANDS_ONCALL:
 			text = co->oncall ? rotation_describe(&co->rotation, now)

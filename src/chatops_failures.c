@@ -278,6 +278,7 @@ void chatops_mark_failure(struct chatops *c, const struct zuul_event *ev, const 
 	}
 	if (escalate >= 0)
 		cJSON_AddNumberToObject(m, "escalate_after_s", (double)escalate);
+	chatops_marker_add_item(m, ev);
 	cJSON_DeleteItemFromObjectCaseSensitive(content, FAILURE_MARKER);
 	cJSON_AddItemToObject(content, FAILURE_MARKER, m);
 	free(tkey);

@@ -11,6 +11,7 @@
 
 #include "chatops.h"
 #include "command_budget.h"
+#include "commands.h"
 #include "store.h"
 #include "strbuf.h"
 #include "sync.h"
@@ -83,6 +84,8 @@ struct chatops {
 	struct matrix_client *create_client; /* reads rooms' create events (chatops_rooms.c) */
 	char *create_fetching;               /* the room whose create event is being read */
 	struct command_budget *answer_budget; /* answers per member and room; made at first use */
+	struct zuul_admin *zuul;              /* calls to Zuul's admin API (actions); made at first use */
+	struct actions_state *actions;        /* actions waiting for their turn or Zuul's answer */
 };
 
 /* ---- chatops.c ---- */
@@ -139,6 +142,21 @@ void chatops_on_redaction(struct chatops *c, const struct room_state *rs, const 
  * ends, the open failure a failure repeats. facts->away must be set before. */
 void chatops_failure_facts(struct chatops *c, const char *route, const struct zuul_event *ev,
 			   struct disposition_facts *facts, struct chatops_facts *own);
+
+/* ---- chatops_actions.c: acting on Zuul (issue #17) ---- */
+/* Adds "item" to a failure marker: the tenant, project, pipeline and the change (number,
+ * patchset) or ref the report was about, what a recheck, dequeue or autohold asks Zuul for.
+ * Kept in the room with the marker, so a rebuilt store knows it too. */
+void chatops_marker_add_item(cJSON *marker, const struct zuul_event *ev);
+/* The action commands (recheck, dequeue, autohold, autoholds, autohold delete) of ev in rs;
+ * level is the sender's power level there (LLONG_MAX for a version 12 creator). */
+void chatops_actions_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev,
+			     const struct commands_parsed *p, long long level);
+/* A reaction that acts: 🔁 on a failure, or the confirmation of a dequeue or autohold
+ * question. true when it was one of those (handled, whatever the outcome). */
+bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const struct sync_event *ev,
+				 const cJSON *content);
+void chatops_actions_free(struct chatops *c);
 
 /* ---- chatops_escalate.c ---- */
 /* Whether nobody claimed or resolved the failure. */

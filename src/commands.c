@@ -20,6 +20,8 @@ static const struct {
     {"help", COMMANDS_HELP},     {"oncall", COMMANDS_ONCALL},     {"claims", COMMANDS_CLAIMS},
     {"mute", COMMANDS_MUTE},     {"unmute", COMMANDS_UNMUTE},     {"status", COMMANDS_STATUS},
     {"owners", COMMANDS_OWNERS}, {"workflow", COMMANDS_WORKFLOW}, {"flaky", COMMANDS_FLAKY},
+    {"recheck", COMMANDS_RECHECK}, {"dequeue", COMMANDS_DEQUEUE}, {"autohold", COMMANDS_AUTOHOLD},
+    {"autoholds", COMMANDS_AUTOHOLDS}, {"autohold-delete", COMMANDS_AUTOHOLD_DELETE},
 };
 
 const char *commands_verb_name(enum commands_verb verb)
@@ -41,6 +43,8 @@ void commands_parsed_clear(struct commands_parsed *c)
 	free(c->project);
 	free(c->job);
 	free(c->error);
+	free(c->reason);
+	free(c->hold_id);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -96,7 +100,10 @@ static void set_error(struct commands_parsed *out, const char *fmt, ...)
 	va_end(ap);
 	free(out->project);
 	free(out->job);
-	out->project = out->job = NULL;
+	free(out->reason);
+	free(out->hold_id);
+	out->project = out->job = out->reason = out->hold_id = NULL;
+	out->count = 0;
 	out->duration_s = 0;
 	out->until = 0;
 	out->verb = COMMANDS_INVALID;
@@ -246,6 +253,80 @@ static void parse_flaky(const char *prefix, const struct word *args, size_t narg
 		take_names(args, 1, out);
 }
 
+/* `autohold delete ID` or `autohold JOB [COUNT] REASON...`: rest is the text after the verb,
+ * whole, so a reason keeps its words (and lines) as typed. */
+static void parse_autohold(const char *prefix, const char *rest, struct commands_parsed *out)
+{
+	struct word w[3];
+	size_t nw = 0;
+	const char *q = rest;
+	for (; nw < 3;) {
+		while (is_space(*q))
+			q++;
+		if (!*q)
+			break;
+		const char *start = q;
+		while (*q && !is_space(*q))
+			q++;
+		w[nw++] = (struct word){start, (size_t)(q - start)};
+	}
+	static const char usage[] = "usage: %s autohold JOB [COUNT] REASON, in a failure's thread (e.g. %s autohold "
+				    "tox-py311 2 the mirror times out), or %s autohold delete ID";
+	if (nw >= 1 && word_is(&w[0], "delete")) {
+		bool id_ok = nw == 2 && w[1].n <= COMMANDS_HOLD_ID_MAX && echo_ok(w[1].p, w[1].n);
+		if (nw != 2 || !id_ok) {
+			set_error(out, "usage: %s autohold delete ID (the id %s autoholds shows)", prefix, prefix);
+			return;
+		}
+		const char *after = w[1].p + w[1].n;
+		while (is_space(*after))
+			after++;
+		if (*after) {
+			set_error(out, "usage: %s autohold delete ID (the id %s autoholds shows)", prefix, prefix);
+			return;
+		}
+		out->verb = COMMANDS_AUTOHOLD_DELETE;
+		out->hold_id = xstrndup(w[1].p, w[1].n);
+		return;
+	}
+	if (nw < 2) {
+		set_error(out, usage, prefix, prefix, prefix);
+		return;
+	}
+	if (!name_ok(w[0].p, w[0].n)) {
+		set_error(out, "JOB is not a Zuul name (expected letters, digits and . _ - / + : ~, at most %d characters)",
+			  COMMANDS_NAME_MAX);
+		return;
+	}
+	const char *reason = w[1].p;
+	int count = 1;
+	size_t digits = strspn(w[1].p, "0123456789");
+	if (digits == w[1].n) {
+		if (w[1].n > 3 || atoi(w[1].p) < 1 || atoi(w[1].p) > COMMANDS_AUTOHOLD_COUNT_MAX) {
+			set_error(out, "COUNT is 1 to %d: the nodes of that many failed builds are held",
+				  COMMANDS_AUTOHOLD_COUNT_MAX);
+			return;
+		}
+		count = atoi(w[1].p);
+		if (nw < 3) {
+			set_error(out, usage, prefix, prefix, prefix);
+			return;
+		}
+		reason = w[2].p;
+	}
+	size_t n = strlen(reason);
+	while (n > 0 && is_space(reason[n - 1]))
+		n--;
+	if (n > COMMANDS_REASON_MAX) {
+		set_error(out, "the reason is too long (at most %d bytes: Zuul keeps no more)", COMMANDS_REASON_MAX);
+		return;
+	}
+	out->verb = COMMANDS_AUTOHOLD;
+	out->job = xstrndup(w[0].p, w[0].n);
+	out->count = count;
+	out->reason = xstrndup(reason, n);
+}
+
 enum commands_verb commands_parse(const char *body, const char *prefix, time_t now, struct commands_parsed *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -281,6 +362,16 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 
 	struct word words[MAX_WORDS];
 	size_t nw = 0;
+	/* autohold's reason is free text: the verb is read alone, the rest kept as typed. */
+	const char *verb_start = p;
+	while (is_space(*verb_start))
+		verb_start++;
+	size_t verb_len = strcspn(verb_start, " \t\r\n");
+	struct word first = {verb_start, verb_len};
+	if (word_is(&first, "autohold")) {
+		parse_autohold(prefix, verb_start + verb_len, out);
+		return out->verb;
+	}
 	for (const char *q = p; *q;) {
 		while (is_space(*q))
 			q++;
@@ -314,6 +405,9 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 	case COMMANDS_CLAIMS:
 	case COMMANDS_STATUS:
 	case COMMANDS_WORKFLOW:
+	case COMMANDS_RECHECK:
+	case COMMANDS_DEQUEUE:
+	case COMMANDS_AUTOHOLDS:
 		if (nargs > 0)
 			set_error(out, "%s %s takes no arguments", prefix, commands_verb_name(verb));
 		else
@@ -339,19 +433,21 @@ enum commands_verb commands_parse(const char *body, const char *prefix, time_t n
 		if (echo_ok(words[0].p, words[0].n))
 			set_error(out,
 				  "unknown command \"%.*s\"; the commands are help, oncall, claims, mute, "
-				  "unmute, status, owners, workflow and flaky (%s help explains them)",
+				  "unmute, status, owners, workflow, flaky, recheck, dequeue, autohold and "
+				  "autoholds (%s help explains them)",
 				  (int)words[0].n, words[0].p, prefix);
 		else
 			set_error(out,
 				  "unknown command; the commands are help, oncall, claims, mute, unmute, "
-				  "status, owners, workflow and flaky (%s help explains them)",
+				  "status, owners, workflow, flaky, recheck, dequeue, autohold and autoholds "
+				  "(%s help explains them)",
 				  prefix);
 		break;
 	}
 	return out->verb;
 }
 
-char *commands_help(const char *prefix, long long required_level)
+char *commands_help(const char *prefix, long long required_level, bool actions)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const char *x = prefix;
@@ -375,6 +471,16 @@ char *commands_help(const char *prefix, long long required_level)
 	strbuf_printf(&sb, "%s workflow: this room's agreed way of handling failures\n", x);
 	strbuf_printf(&sb, "%s flaky [PROJECT]: the jobs of this room's routes that failed and passed again "
 			   "lately, flakiest first\n", x);
+	if (!actions)
+		return strbuf_detach(&sb);
+	strbuf_printf(&sb, "In a failure's thread, for the users allowed to act on its Zuul tenant:\n");
+	strbuf_printf(&sb, "%s recheck (or react \U0001F501 to the failure): enqueue the failed item again\n", x);
+	strbuf_printf(&sb, "%s dequeue: remove the item from its pipeline (after you confirm with a reaction)\n", x);
+	strbuf_printf(&sb,
+		      "%s autohold JOB [COUNT] REASON: keep the nodes of the next COUNT (1-10) failed builds of JOB "
+		      "for this change or ref (after you confirm)\n",
+		      x);
+	strbuf_printf(&sb, "%s autoholds: the tenant's holds; %s autohold delete ID removes one\n", x, x);
 	return strbuf_detach(&sb);
 }
 

@@ -235,6 +235,12 @@ void stats_render_prometheus(const struct stats *s, struct strbuf *out)
 	put_gauge(out, "zmb_last_report_timestamp_seconds",
 		  "Unix time of the last accepted report, 0 before the first.", ms_to_s(s->last_report_ms));
 	put_gauge(out, "zmb_start_time_seconds", "Unix time the bridge started.", ms_to_s(s->started_ms));
+	/* Actions on Zuul (issue #17). */
+	static const char *const outcomes[] = {"accepted", "refused", "unreachable", "denied"};
+	put_family(out, "zmb_zuul_actions_total", "counter",
+		   "Actions on Zuul asked for in the rooms (recheck, dequeue, autohold...), by outcome.");
+	for (size_t i = 0; i < 4; i++)
+		strbuf_printf(out, "zmb_zuul_actions_total{outcome=\"%s\"} %" PRIu64 "\n", outcomes[i], s->zuul_actions[i]);
 }
 
 /* ,"key":[rooms...]: the rooms the bot is not in, or (encrypted) those whose reports are

@@ -125,6 +125,21 @@ static const char schema_v5[] =
 
 static int migrate_to_v5(sqlite3 *db) { return sqlite3_exec(db, schema_v5, NULL, NULL, NULL); }
 
+/* ---- version 6: actions on Zuul (issue #17; read and written by store_actions.c) ----
+ * One row per Matrix event that acts on Zuul, keyed by its event id and written before the
+ * call, so an event seen again never acts twice; a dequeue or autohold waiting for its
+ * asker's confirmation keeps what to send and the txn of the question. */
+static const char schema_v6[] =
+	"CREATE TABLE IF NOT EXISTS zuul_action ("
+	" event_id TEXT PRIMARY KEY, kind TEXT NOT NULL, room TEXT NOT NULL, user_id TEXT NOT NULL,"
+	" request_json TEXT, question_txn TEXT, state TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+	" expires_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS zuul_action_question ON zuul_action (question_txn);"
+	"CREATE INDEX IF NOT EXISTS zuul_action_created ON zuul_action (created_ms);";
+
+static int migrate_to_v6(sqlite3 *db) { return sqlite3_exec(db, schema_v6, NULL, NULL, NULL); }
+/* ---- end of version 6 ---- */
+
 /* migrations[i] brings a database from user_version i to i + 1. */
 static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v1,
@@ -132,6 +147,7 @@ static int (*const migrations[])(sqlite3 *db) = {
 	migrate_to_v3,
 	migrate_to_v4,
 	migrate_to_v5,
+	migrate_to_v6,
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -50,8 +50,10 @@ sqlite3 *store_internal_db(struct store *st);
 int store_internal_begin(struct store *st);
 /* Logs a failed SQLite operation (and notices a full disk); returns -1. */
 int store_internal_fail(struct store *st, const char *op);
-/* Slots for a helper's prepared statements, finalized by store_close (NULL past the last). */
-#define STORE_HELPER_STMTS 8
+/* Slots for a helper's prepared statements, finalized by store_close (NULL past the last):
+ * store_flaky.c's from 0, store_actions.c's from STORE_ACTIONS_SLOT0. */
+#define STORE_HELPER_STMTS 16
+#define STORE_ACTIONS_SLOT0 8
 sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i);
 
 #endif

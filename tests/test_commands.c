@@ -241,7 +241,8 @@ static void test_commands_without_arguments_refuse_them(void)
 static void test_unknown_verbs(void)
 {
 	check_error("!zuul stauts", "unknown command \"stauts\"; the commands are help, oncall, claims, "
-				    "mute, unmute, status, owners, workflow and flaky (!zuul help explains them)");
+				    "mute, unmute, status, owners, workflow, flaky, recheck, dequeue, autohold and "
+				    "autoholds (!zuul help explains them)");
 	check_error("!zuul owner org/repo", "unknown command \"owner\"");
 	/* A word that could ping the room or carry markup is not repeated. */
 	struct commands_parsed c;
@@ -330,7 +331,7 @@ static void test_flaky_takes_an_optional_project(void)
 
 static void test_help_lists_every_command_on_one_line(void)
 {
-	char *h = commands_help("!zuul", 50);
+	char *h = commands_help("!zuul", 50, true);
 	CHECK_CONTAINS(h, "Commands (for members with power level 50 or more):\n");
 	const char *lines[] = {"\n!zuul help: ",
 			       "\n!zuul oncall: ",
@@ -340,15 +341,20 @@ static void test_help_lists_every_command_on_one_line(void)
 			       "\n!zuul status: ",
 			       "\n!zuul owners PROJECT [JOB]: ",
 			       "\n!zuul workflow: ",
-			       "\n!zuul flaky [PROJECT]: "};
+			       "\n!zuul flaky [PROJECT]: ",
+			       "\n!zuul recheck (or react \U0001F501 to the failure): ",
+			       "\n!zuul dequeue: ",
+			       "\n!zuul autohold JOB [COUNT] REASON: ",
+			       "\n!zuul autoholds: the tenant's holds; !zuul autohold delete ID removes one\n"};
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 		CHECK_CONTAINS(h, lines[i]);
 	int nl = 0;
 	for (const char *p = h; *p; p++)
 		nl += *p == '\n';
-	CHECK_INT(nl, 10);
+	CHECK_INT(nl, 15);
 	free(h);
-	h = commands_help("!ci", 0);
+	h = commands_help("!ci", 0, false);
+	CHECK_NOT_CONTAINS(h, "recheck");
 	CHECK(strncmp(h, "Commands:\n!ci help: ", 20) == 0);
 	CHECK_NOT_CONTAINS(h, "!zuul");
 	free(h);
@@ -495,6 +501,52 @@ static void test_verb_names_and_clearing(void)
 	CHECK(c.project == NULL && c.job == NULL && c.error == NULL);
 }
 
+/* ---- actions on Zuul ---- */
+
+static void test_recheck_dequeue_and_autoholds_take_no_arguments(void)
+{
+	CHECK_VERB("!zuul recheck", COMMANDS_RECHECK);
+	CHECK_VERB("!zuul RECHECK  ", COMMANDS_RECHECK);
+	CHECK_VERB("!zuul dequeue", COMMANDS_DEQUEUE);
+	CHECK_VERB("!zuul autoholds", COMMANDS_AUTOHOLDS);
+	check_error("!zuul recheck please", "!zuul recheck takes no arguments");
+	check_error("!zuul dequeue now", "!zuul dequeue takes no arguments");
+	/* in a reply, behind the quote of the failure */
+	CHECK_VERB("> <@zuul-bot:hs> Failure of org/repo\n\n!zuul recheck", COMMANDS_RECHECK);
+	CHECK_STR(commands_verb_name(COMMANDS_RECHECK), "recheck");
+}
+
+static void test_autohold_takes_a_job_a_count_and_the_rest_as_reason(void)
+{
+	struct commands_parsed c;
+	CHECK_INT(parse("!zuul autohold tox-py311 the mirror times out\n  again", &c), COMMANDS_AUTOHOLD);
+	CHECK_STR(c.job, "tox-py311");
+	CHECK_INT(c.count, 1);
+	CHECK_STR(c.reason, "the mirror times out\n  again");
+	commands_parsed_clear(&c);
+	CHECK_INT(parse("!zuul autohold  lint 3   why not, with many many many many many words here ", &c),
+		  COMMANDS_AUTOHOLD);
+	CHECK_STR(c.job, "lint");
+	CHECK_INT(c.count, 3);
+	CHECK_STR(c.reason, "why not, with many many many many many words here");
+	commands_parsed_clear(&c);
+	CHECK_INT(parse("!zuul autohold delete 0000000042", &c), COMMANDS_AUTOHOLD_DELETE);
+	CHECK_STR(c.hold_id, "0000000042");
+	commands_parsed_clear(&c);
+	check_error("!zuul autohold", "usage: !zuul autohold JOB [COUNT] REASON");
+	check_error("!zuul autohold lint", "usage: !zuul autohold JOB [COUNT] REASON");
+	check_error("!zuul autohold lint 2", "usage: !zuul autohold JOB [COUNT] REASON");
+	check_error("!zuul autohold lint 11 too many", "COUNT is 1 to 10");
+	check_error("!zuul autohold lint 0 none", "COUNT is 1 to 10");
+	check_error("!zuul autohold @room x", "JOB is not a Zuul name");
+	check_error("!zuul autohold delete", "usage: !zuul autohold delete ID");
+	check_error("!zuul autohold delete 1 2", "usage: !zuul autohold delete ID");
+	check_error("!zuul autohold delete <b>", "usage: !zuul autohold delete ID");
+	char body[1200] = "!zuul autohold lint ";
+	memset(body + strlen(body), 'x', 1030);
+	check_error(body, "the reason is too long");
+}
+
 int main(void)
 {
 	RUN(test_messages_without_the_prefix_are_ignored);
@@ -520,5 +572,7 @@ int main(void)
 	RUN(test_allowed_compares_levels);
 	RUN(test_reactions_ignore_the_variation_selector);
 	RUN(test_verb_names_and_clearing);
+	RUN(test_recheck_dequeue_and_autoholds_take_no_arguments);
+	RUN(test_autohold_takes_a_job_a_count_and_the_rest_as_reason);
 	return test_done();
 }

@@ -7,6 +7,7 @@
 #include "test.h"
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DIR "tests/data/config/"
@@ -362,12 +363,33 @@ static void test_every_key_parses_to_its_field(void)
 {
 	clear_env();
 	struct strbuf err = STRBUF_INIT;
+	/* git keeps no modes but the executable bit: the key is owner-only only once we say so. */
+	chmod(DIR "secrets/zuul-actions.pem", 0600);
 	struct config *cfg = config_load(DIR "all-keys.conf", CONFIG_NEED_SECRETS, &err);
 	CHECK_LINES(strbuf_str(&err), "");
 	CHECK(cfg != NULL);
 	if (!cfg)
 		return;
 	CHECK_STR(cfg->state_dir, "/srv/zmb/state");
+	CHECK(cfg->actions.enabled);
+	CHECK_STR(cfg->actions.issuer, "zuul-matrix-bridge-test");
+	CHECK_STR(cfg->actions.audience, "zuul-test");
+	CHECK_STR(cfg->actions.private_key_file, abs_path(DIR "secrets/zuul-actions.pem"));
+	CHECK_CONTAINS(cfg->actions.private_key_pem, "-----BEGIN PRIVATE KEY-----");
+	CHECK_INT(cfg->actions.n_tenants, 2);
+	if (cfg->actions.n_tenants == 2) {
+		const struct config_actions_tenant *t = config_actions_tenant(&cfg->actions, "scs");
+		CHECK(t == &cfg->actions.tenants[0]);
+		CHECK_STR(t->api, "https://zuul.example.org/zuul");
+		CHECK_INT(t->n_users, 2);
+		CHECK(config_actions_user_listed(t, "@bob:example.org"));
+		CHECK(!config_actions_user_listed(t, "@carol:example.org"));
+		t = config_actions_tenant(&cfg->actions, "openstack");
+		CHECK_STR(t ? t->api : NULL, "http://127.0.0.1:9000");
+		CHECK(t && config_actions_user_listed(t, "@carol:example.org"));
+		CHECK(config_actions_tenant(&cfg->actions, "sandbox") == NULL);
+		CHECK(config_actions_tenant(&cfg->actions, NULL) == NULL);
+	}
 	CHECK(cfg->details.enabled);
 	CHECK_INT(cfg->details.n_hosts, 3);
 	CHECK_STR(cfg->details.n_hosts == 3 ? cfg->details.hosts[1] : NULL, "*.logs.example.org:8443");
@@ -1247,7 +1269,7 @@ static const struct bad_case bad_cases[] = {
 	{F("unknown-key-top.conf"), 0,
 	 F("unknown-key-top.conf") ":1: unknown key 'bogus_key' (expected one of: state_dir, "
 				   "template_dir, log_level, dedup_retention, mqtt, matrix, routes, metrics, "
-				   "chatops, owners, triage, details)\n"
+				   "chatops, owners, triage, details, actions)\n"
 	 F("unknown-key-top.conf") ":1: matrix: missing (expected matrix: { homeserver = \"https://...\"; })\n"
 	 F("unknown-key-top.conf") ":1: routes: missing (expected routes = ( { name = \"...\"; room = "
 				   "\"#...\"; } ); at least one route)\n"},
@@ -1604,6 +1626,53 @@ static const struct bad_case bad_cases[] = {
 	 F("login-bad-user.conf") ":5: matrix.password: secrets are not accepted in the config file (put "
 				  "the password in a file named by matrix.password_file, or in the "
 				  "environment variable ZMB_MATRIX_PASSWORD)\n"},
+	{F("actions-bad-values.conf"), 0,
+	 F("actions-bad-values.conf") ":6: actions.issuer: empty string (expected Zuul's [auth] issuer_id, e.g. "
+				      "\"zuul-matrix-bridge\")\n"
+	 F("actions-bad-values.conf") ":7: actions.audience: expected a string, got an integer\n"
+	 F("actions-bad-values.conf") ":9: actions.tenants[0].name: bad tenant name \"scs/main\" (expected Zuul's "
+				      "tenant name: letters, digits, '.', '_' and '-')\n"
+	 F("actions-bad-values.conf") ":9: actions.tenants[0].api: bad URL \"zuul.example.org\" (expected http:// "
+				      "or https:// followed by a host)\n"
+	 F("actions-bad-values.conf") ":9: actions.tenants[0].users[0]: \"alice\" is not a Matrix user id "
+				      "(@localpart:server, localpart of a-z 0-9 ._=-/+)\n"
+	 F("actions-bad-values.conf") ":10: actions.tenants[1].api: the URL has a user name or password in it "
+				      "(\"...@\"; expected https://host[:port][/path] only: the bridge signs its own "
+				      "tokens)\n"
+	 F("actions-bad-values.conf") ":10: actions.tenants[1].users: empty list (expected at least one Matrix "
+				      "user id such as \"@alice:example.org\"; remove the tenant to let nobody act "
+				      "on it)\n"
+	 F("actions-bad-values.conf") ":11: unknown key 'actions.tenants[2].tenant' (expected one of: name, api, "
+				      "users)\n"
+	 F("actions-bad-values.conf") ":11: actions.tenants[2].name: tenant \"scs\" is listed twice (expected "
+				      "each tenant once, with all its users)\n"
+	 F("actions-bad-values.conf") ":12: actions.tenants[3]: expected a group { name = \"scs\"; api = "
+				      "\"https://zuul.example.org\"; users = [\"@alice:example.org\"]; }, got a "
+				      "string\n"
+	 F("actions-bad-values.conf") ":13: unknown key 'actions.isuer' (expected one of: issuer, audience, "
+				      "private_key_file, tenants); did you mean 'issuer'?\n"},
+	{F("actions-incomplete.conf"), 0,
+	 F("actions-incomplete.conf") ":5: actions.issuer: missing (expected issuer = \"zuul-matrix-bridge\";, as "
+				      "Zuul's [auth] section has it)\n"
+	 F("actions-incomplete.conf") ":5: actions.audience: missing (expected audience = \"zuul\";, as Zuul's "
+				      "[auth] section has it)\n"
+	 F("actions-incomplete.conf") ":5: actions.private_key_file: missing (expected private_key_file = "
+				      "\"/run/credentials/zuul-matrix-bridge/zuul-actions.pem\"; the RSA key that "
+				      "signs the tokens)\n"
+	 F("actions-incomplete.conf") ":5: actions.tenants: missing (expected tenants = ( { name = \"scs\"; api "
+				      "= \"https://zuul.example.org\"; users = [\"@alice:example.org\"]; } );)\n"},
+	{F("actions-incomplete-tenant.conf"), 0,
+	 F("actions-incomplete-tenant.conf") ":6: actions: set, but chatops.enabled is false (expected the room "
+					     "side on: actions are asked for by room commands and reactions)\n"
+	 F("actions-incomplete-tenant.conf") ":8: actions.tenants[0].name: missing (expected name = \"scs\"; the "
+					     "Zuul tenant)\n"
+	 F("actions-incomplete-tenant.conf") ":8: actions.tenants[0].api: missing (expected api = "
+					     "\"https://zuul.example.org\"; Zuul's web root, where /api/tenant/... is)\n"
+	 F("actions-incomplete-tenant.conf") ":8: actions.tenants[0].users: missing (expected users = "
+					     "[\"@alice:example.org\"]; the Matrix users who may act on this tenant)\n"},
+	{F("actions-no-tenants.conf"), 0,
+	 F("actions-no-tenants.conf") ":5: actions.tenants: empty list (expected at least one tenant; remove the "
+				      "actions group to act on none)\n"},
 };
 
 static void check_bad_case(const struct bad_case *c)
@@ -1635,6 +1704,83 @@ static void check_bad_case(const struct bad_case *c)
 	CHECK_LINES(strbuf_str(&err) + 1, expected);
 	config_free(cfg);
 	strbuf_free(&err);
+}
+
+/* The actions key: read only with the secrets, owner-only, an RSA private key. */
+static void test_actions_key_must_be_an_owner_only_rsa_key(void)
+{
+	clear_env();
+	setenv("ZMB_MATRIX_ACCESS_TOKEN", "tok-for-actions", 1);
+	char dir[] = "/tmp/zmb-actions-key-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char key[200], conf[200];
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	snprintf(conf, sizeof conf, "%s/bridge.conf", dir);
+	char *pem = read_all(DIR "secrets/zuul-actions.pem");
+	FILE *f = fopen(key, "w");
+	fputs(pem ? pem : "", f);
+	fclose(f);
+	f = fopen(conf, "w");
+	fprintf(f, "template_dir = \"%s\";\nmatrix: { homeserver = \"https://hs\"; };\n"
+		   "routes = ( { name = \"a\"; room = \"#a:hs\"; } );\n"
+		   "actions: { issuer = \"zmb\"; audience = \"zuul\"; private_key_file = \"key.pem\";\n"
+		   "  tenants = ( { name = \"scs\"; api = \"https://zuul\"; users = [\"@a:hs\"]; } ); };\n",
+		abs_path("templates"));
+	fclose(f);
+	struct strbuf err = STRBUF_INIT, want = STRBUF_INIT;
+
+	chmod(key, 0640);
+	struct config *cfg = config_load(conf, CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	strbuf_printf(&want, "%s:4: actions.private_key_file: %s is open to group or others (mode 0640; expected "
+			     "owner-only, e.g. chmod 600 %s: whoever reads it can act on Zuul as every listed user)\n",
+		      conf, key, key);
+	CHECK_LINES(strbuf_str(&err), strbuf_str(&want));
+	config_free(cfg);
+
+	/* without the secrets (render, explain) the key is not opened at all */
+	strbuf_reset(&err);
+	cfg = config_load(conf, 0, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg && cfg->actions.enabled && cfg->actions.private_key_pem == NULL);
+	config_free(cfg);
+
+	chmod(key, 0600);
+	strbuf_reset(&err);
+	cfg = config_load(conf, CONFIG_NEED_SECRETS, &err);
+	CHECK_LINES(strbuf_str(&err), "");
+	CHECK(cfg && cfg->actions.private_key_pem && strcmp(cfg->actions.private_key_pem, pem) == 0);
+	config_free(cfg);
+
+	/* a token file in its place: not a key */
+	f = fopen(key, "w");
+	fputs("syt_not_a_key\n", f);
+	fclose(f);
+	strbuf_reset(&err);
+	strbuf_reset(&want);
+	cfg = config_load(conf, CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	strbuf_printf(&want, "%s:4: actions.private_key_file: %s: not a PEM private key (expected \"-----BEGIN "
+			     "PRIVATE KEY-----\" or \"-----BEGIN RSA PRIVATE KEY-----\")\n", conf, key);
+	CHECK_LINES(strbuf_str(&err), strbuf_str(&want));
+	CHECK_NOT_CONTAINS(strbuf_str(&err), "syt_not_a_key");
+	config_free(cfg);
+
+	unlink(key);
+	strbuf_reset(&err);
+	strbuf_reset(&want);
+	cfg = config_load(conf, CONFIG_NEED_SECRETS, &err);
+	CHECK(cfg == NULL);
+	strbuf_printf(&want, "%s:4: actions.private_key_file: cannot read %s: No such file or directory\n", conf, key);
+	CHECK_LINES(strbuf_str(&err), strbuf_str(&want));
+	config_free(cfg);
+
+	unlink(conf);
+	rmdir(dir);
+	free(pem);
+	strbuf_free(&err);
+	strbuf_free(&want);
+	clear_env();
 }
 
 static void test_config_free_accepts_null(void)
@@ -1673,6 +1819,7 @@ int main(void)
 	RUN(test_empty_credential_is_an_error_naming_it);
 	RUN(test_login_password_sources);
 	RUN(test_secrets_never_appear_in_errors);
+	RUN(test_actions_key_must_be_an_owner_only_rsa_key);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		char name[300];
 		snprintf(name, sizeof(name), "rejects %s with its file:line message", bad_cases[i].file);

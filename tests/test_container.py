@@ -387,7 +387,8 @@ def runtime_image_has_its_libraries_and_no_build_tools():
                IMAGE, "-c", script, check=True)
     out = r.stdout + r.stderr
     assert "not found" not in out, "a shared library is missing in the runtime image:\n" + out
-    for lib in ("libmosquitto.so.1", "libcurl.so.4", "libcjson.so.1", "libconfig.so.9", "libsqlite3.so.0"):
+    for lib in ("libmosquitto.so.1", "libcurl.so.4", "libcjson.so.1", "libconfig.so.9", "libsqlite3.so.0",
+                "libcrypto.so.3"):
         assert lib in out, "expected the bridge to link %s, ldd says:\n%s" % (lib, out)
     assert "PRESENT" not in out, "build tools or -dev files in the runtime image:\n" + out
     assert "default.html" in out, "the templates are not installed:\n" + out

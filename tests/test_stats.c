@@ -331,6 +331,9 @@ static void known_stats(struct stats *s)
 	s->superseded = 6;
 	s->sync_oversized = 1;
 	s->sync_empty_backoffs = 9;
+	s->zuul_actions[0] = 3;
+	s->zuul_actions[1] = 1;
+	s->zuul_actions[3] = 2;
 	s->command_answers_dropped = 57;
 	s->details = (struct stats_details){.fetches_ok = 11, .fetches_failed = 3, .refused = 4, .edits = 5};
 	struct route_stats *r = stats_route(s, "alerts");
@@ -466,7 +469,14 @@ static const char known_text[] =
 	"zmb_last_report_timestamp_seconds 1764000000.123\n"
 	"# HELP zmb_start_time_seconds Unix time the bridge started.\n"
 	"# TYPE zmb_start_time_seconds gauge\n"
-	"zmb_start_time_seconds 1763990000\n";
+	"zmb_start_time_seconds 1763990000\n"
+	"# HELP zmb_zuul_actions_total Actions on Zuul asked for in the rooms (recheck, dequeue, autohold...), by "
+	"outcome.\n"
+	"# TYPE zmb_zuul_actions_total counter\n"
+	"zmb_zuul_actions_total{outcome=\"accepted\"} 3\n"
+	"zmb_zuul_actions_total{outcome=\"refused\"} 1\n"
+	"zmb_zuul_actions_total{outcome=\"unreachable\"} 0\n"
+	"zmb_zuul_actions_total{outcome=\"denied\"} 2\n";
 
 /* ---- tests ---- */
 

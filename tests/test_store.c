@@ -2,6 +2,7 @@
  * txn ids and their retention, dead letters, kv, file modes, and what survives a crash
  * with and without commit. */
 #include "store.h"
+#include "store_actions.h"
 
 #include <ftw.h>
 #include <sqlite3.h>
@@ -609,7 +610,7 @@ static void test_database_is_in_wal_mode(void)
 	CHECK_STR((const char *)sqlite3_column_text(s, 0), "wal");
 	sqlite3_finalize(s);
 	sqlite3_close(db);
-	CHECK_INT(query_state_db("PRAGMA user_version"), 5);
+	CHECK_INT(query_state_db("PRAGMA user_version"), 6);
 	/* Version 4 has no dedup table: txn ids are the duplicate check. */
 	CHECK_INT(query_state_db("SELECT count(*) FROM sqlite_master WHERE name = 'dedup'"), 0);
 	remove_dirs();
@@ -624,7 +625,7 @@ static void test_schema_from_the_future_is_refused_with_a_clear_message(void)
 	st = store_open(state_dir, err, sizeof err);
 	CHECK(st == NULL);
 	CHECK_CONTAINS(err, "state.db");
-	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (5)");
+	CHECK_CONTAINS(err, "schema version 99 is newer than this build understands (6)");
 	store_close(st);
 	remove_dirs();
 }
@@ -1081,8 +1082,58 @@ static void test_txn_known_sees_queued_transactions_and_a_dropped_item_stays_kno
 	remove_dirs();
 }
 
+/* ---- zuul_action (schema 6): an acting event is recorded once, before it acts ---- */
+
+static void test_an_acting_event_is_recorded_once_and_survives_a_restart(void)
+{
+	fresh_dirs();
+	struct store *st = open_store();
+	struct store_action a = {.event_id = "$cmd1", .kind = "dequeue", .room = "#alerts:hs", .user_id = "@alice:hs",
+				 .request_json = "{\"tenant\":\"scs\"}", .question_txn = "txn-question-1",
+				 .state = "pending", .created_ms = 1000, .expires_ms = 301000};
+	CHECK_INT(store_action_begin(st, &a), 1);
+	CHECK_INT(store_action_begin(st, &a), 0); /* the same event again: act not */
+	struct store_action other = a;
+	other.kind = "recheck";
+	CHECK_INT(store_action_begin(st, &other), 0); /* whatever it claims to be now */
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+
+	st = open_store();
+	CHECK_INT(store_action_begin(st, &a), 0);
+	struct store_action got;
+	CHECK_INT(store_action_get(st, "$cmd1", &got), 1);
+	CHECK_STR(got.kind, "dequeue");
+	CHECK_STR(got.state, "pending");
+	CHECK_STR(got.request_json, "{\"tenant\":\"scs\"}");
+	CHECK_INT(got.expires_ms, 301000);
+	store_action_clear(&got);
+	/* the question's message, once delivered, finds its action */
+	CHECK_INT(store_action_by_question(st, "$question", &got), 0);
+	CHECK_INT(store_outbox_push(st, "r", "#alerts:hs", "txn-question-1", "k", "reply", "{}", 2000, NULL), 1);
+	struct outbox_item *items;
+	size_t n;
+	CHECK_INT(store_outbox_load(st, &items, &n), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(store_outbox_delivered(st, items[0].id, items[0].txn_id, "$question", 2001), 0);
+	store_items_free(items, n);
+	CHECK_INT(store_action_by_question(st, "$question", &got), 1);
+	CHECK_STR(got.event_id, "$cmd1");
+	store_action_clear(&got);
+	CHECK_INT(store_action_set_state(st, "$cmd1", "accepted"), 0);
+	CHECK_INT(store_action_get(st, "$cmd1", &got), 1);
+	CHECK_STR(got.state, "accepted");
+	store_action_clear(&got);
+	CHECK_INT(store_actions_prune(st, 1001), 1);
+	CHECK_INT(store_action_get(st, "$cmd1", &got), 0);
+	CHECK_INT(store_commit(st), 0);
+	store_close(st);
+	remove_dirs();
+}
+
 int main(void)
 {
+	RUN(test_an_acting_event_is_recorded_once_and_survives_a_restart);
 	RUN(test_open_creates_private_dir_and_db_file);
 	RUN(test_open_refuses_a_state_dir_that_is_a_file);
 	RUN(test_pushed_items_load_in_push_order_with_all_fields);

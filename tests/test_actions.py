@@ -1,0 +1,309 @@
+"""Integration tests of acting on Zuul from the room (issue #17): the real bridge, a real
+mosquitto, the fake homeserver and tests/fake_zuul_admin.py, which answers as Zuul 14.3.0's
+admin API does and checks every token with Zuul's own claim rules. Members: alice (100) and
+bob (50) are listed for tenant scs, dave (0) is listed but lacks the power, carol (50) is not
+listed; Zuul's authorization rule grants alice only."""
+
+import os
+import shutil
+import sqlite3
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
+from tap import run, test  # noqa: E402
+from zuul_world import FakeZuul, private_key_copy  # noqa: E402
+
+ALERTS = "!alerts:localhost"
+ROUTES = '  { name = "all"; room = "#alerts:localhost"; }'
+ALICE, BOB, CAROL, DAVE = "@alice:localhost", "@bob:localhost", "@carol:localhost", "@dave:localhost"
+HS_CONFIG = {
+    "users": [{"user_id": "@zuul-bot:localhost", "tokens": ["bridge-token"]}] +
+             [{"user_id": u, "tokens": [u[1:].split(":")[0] + "-token"]} for u in (ALICE, BOB, CAROL, DAVE)],
+    "rooms": [{"room_id": ALERTS, "aliases": ["#alerts:localhost"], "name": "Alerts", "join_rule": "public",
+               "creator": ALICE,
+               "members": {ALICE: "join", BOB: "join", CAROL: "join", DAVE: "join", "@zuul-bot:localhost": "join"},
+               "power_levels": {"users": {ALICE: 100, BOB: 50, CAROL: 50, "@zuul-bot:localhost": 50}}}],
+}
+
+
+class ActionWorld(World):
+    def __init__(self, zuul_admins=(ALICE,)):
+        super().__init__(ROUTES, hs_config=HS_CONFIG, start_bridge=False, extra="")
+        self.zuul = FakeZuul(self.dir, zuul_admins, issuer="zuul-matrix-bridge-it")
+        key = private_key_copy(self.dir)
+        self.metrics_port = free_port()
+        self.config += """
+chatops: { command_power_level = 50; };
+metrics: { listen = "127.0.0.1"; port = %d; };
+actions: {
+  issuer = "zuul-matrix-bridge-it"; audience = "zuul"; private_key_file = "%s";
+  tenants = ( { name = "scs"; api = "%s"; users = ["%s", "%s", "%s"]; } );
+};
+""" % (self.metrics_port, key, self.zuul.url, ALICE, BOB, DAVE)
+        self.clock = os.path.join(self.dir, "clock")
+        self.tick()
+        self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
+        self.bridge.wait_log("joined room", 10)
+        wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
+
+    def tick(self, ahead=0):
+        """The bridge's clock: now (plus ahead seconds), as Zuul's tokens are checked by the real time."""
+        with open(self.clock + ".tmp", "w") as f:
+            f.write("%d\n" % (time.time() + ahead))
+        os.replace(self.clock + ".tmp", self.clock)
+
+    def restart(self):
+        assert self.bridge.stop() == 0
+        self.bridge.start()
+        self.bridge.wait_log("joined room", 10, count=2)
+
+    def close(self):
+        self.zuul.stop()
+        super().close()
+
+    def failure(self, buildset="bs-actions-1"):
+        """A periodic failure of SovereignCloudStack/standards; its message (the thread root)."""
+        self.broker.publish("zuul/scs/periodic-daily", periodic_report(buildset))
+
+        def root():
+            for e in self.hs.events(ALERTS):
+                if "zmb.failure" in e["content"]:
+                    return e
+        return wait_for(root, 15, "the failure message")
+
+    def say(self, sender, body, thread=None, reply=None):
+        content = {"msgtype": "m.text", "body": body}
+        if thread:
+            content["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread, "is_falling_back": True,
+                                       "m.in_reply_to": {"event_id": thread}}
+        elif reply:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply}}
+        return self.hs.inject(ALERTS, sender, content)
+
+    def react(self, sender, target, key):
+        return self.hs.inject(ALERTS, sender, {"m.relates_to": {"rel_type": "m.annotation", "event_id": target,
+                                                                 "key": key}}, kind="m.reaction")
+
+    def notices(self):
+        return [e for e in self.hs.events(ALERTS) if e["content"].get("msgtype") == "m.notice"]
+
+    def answer(self, needle, timeout=15):
+        return wait_for(lambda: next((e for e in self.notices() if needle in e["content"]["body"]), None), timeout,
+                        "a notice saying %r" % needle)
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port, timeout=5) as r:
+            return r.read().decode()
+
+
+def with_world(fn, **kw):
+    w = ActionWorld(**kw)
+    try:
+        fn(w)
+    finally:
+        w.close()
+
+
+def in_thread(e, root):
+    rel = e["content"].get("m.relates_to") or {}
+    return rel.get("rel_type") == "m.thread" and rel.get("event_id") == root
+
+
+@test
+def an_allowed_users_recheck_reaches_zuul_with_a_token_naming_them_and_others_are_refused():
+    def body(w):
+        root = w.failure()
+        item = root["content"]["zmb.failure"]["item"]
+        assert item == {"tenant": "scs", "project": "SovereignCloudStack/standards", "pipeline": "periodic-daily",
+                        "ref": "refs/heads/main"}, item
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        ok = w.answer("accepted by Zuul")
+        assert in_thread(ok, root["event_id"]), ok["content"]
+        assert ok["content"]["body"] == ("@alice:localhost asked for the recheck of refs/heads/main of "
+                                         "SovereignCloudStack/standards in periodic-daily (tenant scs): accepted by "
+                                         "Zuul (queued: its report follows as usual)."), ok["content"]["body"]
+        assert ok["content"]["m.mentions"] == {}, ok["content"]
+        [req] = w.zuul.requests("enqueue")
+        assert req["method"] == "POST" and req["status"] == 200, req
+        assert req["path"] == "/api/tenant/scs/project/SovereignCloudStack/standards/enqueue", req["path"]
+        assert req["body"] == {"pipeline": "periodic-daily", "ref": "refs/heads/main", "oldrev": None,
+                               "newrev": None}, req["body"]
+        claims = req["claims"]
+        assert claims["sub"] == ALICE and claims["iss"] == "zuul-matrix-bridge-it" and claims["aud"] == "zuul", claims
+        assert 0 < claims["exp"] - claims["iat"] <= 120 and claims["jti"], claims
+
+        # carol is not listed, dave lacks the power (as a reply, not in the thread), bob is
+        # listed here but Zuul's rule does not grant him
+        w.say(CAROL, "!zuul recheck", thread=root["event_id"])
+        w.answer("Not done: @carol:localhost is not one of the users who may act on tenant scs.")
+        w.say(DAVE, "> <@zuul-bot:localhost> Failure\n\n!zuul recheck", reply=root["event_id"])
+        no = w.answer("Not done: @dave:localhost has power level 0 in this room; acting on Zuul needs 50.")
+        assert in_thread(no, root["event_id"]), "a reply to the failure is answered in its thread"
+        w.tick()
+        w.say(BOB, "!zuul recheck", thread=root["event_id"])
+        w.answer("@bob:localhost asked for the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                 "periodic-daily (tenant scs): refused by Zuul: not allowed by the tenant's authorization rules (403).")
+        reqs = w.zuul.requests("enqueue")
+        assert [r["claims"]["sub"] for r in reqs] == [ALICE, BOB], reqs
+        # not in a failure's thread: nothing to act on
+        w.say(ALICE, "!zuul recheck")
+        w.answer("Say \"!zuul recheck\" in a failure's thread, or as a reply to the failure")
+        # Zuul unreachable (curl tries a dropped keep-alive connection once more), and a
+        # refusal with Zuul's reason
+        w.zuul.call("POST", "/_fake/faults", [{"path": "enqueue", "action": "drop", "count": 2},
+                                              {"path": "enqueue", "action": "respond", "status": 400,
+                                               "body": "<h2>400 Bad Request</h2><p>Unknown pipeline</p>"}])
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        w.answer("Zuul could not be reached (")
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        w.answer("refused by Zuul: Unknown pipeline.")
+        log = w.bridge.log()
+        assert ('msg="zuul action" action=recheck user=@alice:localhost tenant=scs '
+                'project=SovereignCloudStack/standards pipeline=periodic-daily ref=refs/heads/main '
+                'outcome=accepted status=200') in log, log
+        assert 'action=recheck user=@carol:localhost tenant=scs' in log and 'outcome=denied' in log, log
+        assert 'user=@bob:localhost' in log and 'outcome=refused status=403' in log, log
+        assert 'outcome=unreachable' in log, log
+        m = w.metrics()
+        for line in ('zmb_zuul_actions_total{outcome="accepted"} 1', 'zmb_zuul_actions_total{outcome="refused"} 2',
+                     'zmb_zuul_actions_total{outcome="unreachable"} 1', 'zmb_zuul_actions_total{outcome="denied"} 2'):
+            assert line in m, "expected %r in the metrics:\n%s" % (line, m)
+        # no token in the log
+        assert "eyJ" not in log, "a token was logged"
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]   # a clean exit (and no leak, under ASan)
+    with_world(body)
+
+
+def sync_token(w):
+    db = sqlite3.connect(os.path.join(w.state, "state.db"))
+    try:
+        row = db.execute("SELECT value FROM kv WHERE key = 'sync.next_batch'").fetchone()
+        return row[0] if row else None
+    finally:
+        db.close()
+
+
+def set_sync_token(w, token):
+    db = sqlite3.connect(os.path.join(w.state, "state.db"))
+    try:
+        db.execute("UPDATE kv SET value = ? WHERE key = 'sync.next_batch'", (token,))
+        db.commit()
+    finally:
+        db.close()
+
+
+@test
+def a_recheck_reaction_and_a_command_act_once_though_sync_replays_them_and_edits_never_act():
+    def body(w):
+        root = w.failure()
+        before = wait_for(lambda: sync_token(w), 10, "a stored /sync position")
+        w.tick()
+        w.react(ALICE, root["event_id"], "\U0001F501")
+        w.answer("accepted by Zuul")
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 2, 15, "two rechecks")
+        wait_for(lambda: len([e for e in w.notices() if "accepted by Zuul" in e["content"]["body"]]) == 2, 15,
+                 "two answers")
+        # an edit of a command, and an edit that makes a message a command: neither acts
+        said = w.say(ALICE, "!zuul recheck please", thread=root["event_id"])
+        w.answer("!zuul recheck takes no arguments")
+        for target in (said, w.say(ALICE, "hello", thread=root["event_id"])):
+            w.hs.inject(ALERTS, ALICE, {"msgtype": "m.text", "body": "* !zuul recheck",
+                                        "m.new_content": {"msgtype": "m.text", "body": "!zuul recheck"},
+                                        "m.relates_to": {"rel_type": "m.replace", "event_id": target}})
+        # after a restart from the position before the reaction, /sync brings all of it again
+        wait_for(lambda: sync_token(w) != before, 10, "a newer stored /sync position")
+        assert w.bridge.stop() == 0
+        set_sync_token(w, before)
+        w.tick()
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.bridge.wait_log("an action's event was seen before; not acting again", 15, count=2)
+        time.sleep(1.5)
+        assert len(w.zuul.requests("enqueue")) == 2, w.zuul.requests("enqueue")
+        answers = [e for e in w.notices() if "accepted by Zuul" in e["content"]["body"]]
+        assert len(answers) == 2, answers
+        assert w.bridge.log().count('msg="zuul action"') == 2, w.bridge.log()
+        # state_dir lost: the failures come back from the room's history, its commands do not act
+        assert w.bridge.stop() == 0
+        shutil.rmtree(w.state)
+        w.tick()
+        w.bridge.start()
+        w.bridge.wait_log("rebuilt failures and claims from the room's history", 20)
+        wait_for(lambda: os.path.exists(os.path.join(w.state, "state.db")) and sync_token(w), 10,
+                 "the first /sync position after the rebuild")
+        time.sleep(1.5)
+        assert len(w.zuul.requests("enqueue")) == 2, w.zuul.requests("enqueue")
+        # ...and the failure read back still knows its item
+        w.say(ALICE, "!zuul recheck", thread=root["event_id"])
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 3, 15, "a recheck after the rebuild")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+@test
+def dequeue_and_autohold_wait_for_the_askers_confirmation_even_across_a_restart():
+    def body(w):
+        root = w.failure()
+        rid = root["event_id"]
+        w.say(ALICE, "!zuul dequeue", thread=rid)
+        q = w.answer("@alice:localhost asks for the dequeue of refs/heads/main of SovereignCloudStack/standards in "
+                     "periodic-daily (tenant scs). @alice:localhost, react \u2705 to this message within 5 minutes")
+        assert in_thread(q, rid), q
+        w.react(BOB, q["event_id"], "\u2705")          # not the asker: nothing
+        w.restart()                                    # in the middle of the confirmation
+        assert w.zuul.requests("dequeue") == []
+        w.tick()
+        w.react(ALICE, q["event_id"], "\u2705\ufe0f")
+        w.answer("asked for the dequeue of refs/heads/main of SovereignCloudStack/standards in periodic-daily "
+                 "(tenant scs): accepted by Zuul.")
+        [req] = w.zuul.requests("dequeue")
+        assert req["body"] == {"pipeline": "periodic-daily", "ref": "refs/heads/main"}, req["body"]
+        assert req["claims"]["sub"] == ALICE, req["claims"]
+        w.react(ALICE, q["event_id"], "\U0001F44D")   # confirmed already: nothing more
+        time.sleep(1)
+        assert len(w.zuul.requests("dequeue")) == 1
+
+        # an autohold confirmed too late does nothing
+        w.say(ALICE, "!zuul autohold scs-compliance-check-gx-scs-main 2 look at the node", thread=rid)
+        q = w.answer("asks for the autohold of job scs-compliance-check-gx-scs-main (2 failed builds) for "
+                     "refs/heads/main")
+        w.tick(ahead=301)
+        w.react(ALICE, q["event_id"], "\u2705")
+        w.answer("its confirmation came after 5 minutes")
+        assert w.zuul.requests("autohold") == []
+        # in time, it holds exactly this ref
+        w.tick()
+        w.say(ALICE, "!zuul autohold scs-compliance-check-gx-scs-main 2 look at the node\nplease", thread=rid)
+        q = wait_for(lambda: [e for e in w.notices() if "asks for the autohold" in e["content"]["body"]][1:], 15,
+                     "the second question")[0]
+        w.react(ALICE, q["event_id"], "\u2705")
+        w.answer("(2 failed builds) for refs/heads/main of SovereignCloudStack/standards in periodic-daily "
+                 "(tenant scs): accepted by Zuul.")
+        [req] = w.zuul.requests("autohold")
+        assert req["body"] == {"job": "scs-compliance-check-gx-scs-main", "count": 2, "change": None,
+                               "ref": "refs/heads/main", "reason": "look at the node\nplease",
+                               "node_hold_expiration": None}, req["body"]
+        [hold] = w.zuul.holds()
+        w.tick()
+        w.say(ALICE, "!zuul autoholds", thread=rid)
+        w.answer("Autoholds of tenant scs (1):\n- %s: github.com/SovereignCloudStack/standards "
+                 "scs-compliance-check-gx-scs-main, ref refs/heads/main, held 0 of 2: look at the node\nplease"
+                 % hold["id"])
+        w.say(ALICE, "!zuul autohold delete %s" % hold["id"], thread=rid)
+        w.answer("removal of autohold %s (tenant scs): accepted by Zuul." % hold["id"])
+        assert w.zuul.holds() == []
+        # carol may not even ask
+        w.say(CAROL, "!zuul dequeue", thread=rid)
+        w.answer("Not done: @carol:localhost is not one of the users")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+if __name__ == "__main__":
+    run()
