@@ -126,6 +126,7 @@ class FakeZuul:
                             headers={"WWW-Authenticate": 'Bearer realm="%s"\n       error="%s"\n       '
                                      'error_description="%s"' % (self.realm, e, d)})
         token = header[len("Bearer "):]
+        rec["token"] = token
         try:
             claims = zuul_claims.authenticate(self.authenticators, token, default_realm=self.realm)
         except zuul_claims.AuthError as e:
