@@ -1,0 +1,92 @@
+/* config_internal: what the config_*.c files share while one config_load runs, and nothing
+ * outside them includes: the loader's state, its messages, the typed getters, each group's loader. */
+#ifndef ZMB_CONFIG_INTERNAL_H
+#define ZMB_CONFIG_INTERNAL_H
+
+#include "config.h"
+#include "strbuf.h"
+
+#include <libconfig.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* State of one config_load call. */
+struct loader {
+	const char *path;   /* as the caller gave it, for messages */
+	char *dir;          /* absolute directory of the config file; relative paths start here */
+	struct msg {
+		int line;
+		bool included; /* from an @include'd file: listed after the main file's */
+		char *text;    /* "FILE:LINE: ...\n" */
+	} *msgs;            /* this load's messages, redacted and sorted before they leave */
+	size_t n_errors;
+	char **redact;      /* secret values that must never appear in a message */
+	size_t n_redact;
+};
+
+/* ---- messages, paths and typed getters (config_getters.c) ---- */
+
+/* Records "FILE:LINE: message\n"; s == NULL or a setting without a line (the root) gives line 1. */
+__attribute__((format(printf, 3, 4)))
+void report(struct loader *ld, const config_setting_t *s, const char *fmt, ...);
+/* "KEY: expected EXPECTED, got TYPE" at s. */
+void type_error(struct loader *ld, const config_setting_t *s, const char *key, const char *expected);
+/* "prefix.key", or key alone at the top level. */
+void key_path(char *buf, size_t n, const char *prefix, const char *key);
+/* v quoted for a message in sb (reset first), kept to one line and cut; returns sb's text. */
+const char *shown(struct strbuf *sb, const char *v);
+/* Keeps value out of every message of this load and out of every log line after it. */
+void remember_secret(struct loader *ld, const char *value);
+/* Zeroes and frees a secret; NULL is fine. */
+void secret_free(char *s);
+/* Hands the messages to the caller in file order with every secret redacted, then forgets them. */
+void flush_errors(struct loader *ld, struct strbuf *out);
+
+/* Lexically cleans an absolute path: no ".", no "//", ".." drops a component. Caller frees. */
+char *path_clean(const char *path);
+/* The directory holding the config file, absolute. Caller frees; NULL when the cwd is unknown. */
+char *config_dir(const char *path);
+/* base/rel, cleaned; rel when it is absolute. Caller frees. */
+char *path_resolve(const char *base, const char *rel);
+/* 0 when path is a readable regular file, else an errno value. */
+int check_readable_file(const char *path);
+
+/* The getters return false after reporting a problem; an absent key is not a problem (the
+ * caller's default stays). */
+/* An integer setting, 32 or 64 bits. */
+bool is_int(const config_setting_t *s);
+/* A string. */
+bool get_string(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key,
+		const char **out);
+/* A string that must not be empty when present. */
+bool get_nonempty(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key,
+		  const char *expected, const char **out);
+/* A path, resolved against the config file's directory; *out is replaced only when present. */
+bool get_path(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key, char **out);
+/* An integer within min..max. */
+bool get_int(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key,
+	     long long min, long long max, int *out);
+/* true or false. */
+bool get_bool(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key, bool *out);
+/* A duration ("90s", "1h30m") or a non-negative integer of seconds, within min..max. */
+bool get_duration(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key,
+		  long long min, long long max, long long *out);
+/* A size ("1MiB", "512KiB") or an integer of bytes, within min..max. */
+bool get_size(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *key,
+	      long long min, long long max, int *out);
+/* A list of strings, or one string when single_ok; *out holds copies only on success. */
+bool get_string_list(struct loader *ld, const config_setting_t *s, const char *path, bool single_ok,
+		     char ***out, size_t *n_out);
+/* Frees n strings and the array. */
+void free_strings(char **v, size_t n);
+/* Whether s is well-formed UTF-8. */
+bool utf8_valid(const char *s);
+/* Reports every member of grp not in known (NULL-terminated), with a guess at the intended key. */
+void check_keys(struct loader *ld, const config_setting_t *grp, const char *prefix, const char *const *known);
+/* A member that must be a group; NULL when absent or of the wrong type (reported). */
+const config_setting_t *get_group(struct loader *ld, const config_setting_t *grp, const char *prefix,
+				  const char *key);
+
+/* ---- the groups, in the order load_root reads them ---- */
+
+#endif
