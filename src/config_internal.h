@@ -89,4 +89,15 @@ const config_setting_t *get_group(struct loader *ld, const config_setting_t *grp
 
 /* ---- the groups, in the order load_root reads them ---- */
 
+/* config_connections.c: mqtt (grp NULL: all defaults), matrix, metrics, without their secrets. */
+void load_mqtt(struct loader *ld, const config_setting_t *grp, struct config_mqtt *m);
+void load_matrix(struct loader *ld, const config_setting_t *grp, struct config_matrix *mx);
+void load_metrics(struct loader *ld, const config_setting_t *grp, struct config_metrics *mt);
+/* After the routes: each matrix.post_unencrypted room must be some route's room. */
+void check_post_unencrypted(struct loader *ld, const config_setting_t *mx, const struct config *cfg);
+/* NULL when url is http(s)://host[...] without query or fragment, else why not (actions' api too). */
+const char *url_problem(const char *url);
+/* Whether an http(s) URL has "user:pw@" in its authority. */
+bool url_has_credentials(const char *url);
+
 #endif
