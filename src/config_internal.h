@@ -100,4 +100,12 @@ const char *url_problem(const char *url);
 /* Whether an http(s) URL has "user:pw@" in its authority. */
 bool url_has_credentials(const char *url);
 
+/* config_routes.c: the routes list; template_dir NULL (itself bad) skips the template check. */
+void load_routes(struct loader *ld, const config_setting_t *root, const char *template_dir, struct config *cfg);
+/* "!opaque:server" or "#alias:server" (owners' forward_room too). */
+bool room_ok(const char *room);
+/* The glob patterns at s into *out and *n_out (owners' rules too); false after reporting. */
+bool get_globs(struct loader *ld, const config_setting_t *s, const char *path, bool nonempty, char ***out,
+	       size_t *n_out);
+
 #endif
