@@ -108,4 +108,13 @@ bool room_ok(const char *room);
 bool get_globs(struct loader *ld, const config_setting_t *s, const char *path, bool nonempty, char ***out,
 	       size_t *n_out);
 
+/* config_room_texts.c: PFX.runbook and PFX.hint of a route or owners rule into *out when good. */
+void get_runbook(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out);
+void get_hint(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out);
+/* chatops.workflow, or the text of chatops.workflow_file, into co->workflow. */
+void load_workflow(struct loader *ld, const config_setting_t *grp, struct config_chatops *co);
+
+/* config_chatops.c: the chatops group, then each route's chatops keys (after the routes). */
+void load_chatops_all(struct loader *ld, const config_setting_t *root, struct config *cfg);
+
 #endif
