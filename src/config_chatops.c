@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The keys each group accepts, in the order messages list them. */
+/* The keys of the chatops group, its oncall group and each override, in the order messages list them. */
 static const char *const chatops_keys[] = {
 	"enabled", "claims", "commands", "claim_reaction", "resolve_reaction", "command_prefix",
 	"command_power_level", "threads", "escalate_after", "fallback_after", "fallback", "oncall", "workflow", "workflow_file",

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The keys each group accepts, in the order messages list them. */
+/* The keys of mqtt, mqtt.tls, matrix and metrics, in the order messages list them. */
 static const char *const mqtt_keys[] = {
 	"host", "port", "client_id", "username", "password_file", "qos", "clean_session", "keepalive",
 	"protocol", "receive_maximum", "maximum_packet_size", "share_group", "topics", "reconnect_min",

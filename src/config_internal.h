@@ -117,4 +117,11 @@ void load_workflow(struct loader *ld, const config_setting_t *grp, struct config
 /* config_chatops.c: the chatops group, then each route's chatops keys (after the routes). */
 void load_chatops_all(struct loader *ld, const config_setting_t *root, struct config *cfg);
 
+/* config_owners.c: the owners rules (after chatops, which they need) and the triage group. */
+void load_owners(struct loader *ld, const config_setting_t *root, struct config *cfg);
+void load_triage(struct loader *ld, const config_setting_t *root, struct config_triage *tr);
+
+/* config_details.c: the details group; absent, nothing is fetched. */
+void load_details(struct loader *ld, const config_setting_t *root, struct config_details *dt);
+
 #endif
