@@ -24,7 +24,10 @@ struct loader {
 	size_t n_redact;
 };
 
-/* ---- messages, paths and typed getters (config_getters.c) ---- */
+/* Secrets larger than this are not tokens, passwords or keys but a wrong file. */
+#define SECRET_MAX 16384
+
+/* ---- config_getters.c: messages, paths, typed getters ---- */
 
 /* Records "FILE:LINE: message\n"; s == NULL or a setting without a line (the root) gives line 1. */
 __attribute__((format(printf, 3, 4)))
@@ -87,11 +90,14 @@ void check_keys(struct loader *ld, const config_setting_t *grp, const char *pref
 const config_setting_t *get_group(struct loader *ld, const config_setting_t *grp, const char *prefix,
 				  const char *key);
 
-/* ---- the groups, in the order load_root reads them ---- */
+/* The group loaders below come in the order load_root calls them. */
 
-/* config_connections.c: mqtt (grp NULL: all defaults), matrix, metrics, without their secrets. */
+/* ---- config_connections.c ---- */
+/* The mqtt group (grp NULL: all defaults), without its password. */
 void load_mqtt(struct loader *ld, const config_setting_t *grp, struct config_mqtt *m);
+/* The matrix group, without its access token or password. */
 void load_matrix(struct loader *ld, const config_setting_t *grp, struct config_matrix *mx);
+/* The metrics group; its presence turns the listener on. */
 void load_metrics(struct loader *ld, const config_setting_t *grp, struct config_metrics *mt);
 /* After the routes: each matrix.post_unencrypted room must be some route's room. */
 void check_post_unencrypted(struct loader *ld, const config_setting_t *mx, const struct config *cfg);
@@ -100,7 +106,8 @@ const char *url_problem(const char *url);
 /* Whether an http(s) URL has "user:pw@" in its authority. */
 bool url_has_credentials(const char *url);
 
-/* config_routes.c: the routes list; template_dir NULL (itself bad) skips the template check. */
+/* ---- config_routes.c ---- */
+/* The routes list; template_dir NULL (itself bad) skips the template check. */
 void load_routes(struct loader *ld, const config_setting_t *root, const char *template_dir, struct config *cfg);
 /* "!opaque:server" or "#alias:server" (owners' forward_room too). */
 bool room_ok(const char *room);
@@ -108,20 +115,37 @@ bool room_ok(const char *room);
 bool get_globs(struct loader *ld, const config_setting_t *s, const char *path, bool nonempty, char ***out,
 	       size_t *n_out);
 
-/* config_room_texts.c: PFX.runbook and PFX.hint of a route or owners rule into *out when good. */
+/* ---- config_room_texts.c ---- */
+/* PFX.runbook of a route or owners rule into *out when it is a fit link. */
 void get_runbook(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out);
+/* PFX.hint of a route or owners rule into *out when it is one short line. */
 void get_hint(struct loader *ld, const config_setting_t *grp, const char *pfx, char **out);
 /* chatops.workflow, or the text of chatops.workflow_file, into co->workflow. */
 void load_workflow(struct loader *ld, const config_setting_t *grp, struct config_chatops *co);
 
-/* config_chatops.c: the chatops group, then each route's chatops keys (after the routes). */
+/* ---- config_chatops.c ---- */
+/* The chatops group, then each route's chatops keys (after the routes). */
 void load_chatops_all(struct loader *ld, const config_setting_t *root, struct config *cfg);
 
-/* config_owners.c: the owners rules (after chatops, which they need) and the triage group. */
+/* ---- config_owners.c ---- */
+/* The owners rules (after chatops: owners need the room side). */
 void load_owners(struct loader *ld, const config_setting_t *root, struct config *cfg);
+/* The triage group, or its defaults. */
 void load_triage(struct loader *ld, const config_setting_t *root, struct config_triage *tr);
 
-/* config_details.c: the details group; absent, nothing is fetched. */
+/* ---- config_details.c ---- */
+/* The details group; absent, nothing is fetched. */
 void load_details(struct loader *ld, const config_setting_t *root, struct config_details *dt);
+
+/* ---- config_actions.c ---- */
+/* The actions group; its key file is read only with CONFIG_NEED_SECRETS. */
+void load_actions(struct loader *ld, const config_setting_t *root, unsigned flags, struct config *cfg);
+/* Frees what load_actions filled in. */
+void actions_clear(struct config_actions *ac);
+
+/* ---- config_secrets.c ---- */
+/* The matrix and mqtt secrets from the files named (NULL: none), else the environment or credentials. */
+void load_secrets(struct loader *ld, const config_setting_t *root, struct config *cfg, const char *token_file,
+		  const char *password_file, const char *matrix_password_file);
 
 #endif
