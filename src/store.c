@@ -1645,7 +1645,7 @@ int store_claims_of(struct store *st, const char *failure_txn, const char *kind,
 	return 0;
 }
 
-/* ---- for store_flaky.c (store_internal.h) ---- */
+/* ---- for store_flaky.c and store_actions.c (store_internal.h) ---- */
 
 sqlite3 *store_internal_db(struct store *st) { return st->db; }
 
@@ -1656,4 +1656,25 @@ int store_internal_fail(struct store *st, const char *op) { return fail(st, op);
 sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i)
 {
 	return i >= 0 && i < STORE_HELPER_STMTS ? &st->helper_stmt[i] : NULL;
+}
+
+sqlite3_stmt *store_internal_prepare(struct store *st, int slot, const char *sql, const char *op)
+{
+	sqlite3_stmt **s = store_internal_stmt_slot(st, slot);
+	if (!s)
+		return NULL;
+	if (!*s && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK) {
+		fail(st, op);
+		*s = NULL;
+		return NULL;
+	}
+	sqlite3_reset(*s);
+	sqlite3_clear_bindings(*s);
+	return *s;
+}
+
+void store_internal_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
 }

@@ -15,27 +15,6 @@ enum { ST_BEGIN = STORE_ACTIONS_SLOT0, ST_SET_STATE, ST_BY_QUESTION, ST_GET, ST_
 
 #define COLUMNS "a.event_id, a.kind, a.room, a.user_id, a.request_json, a.question_txn, a.state, a.created_ms, a.expires_ms"
 
-static sqlite3_stmt *prepare(struct store *st, int slot, const char *sql, const char *op)
-{
-	sqlite3_stmt **s = store_internal_stmt_slot(st, slot);
-	if (!s)
-		return NULL;
-	if (!*s && sqlite3_prepare_v3(store_internal_db(st), sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK) {
-		store_internal_fail(st, op);
-		*s = NULL;
-		return NULL;
-	}
-	sqlite3_reset(*s);
-	sqlite3_clear_bindings(*s);
-	return *s;
-}
-
-static void done(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
-
 static void bind_opt(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
@@ -68,7 +47,7 @@ int store_action_begin(struct store *st, const struct store_action *a)
 {
 	if (!a->event_id || !*a->event_id || store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_BEGIN,
+	sqlite3_stmt *s = store_internal_prepare(st, ST_BEGIN,
 				  "INSERT OR IGNORE INTO zuul_action (event_id, kind, room, user_id, request_json,"
 				  " question_txn, state, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				  "zuul_action record");
@@ -85,7 +64,7 @@ int store_action_begin(struct store *st, const struct store_action *a)
 	sqlite3_bind_int64(s, 9, a->expires_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? (sqlite3_changes(store_internal_db(st)) == 1 ? 1 : 0)
 						 : store_internal_fail(st, "zuul_action record");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }
 
@@ -93,14 +72,14 @@ int store_action_set_state(struct store *st, const char *event_id, const char *s
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_SET_STATE, "UPDATE zuul_action SET state = ?2 WHERE event_id = ?1",
+	sqlite3_stmt *s = store_internal_prepare(st, ST_SET_STATE, "UPDATE zuul_action SET state = ?2 WHERE event_id = ?1",
 				  "zuul_action state");
 	if (!s)
 		return -1;
 	bind_opt(s, 1, event_id);
 	bind_opt(s, 2, state);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "zuul_action state");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }
 
@@ -123,14 +102,14 @@ static int read_one(struct store *st, sqlite3_stmt *s, const char *op, struct st
 	} else {
 		result = rc == SQLITE_DONE ? 0 : store_internal_fail(st, op);
 	}
-	done(s);
+	store_internal_done(s);
 	return result;
 }
 
 int store_action_by_question(struct store *st, const char *question_event_id, struct store_action *out)
 {
 	/* The question's event id is what the deliverer wrote into txn when it was sent. */
-	sqlite3_stmt *s = prepare(st, ST_BY_QUESTION,
+	sqlite3_stmt *s = store_internal_prepare(st, ST_BY_QUESTION,
 				  "SELECT " COLUMNS " FROM zuul_action a JOIN txn t ON t.txn_id = a.question_txn"
 				  " WHERE t.event_id = ?1",
 				  "zuul_action by question");
@@ -142,7 +121,7 @@ int store_action_by_question(struct store *st, const char *question_event_id, st
 
 int store_action_get(struct store *st, const char *event_id, struct store_action *out)
 {
-	sqlite3_stmt *s = prepare(st, ST_GET, "SELECT " COLUMNS " FROM zuul_action a WHERE a.event_id = ?1",
+	sqlite3_stmt *s = store_internal_prepare(st, ST_GET, "SELECT " COLUMNS " FROM zuul_action a WHERE a.event_id = ?1",
 				  "zuul_action get");
 	if (!s)
 		return -1;
@@ -154,12 +133,12 @@ int store_actions_prune(struct store *st, int64_t cutoff_ms)
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_PRUNE, "DELETE FROM zuul_action WHERE created_ms < ?", "zuul_action prune");
+	sqlite3_stmt *s = store_internal_prepare(st, ST_PRUNE, "DELETE FROM zuul_action WHERE created_ms < ?", "zuul_action prune");
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(store_internal_db(st))
 						 : store_internal_fail(st, "zuul_action prune");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }

@@ -13,27 +13,6 @@
 
 enum { ST_RECORD, ST_SET_RESULT, ST_HISTORY, ST_PRUNE, ST_JOBS };
 
-/* The statement of slot, prepared once, reset and unbound. NULL after logging. */
-static sqlite3_stmt *prepare(struct store *st, int slot, const char *sql, const char *op)
-{
-	sqlite3_stmt **s = store_internal_stmt_slot(st, slot);
-	if (!*s && sqlite3_prepare_v3(store_internal_db(st), sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK) {
-		store_internal_fail(st, op);
-		*s = NULL;
-		return NULL;
-	}
-	sqlite3_reset(*s);
-	sqlite3_clear_bindings(*s);
-	return *s;
-}
-
-/* Done with a statement: its read lock (if any) goes now, not at the next use. */
-static void done(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
-
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	sqlite3_bind_text(s, i, v ? v : "", -1, SQLITE_STATIC);
@@ -51,7 +30,7 @@ int store_run_record(struct store *st, const struct store_run *run)
 		return -1;
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_RECORD,
+	sqlite3_stmt *s = store_internal_prepare(st, ST_RECORD,
 				  "INSERT OR REPLACE INTO job_run (build_uuid, tenant, pipeline, project, branch, job,"
 				  " result, outcome, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				  "job_run record");
@@ -67,7 +46,7 @@ int store_run_record(struct store *st, const struct store_run *run)
 	sqlite3_bind_int(s, 8, (int)run->outcome);
 	sqlite3_bind_int64(s, 9, run->at_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run record");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }
 
@@ -75,7 +54,7 @@ int store_run_set_result(struct store *st, const char *build_uuid, const char *r
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_SET_RESULT, "UPDATE job_run SET result = ?2, outcome = ?3 WHERE build_uuid = ?1",
+	sqlite3_stmt *s = store_internal_prepare(st, ST_SET_RESULT, "UPDATE job_run SET result = ?2, outcome = ?3 WHERE build_uuid = ?1",
 				  "job_run true result");
 	if (!s)
 		return -1;
@@ -83,7 +62,7 @@ int store_run_set_result(struct store *st, const char *build_uuid, const char *r
 	bind_text(s, 2, result);
 	sqlite3_bind_int(s, 3, (int)outcome);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run true result");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }
 
@@ -91,7 +70,7 @@ int store_run_history(struct store *st, const char *project, const char *branch,
 		      size_t max, enum flaky_outcome *outcomes, size_t *n)
 {
 	*n = 0;
-	sqlite3_stmt *s = prepare(st, ST_HISTORY,
+	sqlite3_stmt *s = store_internal_prepare(st, ST_HISTORY,
 				  "SELECT outcome FROM job_run WHERE project = ?1 AND branch = ?2 AND job = ?3"
 				  " AND outcome IN (1, 2) AND at_ms <= ?5 ORDER BY at_ms DESC, build_uuid DESC LIMIT ?4",
 				  "job_run history");
@@ -106,7 +85,7 @@ int store_run_history(struct store *st, const char *project, const char *branch,
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
 		outcomes[(*n)++] = (enum flaky_outcome)sqlite3_column_int(s, 0);
 	int result = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_internal_fail(st, "job_run history");
-	done(s);
+	store_internal_done(s);
 	return result;
 }
 
@@ -114,13 +93,13 @@ int store_run_prune(struct store *st, int64_t cutoff_ms)
 {
 	if (store_internal_begin(st) < 0)
 		return -1;
-	sqlite3_stmt *s = prepare(st, ST_PRUNE, "DELETE FROM job_run WHERE at_ms < ?", "job_run prune");
+	sqlite3_stmt *s = store_internal_prepare(st, ST_PRUNE, "DELETE FROM job_run WHERE at_ms < ?", "job_run prune");
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, cutoff_ms);
 	int rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(store_internal_db(st))
 						 : store_internal_fail(st, "job_run prune");
-	done(s);
+	store_internal_done(s);
 	return rc;
 }
 
@@ -129,7 +108,7 @@ int store_run_jobs(struct store *st, const char *project, struct store_job_runs 
 	*out = NULL;
 	*n = 0;
 	/* The window of each job by a window function: one pass, whatever the retention holds. */
-	sqlite3_stmt *s = prepare(st, ST_JOBS,
+	sqlite3_stmt *s = store_internal_prepare(st, ST_JOBS,
 				  "SELECT project, branch, job, outcome, tenant, pipeline FROM ("
 				  " SELECT *, row_number() OVER (PARTITION BY project, branch, job"
 				  "  ORDER BY at_ms DESC, build_uuid DESC) AS rn"
@@ -166,7 +145,7 @@ int store_run_jobs(struct store *st, const char *project, struct store_job_runs 
 			last->outcomes[last->n++] = (enum flaky_outcome)sqlite3_column_int(s, 3);
 	}
 	int result = rc == SQLITE_DONE ? 0 : store_internal_fail(st, "job_run jobs");
-	done(s);
+	store_internal_done(s);
 	if (result < 0) {
 		store_job_runs_free(jobs, *n);
 		*n = 0;

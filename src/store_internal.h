@@ -55,5 +55,10 @@ int store_internal_fail(struct store *st, const char *op);
 #define STORE_HELPER_STMTS 16
 #define STORE_ACTIONS_SLOT0 8
 sqlite3_stmt **store_internal_stmt_slot(struct store *st, int i);
+/* The statement of slot, prepared once (sql), reset and unbound; NULL after logging op's
+ * failure (or for a slot out of range). */
+sqlite3_stmt *store_internal_prepare(struct store *st, int slot, const char *sql, const char *op);
+/* Done with a statement: its read lock (if any) goes now, not at the next use. */
+void store_internal_done(sqlite3_stmt *s);
 
 #endif
