@@ -64,9 +64,7 @@ def aggregated(w, event_id, room="alerts"):
 
 def latest_text(w, event_id, room="alerts"):
     """The text a client shows for event_id: its latest edit's m.new_content, as Synapse picks it."""
-    ev = aggregated(w, event_id, room)
-    replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
-    return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
+    return w.latest_body(event_id, room)
 
 
 def wait_text(w, event_id, predicate, what, timeout=15):

@@ -52,9 +52,7 @@ def edits(w, root):
 
 
 def latest_text(w, event_id):
-    ev = w.hs.event(w.alice, w.rooms["alerts"], event_id)
-    replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
-    return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
+    return w.latest_body(event_id)
 
 
 def wait_text(w, event_id, predicate, what, timeout=15):

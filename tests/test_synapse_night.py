@@ -75,10 +75,7 @@ def a_night_of_forty_failures_under_the_rate_limit_arrives_whole_in_order_and_on
         # the last edits go out after the recovery's thread reply: wait for the final states
         r = roots()
 
-        def latest(event_id):
-            ev = w.hs.event(w.alice, room, event_id)
-            replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
-            return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
+        latest = w.latest_body
         wait_for(lambda: all("Failed %d times" % NIGHTS in latest(r[p]) for p in projects), 120,
                  "every root's final count", interval=1)
         wait_for(lambda: latest(r[projects[0]]).startswith("\u2705 Recovered")

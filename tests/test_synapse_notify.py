@@ -113,9 +113,7 @@ def edits(w, root, room="alerts"):
 
 
 def latest_text(w, event_id, room="alerts"):
-    ev = w.hs.event(w.alice, w.rooms[room], event_id)
-    replace = ((ev.get("unsigned") or {}).get("m.relations") or {}).get("m.replace")
-    return (replace["content"]["m.new_content"] if replace else ev["content"])["body"]
+    return w.latest_body(event_id, room)
 
 
 def wait_text(w, event_id, predicate, what, room="alerts", timeout=15):
