@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "matrix.h"
 #include "strbuf.h"
@@ -29,6 +30,10 @@
 /* The longest wait between polls of a homeserver that answers them at once with nothing:
  * it costs an empty answer per wait, while every reaction waits for the next poll. */
 #define SYNC_EARLY_EMPTY_MAX_DELAY_MS 10000
+/* An event is taken as sent before a start without a saved token when the homeserver's age
+ * puts it this much before the start: the age is measured when the answer is written, so a
+ * slow answer makes events look a little older than they are. */
+#define SYNC_HISTORY_SLACK_MS 250
 /* After an answer over the size cap the timeline limit is divided by this, down to 1. */
 #define SYNC_OVERSIZED_LIMIT_DIVISOR 10
 
@@ -48,6 +53,11 @@ struct sync {
 	bool polling;              /* a /sync request is in flight */
 	bool want_full_state;      /* next poll asks for full_state (resume, rooms added) */
 	bool lost_position;        /* token rejected: the fresh start reports gaps */
+	/* Real time of a start without a saved token (0: resumed). The consumer knows nothing
+	 * of the rooms' past then but what it read from their history, so a timeline event
+	 * sent before this is history, whatever batch brings it (see live_event). */
+	int64_t history_before_ms;
+	unsigned long history_skipped; /* such events skipped, for the log */
 	int poll_wait_ms;          /* how long the poll in flight let the homeserver hold it; 0: not a long poll */
 	int early_empty;           /* long polls answered at once with nothing, in a row */
 	int resync_limit;          /* timeline limit after an answer over the size cap; 0: opt's */
@@ -372,9 +382,38 @@ static bool live_room_wanted(const char *room_id, void *data)
 	return strv_has(s->rooms, s->n_rooms, room_id);
 }
 
+/* Whether ev is a message, reaction or redaction sent before a start without a saved token.
+ * Synapse answers a fresh /sync from its response cache for two minutes after an identical
+ * one (handlers/sync.py, sync_response_cache_duration): a bridge that lost its state_dir and
+ * starts again within that time gets the earlier start's next_batch, and its next poll
+ * brings everything since, commands and reactions the rebuild already read as history.
+ * The homeserver's unsigned.age (its own clock, a duration) tells when each was sent. */
+static bool sent_before_start(const struct sync *s, const struct sync_event *ev)
+{
+	if (!s->history_before_ms || ev->snapshot || ev->state_key)
+		return false;
+	const cJSON *age = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->event, "unsigned"),
+							   "age");
+	if (!cJSON_IsNumber(age) || age->valuedouble < 0)
+		return false; /* no age: nothing says it is old */
+	int64_t sent_ms = clock_real_ms() - (int64_t)age->valuedouble;
+	return sent_ms < s->history_before_ms - SYNC_HISTORY_SLACK_MS;
+}
+
 static bool live_event(const struct sync_event *ev, void *data)
 {
 	struct sync *s = data;
+	if (sent_before_start(s, ev)) {
+		if (s->history_skipped++ == 0)
+			log_kv(ZLOG_INFO,
+			       "sync: the homeserver brought events sent before this start (an older position from its "
+			       "cache); they are history, read from the rooms already, and are skipped",
+			       "room", ev->room_id, "event_id", ev->event_id, NULL);
+		else
+			log_kv(ZLOG_DEBUG, "sync: an event sent before this start is skipped", "room", ev->room_id,
+			       "event_id", ev->event_id, NULL);
+		return true;
+	}
 	if (s->cb.on_event)
 		s->cb.on_event(ev, s->cb.data);
 	return !s->free_pending;
@@ -784,6 +823,7 @@ int sync_start(struct sync *s)
 		log_kv(ZLOG_INFO, "sync: resuming", "token", token, NULL);
 	} else {
 		free(token);
+		s->history_before_ms = clock_real_ms();
 		log_kv(ZLOG_INFO, "sync: no saved token; starting from now (history is not replayed)", NULL);
 	}
 	start_poll(s);

@@ -54,7 +54,13 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
   annotation without key or with a key over 500 characters: 400 M_UNKNOWN.
 - An event is too large (413 M_TOO_LARGE) when its canonical JSON plus PDU_OVERHEAD bytes,
   Synapse's own additions, is over 65,536 bytes.
-- "clock_file" in the config (not Synapse): origin_server_ts and age come from that file
+- /sync answers are cached as Synapse's sync_response_cache_duration does (2 minutes; off with
+  "sync_cache_seconds": 0): the same request (user, device, timeout, since, filter as sent,
+  full_state) gets the same answer, events' ages written anew; empty answers and answers whose
+  next_batch is their since are not kept. So a fresh start within two minutes of an identical
+  one gets the older next_batch, and the next poll brings what was sent since.
+- An event's unsigned.age is real time since the fake took it, as Synapse's age_ts.
+- "clock_file" in the config (not Synapse): origin_server_ts comes from that file
   (seconds since the epoch, like the bridge's ZMB_TEST_CLOCK), so a scripted story's events
   carry its own times; the room views then show times in UTC, the text view one per message.
 """
@@ -289,6 +295,8 @@ class FakeHomeserver:
         self.rc_message = self.config.get("rc_message")
         self.rc_exempt = set(self.config.get("rc_message_exempt", []))
         self.rc_counts = {}   # user -> (action_count, time_start)
+        # Synapse's sync_response_cache_duration, 2 minutes by default; "sync_cache_seconds": 0 turns it off.
+        self.sync_cache_seconds = float(self.config.get("sync_cache_seconds", 120))
         self.httpd = None
         self.thread = None
         self.requests = []
@@ -332,6 +340,7 @@ class FakeHomeserver:
             self.events_by_id = {}
             self.txns = {}       # (user, device, path) -> (status, body, when_ms)
             self.filters = {}    # user_id -> [filter objects]
+            self.sync_cache = {}  # request key -> (expiry on time.monotonic, answer)
             self.notifications = {}  # user_id -> [what GET /notifications lists], oldest first
             self.faults = []
             self.requests = []
@@ -430,7 +439,7 @@ class FakeHomeserver:
         ev = {"event_id": self._new_event_id(), "type": etype, "sender": sender,
               "room_id": room.room_id, "origin_server_ts": self.now_ms(),
               "content": content, "unsigned": {},
-              "_pos": self.pos, "_token": token, "_txn_id": txn_id}
+              "_pos": self.pos, "_token": token, "_txn_id": txn_id, "_received": time.time()}
         if state_key is not None:
             ev["state_key"] = state_key
             old = room.state.get((etype, state_key))
@@ -488,7 +497,8 @@ class FakeHomeserver:
         """An event as a client sees it; transaction_id only for the device that sent it."""
         out = self._public(ev, with_room_id)
         unsigned = out.setdefault("unsigned", {})
-        unsigned["age"] = max(0, self.now_ms() - ev["origin_server_ts"])
+        # Synapse's age is real time since it took the event (age_ts), whatever the clock file says.
+        unsigned["age"] = max(0, int((time.time() - ev.get("_received", time.time())) * 1000))
         if ev.get("_txn_id") is not None and (show_txn or (token and ev["_token"] == token)):
             unsigned["transaction_id"] = ev["_txn_id"]
         return out
@@ -1046,7 +1056,15 @@ class FakeHomeserver:
         flt = self._resolve_filter(ctx.user, ctx.query.get("filter"))
         since = ctx.query.get("since")
         deadline = time.monotonic() + max(timeout, 0) / 1000.0
+        # Synapse's sync response cache (handlers/sync.py): an answer is kept for
+        # sync_response_cache_duration (2 minutes) after it was made, keyed by user, device,
+        # timeout, since, the filter as sent and full_state, and given again to the same
+        # request; not an empty answer, nor one whose next_batch is its since.
+        cache_key = (ctx.user, ctx.device, timeout, since, ctx.query.get("filter"), full_state)
         with self.cond:
+            cached = self.sync_cache.get(cache_key)
+            if cached and cached[0] > time.monotonic():
+                return 200, self._refresh_ages(copy.deepcopy(cached[1])), {}
             since_pos = None
             if since is not None:
                 m = re.fullmatch(r"s(\d+)", since)
@@ -1056,11 +1074,27 @@ class FakeHomeserver:
             while True:
                 result, nonempty = self._sync_result(ctx, since_pos, flt, full_state)
                 if nonempty or since_pos is None or full_state or self.stopping:
-                    return 200, result, {}
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return 200, result, {}
+                    break
                 self.cond.wait(remaining)
+            if nonempty and result.get("next_batch") != since and self.sync_cache_seconds > 0:
+                self.sync_cache[cache_key] = (time.monotonic() + self.sync_cache_seconds, copy.deepcopy(result))
+            return 200, result, {}
+
+    def _refresh_ages(self, result):
+        """A cached answer's events with their age as of now: Synapse caches the result and
+        writes each answer anew."""
+        for section in ("join", "leave"):
+            for room in ((result.get("rooms") or {}).get(section) or {}).values():
+                for part in ("timeline", "state"):
+                    for e in (room.get(part) or {}).get("events") or []:
+                        ev = self.events_by_id.get(e.get("event_id"))
+                        if ev is not None:
+                            e.setdefault("unsigned", {})["age"] = max(
+                                0, int((time.time() - ev.get("_received", time.time())) * 1000))
+        return result
 
     def _state_between(self, room, after_pos, before_pos, flt):
         """State events with after_pos < pos < before_pos, the latest per key."""
