@@ -53,9 +53,10 @@ struct sync {
 	bool polling;              /* a /sync request is in flight */
 	bool want_full_state;      /* next poll asks for full_state (resume, rooms added) */
 	bool lost_position;        /* token rejected: the fresh start reports gaps */
-	/* Real time of a start without a saved token (0: resumed). The consumer knows nothing
-	 * of the rooms' past then but what it read from their history, so a timeline event
-	 * sent before this is history, whatever batch brings it (see live_event). */
+	/* Real time of the last fresh poll (0: none yet; the client resumed a token). A fresh
+	 * start follows the rooms from now: a timeline event sent before it is history, whatever
+	 * batch brings it (see live_event); what the consumer knows of the past it read from the
+	 * rooms' history, and a skipped window is reported as gaps. */
 	int64_t history_before_ms;
 	unsigned long history_skipped; /* such events skipped, for the log */
 	int poll_wait_ms;          /* how long the poll in flight let the homeserver hold it; 0: not a long poll */
@@ -382,7 +383,7 @@ static bool live_room_wanted(const char *room_id, void *data)
 	return strv_has(s->rooms, s->n_rooms, room_id);
 }
 
-/* Whether ev is a message, reaction or redaction sent before a start without a saved token.
+/* Whether ev is a message, reaction or redaction sent before the last fresh start.
  * Synapse answers a fresh /sync from its response cache for two minutes after an identical
  * one (handlers/sync.py, sync_response_cache_duration): a bridge that lost its state_dir and
  * starts again within that time gets the earlier start's next_batch, and its next poll
@@ -407,7 +408,7 @@ static bool live_event(const struct sync_event *ev, void *data)
 		if (s->history_skipped++ == 0)
 			log_kv(ZLOG_INFO,
 			       "sync: the homeserver brought events sent before this start (an older position from its "
-			       "cache); they are history, read from the rooms already, and are skipped",
+			       "cache); they are history and are skipped",
 			       "room", ev->room_id, "event_id", ev->event_id, NULL);
 		else
 			log_kv(ZLOG_DEBUG, "sync: an event sent before this start is skipped", "room", ev->room_id,
@@ -738,6 +739,8 @@ static void start_poll(struct sync *s)
 		s->retry_timer = 0;
 	}
 	bool fresh = s->since == NULL;
+	if (fresh)
+		s->history_before_ms = clock_real_ms();
 	/* A fresh start wants next_batch and state, not history: one timeline event per
 	 * room is the least the API allows. */
 	char *filter = sync_filter_json((const char *const *)s->rooms, s->n_rooms, (const char *const *)s->types,
@@ -823,7 +826,6 @@ int sync_start(struct sync *s)
 		log_kv(ZLOG_INFO, "sync: resuming", "token", token, NULL);
 	} else {
 		free(token);
-		s->history_before_ms = clock_real_ms();
 		log_kv(ZLOG_INFO, "sync: no saved token; starting from now (history is not replayed)", NULL);
 	}
 	start_poll(s);

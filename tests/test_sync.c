@@ -541,6 +541,49 @@ static void test_first_sync_delivers_no_history_but_current_state(void)
 	free(old_reaction);
 }
 
+/* Synapse gives an identical /sync the same answer for two minutes (its response cache; the
+ * fake does too): a second start without a token gets the first one's next_batch, and its
+ * next poll brings what was sent between them. That is history to a start without state. */
+static void test_a_fresh_start_given_an_older_position_skips_what_was_sent_before_it(void)
+{
+	reset_homeserver();
+	rec_reset(NULL);
+	struct config_matrix cfg = make_cfg("bridge-token");
+	const char *rooms[] = {ALERTS};
+	struct sync *s = new_sync(&cfg, rooms, 1, 5000);
+	CHECK(start_and_settle(s));
+	char *first_token = xstrdup(rec.token);
+	sync_free(s);
+	char *before = inject_reaction(ALERTS_Q, "before the second start");
+	run_idle(400); /* older than the slack the age is allowed */
+
+	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
+	rec_reset(NULL);
+	s = new_sync(&cfg, rooms, 1, 5000);
+	CHECK(start_and_settle(s));
+	run_idle(300);
+	CHECK_INT(rec.events, 0);
+	CHECK_NOT_CONTAINS(strbuf_str(&rec.log), "before the second start");
+	char *after = inject_reaction(ALERTS_Q, "after the second start");
+	CHECK(run_until(one_event, 5000));
+	run_idle(200);
+	CHECK_INT(rec.events, 1);
+	CHECK_CONTAINS(strbuf_str(&rec.log), after);
+	/* It was the homeserver's older position that brought the old event. */
+	cJSON *reqs = sync_requests();
+	bool asked_from_first = false;
+	for (int i = 0; i < cJSON_GetArraySize(reqs); i++) {
+		const char *since = query_of(cJSON_GetArrayItem(reqs, i), "since");
+		asked_from_first = asked_from_first || (since && strcmp(since, first_token) == 0);
+	}
+	CHECK(asked_from_first);
+	cJSON_Delete(reqs);
+	sync_free(s);
+	free(first_token);
+	free(before);
+	free(after);
+}
+
 static void test_injected_reaction_arrives_once_and_wakes_the_long_poll(void)
 {
 	reset_homeserver();
@@ -1122,6 +1165,7 @@ int main(void)
 	}
 	loop = loop_new();
 	RUN(test_first_sync_delivers_no_history_but_current_state);
+	RUN(test_a_fresh_start_given_an_older_position_skips_what_was_sent_before_it);
 	RUN(test_injected_reaction_arrives_once_and_wakes_the_long_poll);
 	RUN(test_other_rooms_and_unasked_types_are_not_delivered);
 	RUN(test_token_is_persisted_and_a_new_client_resumes_without_duplicates);
