@@ -1,5 +1,5 @@
 /* details_fetch: build details over libcurl's multi *socket* interface, driven by our loop
- * like matrix.c. Every URL is checked against details.hosts by details_url's strict parser
+ * (http_multi.c). Every URL is checked against details.hosts by details_url's strict parser
  * and, the same string, by curl's own, before curl may connect; redirects are never followed
  * by curl: a 3xx to a listed host is a new request, to any other host the end. */
 #include "details_fetch.h"
@@ -12,27 +12,24 @@
 #include <strings.h>
 #include <zlib.h>
 
-#include "build_config.h"
 #include "details_url.h"
+#include "http_multi.h"
 #include "log.h"
 #include "strbuf.h"
 
-/* A dead host is noticed before the whole timeout when that is long. */
-#define CONNECT_TIMEOUT_MS 10000L
 #define GUNZIP_LAYERS 2
 
 struct freq {
 	struct details_fetcher *f;
 	CURL *easy;
+	struct http_transfer *xfer; /* while curl runs it */
 	CURLU *curlu;            /* the URL as checked, handed to curl as it is */
 	char *first_url;
 	char *url;               /* the URL of this hop */
 	int redirects;
-	struct strbuf body;
-	bool too_big;
+	struct strbuf body;      /* the last hop's, once it is done */
 	details_fetch_fn fn;
 	void *data;
-	char errbuf[CURL_ERROR_SIZE];
 	char why[320];
 	struct freq *next;       /* in the waiting line or the in-flight list */
 };
@@ -40,10 +37,7 @@ struct freq {
 struct details_fetcher {
 	struct loop *loop;
 	const struct config_details *cfg;
-	CURLM *multi;
-	uint64_t timer_id;
-	int *fds;
-	size_t nfds, cap_fds;
+	struct http_multi *http;
 	struct freq *flying;     /* requests curl holds */
 	size_t n_flying;
 	struct freq *wait_head, *wait_tail;
@@ -125,103 +119,7 @@ int details_gunzip(const char *data, size_t len, size_t max_out, char **out, siz
 	return 0;
 }
 
-/* ---- curl <-> loop glue (as in matrix.c) ---- */
-
-static void process_done(struct details_fetcher *f);
-
-static void track_fd(struct details_fetcher *f, int fd)
-{
-	for (size_t i = 0; i < f->nfds; i++)
-		if (f->fds[i] == fd)
-			return;
-	if (f->nfds == f->cap_fds) {
-		f->cap_fds = f->cap_fds ? f->cap_fds * 2 : 8;
-		f->fds = xrealloc(f->fds, f->cap_fds * sizeof *f->fds);
-	}
-	f->fds[f->nfds++] = fd;
-}
-
-static void untrack_fd(struct details_fetcher *f, int fd)
-{
-	for (size_t i = 0; i < f->nfds; i++) {
-		if (f->fds[i] == fd) {
-			f->fds[i] = f->fds[--f->nfds];
-			return;
-		}
-	}
-}
-
-static void on_socket_ready(struct loop *loop, int fd, int ready, void *data)
-{
-	(void)loop;
-	struct details_fetcher *f = data;
-	int ev = 0;
-	if (ready & LOOP_READ)
-		ev |= CURL_CSELECT_IN;
-	if (ready & LOOP_WRITE)
-		ev |= CURL_CSELECT_OUT;
-	int running;
-	curl_multi_socket_action(f->multi, fd, ev, &running);
-	process_done(f);
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	(void)socketp;
-	struct details_fetcher *f = userp;
-	if (what == CURL_POLL_REMOVE) {
-		loop_unwatch(f->loop, s);
-		untrack_fd(f, s);
-		return 0;
-	}
-	int events = 0;
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		events |= LOOP_READ;
-	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		events |= LOOP_WRITE;
-	if (loop_watch(f->loop, s, events, on_socket_ready, f) < 0)
-		return -1;
-	track_fd(f, s);
-	return 0;
-}
-
-static void on_curl_timer(struct loop *loop, void *data)
-{
-	(void)loop;
-	struct details_fetcher *f = data;
-	f->timer_id = 0;
-	int running;
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	process_done(f);
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct details_fetcher *f = userp;
-	if (f->timer_id) {
-		loop_timer_cancel(f->loop, f->timer_id);
-		f->timer_id = 0;
-	}
-	if (timeout_ms >= 0)
-		f->timer_id = loop_timer_add(f->loop, (uint64_t)timeout_ms, on_curl_timer, f);
-	return 0;
-}
-
 /* ---- one request ---- */
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct freq *r = userdata;
-	size_t n = size * nmemb;
-	if (r->body.len + n > (size_t)r->f->cfg->max_download) {
-		r->too_big = true;
-		return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
-	}
-	strbuf_append(&r->body, ptr, n);
-	return n;
-}
 
 static void freq_free(struct freq *r)
 {
@@ -279,6 +177,8 @@ out:
 	return rc;
 }
 
+static void on_transfer_done(const struct http_result *hr, void *data);
+
 /* Sets r's handle up for r->curlu and hands it to curl. 0, or -1 with r->why. */
 static int freq_start(struct details_fetcher *f, struct freq *r)
 {
@@ -291,35 +191,17 @@ static int freq_start(struct details_fetcher *f, struct freq *r)
 		return -1;
 	}
 	strbuf_reset(&r->body);
-	r->too_big = false;
-	r->errbuf[0] = '\0';
 	CURL *e = r->easy;
-	long timeout_ms = (long)f->cfg->timeout_s * 1000L;
-	struct {
-		CURLoption opt;
-		long value;
-	} longs[] = {
-		{CURLOPT_NOSIGNAL, 1L},
-		{CURLOPT_FOLLOWLOCATION, 0L},        /* redirects are ours to check */
-		{CURLOPT_HTTP_CONTENT_DECODING, 0L}, /* gunzip is ours, under max_output */
-		{CURLOPT_TIMEOUT_MS, timeout_ms},
-		{CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS},
-		{CURLOPT_SSL_VERIFYPEER, 1L},
-		{CURLOPT_SSL_VERIFYHOST, 2L},
-		{CURLOPT_VERBOSE, 0L},
-	};
-	CURLcode rc = CURLE_OK;
-	for (size_t i = 0; rc == CURLE_OK && i < sizeof longs / sizeof longs[0]; i++)
-		rc = curl_easy_setopt(e, longs[i].opt, longs[i].value);
+	/* Redirects are ours to check (http_easy_defaults leaves them to us). */
+	CURLcode rc = http_easy_defaults(e, (long)f->cfg->timeout_s * 1000L);
+	if (rc == CURLE_OK) /* gunzip is ours, under max_output */
+		rc = curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->cfg->max_download);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_CURLU, r->curlu);
 	if (rc == CURLE_OK)
@@ -332,22 +214,13 @@ static int freq_start(struct details_fetcher *f, struct freq *r)
 	}
 	if (rc == CURLE_OK)
 		rc = headers ? curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers) : CURLE_OUT_OF_MEMORY;
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, "zuul-matrix-bridge/" ZMB_VERSION);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	if (rc != CURLE_OK) {
 		snprintf(r->why, sizeof r->why, "cannot set the request up: %s", curl_easy_strerror(rc));
 		return -1;
 	}
-	CURLMcode mrc = curl_multi_add_handle(f->multi, e);
-	if (mrc != CURLM_OK) {
+	CURLMcode mrc = CURLM_OK;
+	r->xfer = http_multi_start(f->http, e, (size_t)f->cfg->max_download, on_transfer_done, r, &mrc);
+	if (!r->xfer) {
 		snprintf(r->why, sizeof r->why, "cannot start the request: %s", curl_multi_strerror(mrc));
 		return -1;
 	}
@@ -390,20 +263,20 @@ static void finish(struct details_fetcher *f, struct freq *r)
 }
 
 /* The result of a finished transfer: done (r to finish), or a redirect started again. */
-static void transfer_done(struct details_fetcher *f, struct freq *r, CURLcode rc)
+static void transfer_done(struct details_fetcher *f, struct freq *r, const struct http_result *hr)
 {
-	curl_multi_remove_handle(f->multi, r->easy);
-	unlink_flying(f, r);
-	long status = 0;
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	CURLcode rc = hr->code;
+	long status = hr->status;
+	/* The bytes of the hop that ends the fetch are its wire_bytes (and body, when ok). */
+	http_result_take_body(hr, &r->body);
 	if (rc != CURLE_OK) {
-		if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED)
+		if (hr->too_big || rc == CURLE_FILESIZE_EXCEEDED)
 			snprintf(r->why, sizeof r->why, "more than %d bytes to download (details.max_download)",
 				 f->cfg->max_download);
 		else if (rc == CURLE_OPERATION_TIMEDOUT)
 			snprintf(r->why, sizeof r->why, "timed out after %d s (details.timeout)", f->cfg->timeout_s);
 		else
-			snprintf(r->why, sizeof r->why, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+			snprintf(r->why, sizeof r->why, "%s", hr->error);
 		finish(f, r);
 		return;
 	}
@@ -503,19 +376,14 @@ static void start_timer_fired(struct loop *loop, void *data)
 	deliver(f);
 }
 
-static void process_done(struct details_fetcher *f)
+/* http_multi's callback: runs from the loop, outside any curl call. */
+static void on_transfer_done(const struct http_result *hr, void *data)
 {
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(f->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURLcode rc = msg->data.result;
-		char *priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		if (priv)
-			transfer_done(f, (struct freq *)priv, rc);
-	}
+	struct freq *r = data;
+	struct details_fetcher *f = r->f;
+	r->xfer = NULL;
+	unlink_flying(f, r);
+	transfer_done(f, r, hr);
 	if (!f->dispatching)
 		deliver(f);
 }
@@ -531,17 +399,13 @@ struct details_fetcher *details_fetcher_new(struct loop *loop, const struct conf
 	struct details_fetcher *f = xcalloc(1, sizeof *f);
 	f->loop = loop;
 	f->cfg = cfg;
-	f->multi = curl_multi_init();
-	if (!f->multi) {
+	f->http = http_multi_new(loop);
+	if (!f->http) {
 		log_kv(ZLOG_ERROR, "details: curl_multi_init failed; build details are not fetched", NULL);
 		free(f);
 		curl_global_cleanup();
 		return NULL;
 	}
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
 	return f;
 }
 
@@ -565,17 +429,13 @@ void details_fetcher_free(struct details_fetcher *f)
 	if (!f)
 		return;
 	for (struct freq *r = f->flying; r; r = r->next)
-		curl_multi_remove_handle(f->multi, r->easy);
+		http_multi_cancel(f->http, r->xfer);
 	free_list(f->flying);
 	free_list(f->wait_head);
 	free_list(f->done);
-	for (size_t i = 0; i < f->nfds; i++)
-		loop_unwatch(f->loop, f->fds[i]);
-	loop_timer_cancel(f->loop, f->timer_id);
 	loop_timer_cancel(f->loop, f->start_timer);
-	curl_multi_cleanup(f->multi);
+	http_multi_free(f->http);
 	curl_global_cleanup();
-	free(f->fds);
 	free(f);
 }
 

@@ -1,5 +1,5 @@
 /* matrix: Matrix client-server requests over libcurl's multi *socket* interface, with
- * curl's sockets and timeout driven by our loop (no threads, no blocking calls). */
+ * curl's sockets and timeout driven by our loop (http_multi.c; no threads, no blocking calls). */
 #include "matrix.h"
 
 #include <curl/curl.h>
@@ -9,15 +9,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "build_config.h"
+#include "http_multi.h"
 #include "log.h"
 #include "strbuf.h"
 #include "textutil.h"
 
 /* MATRIX_MAX_BODY (matrix.h): no Matrix answer the bridge asks for comes anywhere near it
  * but a /sync after a long absence; sync.c answers that by asking for less. */
-/* A dead host is noticed quickly even when request_timeout_s is long. */
-#define MATRIX_CONNECT_TIMEOUT_MS 10000L
 #define MATRIX_DEFAULT_TIMEOUT_S 30
 /* An outbox flushed after an outage may start hundreds of sends at once; beyond this
  * many connections to the homeserver they queue inside curl (their timeout runs
@@ -46,36 +44,30 @@ struct hdrset {
 struct mreq {
 	struct matrix_client *mc;
 	CURL *easy;
-	struct strbuf body;
-	bool body_too_big;
+	struct http_transfer *xfer; /* while curl runs it */
 	char *method;
 	char *path;
 	char *json_body;          /* NULL: none */
 	long timeout_ms;          /* <= 0: request_timeout_s */
 	struct hdrset *hdrs;      /* the token it was sent with; NULL while parked */
-	bool in_multi;
 	bool parked;              /* waits for the matrix_auth to renew the token */
 	int auth_retries;
 	matrix_response_fn fn;
 	void *data;
-	char errbuf[CURL_ERROR_SIZE];
+	char too_large[64];       /* the curl_error of an answer over MATRIX_MAX_BODY */
 	struct mreq *prev, *next;
 };
 
 struct matrix_client {
 	struct loop *loop;
 	const struct config_matrix *cfg;
-	CURLM *multi;            /* one multi handle: its connection cache gives keep-alive */
+	struct http_multi *http; /* one multi handle: its connection cache gives keep-alive */
 	char *base_url;          /* homeserver without trailing '/' */
-	char *user_agent;
 	struct hdrset *hdrs;     /* the headers of the token in force; never logged */
 	bool auth_waiting;       /* cfg->auth will call on_auth_ready */
 	uint64_t fail_timer;     /* fails the parked requests: no token will come */
 	CURL *idle[MATRIX_IDLE_HANDLES]; /* reset handles ready for reuse */
 	size_t n_idle;
-	uint64_t timer_id;       /* the loop timer standing in for curl's timeout, 0 if none */
-	int *fds;                /* sockets we watch for curl, so free can unwatch them */
-	size_t nfds, cap_fds;
 	struct mreq *reqs;       /* requests in flight (doubly linked) */
 	size_t n_in_flight;
 	int dispatching;         /* >0 while response callbacks run */
@@ -83,110 +75,7 @@ struct matrix_client {
 	bool free_pending;       /* matrix_client_free was called from a response callback */
 };
 
-/* ---- curl <-> loop glue ---- */
-
-static void process_done(struct matrix_client *mc);
-
-static void track_fd(struct matrix_client *mc, int fd)
-{
-	for (size_t i = 0; i < mc->nfds; i++)
-		if (mc->fds[i] == fd)
-			return;
-	if (mc->nfds == mc->cap_fds) {
-		mc->cap_fds = mc->cap_fds ? mc->cap_fds * 2 : 8;
-		mc->fds = xrealloc(mc->fds, mc->cap_fds * sizeof *mc->fds);
-	}
-	mc->fds[mc->nfds++] = fd;
-}
-
-static void untrack_fd(struct matrix_client *mc, int fd)
-{
-	for (size_t i = 0; i < mc->nfds; i++) {
-		if (mc->fds[i] == fd) {
-			mc->fds[i] = mc->fds[--mc->nfds];
-			return;
-		}
-	}
-}
-
-static void on_socket_ready(struct loop *loop, int fd, int ready, void *data)
-{
-	(void)loop;
-	struct matrix_client *mc = data;
-	int ev = 0;
-	if (ready & LOOP_READ)
-		ev |= CURL_CSELECT_IN;
-	if (ready & LOOP_WRITE)
-		ev |= CURL_CSELECT_OUT;
-	int running;
-	curl_multi_socket_action(mc->multi, fd, ev, &running);
-	process_done(mc); /* may free mc: nothing after this */
-}
-
-/* CURLMOPT_SOCKETFUNCTION: curl tells us which sockets to wait for. loop_watch
- * changes the mask of an fd already watched, so a change of mind needs no state. */
-static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	(void)socketp;
-	struct matrix_client *mc = userp;
-	if (what == CURL_POLL_REMOVE) {
-		loop_unwatch(mc->loop, s);
-		untrack_fd(mc, s);
-		return 0;
-	}
-	if (mc->closing)
-		return 0;
-	int events = 0;
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		events |= LOOP_READ;
-	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		events |= LOOP_WRITE;
-	if (loop_watch(mc->loop, s, events, on_socket_ready, mc) < 0)
-		return -1;
-	track_fd(mc, s);
-	return 0;
-}
-
-static void on_curl_timer(struct loop *loop, void *data)
-{
-	(void)loop;
-	struct matrix_client *mc = data;
-	mc->timer_id = 0; /* fired; curl may set a new one from inside socket_action */
-	int running;
-	curl_multi_socket_action(mc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	process_done(mc); /* may free mc: nothing after this */
-}
-
-/* CURLMOPT_TIMERFUNCTION: one timer for the whole multi handle. A timeout of 0
- * becomes a loop timer of 0 ms, which the loop runs on its next turn: never a call
- * back into curl from inside curl. -1 deletes the timer. */
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct matrix_client *mc = userp;
-	if (mc->timer_id) {
-		loop_timer_cancel(mc->loop, mc->timer_id);
-		mc->timer_id = 0;
-	}
-	if (timeout_ms >= 0 && !mc->closing)
-		mc->timer_id = loop_timer_add(mc->loop, (uint64_t)timeout_ms, on_curl_timer, mc);
-	return 0;
-}
-
 /* ---- one request ---- */
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct mreq *r = userdata;
-	size_t n = size * nmemb;
-	if (r->body.len + n > (size_t)MATRIX_MAX_BODY) {
-		r->body_too_big = true;
-		return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-	}
-	strbuf_append(&r->body, ptr, n);
-	return n;
-}
 
 /* A handle back to the pool (reset: no option or body of this request stays), or
  * freed when the pool is full or the client is closing. */
@@ -212,7 +101,6 @@ static void hdrset_unref(struct hdrset *h);
 static void mreq_free(struct mreq *r)
 {
 	easy_release(r->mc, r->easy);
-	strbuf_free(&r->body);
 	free(r->method);
 	free(r->path);
 	free(r->json_body);
@@ -261,29 +149,29 @@ static long retry_after_header_ms(CURL *easy)
 }
 
 /* Fills resp from a finished transfer. Returns the parsed body (caller deletes). */
-static cJSON *build_response(struct mreq *r, CURLcode rc, struct matrix_response *resp)
+static cJSON *build_response(struct mreq *r, const struct http_result *hr, struct matrix_response *resp)
 {
 	memset(resp, 0, sizeof *resp);
 	resp->retry_after_ms = -1;
 	double total = 0;
 	curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
 	resp->elapsed_s = total;
-	resp->body = strbuf_str(&r->body);
-	resp->body_len = r->body.len;
+	resp->body = hr->body;
+	resp->body_len = hr->len;
 
-	if (rc != CURLE_OK) {
+	if (hr->code != CURLE_OK) {
 		resp->status = 0;
-		resp->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
-		resp->too_large = r->body_too_big || rc == CURLE_FILESIZE_EXCEEDED;
+		resp->timed_out = hr->code == CURLE_OPERATION_TIMEDOUT;
+		resp->too_large = hr->too_big || hr->code == CURLE_FILESIZE_EXCEEDED;
 		if (resp->too_large)
-			snprintf(r->errbuf, sizeof r->errbuf, "response body larger than %ld bytes",
+			snprintf(r->too_large, sizeof r->too_large, "response body larger than %ld bytes",
 				 MATRIX_MAX_BODY);
-		resp->curl_error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+		resp->curl_error = resp->too_large ? r->too_large : hr->error;
 		return NULL;
 	}
-	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp->status);
+	resp->status = hr->status;
 
-	cJSON *json = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+	cJSON *json = cJSON_ParseWithLength(hr->body, hr->len);
 	if (json && !cJSON_IsObject(json)) {
 		cJSON_Delete(json);
 		json = NULL;
@@ -381,8 +269,10 @@ static bool method_has_body(const char *method)
 	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
 }
 
+static void on_transfer_done(const struct http_result *hr, void *data);
+
 /* Sets r's easy handle up (fresh or reset) with the headers r->hdrs and hands it to curl.
- * r is in mc's list already: add_handle may call our timer callback. 0, or -1 logged. */
+ * r is in mc's list already. 0, or -1 logged. */
 static int mreq_start(struct matrix_client *mc, struct mreq *r)
 {
 	if (!r->easy)
@@ -416,58 +306,33 @@ static int mreq_start(struct matrix_client *mc, struct mreq *r)
 	if (timeout_ms <= 0)
 		timeout_ms = (long)(mc->cfg->request_timeout_s > 0 ? mc->cfg->request_timeout_s
 								   : MATRIX_DEFAULT_TIMEOUT_S) * 1000L;
-	long connect_ms = timeout_ms < MATRIX_CONNECT_TIMEOUT_MS ? timeout_ms : MATRIX_CONNECT_TIMEOUT_MS;
 	long verify = mc->cfg->tls_verify ? 1L : 0L;
 	/* Each setopt is checked: a silently ignored option (say, TLS verification)
 	 * is worse than a request that is not sent. */
-	struct {
-		CURLoption opt;
-		long value;
-	} longs[] = {
-		{CURLOPT_NOSIGNAL, 1L},
-		{CURLOPT_FOLLOWLOCATION, 0L},
-		{CURLOPT_TIMEOUT_MS, timeout_ms},
-		{CURLOPT_CONNECTTIMEOUT_MS, connect_ms},
-		{CURLOPT_SSL_VERIFYPEER, verify},
-		{CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L},
-		{CURLOPT_TCP_KEEPALIVE, 1L},
-		{CURLOPT_VERBOSE, 0L},
-	};
-	for (size_t i = 0; rc == CURLE_OK && i < sizeof longs / sizeof longs[0]; i++)
-		rc = curl_easy_setopt(e, longs[i].opt, longs[i].value);
+	if (rc == CURLE_OK)
+		rc = http_easy_defaults(e, timeout_ms);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
+	if (rc == CURLE_OK)
+		rc = curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MATRIX_MAX_BODY);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, mc->user_agent);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	if (rc != CURLE_OK) {
 		log_msgf(ZLOG_ERROR, "matrix: cannot set up %s %s: %s; request not sent", method, r->path,
 			 curl_easy_strerror(rc));
 		return -1;
 	}
-	CURLMcode mrc = curl_multi_add_handle(mc->multi, e);
-	if (mrc != CURLM_OK) {
+	CURLMcode mrc = CURLM_OK;
+	r->xfer = http_multi_start(mc->http, e, (size_t)MATRIX_MAX_BODY, on_transfer_done, r, &mrc);
+	if (!r->xfer) {
 		log_msgf(ZLOG_ERROR, "matrix: cannot start %s %s: %s; request not sent", method, r->path,
 			 curl_multi_strerror(mrc));
 		return -1;
 	}
-	r->in_multi = true;
 	return 0;
 }
 
@@ -537,9 +402,6 @@ static void mreq_reset(struct mreq *r)
 {
 	if (r->easy)
 		curl_easy_reset(r->easy);
-	strbuf_reset(&r->body);
-	r->body_too_big = false;
-	r->errbuf[0] = '\0';
 	hdrset_unref(r->hdrs);
 	r->hdrs = NULL;
 }
@@ -621,13 +483,10 @@ static bool resend_with_new_token(struct matrix_client *mc, struct mreq *r, cons
 
 /* Delivers one finished transfer. The request is out of the list (and of
  * matrix_in_flight) before its callback runs, so the callback sees only the others. */
-static void finish_request(struct matrix_client *mc, struct mreq *r, CURLcode rc)
+static void finish_request(struct matrix_client *mc, struct mreq *r, const struct http_result *hr)
 {
-	curl_multi_remove_handle(mc->multi, r->easy);
-	r->in_multi = false;
-
 	struct matrix_response resp;
-	cJSON *json = build_response(r, rc, &resp);
+	cJSON *json = build_response(r, hr, &resp);
 	if (resp.status == 0)
 		log_msgf(ZLOG_DEBUG, "matrix: %s %s failed after %.3fs: %s", r->method, r->path,
 			 resp.elapsed_s, resp.curl_error);
@@ -639,22 +498,15 @@ static void finish_request(struct matrix_client *mc, struct mreq *r, CURLcode rc
 	cJSON_Delete(json);
 }
 
-/* Reads curl's finished transfers and runs their callbacks. Runs only from loop
- * callbacks, outside any curl call, so callbacks may start requests or free mc. */
-static void process_done(struct matrix_client *mc)
+/* http_multi's callback for one finished transfer: runs from the loop, outside any curl
+ * call, so the response callback may start requests or free mc. */
+static void on_transfer_done(const struct http_result *hr, void *data)
 {
+	struct mreq *r = data;
+	struct matrix_client *mc = r->mc;
+	r->xfer = NULL;
 	mc->dispatching++;
-	CURLMsg *msg;
-	int left;
-	while (!mc->free_pending && (msg = curl_multi_info_read(mc->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURLcode rc = msg->data.result;
-		char *priv = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-		if (priv)
-			finish_request(mc, (struct mreq *)priv, rc);
-	}
+	finish_request(mc, r, hr);
 	mc->dispatching--;
 	if (mc->free_pending && mc->dispatching == 0)
 		client_destroy(mc);
@@ -713,8 +565,8 @@ struct matrix_client *matrix_client_new(struct loop *loop, const struct config_m
 	struct matrix_client *mc = xcalloc(1, sizeof *mc);
 	mc->loop = loop;
 	mc->cfg = cfg;
-	mc->multi = curl_multi_init();
-	if (!mc->multi) {
+	mc->http = http_multi_new(loop);
+	if (!mc->http) {
 		log_msgf(ZLOG_ERROR, "matrix: curl_multi_init failed");
 		free(mc);
 		curl_global_cleanup();
@@ -738,37 +590,23 @@ struct matrix_client *matrix_client_new(struct loop *loop, const struct config_m
 			free(line);
 		}
 	}
-	mc->user_agent = xstrdup("zuul-matrix-bridge/" ZMB_VERSION);
-	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(mc->multi, CURLMOPT_SOCKETDATA, mc);
-	curl_multi_setopt(mc->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(mc->multi, CURLMOPT_TIMERDATA, mc);
-	curl_multi_setopt(mc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MATRIX_MAX_CONNECTIONS);
+	http_multi_max_host_connections(mc->http, MATRIX_MAX_CONNECTIONS);
 	return mc;
 }
 
-/* Drops every request in flight or parked without its callback, and our fds, timers
- * and the wait for a token. */
+/* Drops every request in flight or parked without its callback, and our timer and the
+ * wait for a token. */
 static void abort_all(struct matrix_client *mc)
 {
 	mc->closing = true;
 	struct mreq *next;
 	for (struct mreq *r = mc->reqs; r; r = next) {
 		next = r->next;
-		if (r->in_multi)
-			curl_multi_remove_handle(mc->multi, r->easy);
+		http_multi_cancel(mc->http, r->xfer);
 		mreq_free(r);
 	}
 	mc->reqs = NULL;
 	mc->n_in_flight = 0;
-	/* Unwatched while the fds are surely still curl's (cleanup closes them). */
-	for (size_t i = 0; i < mc->nfds; i++)
-		loop_unwatch(mc->loop, mc->fds[i]);
-	mc->nfds = 0;
-	if (mc->timer_id) {
-		loop_timer_cancel(mc->loop, mc->timer_id);
-		mc->timer_id = 0;
-	}
 	if (mc->fail_timer) {
 		loop_timer_cancel(mc->loop, mc->fail_timer);
 		mc->fail_timer = 0;
@@ -787,12 +625,10 @@ static void client_destroy(struct matrix_client *mc)
 	for (size_t i = 0; i < mc->n_idle; i++)
 		curl_easy_cleanup(mc->idle[i]);
 	mc->n_idle = 0;
-	curl_multi_cleanup(mc->multi); /* closes the kept-alive connections */
+	http_multi_free(mc->http); /* closes the kept-alive connections */
 	hdrset_unref(mc->hdrs);
 	curl_global_cleanup();
-	free(mc->fds);
 	free(mc->base_url);
-	free(mc->user_agent);
 	free(mc);
 }
 

@@ -1,6 +1,6 @@
 /* zuul_admin: requests for Zuul's admin API (built as zuul/web/__init__.py reads them) and
  * the client that sends them with a bearer token over libcurl's multi socket interface,
- * curl's sockets and timer driven by our loop (the same glue as matrix.c). */
+ * curl's sockets and timer driven by our loop (http_multi.c, as for matrix.c). */
 #include "zuul_admin.h"
 
 #include <curl/curl.h>
@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "build_config.h"
+#include "http_multi.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -319,119 +319,20 @@ char *zuul_admin_reason(long status, const char *body, size_t len)
 struct zreq {
 	struct zuul_admin *za;
 	CURL *easy;
+	struct http_transfer *xfer; /* while curl runs it */
 	struct curl_slist *headers;
-	struct strbuf body;
-	bool too_big;
 	zuul_admin_fn fn;
 	void *data;
-	char errbuf[CURL_ERROR_SIZE];
+	char too_big[64];           /* the reason of an answer over ZUUL_ADMIN_MAX_BODY */
 	struct zreq *prev, *next;
 };
 
 struct zuul_admin {
 	struct loop *loop;
-	CURLM *multi;
-	uint64_t timer_id;
-	int *fds;
-	size_t nfds, cap_fds;
+	struct http_multi *http;
 	struct zreq *reqs;
 	size_t n_in_flight;
-	char *user_agent;
 };
-
-static void process_done(struct zuul_admin *za);
-
-static void track_fd(struct zuul_admin *za, int fd)
-{
-	for (size_t i = 0; i < za->nfds; i++)
-		if (za->fds[i] == fd)
-			return;
-	if (za->nfds == za->cap_fds) {
-		za->cap_fds = za->cap_fds ? za->cap_fds * 2 : 4;
-		za->fds = xrealloc(za->fds, za->cap_fds * sizeof *za->fds);
-	}
-	za->fds[za->nfds++] = fd;
-}
-
-static void untrack_fd(struct zuul_admin *za, int fd)
-{
-	for (size_t i = 0; i < za->nfds; i++)
-		if (za->fds[i] == fd) {
-			za->fds[i] = za->fds[--za->nfds];
-			return;
-		}
-}
-
-static void on_socket_ready(struct loop *loop, int fd, int ready, void *data)
-{
-	(void)loop;
-	struct zuul_admin *za = data;
-	int ev = 0;
-	if (ready & LOOP_READ)
-		ev |= CURL_CSELECT_IN;
-	if (ready & LOOP_WRITE)
-		ev |= CURL_CSELECT_OUT;
-	int running;
-	curl_multi_socket_action(za->multi, fd, ev, &running);
-	process_done(za);
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	(void)socketp;
-	struct zuul_admin *za = userp;
-	if (what == CURL_POLL_REMOVE) {
-		loop_unwatch(za->loop, s);
-		untrack_fd(za, s);
-		return 0;
-	}
-	int events = 0;
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		events |= LOOP_READ;
-	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		events |= LOOP_WRITE;
-	if (loop_watch(za->loop, s, events, on_socket_ready, za) < 0)
-		return -1;
-	track_fd(za, s);
-	return 0;
-}
-
-static void on_curl_timer(struct loop *loop, void *data)
-{
-	(void)loop;
-	struct zuul_admin *za = data;
-	za->timer_id = 0;
-	int running;
-	curl_multi_socket_action(za->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	process_done(za);
-}
-
-/* A timeout of 0 becomes a loop timer of 0 ms: curl is never called back from inside curl. */
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct zuul_admin *za = userp;
-	if (za->timer_id) {
-		loop_timer_cancel(za->loop, za->timer_id);
-		za->timer_id = 0;
-	}
-	if (timeout_ms >= 0)
-		za->timer_id = loop_timer_add(za->loop, (uint64_t)timeout_ms, on_curl_timer, za);
-	return 0;
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct zreq *r = userdata;
-	size_t n = size * nmemb;
-	if (r->body.len + n > (size_t)ZUUL_ADMIN_MAX_BODY) {
-		r->too_big = true;
-		return 0;
-	}
-	strbuf_append(&r->body, ptr, n);
-	return n;
-}
 
 /* The Authorization header holds a live token: it is wiped before its memory goes back. */
 static void headers_free(struct curl_slist *h)
@@ -446,7 +347,6 @@ static void zreq_free(struct zreq *r)
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
 	headers_free(r->headers);
-	strbuf_free(&r->body);
 	free(r);
 }
 
@@ -461,59 +361,41 @@ static void unlink_req(struct zuul_admin *za, struct zreq *r)
 	za->n_in_flight--;
 }
 
-static void transfer_done(struct zuul_admin *za, struct zreq *r, CURLcode rc)
+/* http_multi's callback: runs from the loop, outside any curl call. */
+static void transfer_done(const struct http_result *hr, void *data)
 {
+	struct zreq *r = data;
+	struct zuul_admin *za = r->za;
 	struct zuul_admin_result res = {0};
 	char *reason = NULL;
-	res.body = strbuf_str(&r->body);
-	res.len = r->body.len;
-	if (rc != CURLE_OK) {
-		if (r->too_big)
-			snprintf(r->errbuf, sizeof r->errbuf, "answer larger than %ld bytes", ZUUL_ADMIN_MAX_BODY);
-		res.reason = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+	r->xfer = NULL;
+	res.body = hr->body;
+	res.len = hr->len;
+	if (hr->code != CURLE_OK) {
+		if (hr->too_big)
+			snprintf(r->too_big, sizeof r->too_big, "answer larger than %ld bytes", ZUUL_ADMIN_MAX_BODY);
+		res.reason = hr->too_big ? r->too_big : hr->error;
 	} else {
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.status);
+		res.status = hr->status;
 		res.accepted = res.status >= 200 && res.status <= 299;
 		if (!res.accepted)
-			res.reason = reason = zuul_admin_reason(res.status, r->body.data, r->body.len);
+			res.reason = reason = zuul_admin_reason(res.status, hr->body, hr->len);
 	}
-	curl_multi_remove_handle(za->multi, r->easy);
 	unlink_req(za, r);
 	r->fn(&res, r->data);
 	free(reason);
 	zreq_free(r);
 }
 
-static void process_done(struct zuul_admin *za)
-{
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(za->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		struct zreq *r = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (r)
-			transfer_done(za, r, msg->data.result);
-	}
-}
-
 struct zuul_admin *zuul_admin_new(struct loop *loop)
 {
 	struct zuul_admin *za = xcalloc(1, sizeof *za);
 	za->loop = loop;
-	za->multi = curl_multi_init();
-	if (!za->multi) {
+	za->http = http_multi_new(loop);
+	if (!za->http) {
 		free(za);
 		return NULL;
 	}
-	curl_multi_setopt(za->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(za->multi, CURLMOPT_SOCKETDATA, za);
-	curl_multi_setopt(za->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(za->multi, CURLMOPT_TIMERDATA, za);
-	struct strbuf ua = STRBUF_INIT;
-	strbuf_printf(&ua, "zuul-matrix-bridge/%s", ZMB_VERSION);
-	za->user_agent = strbuf_detach(&ua);
 	return za;
 }
 
@@ -523,17 +405,11 @@ void zuul_admin_free(struct zuul_admin *za)
 		return;
 	while (za->reqs) {
 		struct zreq *r = za->reqs;
-		curl_multi_remove_handle(za->multi, r->easy);
+		http_multi_cancel(za->http, r->xfer);
 		unlink_req(za, r);
 		zreq_free(r);
 	}
-	if (za->timer_id)
-		loop_timer_cancel(za->loop, za->timer_id);
-	for (size_t i = 0; i < za->nfds; i++)
-		loop_unwatch(za->loop, za->fds[i]);
-	curl_multi_cleanup(za->multi);
-	free(za->fds);
-	free(za->user_agent);
+	http_multi_free(za->http);
 	free(za);
 }
 
@@ -564,6 +440,8 @@ int zuul_admin_send(struct zuul_admin *za, const char *api_root, const struct zu
 	CURL *e = r->easy;
 	CURLcode rc = e && h ? CURLE_OK : CURLE_OUT_OF_MEMORY;
 	if (rc == CURLE_OK)
+		rc = http_easy_defaults(e, ZUUL_ADMIN_TIMEOUT_MS);
+	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_URL, strbuf_str(&url));
 	if (rc == CURLE_OK && req->body) {
 		rc = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
@@ -574,26 +452,6 @@ int zuul_admin_send(struct zuul_admin *za, const char *api_root, const struct zu
 		rc = curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 	if (rc == CURLE_OK)
 		rc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ZUUL_ADMIN_TIMEOUT_MS);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_USERAGENT, za->user_agent);
-	if (rc == CURLE_OK)
-		rc = curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	strbuf_free(&url);
 	if (rc != CURLE_OK) {
 		log_kv(ZLOG_ERROR, "zuul: cannot set up a request to Zuul's admin API; not sent", "method", req->method,
@@ -606,7 +464,8 @@ int zuul_admin_send(struct zuul_admin *za, const char *api_root, const struct zu
 		za->reqs->prev = r;
 	za->reqs = r;
 	za->n_in_flight++;
-	if (curl_multi_add_handle(za->multi, e) != CURLM_OK) {
+	r->xfer = http_multi_start(za->http, e, (size_t)ZUUL_ADMIN_MAX_BODY, transfer_done, r, NULL);
+	if (!r->xfer) {
 		unlink_req(za, r);
 		log_kv(ZLOG_ERROR, "zuul: cannot start a request to Zuul's admin API; not sent", "method", req->method,
 		       "path", req->path, NULL);
