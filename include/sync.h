@@ -134,9 +134,13 @@ bool sync_answer_is_empty(const cJSON *body);
 
 /* Builds the filter JSON sent as /sync?filter= (exposed for tests). timeline_limit
  * <= 0 leaves the homeserver's default. With "m.room.member" among the types, the state
- * section lazy-loads members (the timeline's senders and the user's own). Caller frees. */
+ * section lazy-loads members (the timeline's senders and the user's own). A fresh start
+ * passes fresh_start_mark > 0: it goes into the filter as SYNC_FRESH_START_KEY, so that no
+ * two fresh starts send the same request (see start_poll in sync.c); 0 leaves it out.
+ * Caller frees. */
+#define SYNC_FRESH_START_KEY "org.zuul_matrix_bridge.fresh_start"
 char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
-		       int timeline_limit);
+		       int timeline_limit, int64_t fresh_start_mark);
 
 /* How sync_walk_batch hands one /sync answer over; the syncer fills it from its own
  * state (exposed for tests and fuzzing, which need no homeserver). */

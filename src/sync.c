@@ -30,10 +30,6 @@
 /* The longest wait between polls of a homeserver that answers them at once with nothing:
  * it costs an empty answer per wait, while every reaction waits for the next poll. */
 #define SYNC_EARLY_EMPTY_MAX_DELAY_MS 10000
-/* An event is taken as sent before a start without a saved token when the homeserver's age
- * puts it this much before the start: the age is measured when the answer is written, so a
- * slow answer makes events look a little older than they are. */
-#define SYNC_HISTORY_SLACK_MS 250
 /* After an answer over the size cap the timeline limit is divided by this, down to 1. */
 #define SYNC_OVERSIZED_LIMIT_DIVISOR 10
 
@@ -53,12 +49,6 @@ struct sync {
 	bool polling;              /* a /sync request is in flight */
 	bool want_full_state;      /* next poll asks for full_state (resume, rooms added) */
 	bool lost_position;        /* token rejected: the fresh start reports gaps */
-	/* Real time of the last fresh poll (0: none yet; the client resumed a token). A fresh
-	 * start follows the rooms from now: a timeline event sent before it is history, whatever
-	 * batch brings it (see live_event); what the consumer knows of the past it read from the
-	 * rooms' history, and a skipped window is reported as gaps. */
-	int64_t history_before_ms;
-	unsigned long history_skipped; /* such events skipped, for the log */
 	int poll_wait_ms;          /* how long the poll in flight let the homeserver hold it; 0: not a long poll */
 	int early_empty;           /* long polls answered at once with nothing, in a row */
 	int resync_limit;          /* timeline limit after an answer over the size cap; 0: opt's */
@@ -201,7 +191,7 @@ static cJSON *empty_types_section(void)
 }
 
 char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *const *types, size_t n_types,
-		       int timeline_limit)
+		       int timeline_limit, int64_t fresh_start_mark)
 {
 	cJSON *f = cJSON_CreateObject();
 	cJSON *room = cJSON_AddObjectToObject(f, "room");
@@ -226,6 +216,9 @@ char *sync_filter_json(const char *const *room_ids, size_t n_rooms, const char *
 	cJSON_AddItemToObject(room, "account_data", empty_types_section());
 	cJSON_AddItemToObject(f, "presence", empty_types_section());
 	cJSON_AddItemToObject(f, "account_data", empty_types_section());
+	/* Filters allow fields they do not know (Synapse's schema: additionalProperties). */
+	if (fresh_start_mark > 0)
+		cJSON_AddNumberToObject(f, SYNC_FRESH_START_KEY, (double)fresh_start_mark);
 	char *out = cJSON_PrintUnformatted(f);
 	cJSON_Delete(f);
 	if (!out)
@@ -383,38 +376,9 @@ static bool live_room_wanted(const char *room_id, void *data)
 	return strv_has(s->rooms, s->n_rooms, room_id);
 }
 
-/* Whether ev is a message, reaction or redaction sent before the last fresh start.
- * Synapse answers a fresh /sync from its response cache for two minutes after an identical
- * one (handlers/sync.py, sync_response_cache_duration): a bridge that lost its state_dir and
- * starts again within that time gets the earlier start's next_batch, and its next poll
- * brings everything since, commands and reactions the rebuild already read as history.
- * The homeserver's unsigned.age (its own clock, a duration) tells when each was sent. */
-static bool sent_before_start(const struct sync *s, const struct sync_event *ev)
-{
-	if (!s->history_before_ms || ev->snapshot || ev->state_key)
-		return false;
-	const cJSON *age = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev->event, "unsigned"),
-							   "age");
-	if (!cJSON_IsNumber(age) || age->valuedouble < 0)
-		return false; /* no age: nothing says it is old */
-	int64_t sent_ms = clock_real_ms() - (int64_t)age->valuedouble;
-	return sent_ms < s->history_before_ms - SYNC_HISTORY_SLACK_MS;
-}
-
 static bool live_event(const struct sync_event *ev, void *data)
 {
 	struct sync *s = data;
-	if (sent_before_start(s, ev)) {
-		if (s->history_skipped++ == 0)
-			log_kv(ZLOG_INFO,
-			       "sync: the homeserver brought events sent before this start (an older position from its "
-			       "cache); they are history and are skipped",
-			       "room", ev->room_id, "event_id", ev->event_id, NULL);
-		else
-			log_kv(ZLOG_DEBUG, "sync: an event sent before this start is skipped", "room", ev->room_id,
-			       "event_id", ev->event_id, NULL);
-		return true;
-	}
 	if (s->cb.on_event)
 		s->cb.on_event(ev, s->cb.data);
 	return !s->free_pending;
@@ -730,6 +694,16 @@ static void on_sync_response(const struct matrix_response *r, void *data)
 		sync_destroy(s);
 }
 
+/* The real time in ms, strictly increasing within the process: two fresh starts within
+ * the same millisecond still differ. */
+static int64_t next_fresh_start_mark(void)
+{
+	static int64_t last;
+	int64_t now = clock_real_ms();
+	last = now > last ? now : last + 1;
+	return last;
+}
+
 static void start_poll(struct sync *s)
 {
 	if (s->polling || s->free_pending || !s->mc)
@@ -739,12 +713,14 @@ static void start_poll(struct sync *s)
 		s->retry_timer = 0;
 	}
 	bool fresh = s->since == NULL;
-	if (fresh)
-		s->history_before_ms = clock_real_ms();
 	/* A fresh start wants next_batch and state, not history: one timeline event per
-	 * room is the least the API allows. */
+	 * room is the least the API allows. Synapse answers a /sync identical to one of the
+	 * last two minutes (user, device, timeout, since, filter as sent) from its response
+	 * cache: a fresh start after an answer over the size cap, a rejected token or a
+	 * restart would get the earlier start's next_batch and see again what it skipped.
+	 * The start's own instant in the filter makes every fresh start a request of its own. */
 	char *filter = sync_filter_json((const char *const *)s->rooms, s->n_rooms, (const char *const *)s->types,
-					s->n_types, poll_timeline_limit(s));
+					s->n_types, poll_timeline_limit(s), fresh ? next_fresh_start_mark() : 0);
 	char *filter_q = matrix_escape_segment(filter);
 	struct strbuf path = STRBUF_INIT;
 	strbuf_printf(&path, "/_matrix/client/v3/sync?filter=%s&timeout=%d", filter_q,

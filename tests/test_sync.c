@@ -285,7 +285,7 @@ static bool is_stream_token(const char *t) { return t && t[0] == 's' && t[1] >= 
 static void test_filter_json_limits_rooms_types_and_sections(void)
 {
 	const char *rooms[] = {ALERTS};
-	char *f = sync_filter_json(rooms, 1, chatops_types, N_TYPES, 7);
+	char *f = sync_filter_json(rooms, 1, chatops_types, N_TYPES, 7, 0);
 	cJSON *j = cJSON_Parse(f);
 	CHECK(j != NULL);
 	const cJSON *room = cJSON_GetObjectItemCaseSensitive(j, "room");
@@ -303,10 +303,16 @@ static void test_filter_json_limits_rooms_types_and_sections(void)
 	free(f);
 
 	/* No types: no "types" key (all types); no rooms: an empty list (no rooms). */
-	f = sync_filter_json(NULL, 0, NULL, 0, 0);
+	f = sync_filter_json(NULL, 0, NULL, 0, 0, 0);
 	CHECK_CONTAINS(f, "\"rooms\":[]");
 	CHECK_NOT_CONTAINS(f, "\"limit\"");
 	CHECK_CONTAINS(f, "\"timeline\":{}");
+	CHECK_NOT_CONTAINS(f, SYNC_FRESH_START_KEY);
+	free(f);
+
+	/* A fresh start's mark, as a number. */
+	f = sync_filter_json(NULL, 0, NULL, 0, 0, 1765100000123);
+	CHECK_CONTAINS(f, "\"" SYNC_FRESH_START_KEY "\":1765100000123");
 	free(f);
 }
 
@@ -440,10 +446,10 @@ static void test_walk_batch_hands_over_leaves_then_invites(void)
 
 	/* Members are asked for: the state lazy-loads them (Synapse adds the user's own). */
 	const char *rooms[] = {ALERTS};
-	char *f = sync_filter_json(rooms, 1, types, 2, 0);
+	char *f = sync_filter_json(rooms, 1, types, 2, 0, 0);
 	CHECK_CONTAINS(f, "\"state\":{\"types\":[\"m.reaction\",\"m.room.member\"],\"lazy_load_members\":true}");
 	free(f);
-	f = sync_filter_json(rooms, 1, types, 1, 0);
+	f = sync_filter_json(rooms, 1, types, 1, 0, 0);
 	CHECK_NOT_CONTAINS(f, "lazy_load_members");
 	free(f);
 }
@@ -544,7 +550,10 @@ static void test_first_sync_delivers_no_history_but_current_state(void)
 /* Synapse gives an identical /sync the same answer for two minutes (its response cache; the
  * fake does too): a second start without a token gets the first one's next_batch, and its
  * next poll brings what was sent between them. That is history to a start without state. */
-static void test_a_fresh_start_given_an_older_position_skips_what_was_sent_before_it(void)
+/* Synapse answers a /sync identical to one of the last two minutes from its response cache
+ * (the fake homeserver does too): a second fresh start sending the first one's request would
+ * get the first one's next_batch, and its next poll would bring what was sent in between. */
+static void test_every_fresh_start_is_answered_from_the_current_position(void)
 {
 	reset_homeserver();
 	rec_reset(NULL);
@@ -554,8 +563,14 @@ static void test_a_fresh_start_given_an_older_position_skips_what_was_sent_befor
 	CHECK(start_and_settle(s));
 	char *first_token = xstrdup(rec.token);
 	sync_free(s);
+	char *first_fresh_filter = NULL;
+	cJSON *first_reqs = sync_requests();
+	const char *first_filter = query_of(cJSON_GetArrayItem(first_reqs, 0), "filter");
+	CHECK(first_filter != NULL);
+	if (first_filter)
+		first_fresh_filter = xstrdup(first_filter);
+	cJSON_Delete(first_reqs);
 	char *before = inject_reaction(ALERTS_Q, "before the second start");
-	run_idle(400); /* older than the slack the age is allowed */
 
 	fake_hs_call("DELETE", "/_fake/requests", NULL, NULL, NULL);
 	rec_reset(NULL);
@@ -569,15 +584,25 @@ static void test_a_fresh_start_given_an_older_position_skips_what_was_sent_befor
 	run_idle(200);
 	CHECK_INT(rec.events, 1);
 	CHECK_CONTAINS(strbuf_str(&rec.log), after);
-	/* It was the homeserver's older position that brought the old event. */
+	/* One fresh request, its filter not the first start's; no poll from the first position. */
 	cJSON *reqs = sync_requests();
-	bool asked_from_first = false;
+	int fresh = 0;
 	for (int i = 0; i < cJSON_GetArraySize(reqs); i++) {
-		const char *since = query_of(cJSON_GetArrayItem(reqs, i), "since");
-		asked_from_first = asked_from_first || (since && strcmp(since, first_token) == 0);
+		const cJSON *req = cJSON_GetArrayItem(reqs, i);
+		const char *since = query_of(req, "since");
+		CHECK(!since || strcmp(since, first_token) != 0);
+		if (since)
+			continue;
+		const char *filter_text = query_of(req, "filter");
+		CHECK(filter_text && first_fresh_filter && strcmp(filter_text, first_fresh_filter) != 0);
+		cJSON *filter = cJSON_Parse(filter_text);
+		CHECK(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(filter, SYNC_FRESH_START_KEY)));
+		cJSON_Delete(filter);
+		fresh++;
 	}
-	CHECK(asked_from_first);
+	CHECK_INT(fresh, 1);
 	cJSON_Delete(reqs);
+	free(first_fresh_filter);
 	sync_free(s);
 	free(first_token);
 	free(before);
@@ -1165,7 +1190,7 @@ int main(void)
 	}
 	loop = loop_new();
 	RUN(test_first_sync_delivers_no_history_but_current_state);
-	RUN(test_a_fresh_start_given_an_older_position_skips_what_was_sent_before_it);
+	RUN(test_every_fresh_start_is_answered_from_the_current_position);
 	RUN(test_injected_reaction_arrives_once_and_wakes_the_long_poll);
 	RUN(test_other_rooms_and_unasked_types_are_not_delivered);
 	RUN(test_token_is_persisted_and_a_new_client_resumes_without_duplicates);
