@@ -183,7 +183,7 @@ def a_permanent_error_dead_letters_the_report_and_the_cli_can_retry_it():
         w.bridge.signal(signal.SIGHUP)
         wait_for(lambda: len(w.hs.events(ALERTS)) == 2, 10, "the retried dead letter")
         p = w.bridge.cli("dead-letters", "-c", w.bridge.conf)
-        assert "0 dead letters" in p.stdout.decode(), p.stdout
+        assert p.returncode == 0 and "0 dead letters" in p.stdout.decode(), (p.returncode, p.stdout, p.stderr)
     with_world(ALL, body)
 
 
