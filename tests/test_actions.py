@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
+from harness import Bridge, World, free_port, infra_failure_report, periodic_report, wait_for  # noqa: E402
 from tap import run, test  # noqa: E402
 from zuul_world import FakeZuul, private_key_copy  # noqa: E402
 
@@ -306,6 +306,79 @@ def dequeue_and_autohold_wait_for_the_askers_confirmation_even_across_a_restart(
         # carol may not even ask
         w.say(CAROL, "!zuul dequeue", thread=rid)
         w.answer("Not done: @carol:localhost is not one of the users")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+def incident_of(w):
+    """The incident message (the thread root of an infrastructure incident)."""
+    return next((e for e in w.hs.events(ALERTS) if "m.relates_to" not in e["content"]
+                 and e["content"].get("zmb.failure", {}).get("thread_key", "").startswith("incident|")), None)
+
+
+@test
+def a_recheck_of_an_incident_reenqueues_each_absorbed_item_once_at_most_twenty():
+    """A broken node pool: 23 reports of 22 distinct items (one twice) become one incident.
+    `recheck` in its thread re-enqueues the first 20 distinct items, one call and token each,
+    and says in one summary what Zuul answered and how many were left out; a 🔁 on the
+    incident is the same by its reactor; dequeue is pointed at a failure's thread."""
+    def body(w):
+        projects = ["org/gone"] + ["org/p%02d" % i for i in range(21)]
+        w.zuul.call("POST", "/_fake/projects", {"tenant": "scs", "projects": projects[1:]})
+        for i, p in enumerate(projects):
+            w.broker.publish("zuul/scs/periodic-daily",
+                             infra_failure_report("inc-%d" % i, p, ["deploy"]))
+        w.broker.publish("zuul/scs/periodic-daily", infra_failure_report("inc-again", projects[1], ["deploy"]))
+        w.bridge.wait_log("report absorbed into an infrastructure incident", 20, count=23)
+        inc = wait_for(lambda: incident_of(w), 15, "the incident message")
+        rid = inc["event_id"]
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        summary = w.answer("of this incident: accepted by Zuul", 20)
+        assert in_thread(summary, rid), summary["content"]
+        lines = summary["content"]["body"].split("\n")
+        assert lines[0] == ("@alice:localhost asked for the recheck of 20 items of this incident: accepted by "
+                            "Zuul: 19 of 20."), lines[0]
+        assert lines[1] == ("- refs/heads/main of org/gone in periodic-daily: refused by Zuul: Unknown "
+                            "project"), lines[1]
+        assert lines[2:21] == ["- refs/heads/main of %s in periodic-daily: accepted" % p for p in projects[1:20]], \
+            lines[2:21]
+        assert lines[21:] == ["2 more items were left out: one recheck takes at most 20."], lines[21:]
+        reqs = w.zuul.requests("enqueue")
+        assert sorted(r["path"] for r in reqs) == sorted(
+            "/api/tenant/scs/project/%s/enqueue" % p for p in projects[:20]), [r["path"] for r in reqs]
+        assert all(r["body"] == {"pipeline": "periodic-daily", "ref": "refs/heads/main", "oldrev": None,
+                                 "newrev": None} for r in reqs), reqs
+        assert [r["claims"]["sub"] for r in reqs] == [ALICE] * 20, [r["claims"] for r in reqs]
+        assert len({r["claims"]["jti"] for r in reqs}) == 20, "one token per call"
+        log = w.bridge.log()
+        assert log.count('msg="zuul action" action=recheck user=@alice:localhost tenant=scs') == 20, log
+        assert ('project=org/gone pipeline=periodic-daily ref=refs/heads/main outcome=refused status=404') in log, log
+
+        # a 🔁 on the incident: the same, by bob, whom Zuul's rules refuse
+        w.tick()
+        w.react(BOB, rid, "\U0001F501")
+        refused = w.answer("@bob:localhost asked for the recheck of 20 items of this incident: accepted by Zuul: "
+                           "0 of 20.", 20)
+        assert in_thread(refused, rid), refused["content"]
+        assert "- refs/heads/main of org/p00 in periodic-daily: refused by Zuul: not allowed by the tenant's " \
+               "authorization rules" in refused["content"]["body"], refused["content"]["body"]
+        reqs = w.zuul.requests("enqueue")
+        assert [r["claims"]["sub"] for r in reqs].count(BOB) == 20, [r["claims"]["sub"] for r in reqs]
+        # carol is not listed: nothing is called, and it is said why
+        w.say(CAROL, "!zuul recheck", thread=rid)
+        no = w.answer("Not done: no item of this incident may be rechecked by @carol:localhost:")
+        assert "- refs/heads/main of org/gone in periodic-daily (tenant scs): @carol:localhost is not one of the " \
+               "users who may act on tenant scs" in no["content"]["body"], no["content"]["body"]
+        # dequeue and autohold act on one failure
+        w.say(ALICE, "!zuul dequeue", thread=rid)
+        w.answer("A dequeue acts on one failure, not on an incident: say \"!zuul dequeue\" in that failure's thread.")
+        time.sleep(1)
+        assert len(w.zuul.requests("enqueue")) == 40 and w.zuul.requests("dequeue") == []
+        # a restart reads nothing again as new
+        w.restart()
+        time.sleep(1.5)
+        assert len(w.zuul.requests("enqueue")) == 40
         assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
