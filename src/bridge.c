@@ -489,6 +489,7 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 	}
 	if (bridge_queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
 		b->stats.last_report_ms = clock_real_ms();
+		chatops_actions_report_posted(b->chatops, r->room, repeat ? txn : claim_txn);
 		if (repeat) {
 			chatops_repeat_queued(b->chatops, facts->repeat.txn, txn);
 			if (d->start_becomes_pointer)
@@ -561,6 +562,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 	for (size_t i = 0; i < b->cfg->n_routes; i++)
 		routed += route_one(b, &b->cfg->routes[i], i, ev, key, &incidents);
 	incident_outcome_free(&incidents);
+	chatops_actions_report_done(b->chatops, ev);
 	if (!routed) {
 		b->stats.filtered++;
 		log_kv(ZLOG_DEBUG, "report matches no route", "key", key, "action", ev->action, "pipeline",

@@ -91,6 +91,16 @@ void actions_item_to_json(const struct action_item *it, cJSON *o)
 	add_opt(o, "ref", it->ref);
 }
 
+/* Identical items are one: same tenant, project, pipeline and change,patchset or ref. */
+char *actions_item_key(const cJSON *item)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const char *const keys[] = {"tenant", "project", "pipeline", "change", "patchset", "ref"};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		strbuf_printf(&sb, "%s\x1f", chatops_str_at(item, keys[i]) ?: "");
+	return strbuf_detach(&sb);
+}
+
 static struct zuul_admin_item admin_item(const struct action_item *it)
 {
 	return (struct zuul_admin_item){it->tenant, it->project, it->pipeline, it->change, it->patchset, it->ref};
@@ -316,6 +326,8 @@ static void on_answer(const struct zuul_admin_result *r, void *data)
 		return;
 	}
 	store_action_set_state(c->store, k->event_id, actions_outcome_names[o]);
+	if (o == OUT_ACCEPTED && strcmp(k->kind, "recheck") == 0)
+		actions_follow_add(c, k);
 	struct strbuf text = STRBUF_INIT;
 	if (o == OUT_ACCEPTED && strcmp(k->kind, "autoholds") == 0) {
 		describe_holds(k->it.tenant, r->body, &text);
@@ -778,6 +790,7 @@ bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const
  * their type. */
 struct actions_state {
 	struct call *calls;
+	struct actions_follow *follow; /* chatops_actions_follow.c's */
 };
 
 static struct call **calls_of(struct chatops *c)
@@ -785,6 +798,18 @@ static struct call **calls_of(struct chatops *c)
 	if (!c->actions)
 		c->actions = xcalloc(1, sizeof(struct actions_state));
 	return &c->actions->calls;
+}
+
+struct actions_follow **actions_follow_slot(struct chatops *c)
+{
+	calls_of(c);
+	return &c->actions->follow;
+}
+
+void chatops_actions_tick(struct chatops *c)
+{
+	if (c->cfg->actions.enabled)
+		actions_follow_tick(c);
 }
 
 void chatops_actions_free(struct chatops *c)
@@ -805,6 +830,7 @@ void chatops_actions_free(struct chatops *c)
 		actions_batch_drop(k);
 		call_free(k);
 	}
+	actions_follow_free(c->actions->follow);
 	free(c->actions);
 	c->actions = NULL;
 }

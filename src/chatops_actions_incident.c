@@ -32,23 +32,13 @@ bool actions_is_incident(const struct store_failure *f)
 
 /* ---- remembering the absorbed items ------------------------------------------------- */
 
-/* Identical items are one: same tenant, project, pipeline and change,patchset or ref. */
-static char *item_key(const cJSON *item)
-{
-	struct strbuf sb = STRBUF_INIT;
-	static const char *const keys[] = {"tenant", "project", "pipeline", "change", "patchset", "ref"};
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		strbuf_printf(&sb, "%s\x1f", chatops_str_at(item, keys[i]) ?: "");
-	return strbuf_detach(&sb);
-}
-
 static bool items_have(const cJSON *items, const char *key)
 {
 	const cJSON *it;
 	bool found = false;
 	cJSON_ArrayForEach(it, items)
 	{
-		char *k = item_key(it);
+		char *k = actions_item_key(it);
 		found = found || strcmp(k, key) == 0;
 		free(k);
 	}
@@ -97,7 +87,7 @@ static void add_item(cJSON *all, const char *id, const cJSON *item, int64_t now)
 	}
 	cJSON_ReplaceItemInObjectCaseSensitive(e, "at", cJSON_CreateNumber((double)now));
 	cJSON *items = cJSON_GetObjectItemCaseSensitive(e, "items");
-	char *key = item_key(item);
+	char *key = actions_item_key(item);
 	if (!items_have(items, key)) {
 		if (cJSON_GetArraySize(items) < INCIDENT_ITEMS_KEEP) {
 			cJSON_AddItemToArray(items, cJSON_Duplicate(item, true));
@@ -195,6 +185,8 @@ void actions_batch_answer(struct chatops *c, struct call *k, enum outcome o, con
 	free(b->lines[k->batch_slot]);
 	b->lines[k->batch_slot] = strbuf_detach(&line);
 	b->accepted += o == OUT_ACCEPTED;
+	if (o == OUT_ACCEPTED)
+		actions_follow_add(c, k);
 	k->batch = NULL;
 	if (--b->pending)
 		return;
@@ -229,7 +221,7 @@ static cJSON *incident_items(struct chatops *c, const char *id, long *more)
 	const cJSON *it;
 	cJSON_ArrayForEach(it, items)
 	{
-		char *key = item_key(it);
+		char *key = actions_item_key(it);
 		if (cJSON_IsObject(it) && !items_have(out, key))
 			cJSON_AddItemToArray(out, cJSON_Duplicate(it, true));
 		free(key);

@@ -47,6 +47,9 @@ extern const char *const actions_outcome_names[];
 void actions_item_clear(struct action_item *it);
 void actions_item_from_json(const cJSON *o, struct action_item *it);
 void actions_item_to_json(const struct action_item *it, cJSON *o);
+/* An item's identity (tenant, project, pipeline, change, patchset, ref) as one string:
+ * identical items are one. Caller frees. */
+char *actions_item_key(const cJSON *item);
 /* "change 812,3 of org/repo in check" or "refs/heads/main of org/repo in periodic-daily". */
 void actions_describe_item(const struct action_item *it, struct strbuf *out);
 /* "recheck of ... (tenant scs)"; req: a dequeue's or autohold's request, or NULL. Caller frees. */
@@ -90,5 +93,15 @@ void actions_incident_reaction(struct chatops *c, struct room_state *rs, const s
 void actions_batch_answer(struct chatops *c, struct call *k, enum outcome o, const char *reason);
 /* k is dropped unanswered (the chatops state goes): its batch goes with its last call. */
 void actions_batch_drop(struct call *k);
+
+/* ---- chatops_actions_follow.c ---- */
+struct actions_follow;
+/* The follow state's place in the chatops state (chatops_actions.c owns it). */
+struct actions_follow **actions_follow_slot(struct chatops *c);
+void actions_follow_free(struct actions_follow *f);
+/* k (an accepted recheck in a thread) waits for its item's next report. */
+void actions_follow_add(struct chatops *c, const struct call *k);
+/* Links the reports whose message got its event id; forgets waits past their day. */
+void actions_follow_tick(struct chatops *c);
 
 #endif

@@ -4,11 +4,13 @@ admin API does and checks every token with Zuul's own claim rules. Members: alic
 bob (50) are listed for tenant scs, dave (0) is listed but lacks the power, carol (50) is not
 listed; Zuul's authorization rule grants alice only."""
 
+import json
 import os
 import shutil
 import sqlite3
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -379,6 +381,75 @@ def a_recheck_of_an_incident_reenqueues_each_absorbed_item_once_at_most_twenty()
         w.restart()
         time.sleep(1.5)
         assert len(w.zuul.requests("enqueue")) == 40
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+def follow_notices(w):
+    return [e for e in w.notices() if e["content"]["body"].startswith("The next report of the recheck of ")]
+
+
+@test
+def after_an_accepted_recheck_the_thread_links_the_items_next_report_once_whatever_its_result():
+    """Issue #17, item 4: the next report of a rechecked item is linked in the failure's
+    thread: a failure (posted in the thread) by its message, a success (the room is spared
+    it) by its build's page; a start report is not that report; a wait ends after a day."""
+    def body(w):
+        root = w.failure("bs-follow-1")
+        rid = root["event_id"]
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        w.answer("accepted by Zuul (queued")
+        # it fails again: the repeat goes into the thread, and the thread links it
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-2"))
+        [note] = wait_for(lambda: follow_notices(w), 15, "the link to the next report")
+        assert in_thread(note, rid), note["content"]
+        prefix = ("The next report of the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                  "periodic-daily (asked for by @alice:localhost): failure, posted here: https://matrix.to/#/"
+                  "%21alerts%3Alocalhost/")
+        text = note["content"]["body"]
+        assert text.startswith(prefix), text
+        linked = urllib.parse.unquote(text[len(prefix):])
+        [repeat] = [e for e in w.hs.events(ALERTS) if e["event_id"] == linked]
+        assert in_thread(repeat, rid) and repeat["sender"] == "@zuul-bot:localhost", repeat
+        assert "scs-compliance-check-gx-scs-main" in repeat["content"]["body"], repeat["content"]["body"]
+        assert not repeat["content"]["body"].startswith("The next report"), "the link is to the report itself"
+        # the item's reports after that are not linked again
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-3"))
+        w.bridge.wait_log("bs-follow-3", 10)
+        time.sleep(1)
+        assert len(follow_notices(w)) == 1, follow_notices(w)
+
+        # 🔁, then its start and its success: the success is linked by its build's page
+        w.tick()
+        w.react(BOB, rid, "\U0001F501")   # Zuul refuses bob: nothing waits
+        w.answer("@bob:localhost asked for the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                 "periodic-daily (tenant scs): refused by Zuul")
+        w.react(ALICE, rid, "\U0001F501")
+        wait_for(lambda: len([e for e in w.notices() if "@alice:localhost asked for the recheck" in
+                              e["content"]["body"] and "accepted" in e["content"]["body"]]) == 2, 15,
+                 "the second accepted recheck")
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-4", action="start"))
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-4", action="success"))
+        wait_for(lambda: len(follow_notices(w)) == 2, 15, "the link to the success")
+        text = follow_notices(w)[1]["content"]["body"]
+        url = json.loads(periodic_report("bs-follow-4", action="success"))["buildset"]["builds"][0]["web_url"]
+        assert text == ("The next report of the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                        "periodic-daily (asked for by @alice:localhost): success, not posted here (quiet), its "
+                        "build: %s" % url), text
+        assert in_thread(follow_notices(w)[1], rid)
+
+        # a recheck whose report does not come within a day is no longer followed
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 4, 15, "the fourth recheck")
+        w.bridge.wait_log('msg="zuul action" action=recheck', 10, count=4)
+        w.tick(ahead=25 * 3600)
+        w.bridge.wait_log("a recheck's next report did not come within a day", 10)
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-5"))
+        w.bridge.wait_log("bs-follow-5", 10)
+        time.sleep(1)
+        assert len(follow_notices(w)) == 2, follow_notices(w)
         assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
