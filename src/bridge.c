@@ -36,6 +36,9 @@
 /* How long SIGTERM waits for requests in flight before giving up on them; they stay in
  * the outbox and are resent (same txnId) at the next start. */
 #define SHUTDOWN_GRACE_MS 3000
+/* A call to Zuul's admin API already started gets this long in all to be answered (the
+ * answer is then said and audited); past it, it is recorded as interrupted. */
+#define SHUTDOWN_ACTIONS_GRACE_MS 5000
 /* Retention (dedup_retention): one slice of PRUNE_SLICE txn ids every PRUNE_INTERVAL_MS, so
  * the loop never stalls for a whole table scan (measured on a 700,000-row table: 15 ms per
  * slice, 40 ms at worst, against 250 ms for one scan of it all); a full pass over a
@@ -714,18 +717,33 @@ static void on_turn_end(struct loop *loop, void *data)
 			mqtt_session_free(b->mqtt);
 			b->mqtt = NULL;
 		}
-		if (deliverer_in_flight(b->deliverer) == 0)
+		if (deliverer_in_flight(b->deliverer) == 0 && chatops_actions_pending(b->chatops) == 0)
 			loop_stop(loop);
 	}
 }
 
 /* ---- signals ----------------------------------------------------------- */
 
+static void shutdown_actions_timer_fired(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	b->shutdown_timer = 0;
+	log_kv(ZLOG_WARN, "shutdown grace period for zuul actions over; unanswered ones are recorded as interrupted",
+	       NULL);
+	loop_stop(loop);
+}
+
 static void shutdown_timer_fired(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
 	b->shutdown_timer = 0;
-	log_kv(ZLOG_WARN, "shutdown grace period over; unfinished sends stay in the outbox", NULL);
+	if (deliverer_in_flight(b->deliverer))
+		log_kv(ZLOG_WARN, "shutdown grace period over; unfinished sends stay in the outbox", NULL);
+	if (chatops_actions_pending(b->chatops)) {
+		b->shutdown_timer = loop_timer_add(loop, SHUTDOWN_ACTIONS_GRACE_MS - SHUTDOWN_GRACE_MS,
+						   shutdown_actions_timer_fired, b);
+		return;
+	}
 	loop_stop(loop);
 }
 
@@ -983,6 +1001,7 @@ int bridge_run(struct bridge *b)
 		b->watchdog_timer = loop_timer_add(b->loop, b->watchdog_ms, watchdog_fired, b);
 	if (loop_run(b->loop) != 0)
 		b->exit_status = 1;
+	chatops_actions_interrupt(b->chatops); /* Zuul calls left unanswered: recorded before the commit */
 	/* Whatever the turn hook has not committed yet is committed now; a broken store
 	 * is left alone so nothing unacknowledged is claimed durable. */
 	if (!b->store_broken && store_in_batch(b->store))

@@ -791,6 +791,7 @@ bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const
 struct actions_state {
 	struct call *calls;
 	struct actions_follow *follow; /* chatops_actions_follow.c's */
+	bool interrupted_told;         /* the calls the last run left unanswered were told */
 };
 
 static struct call **calls_of(struct chatops *c)
@@ -808,8 +809,41 @@ struct actions_follow **actions_follow_slot(struct chatops *c)
 
 void chatops_actions_tick(struct chatops *c)
 {
-	if (c->cfg->actions.enabled)
-		actions_follow_tick(c);
+	if (!c->cfg->actions.enabled)
+		return;
+	if (!c->actions || !c->actions->interrupted_told) {
+		actions_tell_interrupted(c);
+		calls_of(c);
+		c->actions->interrupted_told = true;
+	}
+	actions_follow_tick(c);
+}
+
+size_t chatops_actions_pending(struct chatops *c)
+{
+	size_t n = 0;
+	for (const struct call *k = c && c->actions ? c->actions->calls : NULL; k; k = k->next)
+		n++;
+	return n;
+}
+
+void chatops_actions_interrupt(struct chatops *c)
+{
+	if (!c || !c->actions || !c->actions->calls)
+		return;
+	/* Their answers can no longer come: the client goes first, so no callback runs on a
+	 * call freed here. */
+	zuul_admin_free(c->zuul);
+	c->zuul = NULL;
+	while (c->actions->calls) {
+		struct call *k = c->actions->calls;
+		c->actions->calls = k->next;
+		if (k->timer)
+			loop_timer_cancel(c->loop, k->timer);
+		actions_record_interrupted(c, k);
+		actions_batch_drop(k);
+		call_free(k);
+	}
 }
 
 void chatops_actions_free(struct chatops *c)

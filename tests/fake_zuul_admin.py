@@ -363,6 +363,10 @@ class FakeZuul:
                 fault = fake.take_fault(method, self.path)
                 if fault:
                     rec["fault"] = fault.get("action", "respond")
+                    # a request the fault holds up is listed at once, named as its handler would
+                    m = re.search(r"/project/.+/(enqueue|dequeue)$", self.path.split("?")[0])
+                    if m:
+                        rec["action"] = m.group(1)
                     with fake.lock:
                         fake.requests.append(rec)
                     if fault.get("action") == "delay":

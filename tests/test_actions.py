@@ -454,5 +454,66 @@ def after_an_accepted_recheck_the_thread_links_the_items_next_report_once_whatev
     with_world(body)
 
 
+@test
+def a_stop_waits_five_seconds_for_a_zuul_call_and_one_that_cannot_finish_is_told_unknown_never_resent():
+    """SIGTERM while Zuul is slow to answer: the call that answers within the grace is said
+    and audited; one that does not is recorded as interrupted, the next start says in its
+    thread that its outcome is unknown, and it is not sent again."""
+    def body(w):
+        root = w.failure("bs-stop-1")
+        rid = root["event_id"]
+        # Zuul answers after 2 s: the stop waits for it
+        w.zuul.call("POST", "/_fake/faults", {"path": "enqueue", "action": "delay", "seconds": 2})
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: w.zuul.requests("enqueue"), 15, "the recheck reaching Zuul")
+        began = time.time()
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+        assert 1 <= time.time() - began < 4.5, "the stop waited %.1fs" % (time.time() - began)
+        [req] = w.zuul.requests("enqueue")
+        assert req["status"] == 200 and req["claims"]["sub"] == ALICE, req
+        log = w.bridge.log()
+        assert 'action=recheck user=@alice:localhost tenant=scs' in log and 'outcome=accepted status=200' in log, log
+        assert "interrupted" not in log, log
+        # the answer was queued before the stop: the next start says it
+        w.tick()
+        w.bridge.start()
+        ok = w.answer("@alice:localhost asked for the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                      "periodic-daily (tenant scs): accepted by Zuul")
+        assert in_thread(ok, rid), ok["content"]
+
+        # Zuul does not answer within 5 s: interrupted, told after the restart, not resent
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.zuul.call("POST", "/_fake/faults", {"path": "enqueue", "action": "hang", "seconds": 9})
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 2, 15, "the second recheck reaching Zuul")
+        began = time.time()
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+        assert 4.5 <= time.time() - began < 7.5, "the stop waited %.1fs" % (time.time() - began)
+        log = w.bridge.log()
+        assert "zuul action interrupted by the stop; its outcome is unknown" in log, log[-3000:]
+        assert log.count('msg="zuul action" action=recheck') == 1, "no outcome is audited for it"
+        w.tick()
+        w.bridge.start()
+        unknown = w.answer("@alice:localhost asked for the recheck of refs/heads/main of "
+                           "SovereignCloudStack/standards in periodic-daily (tenant scs): the bridge stopped before "
+                           "Zuul answered, so its outcome is unknown: check Zuul's status page. It is not sent again.")
+        assert in_thread(unknown, rid), unknown["content"]
+        w.bridge.wait_log("joined room", 10, count=3)
+        time.sleep(2)
+        assert len(w.zuul.requests("enqueue")) == 2, w.zuul.requests("enqueue")
+        assert len([e for e in w.notices() if "outcome is unknown" in e["content"]["body"]]) == 1
+        # and a third start says it no more
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=4)
+        time.sleep(1.5)
+        assert len([e for e in w.notices() if "outcome is unknown" in e["content"]["body"]]) == 1
+        assert len(w.zuul.requests("enqueue")) == 2
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
 if __name__ == "__main__":
     run()
