@@ -850,8 +850,10 @@ void chatops_actions_free(struct chatops *c)
 {
 	/* Calls still waiting for their turn are dropped: their record stays "sent" with no
 	 * outcome, and they are never sent (a batch lost to a full disk recreates chatops: the
-	 * command is read again from /sync and recorded again). Calls in flight lose their
-	 * answer with the client. */
+	 * command is read again from /sync and recorded again). Calls in flight (chatops
+	 * switched off by a reload, or recreated) lose their answer with the client: their
+	 * record was committed before they started, so they are told as interrupted. At the
+	 * daemon's stop chatops_actions_interrupt has taken them all already. */
 	zuul_admin_free(c->zuul);
 	c->zuul = NULL;
 	if (!c->actions)
@@ -861,6 +863,8 @@ void chatops_actions_free(struct chatops *c)
 		c->actions->calls = k->next;
 		if (k->timer)
 			loop_timer_cancel(c->loop, k->timer);
+		else
+			actions_record_interrupted(c, k);
 		actions_batch_drop(k);
 		call_free(k);
 	}

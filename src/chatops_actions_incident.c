@@ -230,11 +230,12 @@ static cJSON *incident_items(struct chatops *c, const char *id, long *more)
 	return out;
 }
 
-/* One item that will be rechecked. */
+/* One item of the recheck: rechecked, or skipped for why (owned). */
 struct planned {
 	struct action_item it;
 	struct zuul_admin_request req;
 	const char *api;
+	char *denied;
 };
 
 static void incident_recheck(struct chatops *c, struct room_state *rs, const struct sync_event *ev,
@@ -244,7 +245,7 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 	cJSON *items = incident_items(c, f->event_key, &more);
 	size_t n_items = (size_t)cJSON_GetArraySize(items);
 	struct planned plan[INCIDENT_RECHECK_MAX];
-	size_t n_plan = 0;
+	size_t n_plan = 0, n_allowed = 0;
 	struct strbuf skipped = STRBUF_INIT, why = STRBUF_INIT;
 	size_t n_skipped = 0;
 	int seen = 0;
@@ -266,12 +267,12 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 			strbuf_puts(&skipped, "\n- ");
 			actions_describe_item(&it, &skipped);
 			strbuf_printf(&skipped, " (tenant %s): %s", it.tenant ? it.tenant : "?", denied);
-			actions_audit("recheck", ev->sender, &it, OUT_DENIED, 0, denied, ev->event_id);
 			n_skipped++;
-			actions_item_clear(&it);
-			continue;
+		} else {
+			n_allowed++;
 		}
-		plan[n_plan++] = (struct planned){.it = it, .req = r, .api = t->api};
+		plan[n_plan++] = (struct planned){.it = it, .req = r, .api = t ? t->api : NULL,
+						  .denied = denied ? xstrdup(denied) : NULL};
 	}
 	size_t left_out = (n_items > INCIDENT_RECHECK_MAX ? n_items - INCIDENT_RECHECK_MAX : 0) + (size_t)more;
 	struct strbuf tail = STRBUF_INIT;
@@ -285,7 +286,7 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 		actions_deny(c, rs, ev, "recheck", NULL, f->event_id,
 			     "the bridge knows no Zuul item of this incident (its reports came before the bridge "
 			     "remembered them, or too long ago)");
-	} else if (n_plan == 0) {
+	} else if (n_allowed == 0) {
 		strbuf_reset(&why);
 		strbuf_printf(&why, "no item of this incident may be rechecked by %s:%s", ev->sender,
 			      strbuf_str(&skipped));
@@ -302,15 +303,24 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 		cJSON_free(json);
 		cJSON_Delete(req);
 		if (rec == 1) {
+			/* The skipped items are audited once, with the event that asked. */
+			for (size_t i = 0; i < n_plan; i++)
+				if (plan[i].denied) {
+					actions_audit("recheck", ev->sender, &plan[i].it, OUT_DENIED, 0, plan[i].denied,
+						      ev->event_id);
+					actions_count(c, OUT_DENIED);
+				}
 			struct actions_batch *b = xcalloc(1, sizeof *b);
 			*b = (struct actions_batch){.room = xstrdup(rs->room), .root = xstrdup(f->event_id),
 						    .reply_to = xstrdup(reply_to), .event_id = xstrdup(ev->event_id),
-						    .user = xstrdup(ev->sender), .n = n_plan, .pending = n_plan,
-						    .lines = xcalloc(n_plan, sizeof(char *)),
+						    .user = xstrdup(ev->sender), .n = n_allowed, .pending = n_allowed,
+						    .lines = xcalloc(n_allowed, sizeof(char *)),
 						    .tail = tail.len ? strbuf_detach(&tail) : NULL};
 			log_kv(ZLOG_INFO, "rechecking an incident's items", "incident", f->event_key, "user", ev->sender,
 			       "event_id", ev->event_id, NULL);
-			for (size_t i = 0; i < n_plan; i++) {
+			for (size_t i = 0, slot = 0; i < n_plan; i++) {
+				if (plan[i].denied)
+					continue;
 				struct call *k = actions_call_new("recheck", rs->room, ev->event_id, f->event_id, reply_to,
 								  ev->sender, plan[i].api);
 				k->what = actions_describe_action("recheck", &plan[i].it, NULL);
@@ -318,7 +328,7 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 				k->req = plan[i].req;
 				memset(&plan[i], 0, sizeof plan[i]);
 				k->batch = b;
-				k->batch_slot = i;
+				k->batch_slot = slot++;
 				actions_queue_call(c, k);
 			}
 		} else if (rec == 0) {
@@ -329,6 +339,7 @@ static void incident_recheck(struct chatops *c, struct room_state *rs, const str
 	for (size_t i = 0; i < n_plan; i++) {
 		actions_item_clear(&plan[i].it);
 		zuul_admin_request_clear(&plan[i].req);
+		free(plan[i].denied);
 	}
 	strbuf_free(&tail);
 	strbuf_free(&skipped);

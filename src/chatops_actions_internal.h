@@ -105,8 +105,9 @@ void actions_follow_add(struct chatops *c, const struct call *k);
 void actions_follow_tick(struct chatops *c);
 
 /* ---- chatops_actions_interrupted.c ---- */
-/* k was still waiting for Zuul when the daemon stopped: its outcome is unknown. Recorded
- * (state "interrupted", and what the next start tells), logged; never sent again. */
+/* k was still waiting for Zuul when the daemon stopped: its outcome is unknown (state
+ * "interrupted"), or, its turn not come, it was never sent ("not-sent"). Recorded with what
+ * the next start tells, logged; never sent again. */
 void actions_record_interrupted(struct chatops *c, const struct call *k);
 /* At the first tick: tells each thread whose action the last run left unanswered. */
 void actions_tell_interrupted(struct chatops *c);

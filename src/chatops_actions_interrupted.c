@@ -40,9 +40,13 @@ static void add_opt(cJSON *o, const char *key, const char *v)
 
 void actions_record_interrupted(struct chatops *c, const struct call *k)
 {
-	store_action_set_state(c->store, k->event_id, "interrupted");
-	log_kv(ZLOG_WARN, "zuul action interrupted by the stop; its outcome is unknown and it is not sent again", "action",
-	       k->kind, "user", k->user, "what", k->what, "event_id", k->event_id, NULL);
+	/* A call whose turn never came did not reach Zuul: that much is known. */
+	bool sent = !k->timer;
+	store_action_set_state(c->store, k->event_id, sent ? "interrupted" : "not-sent");
+	log_kv(ZLOG_WARN,
+	       sent ? "zuul action interrupted by the stop; its outcome is unknown and it is not sent again"
+		    : "zuul action not sent: the bridge stopped first; it is not sent later",
+	       "action", k->kind, "user", k->user, "what", k->what, "event_id", k->event_id, NULL);
 	cJSON *list = load(c);
 	cJSON *e = cJSON_CreateObject();
 	add_opt(e, "event_id", k->event_id);
@@ -51,6 +55,7 @@ void actions_record_interrupted(struct chatops *c, const struct call *k)
 	add_opt(e, "reply_to", k->reply_to);
 	add_opt(e, "user", k->user);
 	add_opt(e, "what", k->what);
+	cJSON_AddBoolToObject(e, "sent", sent);
 	cJSON_AddItemToArray(list, e);
 	save(c, list);
 	cJSON_Delete(list);
@@ -72,7 +77,11 @@ static void tell_one(struct chatops *c, const cJSON *list, const cJSON *first)
 		n++;
 	}
 	struct strbuf all = STRBUF_INIT;
-	if (n == 1)
+	if (n == 1 && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(first, "sent")))
+		strbuf_printf(&all, "%s asked for the %s: not done, the bridge stopped before sending it to Zuul. "
+				    "Ask again if it is still wanted.",
+			      chatops_str_at(first, "user") ?: "?", chatops_str_at(first, "what") ?: "?");
+	else if (n == 1)
 		strbuf_printf(&all, "%s asked for the %s: the bridge stopped before Zuul answered, so its outcome is "
 				    "unknown: check Zuul's status page. It is not sent again.",
 			      chatops_str_at(first, "user") ?: "?", chatops_str_at(first, "what") ?: "?");

@@ -377,10 +377,24 @@ def a_recheck_of_an_incident_reenqueues_each_absorbed_item_once_at_most_twenty()
         w.answer("A dequeue acts on one failure, not on an incident: say \"!zuul dequeue\" in that failure's thread.")
         time.sleep(1)
         assert len(w.zuul.requests("enqueue")) == 40 and w.zuul.requests("dequeue") == []
+        # an incident of a tenant the bridge does not act on: skipped, and said why
+        other = json.loads(infra_failure_report("inc-other", "org/elsewhere", ["deploy"]))
+        other["tenant"] = "other"
+        w.broker.publish("zuul/other/periodic-daily", json.dumps(other))
+        inc2 = wait_for(lambda: [e for e in w.hs.events(ALERTS) if "m.relates_to" not in e["content"] and
+                                 e["content"].get("zmb.failure", {}).get("thread_key", "").startswith(
+                                     "incident|other-")], 15, "the other tenant's incident")[0]
+        w.react(ALICE, inc2["event_id"], "\U0001F501")
+        no = w.answer("Not done: no item of this incident may be rechecked by @alice:localhost:\n"
+                      "- refs/heads/main of org/elsewhere in periodic-daily (tenant other): the bridge does not act on "
+                      "tenant other (it is not in actions.tenants).")
+        assert in_thread(no, inc2["event_id"]), no["content"]
         # a restart reads nothing again as new
         w.restart()
         time.sleep(1.5)
         assert len(w.zuul.requests("enqueue")) == 40
+        assert 'action=recheck user=@alice:localhost outcome=denied reason="no item of this incident' in \
+            w.bridge.log(), w.bridge.log()[-3000:]
         assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
