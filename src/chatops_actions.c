@@ -4,7 +4,9 @@
  * command power level), the confirmation a dequeue or autohold waits for, the call to Zuul's
  * admin API with a token naming the asker, and what the thread and the audit log say.
  * Each acting event is recorded (store_actions.h) and committed before its call goes out,
- * in the next turn: a replayed /sync, a restart or an edit never acts twice. */
+ * in the next turn: a replayed /sync, a restart or an edit never acts twice. The same on an
+ * incident is chatops_actions_incident.c's, the link to a recheck's next report
+ * chatops_actions_follow.c's, the calls a stop cut short chatops_actions_interrupted.c's. */
 #include "chatops_actions_internal.h"
 
 #include <limits.h>

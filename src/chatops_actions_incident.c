@@ -79,21 +79,29 @@ static cJSON *load_all(struct chatops *c)
 static void add_item(cJSON *all, const char *id, const cJSON *item, int64_t now)
 {
 	cJSON *e = cJSON_GetObjectItemCaseSensitive(all, id);
-	if (!e) {
+	if (!cJSON_IsObject(e)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(all, id);
 		e = cJSON_AddObjectToObject(all, id);
 		cJSON_AddArrayToObject(e, "items");
 		cJSON_AddNumberToObject(e, "more", 0);
 		cJSON_AddNumberToObject(e, "at", 0);
 	}
-	cJSON_ReplaceItemInObjectCaseSensitive(e, "at", cJSON_CreateNumber((double)now));
+	cJSON_DeleteItemFromObjectCaseSensitive(e, "at");
+	cJSON_AddNumberToObject(e, "at", (double)now);
 	cJSON *items = cJSON_GetObjectItemCaseSensitive(e, "items");
+	if (!cJSON_IsArray(items)) { /* not ours: start it afresh */
+		cJSON_DeleteItemFromObjectCaseSensitive(e, "items");
+		items = cJSON_AddArrayToObject(e, "items");
+	}
 	char *key = actions_item_key(item);
 	if (!items_have(items, key)) {
 		if (cJSON_GetArraySize(items) < INCIDENT_ITEMS_KEEP) {
 			cJSON_AddItemToArray(items, cJSON_Duplicate(item, true));
 		} else {
 			cJSON *more = cJSON_GetObjectItemCaseSensitive(e, "more");
-			cJSON_SetNumberValue(more, more->valuedouble + 1);
+			double n = cJSON_IsNumber(more) ? more->valuedouble : 0;
+			cJSON_DeleteItemFromObjectCaseSensitive(e, "more");
+			cJSON_AddNumberToObject(e, "more", n + 1);
 		}
 	}
 	free(key);
