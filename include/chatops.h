@@ -134,6 +134,16 @@ void chatops_report_queued(struct chatops *c, const struct zuul_event *ev, const
 int chatops_failure_rerendered(struct chatops *c, const char *txn, const cJSON *content, const char *change);
 /* A repeat was queued into root_txn's thread as txn: count it and edit the root. */
 void chatops_repeat_queued(struct chatops *c, const char *root_txn, const char *txn);
+/* A report was queued into room (configured name) as txn, and the report's routing is done:
+ * a recheck waiting for this item's next report links it in its failure's thread. */
+void chatops_actions_report_posted(struct chatops *c, const char *room, const char *txn);
+void chatops_actions_report_done(struct chatops *c, const struct zuul_event *ev);
+/* Calls to Zuul's admin API queued or waiting for their answer: a stop waits for them a
+ * while (its answer is then said and audited). */
+size_t chatops_actions_pending(struct chatops *c);
+/* The loop has ended: the calls still unanswered are recorded as interrupted (the next start
+ * says so in their threads; they are never sent again). Before the store's last commit. */
+void chatops_actions_interrupt(struct chatops *c);
 /* A success ends the open failures of route with the same project, branch and pipeline
  * (disposition.h's closes_streaks): marks them recovered, says so in their threads and
  * edits their roots. Called for every route, matched or not: a route that posts only

@@ -36,6 +36,9 @@
 /* How long SIGTERM waits for requests in flight before giving up on them; they stay in
  * the outbox and are resent (same txnId) at the next start. */
 #define SHUTDOWN_GRACE_MS 3000
+/* A call to Zuul's admin API already started gets this long in all to be answered (the
+ * answer is then said and audited); past it, it is recorded as interrupted. */
+#define SHUTDOWN_ACTIONS_GRACE_MS 5000
 /* Retention (dedup_retention): one slice of PRUNE_SLICE txn ids every PRUNE_INTERVAL_MS, so
  * the loop never stalls for a whole table scan (measured on a 700,000-row table: 15 ms per
  * slice, 40 ms at worst, against 250 ms for one scan of it all); a full pass over a
@@ -489,6 +492,7 @@ static void post_report(struct bridge *b, const struct route *r, size_t i, const
 	}
 	if (bridge_queue_content(b, r->name, r->room, key, ev->action, edit ? edit : content) == 1) {
 		b->stats.last_report_ms = clock_real_ms();
+		chatops_actions_report_posted(b->chatops, r->room, repeat ? txn : claim_txn);
 		if (repeat) {
 			chatops_repeat_queued(b->chatops, facts->repeat.txn, txn);
 			if (d->start_becomes_pointer)
@@ -561,6 +565,7 @@ static void route_report(struct bridge *b, const struct zuul_event *ev, const ch
 	for (size_t i = 0; i < b->cfg->n_routes; i++)
 		routed += route_one(b, &b->cfg->routes[i], i, ev, key, &incidents);
 	incident_outcome_free(&incidents);
+	chatops_actions_report_done(b->chatops, ev);
 	if (!routed) {
 		b->stats.filtered++;
 		log_kv(ZLOG_DEBUG, "report matches no route", "key", key, "action", ev->action, "pipeline",
@@ -712,18 +717,33 @@ static void on_turn_end(struct loop *loop, void *data)
 			mqtt_session_free(b->mqtt);
 			b->mqtt = NULL;
 		}
-		if (deliverer_in_flight(b->deliverer) == 0)
+		if (deliverer_in_flight(b->deliverer) == 0 && chatops_actions_pending(b->chatops) == 0)
 			loop_stop(loop);
 	}
 }
 
 /* ---- signals ----------------------------------------------------------- */
 
+static void shutdown_actions_timer_fired(struct loop *loop, void *data)
+{
+	struct bridge *b = data;
+	b->shutdown_timer = 0;
+	log_kv(ZLOG_WARN, "shutdown grace period for zuul actions over; unanswered ones are recorded as interrupted",
+	       NULL);
+	loop_stop(loop);
+}
+
 static void shutdown_timer_fired(struct loop *loop, void *data)
 {
 	struct bridge *b = data;
 	b->shutdown_timer = 0;
-	log_kv(ZLOG_WARN, "shutdown grace period over; unfinished sends stay in the outbox", NULL);
+	if (deliverer_in_flight(b->deliverer))
+		log_kv(ZLOG_WARN, "shutdown grace period over; unfinished sends stay in the outbox", NULL);
+	if (chatops_actions_pending(b->chatops)) {
+		b->shutdown_timer = loop_timer_add(loop, SHUTDOWN_ACTIONS_GRACE_MS - SHUTDOWN_GRACE_MS,
+						   shutdown_actions_timer_fired, b);
+		return;
+	}
 	loop_stop(loop);
 }
 
@@ -981,6 +1001,7 @@ int bridge_run(struct bridge *b)
 		b->watchdog_timer = loop_timer_add(b->loop, b->watchdog_ms, watchdog_fired, b);
 	if (loop_run(b->loop) != 0)
 		b->exit_status = 1;
+	chatops_actions_interrupt(b->chatops); /* Zuul calls left unanswered: recorded before the commit */
 	/* Whatever the turn hook has not committed yet is committed now; a broken store
 	 * is left alone so nothing unacknowledged is claimed durable. */
 	if (!b->store_broken && store_in_batch(b->store))

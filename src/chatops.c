@@ -307,6 +307,7 @@ static void tick(struct loop *loop, void *data)
 	chatops_expire_incidents(c);
 	chatops_check_digests(c);
 	chatops_heartbeat(c);
+	chatops_actions_tick(c);
 	c->tick_timer = loop_timer_add(loop, clock_tick_ms(), tick, c);
 }
 

@@ -4,8 +4,10 @@
  * command power level), the confirmation a dequeue or autohold waits for, the call to Zuul's
  * admin API with a token naming the asker, and what the thread and the audit log say.
  * Each acting event is recorded (store_actions.h) and committed before its call goes out,
- * in the next turn: a replayed /sync, a restart or an edit never acts twice. */
-#include "chatops_internal.h"
+ * in the next turn: a replayed /sync, a restart or an edit never acts twice. The same on an
+ * incident is chatops_actions_incident.c's, the link to a recheck's next report
+ * chatops_actions_follow.c's, the calls a stop cut short chatops_actions_interrupted.c's. */
+#include "chatops_actions_internal.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -34,30 +36,7 @@ static const char *const confirm_reactions[] = {"\u2705", "\U0001F44D"};
 /* Holds listed by `autoholds`; the rest are counted. */
 #define AUTOHOLDS_LIST_MAX 20
 
-enum outcome { OUT_ACCEPTED, OUT_REFUSED, OUT_UNREACHABLE, OUT_DENIED };
-static const char *const outcome_names[] = {"accepted", "refused", "unreachable", "denied"};
-
-/* What an action is about: a failure's item, as its marker tells it. Owned strings. */
-struct action_item {
-	char *tenant, *project, *pipeline, *change, *patchset, *ref;
-};
-
-/* One action on its way: everything the answer needs, owned. */
-struct call {
-	struct chatops *c;
-	char *kind;       /* "recheck", "dequeue", "autohold", "autoholds", "autohold-delete" */
-	char *room;       /* configured name */
-	char *event_id;   /* the acting event (the command; the reaction for a 🔁) */
-	char *root;       /* the failure's event: its thread gets the answer; NULL: reply to event_id */
-	char *reply_to;   /* the event the answer replies to */
-	char *user;
-	char *what;       /* "recheck of SovereignCloudStack/standards refs/heads/main in periodic-daily" */
-	char *api;        /* the tenant's web root */
-	struct action_item it;
-	struct zuul_admin_request req;
-	uint64_t timer;   /* the next turn's start of the call; 0 once started */
-	struct call *next;
-};
+const char *const actions_outcome_names[] = {"accepted", "refused", "unreachable", "denied"};
 
 /* Calls waiting for the next turn (after the commit) or for Zuul's answer; the list is the
  * chatops' own, so chatops_actions_free can drop them. */
@@ -83,7 +62,7 @@ void chatops_marker_add_item(cJSON *marker, const struct zuul_event *ev)
 		add_opt(it, "ref", ev->item.ref);
 }
 
-static void item_clear(struct action_item *it)
+void actions_item_clear(struct action_item *it)
 {
 	free(it->tenant);
 	free(it->project);
@@ -94,7 +73,7 @@ static void item_clear(struct action_item *it)
 	memset(it, 0, sizeof *it);
 }
 
-static void item_from_json(const cJSON *o, struct action_item *it)
+void actions_item_from_json(const cJSON *o, struct action_item *it)
 {
 	it->tenant = xstrdup(chatops_str_at(o, "tenant"));
 	it->project = xstrdup(chatops_str_at(o, "project"));
@@ -104,7 +83,7 @@ static void item_from_json(const cJSON *o, struct action_item *it)
 	it->ref = xstrdup(chatops_str_at(o, "ref"));
 }
 
-static void item_to_json(const struct action_item *it, cJSON *o)
+void actions_item_to_json(const struct action_item *it, cJSON *o)
 {
 	add_opt(o, "tenant", it->tenant);
 	add_opt(o, "project", it->project);
@@ -114,13 +93,23 @@ static void item_to_json(const struct action_item *it, cJSON *o)
 	add_opt(o, "ref", it->ref);
 }
 
+/* Identical items are one: same tenant, project, pipeline and change,patchset or ref. */
+char *actions_item_key(const cJSON *item)
+{
+	struct strbuf sb = STRBUF_INIT;
+	static const char *const keys[] = {"tenant", "project", "pipeline", "change", "patchset", "ref"};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		strbuf_printf(&sb, "%s\x1f", chatops_str_at(item, keys[i]) ?: "");
+	return strbuf_detach(&sb);
+}
+
 static struct zuul_admin_item admin_item(const struct action_item *it)
 {
 	return (struct zuul_admin_item){it->tenant, it->project, it->pipeline, it->change, it->patchset, it->ref};
 }
 
 /* "change 812,3 of org/repo in check" or "refs/heads/main of org/repo in periodic-daily". */
-static void describe_item(const struct action_item *it, struct strbuf *out)
+void actions_describe_item(const struct action_item *it, struct strbuf *out)
 {
 	if (it->change)
 		strbuf_printf(out, "change %s,%s of %s", it->change, it->patchset ? it->patchset : "?",
@@ -135,7 +124,7 @@ static void describe_item(const struct action_item *it, struct strbuf *out)
 
 /* The failure a command is about: the root of the thread it was said in, else the message
  * it replies to; only a failure of the command's own room. 1 with *f filled, or 0. */
-static int target_failure(struct chatops *c, const struct sync_event *ev, struct store_failure *f)
+int actions_target_failure(struct chatops *c, const struct sync_event *ev, struct store_failure *f)
 {
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev->event, "content");
 	const cJSON *rel = cJSON_GetObjectItemCaseSensitive(content, "m.relates_to");
@@ -155,7 +144,7 @@ static int target_failure(struct chatops *c, const struct sync_event *ev, struct
 
 /* The item of failure f from its marker; false when the marker has none (a failure posted
  * before the bridge knew actions). */
-static bool failure_item(const struct store_failure *f, struct action_item *it)
+bool actions_failure_item(const struct store_failure *f, struct action_item *it)
 {
 	memset(it, 0, sizeof *it);
 	cJSON *content = cJSON_Parse(f->content_json ? f->content_json : "");
@@ -163,7 +152,7 @@ static bool failure_item(const struct store_failure *f, struct action_item *it)
 							    "item");
 	bool ok = cJSON_IsObject(item) && chatops_str_at(item, "tenant") && chatops_str_at(item, "project");
 	if (ok)
-		item_from_json(item, it);
+		actions_item_from_json(item, it);
 	cJSON_Delete(content);
 	return ok;
 }
@@ -172,7 +161,7 @@ static bool failure_item(const struct store_failure *f, struct action_item *it)
 
 /* A notice in the failure's thread (root), answering reply_to; without a root, a reply to
  * reply_to. Posted once per key. */
-static void post_notice(struct chatops *c, const char *room, const char *root, const char *reply_to, const char *key,
+void actions_post_notice(struct chatops *c, const char *room, const char *root, const char *reply_to, const char *key,
 			const char *text)
 {
 	cJSON *n = chatops_notice_new(text);
@@ -189,7 +178,7 @@ static void post_notice(struct chatops *c, const char *room, const char *root, c
 
 /* The audit line: one per action, whatever came of it. Fields without a value are left out
  * (a denial has no status, an autoholds list no project). */
-static void audit(const char *kind, const char *user, const struct action_item *it, enum outcome o, long status,
+void actions_audit(const char *kind, const char *user, const struct action_item *it, enum outcome o, long status,
 		  const char *reason, const char *event_id)
 {
 	char st[16] = "";
@@ -215,7 +204,7 @@ static void audit(const char *kind, const char *user, const struct action_item *
 	PUT("pipeline", it ? it->pipeline : NULL);
 	PUT("change", change.len ? strbuf_str(&change) : NULL);
 	PUT("ref", it && !it->change ? it->ref : NULL);
-	PUT("outcome", outcome_names[o]);
+	PUT("outcome", actions_outcome_names[o]);
 	PUT("status", st);
 	PUT("reason", reason);
 	PUT("event_id", event_id);
@@ -226,7 +215,7 @@ static void audit(const char *kind, const char *user, const struct action_item *
 	strbuf_free(&change);
 }
 
-static void count(struct chatops *c, enum outcome o)
+void actions_count(struct chatops *c, enum outcome o)
 {
 	if (c->host.stats)
 		c->host.stats->zuul_actions[o]++;
@@ -235,7 +224,7 @@ static void count(struct chatops *c, enum outcome o)
 /* ---- who may ---------------------------------------------------------------------- */
 
 /* NULL when user may act on tenant in rs, else why not (plain text into out). */
-static const char *denial(struct chatops *c, const struct room_state *rs, const char *user,
+const char *actions_denial(struct chatops *c, const struct room_state *rs, const char *user,
 			  const struct config_actions_tenant *t, const char *tenant, struct strbuf *out)
 {
 	const struct config *cfg = c->cfg;
@@ -281,7 +270,7 @@ static void call_free(struct call *k)
 	free(k->user);
 	free(k->what);
 	free(k->api);
-	item_clear(&k->it);
+	actions_item_clear(&k->it);
 	zuul_admin_request_clear(&k->req);
 	free(k);
 }
@@ -331,9 +320,16 @@ static void on_answer(const struct zuul_admin_result *r, void *data)
 	struct chatops *c = k->c;
 	call_unlink(c, k);
 	enum outcome o = r->accepted ? OUT_ACCEPTED : r->status ? OUT_REFUSED : OUT_UNREACHABLE;
-	store_action_set_state(c->store, k->event_id, outcome_names[o]);
-	count(c, o);
-	audit(k->kind, k->user, &k->it, o, r->status, r->reason, k->event_id);
+	actions_count(c, o);
+	actions_audit(k->kind, k->user, &k->it, o, r->status, r->reason, k->event_id);
+	if (k->batch) {
+		actions_batch_answer(c, k, o, r->reason);
+		call_free(k);
+		return;
+	}
+	store_action_set_state(c->store, k->event_id, actions_outcome_names[o]);
+	if (o == OUT_ACCEPTED && strcmp(k->kind, "recheck") == 0)
+		actions_follow_add(c, k);
 	struct strbuf text = STRBUF_INIT;
 	if (o == OUT_ACCEPTED && strcmp(k->kind, "autoholds") == 0) {
 		describe_holds(k->it.tenant, r->body, &text);
@@ -351,7 +347,7 @@ static void on_answer(const struct zuul_admin_result *r, void *data)
 	}
 	char key[300];
 	snprintf(key, sizeof key, "%s|zuul", k->event_id);
-	post_notice(c, k->room, k->root, k->reply_to, key, strbuf_str(&text));
+	actions_post_notice(c, k->room, k->root, k->reply_to, key, strbuf_str(&text));
 	strbuf_free(&text);
 	call_free(k);
 }
@@ -389,7 +385,7 @@ static void start_call(struct loop *loop, void *data)
 }
 
 /* Hands k to the next turn: the record of its event is committed at this turn's end. */
-static void queue_call(struct chatops *c, struct call *k)
+void actions_queue_call(struct chatops *c, struct call *k)
 {
 	k->c = c;
 	k->next = *calls_of(c);
@@ -398,7 +394,7 @@ static void queue_call(struct chatops *c, struct call *k)
 	k->timer = loop_timer_add(c->loop, 0, start_call, k);
 }
 
-static struct call *call_new(const char *kind, const char *room, const char *event_id, const char *root,
+struct call *actions_call_new(const char *kind, const char *room, const char *event_id, const char *root,
 			     const char *reply_to, const char *user, const char *api)
 {
 	struct call *k = xcalloc(1, sizeof *k);
@@ -413,7 +409,7 @@ static struct call *call_new(const char *kind, const char *room, const char *eve
 }
 
 /* The request for kind on item it (dequeue, autohold from a confirmed request). 0 or -1 with why. */
-static int build_request(const char *kind, const struct action_item *it, const cJSON *req, struct zuul_admin_request *out,
+int actions_build_request(const char *kind, const struct action_item *it, const cJSON *req, struct zuul_admin_request *out,
 			 const char **why)
 {
 	struct zuul_admin_item ai = admin_item(it);
@@ -431,7 +427,7 @@ static int build_request(const char *kind, const struct action_item *it, const c
 }
 
 /* "recheck of refs/heads/main of org/repo in periodic-daily (tenant scs)" */
-static char *describe_action(const char *kind, const struct action_item *it, const cJSON *req)
+char *actions_describe_action(const char *kind, const struct action_item *it, const cJSON *req)
 {
 	struct strbuf sb = STRBUF_INIT;
 	if (strcmp(kind, "autohold") == 0) {
@@ -441,24 +437,24 @@ static char *describe_action(const char *kind, const struct action_item *it, con
 	} else {
 		strbuf_printf(&sb, "%s of ", kind);
 	}
-	describe_item(it, &sb);
+	actions_describe_item(it, &sb);
 	strbuf_printf(&sb, " (tenant %s)", it->tenant ? it->tenant : "?");
 	return strbuf_detach(&sb);
 }
 
 /* Records and refuses: the user may not act. Said in the thread, logged and counted once. */
-static void deny(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, const char *kind,
+void actions_deny(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, const char *kind,
 		 const struct action_item *it, const char *root, const char *why)
 {
 	struct store_action a = {.event_id = (char *)ev->event_id, .kind = (char *)kind, .room = rs->room,
 				 .user_id = (char *)ev->sender, .state = "denied", .created_ms = clock_wall_ms()};
 	if (store_action_begin(c->store, &a) != 1)
 		return; /* seen before: refused then */
-	count(c, OUT_DENIED);
-	audit(kind, ev->sender, it, OUT_DENIED, 0, why, ev->event_id);
+	actions_count(c, OUT_DENIED);
+	actions_audit(kind, ev->sender, it, OUT_DENIED, 0, why, ev->event_id);
 	struct strbuf text = STRBUF_INIT;
 	strbuf_printf(&text, "Not done: %s.", why);
-	post_notice(c, rs->room, root, ev->event_id, ev->event_id, strbuf_str(&text));
+	actions_post_notice(c, rs->room, root, ev->event_id, ev->event_id, strbuf_str(&text));
 	strbuf_free(&text);
 }
 
@@ -470,17 +466,22 @@ static void item_command(struct chatops *c, struct room_state *rs, const struct 
 {
 	const char *prefix = c->cfg->chatops.command_prefix;
 	struct store_failure f;
-	if (!target_failure(c, ev, &f)) {
+	if (!actions_target_failure(c, ev, &f)) {
 		struct strbuf text = STRBUF_INIT;
 		strbuf_printf(&text, "Say \"%s %s\" in a failure's thread, or as a reply to the failure: it names what to act on.",
 			      prefix, kind);
-		post_notice(c, rs->room, NULL, ev->event_id, ev->event_id, strbuf_str(&text));
+		actions_post_notice(c, rs->room, NULL, ev->event_id, ev->event_id, strbuf_str(&text));
 		strbuf_free(&text);
 		return;
 	}
+	if (actions_is_incident(&f)) {
+		actions_incident_command(c, rs, ev, kind, &f);
+		store_failure_clear(&f);
+		return;
+	}
 	struct action_item it;
-	if (!failure_item(&f, &it)) {
-		post_notice(c, rs->room, f.event_id, ev->event_id, ev->event_id,
+	if (!actions_failure_item(&f, &it)) {
+		actions_post_notice(c, rs->room, f.event_id, ev->event_id, ev->event_id,
 			    "This failure's message does not say which Zuul item it was (it is older than the "
 			    "bridge's actions): nothing can be done from here.");
 		store_failure_clear(&f);
@@ -488,12 +489,12 @@ static void item_command(struct chatops *c, struct room_state *rs, const struct 
 	}
 	const struct config_actions_tenant *t = config_actions_tenant(&c->cfg->actions, it.tenant);
 	struct strbuf why = STRBUF_INIT;
-	if (denial(c, rs, ev->sender, t, it.tenant, &why)) {
-		deny(c, rs, ev, kind, &it, f.event_id, strbuf_str(&why));
+	if (actions_denial(c, rs, ev->sender, t, it.tenant, &why)) {
+		actions_deny(c, rs, ev, kind, &it, f.event_id, strbuf_str(&why));
 		goto out;
 	}
 	cJSON *req = cJSON_CreateObject();
-	item_to_json(&it, req);
+	actions_item_to_json(&it, req);
 	if (strcmp(kind, "autohold") == 0) {
 		cJSON_AddStringToObject(req, "job", p->job);
 		cJSON_AddNumberToObject(req, "count", p->count);
@@ -502,15 +503,15 @@ static void item_command(struct chatops *c, struct room_state *rs, const struct 
 	cJSON_AddStringToObject(req, "root", f.event_id);
 	struct zuul_admin_request r;
 	const char *problem = NULL;
-	if (build_request(kind, &it, req, &r, &problem) != 0) {
+	if (actions_build_request(kind, &it, req, &r, &problem) != 0) {
 		strbuf_reset(&why);
 		strbuf_printf(&why, "%s", problem);
-		deny(c, rs, ev, kind, &it, f.event_id, strbuf_str(&why));
+		actions_deny(c, rs, ev, kind, &it, f.event_id, strbuf_str(&why));
 		cJSON_Delete(req);
 		goto out;
 	}
 	char *json = cJSON_PrintUnformatted(req);
-	char *what = describe_action(kind, &it, req);
+	char *what = actions_describe_action(kind, &it, req);
 	bool confirm = strcmp(kind, "recheck") != 0;
 	char *qtxn = confirm ? c->host.txn_of("reply", ev->event_id, c->host.data) : NULL;
 	int64_t now = clock_wall_ms();
@@ -523,19 +524,19 @@ static void item_command(struct chatops *c, struct room_state *rs, const struct 
 		struct strbuf text = STRBUF_INIT;
 		strbuf_printf(&text, "%s asks for the %s. %s, react \u2705 to this message within 5 minutes to do it.",
 			      ev->sender, what, ev->sender);
-		post_notice(c, rs->room, f.event_id, ev->event_id, ev->event_id, strbuf_str(&text));
+		actions_post_notice(c, rs->room, f.event_id, ev->event_id, ev->event_id, strbuf_str(&text));
 		strbuf_free(&text);
 		log_kv(ZLOG_INFO, "zuul action awaits its confirmation", "action", kind, "user", ev->sender, "event_id",
 		       ev->event_id, NULL);
 	} else if (rec == 1) {
-		struct call *k = call_new(kind, rs->room, ev->event_id, f.event_id, ev->event_id, ev->sender, t->api);
+		struct call *k = actions_call_new(kind, rs->room, ev->event_id, f.event_id, ev->event_id, ev->sender, t->api);
 		k->what = what;
 		what = NULL;
 		k->it = it;
 		memset(&it, 0, sizeof it);
 		k->req = r;
 		memset(&r, 0, sizeof r);
-		queue_call(c, k);
+		actions_queue_call(c, k);
 	} else if (rec == 0) {
 		log_kv(ZLOG_DEBUG, "an action's event was seen before; not acting again", "event_id", ev->event_id, NULL);
 	}
@@ -546,7 +547,7 @@ static void item_command(struct chatops *c, struct room_state *rs, const struct 
 	cJSON_Delete(req);
 out:
 	strbuf_free(&why);
-	item_clear(&it);
+	actions_item_clear(&it);
 	store_failure_clear(&f);
 }
 
@@ -558,19 +559,19 @@ static const struct config_actions_tenant *context_tenant(struct chatops *c, str
 	struct store_failure f;
 	const struct config_actions_tenant *t = NULL;
 	*root = NULL;
-	if (target_failure(c, ev, &f)) {
+	if (actions_target_failure(c, ev, &f)) {
 		struct action_item it;
-		if (failure_item(&f, &it))
+		if (actions_failure_item(&f, &it))
 			t = config_actions_tenant(&c->cfg->actions, it.tenant);
 		*root = xstrdup(f.event_id);
-		item_clear(&it);
+		actions_item_clear(&it);
 		store_failure_clear(&f);
 		if (t)
 			return t;
 	}
 	if (c->cfg->actions.n_tenants == 1)
 		return &c->cfg->actions.tenants[0];
-	post_notice(c, rs->room, *root, ev->event_id, ev->event_id,
+	actions_post_notice(c, rs->room, *root, ev->event_id, ev->event_id,
 		    "Which tenant? Say it in the thread of one of its failures.");
 	return NULL;
 }
@@ -586,8 +587,8 @@ static void tenant_command(struct chatops *c, struct room_state *rs, const struc
 	}
 	struct action_item it = {.tenant = xstrdup(t ? t->name : NULL)};
 	struct strbuf why = STRBUF_INIT;
-	if (denial(c, rs, ev->sender, t, it.tenant, &why)) {
-		deny(c, rs, ev, kind, &it, root, strbuf_str(&why));
+	if (actions_denial(c, rs, ev->sender, t, it.tenant, &why)) {
+		actions_deny(c, rs, ev, kind, &it, root, strbuf_str(&why));
 		goto out;
 	}
 	struct zuul_admin_request r;
@@ -595,13 +596,13 @@ static void tenant_command(struct chatops *c, struct room_state *rs, const struc
 	int rc = strcmp(kind, "autoholds") == 0 ? zuul_admin_autohold_list(t->name, &r, &problem)
 						: zuul_admin_autohold_delete(t->name, p->hold_id, &r, &problem);
 	if (rc != 0) {
-		deny(c, rs, ev, kind, &it, root, problem);
+		actions_deny(c, rs, ev, kind, &it, root, problem);
 		goto out;
 	}
 	struct store_action a = {.event_id = (char *)ev->event_id, .kind = (char *)kind, .room = rs->room,
 				 .user_id = (char *)ev->sender, .state = "sent", .created_ms = clock_wall_ms()};
 	if (store_action_begin(c->store, &a) == 1) {
-		struct call *k = call_new(kind, rs->room, ev->event_id, root, ev->event_id, ev->sender, t->api);
+		struct call *k = actions_call_new(kind, rs->room, ev->event_id, root, ev->event_id, ev->sender, t->api);
 		struct strbuf what = STRBUF_INIT;
 		if (strcmp(kind, "autoholds") == 0)
 			strbuf_printf(&what, "autoholds of tenant %s", t->name);
@@ -611,20 +612,20 @@ static void tenant_command(struct chatops *c, struct room_state *rs, const struc
 		k->it = it;
 		memset(&it, 0, sizeof it);
 		k->req = r;
-		queue_call(c, k);
+		actions_queue_call(c, k);
 	} else {
 		zuul_admin_request_clear(&r);
 	}
 out:
 	strbuf_free(&why);
-	item_clear(&it);
+	actions_item_clear(&it);
 	free(root);
 }
 
 void chatops_actions_command(struct chatops *c, struct room_state *rs, const struct sync_event *ev,
 			     const struct commands_parsed *p, long long level)
 {
-	(void)level; /* denial() reads the level itself: confirmations need it again later */
+	(void)level; /* actions_denial() reads the level itself: confirmations need it again later */
 	switch (p->verb) {
 	case COMMANDS_RECHECK:
 		item_command(c, rs, ev, "recheck", p);
@@ -653,18 +654,18 @@ static void recheck_reaction(struct chatops *c, struct room_state *rs, const str
 			     struct store_failure *f)
 {
 	struct action_item it;
-	if (!failure_item(f, &it))
+	if (!actions_failure_item(f, &it))
 		return; /* an old failure: a 🔁 there is only a reaction */
 	const struct config_actions_tenant *t = config_actions_tenant(&c->cfg->actions, it.tenant);
 	struct strbuf why = STRBUF_INIT;
 	struct zuul_admin_request r = {0};
 	const char *problem = NULL;
-	if (denial(c, rs, ev->sender, t, it.tenant, &why)) {
-		deny(c, rs, ev, "recheck", &it, f->event_id, strbuf_str(&why));
+	if (actions_denial(c, rs, ev->sender, t, it.tenant, &why)) {
+		actions_deny(c, rs, ev, "recheck", &it, f->event_id, strbuf_str(&why));
 	} else if (zuul_admin_enqueue(&(struct zuul_admin_item){it.tenant, it.project, it.pipeline, it.change,
 								 it.patchset, it.ref},
 				      &r, &problem) != 0) {
-		deny(c, rs, ev, "recheck", &it, f->event_id, problem);
+		actions_deny(c, rs, ev, "recheck", &it, f->event_id, problem);
 	} else {
 		struct store_action a = {.event_id = (char *)ev->event_id, .kind = "recheck", .room = rs->room,
 					 .user_id = (char *)ev->sender, .state = "sent", .created_ms = clock_wall_ms()};
@@ -673,19 +674,19 @@ static void recheck_reaction(struct chatops *c, struct room_state *rs, const str
 			log_kv(ZLOG_DEBUG, "an action's event was seen before; not acting again", "event_id", ev->event_id,
 			       NULL);
 		if (rec == 1) {
-			struct call *k = call_new("recheck", rs->room, ev->event_id, f->event_id, f->event_id, ev->sender,
+			struct call *k = actions_call_new("recheck", rs->room, ev->event_id, f->event_id, f->event_id, ev->sender,
 						  t->api);
-			k->what = describe_action("recheck", &it, NULL);
+			k->what = actions_describe_action("recheck", &it, NULL);
 			k->it = it;
 			memset(&it, 0, sizeof it);
 			k->req = r;
 			memset(&r, 0, sizeof r);
-			queue_call(c, k);
+			actions_queue_call(c, k);
 		}
 	}
 	zuul_admin_request_clear(&r);
 	strbuf_free(&why);
-	item_clear(&it);
+	actions_item_clear(&it);
 }
 
 /* The asker's ✅ on the question of a dequeue or autohold: now it is done. */
@@ -708,9 +709,9 @@ static void confirmation(struct chatops *c, struct room_state *rs, const struct 
 	cJSON *req = cJSON_Parse(a->request_json ? a->request_json : "");
 	struct action_item it;
 	memset(&it, 0, sizeof it);
-	item_from_json(req, &it);
+	actions_item_from_json(req, &it);
 	const char *root = chatops_str_at(req, "root");
-	char *what = describe_action(a->kind, &it, req);
+	char *what = actions_describe_action(a->kind, &it, req);
 	struct strbuf why = STRBUF_INIT;
 	const struct config_actions_tenant *t = config_actions_tenant(&c->cfg->actions, it.tenant);
 	struct zuul_admin_request r = {0};
@@ -719,36 +720,36 @@ static void confirmation(struct chatops *c, struct room_state *rs, const struct 
 	snprintf(key, sizeof key, "%s|zuul", a->event_id);
 	if (clock_wall_ms() > a->expires_ms) {
 		store_action_set_state(c->store, a->event_id, "expired");
-		audit(a->kind, a->user_id, &it, OUT_DENIED, 0, "confirmed too late", a->event_id);
-		count(c, OUT_DENIED);
+		actions_audit(a->kind, a->user_id, &it, OUT_DENIED, 0, "confirmed too late", a->event_id);
+		actions_count(c, OUT_DENIED);
 		strbuf_printf(&why, "The %s was not done: its confirmation came after 5 minutes. Ask again if it is still "
 				    "wanted.", what);
-		post_notice(c, rs->room, root, a->event_id, key, strbuf_str(&why));
-	} else if (denial(c, rs, a->user_id, t, it.tenant, &why) ||
-		   build_request(a->kind, &it, req, &r, &problem) != 0) {
+		actions_post_notice(c, rs->room, root, a->event_id, key, strbuf_str(&why));
+	} else if (actions_denial(c, rs, a->user_id, t, it.tenant, &why) ||
+		   actions_build_request(a->kind, &it, req, &r, &problem) != 0) {
 		const char *reason = why.len ? strbuf_str(&why) : problem;
 		store_action_set_state(c->store, a->event_id, "denied");
-		audit(a->kind, a->user_id, &it, OUT_DENIED, 0, reason, a->event_id);
-		count(c, OUT_DENIED);
+		actions_audit(a->kind, a->user_id, &it, OUT_DENIED, 0, reason, a->event_id);
+		actions_count(c, OUT_DENIED);
 		struct strbuf text = STRBUF_INIT;
 		strbuf_printf(&text, "Not done: %s.", reason);
-		post_notice(c, rs->room, root, a->event_id, key, strbuf_str(&text));
+		actions_post_notice(c, rs->room, root, a->event_id, key, strbuf_str(&text));
 		strbuf_free(&text);
 	} else {
 		store_action_set_state(c->store, a->event_id, "sent");
-		struct call *k = call_new(a->kind, rs->room, a->event_id, root, a->event_id, a->user_id, t->api);
+		struct call *k = actions_call_new(a->kind, rs->room, a->event_id, root, a->event_id, a->user_id, t->api);
 		k->what = what;
 		what = NULL;
 		k->it = it;
 		memset(&it, 0, sizeof it);
 		k->req = r;
 		memset(&r, 0, sizeof r);
-		queue_call(c, k);
+		actions_queue_call(c, k);
 	}
 	zuul_admin_request_clear(&r);
 	free(what);
 	strbuf_free(&why);
-	item_clear(&it);
+	actions_item_clear(&it);
 	cJSON_Delete(req);
 }
 
@@ -764,7 +765,9 @@ bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const
 		struct store_failure f;
 		if (store_failure_by_event(c->store, target, &f) != 1)
 			return false;
-		if (chatops_room_is(c, f.room, ev->room_id))
+		if (chatops_room_is(c, f.room, ev->room_id) && actions_is_incident(&f))
+			actions_incident_reaction(c, rs, ev, &f);
+		else if (chatops_room_is(c, f.room, ev->room_id))
 			recheck_reaction(c, rs, ev, &f);
 		store_failure_clear(&f);
 		return true;
@@ -789,6 +792,8 @@ bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const
  * their type. */
 struct actions_state {
 	struct call *calls;
+	struct actions_follow *follow; /* chatops_actions_follow.c's */
+	bool interrupted_told;         /* the calls the last run left unanswered were told */
 };
 
 static struct call **calls_of(struct chatops *c)
@@ -798,12 +803,59 @@ static struct call **calls_of(struct chatops *c)
 	return &c->actions->calls;
 }
 
+struct actions_follow **actions_follow_slot(struct chatops *c)
+{
+	calls_of(c);
+	return &c->actions->follow;
+}
+
+void chatops_actions_tick(struct chatops *c)
+{
+	if (!c->cfg->actions.enabled)
+		return;
+	if (!c->actions || !c->actions->interrupted_told) {
+		actions_tell_interrupted(c);
+		calls_of(c);
+		c->actions->interrupted_told = true;
+	}
+	actions_follow_tick(c);
+}
+
+size_t chatops_actions_pending(struct chatops *c)
+{
+	size_t n = 0;
+	for (const struct call *k = c && c->actions ? c->actions->calls : NULL; k; k = k->next)
+		n++;
+	return n;
+}
+
+void chatops_actions_interrupt(struct chatops *c)
+{
+	if (!c || !c->actions || !c->actions->calls)
+		return;
+	/* Their answers can no longer come: the client goes first, so no callback runs on a
+	 * call freed here. */
+	zuul_admin_free(c->zuul);
+	c->zuul = NULL;
+	while (c->actions->calls) {
+		struct call *k = c->actions->calls;
+		c->actions->calls = k->next;
+		if (k->timer)
+			loop_timer_cancel(c->loop, k->timer);
+		actions_record_interrupted(c, k);
+		actions_batch_drop(k);
+		call_free(k);
+	}
+}
+
 void chatops_actions_free(struct chatops *c)
 {
 	/* Calls still waiting for their turn are dropped: their record stays "sent" with no
 	 * outcome, and they are never sent (a batch lost to a full disk recreates chatops: the
-	 * command is read again from /sync and recorded again). Calls in flight lose their
-	 * answer with the client. */
+	 * command is read again from /sync and recorded again). Calls in flight (chatops
+	 * switched off by a reload, or recreated) lose their answer with the client: their
+	 * record was committed before they started, so they are told as interrupted. At the
+	 * daemon's stop chatops_actions_interrupt has taken them all already. */
 	zuul_admin_free(c->zuul);
 	c->zuul = NULL;
 	if (!c->actions)
@@ -813,8 +865,12 @@ void chatops_actions_free(struct chatops *c)
 		c->actions->calls = k->next;
 		if (k->timer)
 			loop_timer_cancel(c->loop, k->timer);
+		else
+			actions_record_interrupted(c, k);
+		actions_batch_drop(k);
 		call_free(k);
 	}
+	actions_follow_free(c->actions->follow);
 	free(c->actions);
 	c->actions = NULL;
 }

@@ -157,6 +157,13 @@ void chatops_actions_command(struct chatops *c, struct room_state *rs, const str
 bool chatops_actions_on_reaction(struct chatops *c, struct room_state *rs, const struct sync_event *ev,
 				 const cJSON *content);
 void chatops_actions_free(struct chatops *c);
+/* Every tick: a recheck's next report linked once delivered, waits expired. */
+void chatops_actions_tick(struct chatops *c);
+/* chatops_actions_incident.c: remembers the items of the reports an incident absorbed (out:
+ * what triage made of ev), so a recheck of the incident can re-enqueue them. */
+struct incident_outcome;
+void chatops_actions_incident_observed(struct chatops *c, const struct zuul_event *ev,
+				       const struct incident_outcome *out);
 
 /* ---- chatops_escalate.c ---- */
 /* Whether nobody claimed or resolved the failure. */

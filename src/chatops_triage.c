@@ -63,6 +63,7 @@ bool chatops_triage(struct chatops *c, const struct zuul_event *ev, const char *
 	bool absorbed = incident_observe(c->incidents, ev, key, clock_wall_ms(), out) == 1;
 	if (out->n_opened || out->n_grown)
 		incidents_save(c);
+	chatops_actions_incident_observed(c, ev, out);
 	/* Alerts posted before a spread incident formed point at it from their thread. */
 	for (size_t i = 0; i < out->n_retro; i++) {
 		struct store_failure *list;

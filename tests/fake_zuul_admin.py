@@ -28,8 +28,9 @@ not found.", 405 for a wrong method, 415 when the body is not application/json.
 Test control (no auth): GET /_fake/requests (every admin request: method, path, body, the
 verified claims or the auth error, status), GET/POST /_fake/holds, POST /_fake/faults (a rule
 or a list: "path" regex, "method", "count" (-1: until DELETE), "action": "respond" (status,
-body, content_type) | "hang" (seconds) | "drop" (close without an answer)), DELETE
-/_fake/faults, POST /_fake/reset.
+body, content_type) | "hang" (seconds) | "drop" (close without an answer) | "delay" (seconds,
+then the usual answer)), DELETE /_fake/faults, POST /_fake/projects ({"tenant", "projects"}:
+more projects the tenant knows), POST /_fake/reset.
 """
 
 import argparse
@@ -340,6 +341,11 @@ class FakeZuul:
                     with fake.lock:
                         fake.faults = []
                     return 200, {}
+                if path == "/_fake/projects" and method == "POST":
+                    doc = json.loads(body)
+                    with fake.lock:
+                        fake.tenant(doc["tenant"]).setdefault("projects", []).extend(doc["projects"])
+                    return 200, {}
                 if path == "/_fake/reset" and method == "POST":
                     with fake.lock:
                         fake.requests, fake.faults, fake.holds = [], [], {}
@@ -357,19 +363,29 @@ class FakeZuul:
                 fault = fake.take_fault(method, self.path)
                 if fault:
                     rec["fault"] = fault.get("action", "respond")
+                    # a request the fault holds up is listed at once, named as its handler would
+                    m = re.search(r"/project/.+/(enqueue|dequeue)$", self.path.split("?")[0])
+                    if m:
+                        rec["action"] = m.group(1)
                     with fake.lock:
                         fake.requests.append(rec)
-                    if fault.get("action") == "hang":
+                    if fault.get("action") == "delay":
+                        # answers as usual, but only after the delay (Zuul slow to answer)
+                        time.sleep(fault.get("seconds", 3))
+                        with fake.lock:
+                            fake.requests.remove(rec)
+                    elif fault.get("action") == "hang":
                         time.sleep(fault.get("seconds", 30))
                         self.close_connection = True
                         return
-                    if fault.get("action") == "drop":
+                    elif fault.get("action") == "drop":
                         self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
                         return
-                    rec["status"] = fault.get("status", 500)
-                    return self.send(rec["status"], fault.get("body", "").encode(),
-                                     fault.get("content_type", "text/html;charset=utf-8"))
+                    else:
+                        rec["status"] = fault.get("status", 500)
+                        return self.send(rec["status"], fault.get("body", "").encode(),
+                                         fault.get("content_type", "text/html;charset=utf-8"))
                 try:
                     status, doc = fake.handle(method, self.path, self.headers, raw, rec)
                     rec["status"] = status

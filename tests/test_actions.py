@@ -4,15 +4,17 @@ admin API does and checks every token with Zuul's own claim rules. Members: alic
 bob (50) are listed for tenant scs, dave (0) is listed but lacks the power, carol (50) is not
 listed; Zuul's authorization rule grants alice only."""
 
+import json
 import os
 import shutil
 import sqlite3
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Bridge, World, free_port, periodic_report, wait_for  # noqa: E402
+from harness import Bridge, World, free_port, infra_failure_report, periodic_report, wait_for  # noqa: E402
 from tap import run, test  # noqa: E402
 from zuul_world import FakeZuul, private_key_copy  # noqa: E402
 
@@ -306,6 +308,223 @@ def dequeue_and_autohold_wait_for_the_askers_confirmation_even_across_a_restart(
         # carol may not even ask
         w.say(CAROL, "!zuul dequeue", thread=rid)
         w.answer("Not done: @carol:localhost is not one of the users")
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+def incident_of(w):
+    """The incident message (the thread root of an infrastructure incident)."""
+    return next((e for e in w.hs.events(ALERTS) if "m.relates_to" not in e["content"]
+                 and e["content"].get("zmb.failure", {}).get("thread_key", "").startswith("incident|")), None)
+
+
+@test
+def a_recheck_of_an_incident_reenqueues_each_absorbed_item_once_at_most_twenty():
+    """A broken node pool: 23 reports of 22 distinct items (one twice) become one incident.
+    `recheck` in its thread re-enqueues the first 20 distinct items, one call and token each,
+    and says in one summary what Zuul answered and how many were left out; a 🔁 on the
+    incident is the same by its reactor; dequeue is pointed at a failure's thread."""
+    def body(w):
+        projects = ["org/gone"] + ["org/p%02d" % i for i in range(21)]
+        w.zuul.call("POST", "/_fake/projects", {"tenant": "scs", "projects": projects[1:]})
+        for i, p in enumerate(projects):
+            w.broker.publish("zuul/scs/periodic-daily",
+                             infra_failure_report("inc-%d" % i, p, ["deploy"]))
+        w.broker.publish("zuul/scs/periodic-daily", infra_failure_report("inc-again", projects[1], ["deploy"]))
+        w.bridge.wait_log("report absorbed into an infrastructure incident", 20, count=23)
+        inc = wait_for(lambda: incident_of(w), 15, "the incident message")
+        rid = inc["event_id"]
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        summary = w.answer("of this incident: accepted by Zuul", 20)
+        assert in_thread(summary, rid), summary["content"]
+        lines = summary["content"]["body"].split("\n")
+        assert lines[0] == ("@alice:localhost asked for the recheck of 20 items of this incident: accepted by "
+                            "Zuul: 19 of 20."), lines[0]
+        assert lines[1] == ("- refs/heads/main of org/gone in periodic-daily: refused by Zuul: Unknown "
+                            "project"), lines[1]
+        assert lines[2:21] == ["- refs/heads/main of %s in periodic-daily: accepted" % p for p in projects[1:20]], \
+            lines[2:21]
+        assert lines[21:] == ["2 more items were left out: one recheck takes at most 20."], lines[21:]
+        reqs = w.zuul.requests("enqueue")
+        assert sorted(r["path"] for r in reqs) == sorted(
+            "/api/tenant/scs/project/%s/enqueue" % p for p in projects[:20]), [r["path"] for r in reqs]
+        assert all(r["body"] == {"pipeline": "periodic-daily", "ref": "refs/heads/main", "oldrev": None,
+                                 "newrev": None} for r in reqs), reqs
+        assert [r["claims"]["sub"] for r in reqs] == [ALICE] * 20, [r["claims"] for r in reqs]
+        assert len({r["claims"]["jti"] for r in reqs}) == 20, "one token per call"
+        log = w.bridge.log()
+        assert log.count('msg="zuul action" action=recheck user=@alice:localhost tenant=scs') == 20, log
+        assert ('project=org/gone pipeline=periodic-daily ref=refs/heads/main outcome=refused status=404') in log, log
+
+        # a 🔁 on the incident: the same, by bob, whom Zuul's rules refuse
+        w.tick()
+        w.react(BOB, rid, "\U0001F501")
+        refused = w.answer("@bob:localhost asked for the recheck of 20 items of this incident: accepted by Zuul: "
+                           "0 of 20.", 20)
+        assert in_thread(refused, rid), refused["content"]
+        assert "- refs/heads/main of org/p00 in periodic-daily: refused by Zuul: not allowed by the tenant's " \
+               "authorization rules" in refused["content"]["body"], refused["content"]["body"]
+        reqs = w.zuul.requests("enqueue")
+        assert [r["claims"]["sub"] for r in reqs].count(BOB) == 20, [r["claims"]["sub"] for r in reqs]
+        # carol is not listed: nothing is called, and it is said why
+        w.say(CAROL, "!zuul recheck", thread=rid)
+        no = w.answer("Not done: no item of this incident may be rechecked by @carol:localhost:")
+        assert "- refs/heads/main of org/gone in periodic-daily (tenant scs): @carol:localhost is not one of the " \
+               "users who may act on tenant scs" in no["content"]["body"], no["content"]["body"]
+        # dequeue and autohold act on one failure
+        w.say(ALICE, "!zuul dequeue", thread=rid)
+        w.answer("A dequeue acts on one failure, not on an incident: say \"!zuul dequeue\" in that failure's thread.")
+        time.sleep(1)
+        assert len(w.zuul.requests("enqueue")) == 40 and w.zuul.requests("dequeue") == []
+        # an incident of a tenant the bridge does not act on: skipped, and said why
+        other = json.loads(infra_failure_report("inc-other", "org/elsewhere", ["deploy"]))
+        other["tenant"] = "other"
+        w.broker.publish("zuul/other/periodic-daily", json.dumps(other))
+        inc2 = wait_for(lambda: [e for e in w.hs.events(ALERTS) if "m.relates_to" not in e["content"] and
+                                 e["content"].get("zmb.failure", {}).get("thread_key", "").startswith(
+                                     "incident|other-")], 15, "the other tenant's incident")[0]
+        w.react(ALICE, inc2["event_id"], "\U0001F501")
+        no = w.answer("Not done: no item of this incident may be rechecked by @alice:localhost:\n"
+                      "- refs/heads/main of org/elsewhere in periodic-daily (tenant other): the bridge does not act on "
+                      "tenant other (it is not in actions.tenants).")
+        assert in_thread(no, inc2["event_id"]), no["content"]
+        # a restart reads nothing again as new
+        w.restart()
+        time.sleep(1.5)
+        assert len(w.zuul.requests("enqueue")) == 40
+        assert 'action=recheck user=@alice:localhost outcome=denied reason="no item of this incident' in \
+            w.bridge.log(), w.bridge.log()[-3000:]
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+def follow_notices(w):
+    return [e for e in w.notices() if e["content"]["body"].startswith("The next report of the recheck of ")]
+
+
+@test
+def after_an_accepted_recheck_the_thread_links_the_items_next_report_once_whatever_its_result():
+    """Issue #17, item 4: the next report of a rechecked item is linked in the failure's
+    thread: a failure (posted in the thread) by its message, a success (the room is spared
+    it) by its build's page; a start report is not that report; a wait ends after a day."""
+    def body(w):
+        root = w.failure("bs-follow-1")
+        rid = root["event_id"]
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        w.answer("accepted by Zuul (queued")
+        # it fails again: the repeat goes into the thread, and the thread links it
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-2"))
+        [note] = wait_for(lambda: follow_notices(w), 15, "the link to the next report")
+        assert in_thread(note, rid), note["content"]
+        prefix = ("The next report of the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                  "periodic-daily (asked for by @alice:localhost): failure, posted here: https://matrix.to/#/"
+                  "%21alerts%3Alocalhost/")
+        text = note["content"]["body"]
+        assert text.startswith(prefix), text
+        linked = urllib.parse.unquote(text[len(prefix):])
+        [repeat] = [e for e in w.hs.events(ALERTS) if e["event_id"] == linked]
+        assert in_thread(repeat, rid) and repeat["sender"] == "@zuul-bot:localhost", repeat
+        assert "scs-compliance-check-gx-scs-main" in repeat["content"]["body"], repeat["content"]["body"]
+        assert not repeat["content"]["body"].startswith("The next report"), "the link is to the report itself"
+        # the item's reports after that are not linked again
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-3"))
+        w.bridge.wait_log("bs-follow-3", 10)
+        time.sleep(1)
+        assert len(follow_notices(w)) == 1, follow_notices(w)
+
+        # 🔁, then its start and its success: the success is linked by its build's page
+        w.tick()
+        w.react(BOB, rid, "\U0001F501")   # Zuul refuses bob: nothing waits
+        w.answer("@bob:localhost asked for the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                 "periodic-daily (tenant scs): refused by Zuul")
+        w.react(ALICE, rid, "\U0001F501")
+        wait_for(lambda: len([e for e in w.notices() if "@alice:localhost asked for the recheck" in
+                              e["content"]["body"] and "accepted" in e["content"]["body"]]) == 2, 15,
+                 "the second accepted recheck")
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-4", action="start"))
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-4", action="success"))
+        wait_for(lambda: len(follow_notices(w)) == 2, 15, "the link to the success")
+        text = follow_notices(w)[1]["content"]["body"]
+        url = json.loads(periodic_report("bs-follow-4", action="success"))["buildset"]["builds"][0]["web_url"]
+        assert text == ("The next report of the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                        "periodic-daily (asked for by @alice:localhost): success, not posted here (quiet), its "
+                        "build: %s" % url), text
+        assert in_thread(follow_notices(w)[1], rid)
+
+        # a recheck whose report does not come within a day is no longer followed
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 4, 15, "the fourth recheck")
+        w.bridge.wait_log('msg="zuul action" action=recheck', 10, count=4)
+        w.tick(ahead=25 * 3600)
+        w.bridge.wait_log("a recheck's next report did not come within a day", 10)
+        w.broker.publish("zuul/scs/periodic-daily", periodic_report("bs-follow-5"))
+        w.bridge.wait_log("bs-follow-5", 10)
+        time.sleep(1)
+        assert len(follow_notices(w)) == 2, follow_notices(w)
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
+@test
+def a_stop_waits_five_seconds_for_a_zuul_call_and_one_that_cannot_finish_is_told_unknown_never_resent():
+    """SIGTERM while Zuul is slow to answer: the call that answers within the grace is said
+    and audited; one that does not is recorded as interrupted, the next start says in its
+    thread that its outcome is unknown, and it is not sent again."""
+    def body(w):
+        root = w.failure("bs-stop-1")
+        rid = root["event_id"]
+        # Zuul answers after 2 s: the stop waits for it
+        w.zuul.call("POST", "/_fake/faults", {"path": "enqueue", "action": "delay", "seconds": 2})
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: w.zuul.requests("enqueue"), 15, "the recheck reaching Zuul")
+        began = time.time()
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+        assert 1 <= time.time() - began < 4.5, "the stop waited %.1fs" % (time.time() - began)
+        [req] = w.zuul.requests("enqueue")
+        assert req["status"] == 200 and req["claims"]["sub"] == ALICE, req
+        log = w.bridge.log()
+        assert 'action=recheck user=@alice:localhost tenant=scs' in log and 'outcome=accepted status=200' in log, log
+        assert "interrupted" not in log, log
+        # the answer was queued before the stop: the next start says it
+        w.tick()
+        w.bridge.start()
+        ok = w.answer("@alice:localhost asked for the recheck of refs/heads/main of SovereignCloudStack/standards in "
+                      "periodic-daily (tenant scs): accepted by Zuul")
+        assert in_thread(ok, rid), ok["content"]
+
+        # Zuul does not answer within 5 s: interrupted, told after the restart, not resent
+        w.bridge.wait_log("joined room", 10, count=2)
+        w.zuul.call("POST", "/_fake/faults", {"path": "enqueue", "action": "hang", "seconds": 9})
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        wait_for(lambda: len(w.zuul.requests("enqueue")) == 2, 15, "the second recheck reaching Zuul")
+        began = time.time()
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+        assert 4.5 <= time.time() - began < 7.5, "the stop waited %.1fs" % (time.time() - began)
+        log = w.bridge.log()
+        assert "zuul action interrupted by the stop; its outcome is unknown" in log, log[-3000:]
+        assert log.count('msg="zuul action" action=recheck') == 1, "no outcome is audited for it"
+        w.tick()
+        w.bridge.start()
+        unknown = w.answer("@alice:localhost asked for the recheck of refs/heads/main of "
+                           "SovereignCloudStack/standards in periodic-daily (tenant scs): the bridge stopped before "
+                           "Zuul answered, so its outcome is unknown: check Zuul's status page. It is not sent again.")
+        assert in_thread(unknown, rid), unknown["content"]
+        w.bridge.wait_log("joined room", 10, count=3)
+        time.sleep(2)
+        assert len(w.zuul.requests("enqueue")) == 2, w.zuul.requests("enqueue")
+        assert len([e for e in w.notices() if "outcome is unknown" in e["content"]["body"]]) == 1
+        # and a third start says it no more
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=4)
+        time.sleep(1.5)
+        assert len([e for e in w.notices() if "outcome is unknown" in e["content"]["body"]]) == 1
+        assert len(w.zuul.requests("enqueue")) == 2
         assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
     with_world(body)
 
