@@ -21,6 +21,8 @@ struct topic_room {
 	char *current;       /* the room's topic as last seen; NULL: it has none */
 	bool known;          /* current was read (GET, or m.room.topic from /sync) */
 	bool refused;        /* the bot may not set it (said once): waits for new power levels */
+	bool rejected;       /* the homeserver refused it otherwise (said once): waits for a new
+			      * topic, power levels or configuration */
 	int attempts;        /* failed requests in a row */
 	int64_t retry_at_ms; /* clock_real_ms(): no request before */
 };
@@ -135,6 +137,15 @@ static void refuse(struct topic_room *tr, const struct room_state *rs, const cha
 	tr->refused = true;
 }
 
+/* A refusal that is not about power (a topic too large with what people wrote, a bad
+ * request): said once, tried again only when something it depends on changes. */
+static void rejected(struct topic_room *tr, const struct room_state *rs, const char *reason)
+{
+	log_kv(ZLOG_WARN, "the homeserver refused the room's topic; it is left as it is until the topic, the power "
+	       "levels or the configuration change", "room", rs ? rs->room : tr->room_id, "reason", reason, NULL);
+	tr->rejected = true;
+}
+
 static void on_topic_set(const struct matrix_response *r, void *data)
 {
 	struct chatops *c = data;
@@ -156,8 +167,10 @@ static void on_topic_set(const struct matrix_response *r, void *data)
 			log_kv(tr->attempts == 0 ? ZLOG_WARN : ZLOG_DEBUG, "cannot set the room's topic yet; retrying",
 			       "room", room, "reason", strbuf_str(&why), NULL);
 			retry_later(c, tr);
-		} else {
+		} else if (r->status == 403) {
 			refuse(tr, rs, strbuf_str(&why));
+		} else {
+			rejected(tr, rs, strbuf_str(&why));
 		}
 		strbuf_free(&why);
 	}
@@ -234,7 +247,7 @@ void chatops_topic_tick(struct chatops *c)
 	for (size_t i = 0; i < c->n_rooms; i++) {
 		const struct room_state *rs = &c->rooms[i];
 		struct topic_room *tr = room_of(ts, rs->room_id);
-		if (tr->refused)
+		if (tr->refused || tr->rejected)
 			continue;
 		/* Not yet: a retry's time, or the facts the power check needs (a version 12
 		 * creator is known by the create event). Look again at the next tick. */
@@ -259,20 +272,26 @@ void chatops_topic_tick(struct chatops *c)
 void chatops_topic_event(struct chatops *c, const char *room_id, const cJSON *content)
 {
 	struct topic_state *ts = state_of(c);
-	set_current(room_of(ts, room_id), room_topic_text_of(content));
+	struct topic_room *tr = room_of(ts, room_id);
+	set_current(tr, room_topic_text_of(content));
+	tr->rejected = false;
 	ts->dirty = true;
 }
 
 void chatops_topic_power_changed(struct chatops *c, const char *room_id)
 {
 	struct topic_state *ts = state_of(c);
-	room_of(ts, room_id)->refused = false;
+	struct topic_room *tr = room_of(ts, room_id);
+	tr->refused = tr->rejected = false;
 	ts->dirty = true;
 }
 
 void chatops_topic_reload(struct chatops *c)
 {
-	state_of(c)->dirty = true;
+	struct topic_state *ts = state_of(c);
+	for (size_t i = 0; i < ts->n_rooms; i++)
+		ts->rooms[i].rejected = false;
+	ts->dirty = true;
 }
 
 void chatops_topic_free(struct chatops *c)

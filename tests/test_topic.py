@@ -222,6 +222,24 @@ def a_refusal_by_the_homeserver_is_said_once_and_not_retried():
 
 
 @test
+def another_refusal_is_said_once_and_tried_again_when_people_change_the_topic():
+    refused = "the homeserver refused the room's topic"
+
+    def before(w):
+        w.hs.faults({"path": "state/m.room.topic", "method": "PUT", "count": 1, "action": "respond",
+                     "status": 400, "errcode": "M_BAD_JSON", "error": "no"})
+
+    def body(w):
+        w.bridge.wait_log(refused)
+        time.sleep(0.5)
+        assert bot_put_count(w) == 1 and w.bridge.log().count(refused) == 1, w.bridge.log()
+        w.set_topic("Fresh start")
+        w.wait_topic("Fresh start\n\n" + ALICE_ON_CALL + "\n" + WORKFLOW)
+        assert bot_put_count(w) == 2
+    with_world(body, before=before)
+
+
+@test
 def the_creator_of_a_version_12_room_sets_the_topic_without_a_level_in_users():
     def body(w):
         w.wait_topic(ALICE_ON_CALL + "\n" + WORKFLOW)
