@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "commands.h"
 #include "deliver.h"
 #include "log.h"
 #include "matrix.h"
@@ -209,7 +210,10 @@ static bool update_room(struct chatops *c, const struct room_state *rs, struct t
 	if (!text)
 		return false;
 	if (!room_topic_may_set(rs->power_levels, rs->create_content, rs->creator, c->user_id)) {
-		refuse(tr, rs, "power level too low");
+		char why[64];
+		snprintf(why, sizeof why, "the bot has power level %lld",
+			 commands_user_level(rs->power_levels, c->user_id, rs->creator));
+		refuse(tr, rs, why);
 		free(text);
 		return false;
 	}

@@ -81,7 +81,8 @@ def the_topic_names_the_on_call_and_the_workflow_where_the_bot_may_set_it():
         # the bridge says so once, names the level, and goes on.
         w.bridge.wait_log(WARNING, 30)
         lines = [ln for ln in w.bridge.log().splitlines() if WARNING in ln]
-        assert len(lines) == 1 and "room=#quiet:localhost" in lines[0] and "level_needed=50" in lines[0], lines
+        assert len(lines) == 1 and "room=#quiet:localhost" in lines[0] and "level_needed=50" in lines[0] \
+            and "power level 0" in lines[0], lines
         time.sleep(3)
         assert text(w, "quiet") == PEOPLES, text(w, "quiet")
         assert w.bridge.log().count(WARNING) == 1, [ln for ln in w.bridge.log().splitlines() if WARNING in ln]

@@ -182,7 +182,8 @@ def a_bot_without_the_power_warns_once_and_tries_again_when_the_levels_change():
 
     def body(w):
         w.bridge.wait_log(warning)
-        assert "level_needed=75" in [ln for ln in w.bridge.log().splitlines() if warning in ln][0], w.bridge.log()
+        line = [ln for ln in w.bridge.log().splitlines() if warning in ln][0]
+        assert "room=#alerts:localhost" in line and "level_needed=75" in line and "power level 50" in line, line
         w.set_time(HANDOVER + 5)                     # a handover: still no power, still quiet
         w.bridge.wait_log("on-call handover announced")
         time.sleep(1)
