@@ -104,6 +104,9 @@ struct config_chatops {
 	                           * valid UTF-8 without control characters but newline and tab; NULL: none */
 	long long catch_up_after_s; /* away longer than this -> summarise what was resolved meanwhile;
 	                           * default 600 (10m), 0: never */
+	bool topic;               /* default true: keep each route room's topic current (on call,
+	                           * workflow); false: the bridge never sets a topic */
+	char *topic_note;         /* one line added last to that topic; NULL: none */
 	/* members .. overrides are filled from chatops.oncall (only when oncall is true);
 	 * escalate_after_s (default 1h, 0: off), fallback and fallback_after_s (default 1h
 	 * when fallback is set, else 0) from chatops itself. Passed rotation_check(). */

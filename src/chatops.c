@@ -20,7 +20,7 @@
 /* m.room.member for the bridge's own: a kick or a ban pauses the room's deliveries. */
 static const char *const event_types[] = {"m.room.message",  "m.room.power_levels", "m.room.create",
 					  "m.reaction",      "m.room.redaction",    "m.room.member",
-					  "m.room.encryption", "m.room.encrypted"};
+					  "m.room.encryption", "m.room.encrypted", "m.room.topic"};
 
 
 struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id)
@@ -74,12 +74,19 @@ static void on_event(const struct sync_event *ev, void *data)
 		return; /* others' comings and goings are not the bridge's business */
 	}
 	if (ev->state_key && strcmp(ev->type, "m.room.power_levels") == 0 && ev->state_key[0] == '\0') {
+		/* The same levels again (a full_state snapshot) are no news for the topic. */
+		if (!rs->power_levels || !cJSON_Compare(rs->power_levels, content, true))
+			chatops_topic_power_changed(c, rs->room_id);
 		cJSON_Delete(rs->power_levels);
 		rs->power_levels = cJSON_IsObject(content) ? cJSON_Duplicate(content, 1) : NULL;
 		return;
 	}
 	if (ev->state_key && strcmp(ev->type, "m.room.create") == 0) {
 		chatops_room_create_event(rs, ev->event);
+		return;
+	}
+	if (ev->state_key && strcmp(ev->type, "m.room.topic") == 0 && ev->state_key[0] == '\0') {
+		chatops_topic_event(c, rs->room_id, content);
 		return;
 	}
 	if (ev->state_key && strcmp(ev->type, "m.room.encryption") == 0) {
@@ -308,6 +315,7 @@ static void tick(struct loop *loop, void *data)
 	chatops_check_digests(c);
 	chatops_heartbeat(c);
 	chatops_actions_tick(c);
+	chatops_topic_tick(c);
 	c->tick_timer = loop_timer_add(loop, clock_tick_ms(), tick, c);
 }
 
@@ -433,6 +441,7 @@ void chatops_reload(struct chatops *c, const struct config *cfg)
 	c->cfg = cfg;
 	c->next_escalation_ms = 0;
 	chatops_incidents_configure(c);
+	chatops_topic_reload(c);
 }
 
 void chatops_free(struct chatops *c)
@@ -445,6 +454,7 @@ void chatops_free(struct chatops *c)
 	incident_tracker_free(c->incidents);
 	command_budget_free(c->answer_budget);
 	chatops_actions_free(c);
+	chatops_topic_free(c);
 	cJSON_Delete(c->catchup);
 	if (c->loop)
 		loop_timer_cancel(c->loop, c->tick_timer);

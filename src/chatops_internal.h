@@ -86,6 +86,7 @@ struct chatops {
 	struct command_budget *answer_budget; /* answers per member and room; made at first use */
 	struct zuul_admin *zuul;              /* calls to Zuul's admin API (actions); made at first use */
 	struct actions_state *actions;        /* actions waiting for their turn or Zuul's answer */
+	struct topic_state *topic;            /* the rooms' topics (chatops_topic.c); made at first use */
 };
 
 /* ---- chatops.c ---- */
@@ -164,6 +165,17 @@ void chatops_actions_tick(struct chatops *c);
 struct incident_outcome;
 void chatops_actions_incident_observed(struct chatops *c, const struct zuul_event *ev,
 				       const struct incident_outcome *out);
+
+/* ---- chatops_topic.c: the room topic the bridge keeps (on call, workflow) ---- */
+/* Sets the rooms' topics that should change: at start, after a handover, a reload, or a
+ * change of a room's topic or power levels. Called every tick; cheap when nothing changed. */
+void chatops_topic_tick(struct chatops *c);
+/* m.room.topic state of room_id from /sync (content: the event's content). */
+void chatops_topic_event(struct chatops *c, const char *room_id, const cJSON *content);
+/* room_id's power levels changed: a topic the bot could not set is tried again. */
+void chatops_topic_power_changed(struct chatops *c, const char *room_id);
+void chatops_topic_reload(struct chatops *c);
+void chatops_topic_free(struct chatops *c);
 
 /* ---- chatops_escalate.c ---- */
 /* Whether nobody claimed or resolved the failure. */

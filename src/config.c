@@ -49,7 +49,7 @@ static const char *const all_keys[] = {
 	"chatops.oncall", "chatops.oncall.members", "chatops.oncall.shift", "chatops.oncall.handover",
 	"chatops.oncall.timezone", "chatops.oncall.start", "chatops.oncall.overrides",
 	"chatops.oncall.overrides.from", "chatops.oncall.overrides.to", "chatops.oncall.overrides.user",
-	"chatops.workflow", "chatops.workflow_file", "chatops.catch_up_after",
+	"chatops.workflow", "chatops.workflow_file", "chatops.catch_up_after", "chatops.topic", "chatops.topic_note",
 	"owners", "owners.tenants", "owners.pipelines", "owners.projects", "owners.jobs", "owners.users",
 	"owners.forward_room", "owners.forward_after", "owners.escalate_after", "owners.runbook",
 	"owners.hint",
@@ -233,6 +233,7 @@ void config_free(struct config *cfg)
 	free(cfg->chatops.resolve_reaction);
 	free(cfg->chatops.command_prefix);
 	free(cfg->chatops.workflow);
+	free(cfg->chatops.topic_note);
 	rotation_config_free(&cfg->chatops.rotation);
 	for (size_t i = 0; cfg->route_chatops && i < cfg->n_routes; i++) {
 		free(cfg->route_chatops[i].runbook);

@@ -12,7 +12,7 @@
 static const char *const chatops_keys[] = {
 	"enabled", "claims", "commands", "claim_reaction", "resolve_reaction", "command_prefix",
 	"command_power_level", "threads", "escalate_after", "fallback_after", "fallback", "oncall", "workflow", "workflow_file",
-	"catch_up_after", NULL,
+	"catch_up_after", "topic", "topic_note", NULL,
 };
 static const char *const oncall_keys[] = {
 	"members", "shift", "handover", "timezone", "start", "overrides", NULL,
@@ -301,6 +301,34 @@ static void load_oncall(struct loader *ld, const config_setting_t *grp, struct r
 		load_overrides(ld, s, rc, src);
 }
 
+/* chatops.topic_note: one line under the bridge's part of each route room's topic. A topic
+ * is shown in one line by most clients: more than a short line is for the workflow text. */
+static void load_topic_note(struct loader *ld, const config_setting_t *grp, struct config_chatops *co)
+{
+	const char *v = NULL;
+	if (!get_string(ld, grp, "chatops", "topic_note", &v) || !v)
+		return;
+	const char *why = NULL;
+	if (!*v)
+		why = "empty";
+	else if (strlen(v) > 200)
+		why = "longer than 200 bytes";
+	else if (!utf8_valid(v))
+		why = "not valid UTF-8";
+	for (const char *p = v; !why && *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			why = *p == '\n' ? "more than one line" : "contains control characters";
+	if (why) {
+		struct strbuf sb = STRBUF_INIT;
+		report(ld, config_setting_get_member(grp, "topic_note"),
+		       "chatops.topic_note: bad value %s (%s; expected one line of at most 200 bytes)", shown(&sb, v), why);
+		strbuf_free(&sb);
+		return;
+	}
+	free(co->topic_note);
+	co->topic_note = xstrdup(v);
+}
+
 /* The room side is on unless turned off: the quiet room is what the bridge is for. */
 static void chatops_defaults(struct config_chatops *co)
 {
@@ -314,6 +342,7 @@ static void chatops_defaults(struct config_chatops *co)
 	co->threads = true;
 	co->rotation.escalate_after_s = 3600;
 	co->catch_up_after_s = 600;
+	co->topic = true;
 }
 
 static void load_chatops(struct loader *ld, const config_setting_t *grp, struct config_chatops *co)
@@ -352,6 +381,8 @@ static void load_chatops(struct loader *ld, const config_setting_t *grp, struct 
 
 	load_workflow(ld, grp, co);
 	get_duration(ld, grp, pfx, "catch_up_after", 0, 30LL * 86400, &co->catch_up_after_s);
+	get_bool(ld, grp, pfx, "topic", &co->topic);
+	load_topic_note(ld, grp, co);
 
 	src.oncall = get_group(ld, grp, pfx, "oncall");
 	if (src.oncall) {

@@ -63,6 +63,9 @@ chatops: {
   threads = true;
   escalate_after = "1h";
   fallback = ["@dave:localhost"];
+  # The room topic (an m.room.topic state event) would take an event id of the story and show
+  # as a state line; tests/test_topic.py is where it is shown.
+  topic = false;
   oncall: { members = ["@alice:localhost", "@bob:localhost"]; shift = "7d";
             handover = "Mon 09:00"; timezone = "UTC"; start = "2026-01-05"; };
 };

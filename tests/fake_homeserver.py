@@ -24,6 +24,8 @@ Choices worth knowing (Synapse behaviour unless said otherwise):
 - send/state/redact to an unknown room: 403 M_FORBIDDEN "Unknown room" (Synapse's
   create_event); to a room the user is not joined to: 403 M_FORBIDDEN.
 - join of an unknown room id: 404 M_NOT_FOUND "No known servers"; unknown alias: 404 M_NOT_FOUND.
+- Room version 12 ("room_version": "12" in a room's config): its creators (the create event's
+  sender and additional_creators) outrank every power level and are not put in `users`.
 - /sync: an unparseable since token is 400 M_UNKNOWN "Invalid stream token"; a token from the
   future (e.g. kept across /_fake/reset) is bounded to the current position, as Synapse's
   bound_future_token does. There is no M_UNKNOWN_POS in /sync v2. Stream positions keep
@@ -238,7 +240,20 @@ class Room:
         ev = self.state.get(("m.room.power_levels", ""))
         return ev["content"] if ev else {}
 
+    def creators_outrank(self):
+        """Room version 12 (MSC4289): creators have a power above every level, and are not
+        listed in m.room.power_levels' users (Synapse refuses them there)."""
+        return self.version == "org.matrix.hydra.11" or (self.version.isdigit() and int(self.version) >= 12)
+
+    def creators(self):
+        ev = self.state.get(("m.room.create", ""))
+        if not ev:
+            return []
+        return [ev["sender"]] + list(ev["content"].get("additional_creators", []))
+
     def user_level(self, user_id):
+        if self.creators_outrank() and user_id in self.creators():
+            return math.inf
         pl = self.power_levels()
         return int(pl.get("users", {}).get(user_id, pl.get("users_default", 0)))
 
@@ -376,7 +391,7 @@ class FakeHomeserver:
         members = spec.get("members", {})
         creator = spec.get("creator") or next(
             (u for u, m in members.items() if m == "join"), None) or next(iter(self.users), "")
-        pl = {"users": {creator: 100}, "users_default": 0, "events_default": 0,
+        pl = {"users": {} if room.creators_outrank() else {creator: 100}, "users_default": 0, "events_default": 0,
               "state_default": 50, "ban": 50, "kick": 50, "redact": 50, "invite": 0,
               "events": {"m.room.name": 50, "m.room.power_levels": 100,
                          "m.room.history_visibility": 100, "m.room.canonical_alias": 50}}

@@ -315,6 +315,9 @@ static void test_minimal_config_takes_defaults(void)
 	/* Issue #7's keys: all off, with their defaults filled. */
 	CHECK(cfg->chatops.workflow == NULL);
 	CHECK_INT(cfg->chatops.catch_up_after_s, 600);
+	/* The room topic is kept by default (opt-out), without a note. */
+	CHECK(cfg->chatops.topic);
+	CHECK(cfg->chatops.topic_note == NULL);
 	CHECK_INT(cfg->owners.n_rules, 0);
 	CHECK(cfg->owners.rules == NULL);
 	const struct config_route_chatops *rco = config_route_chatops(cfg, &cfg->routes[0]);
@@ -489,6 +492,8 @@ static void test_every_key_parses_to_its_field(void)
 	/* Adjacent libconfig strings join; trailing blank lines are dropped. */
 	CHECK_STR(co->workflow, "Claim with a reaction before you start.\nResolve when the fix is merged.");
 	CHECK_INT(co->catch_up_after_s, 3600);
+	CHECK(!co->topic);
+	CHECK_STR(co->topic_note, "Runbook: https://wiki.example.org/ci \xc2\xb7 escalation: #infra");
 	CHECK(co->enabled && co->configured && !co->claims && !co->commands);
 
 	const struct config_route_chatops *r0 = config_route_chatops(cfg, &cfg->routes[0]);
@@ -1452,7 +1457,7 @@ static const struct bad_case bad_cases[] = {
 	 F("chatops-unknown-keys.conf") ":6: unknown key 'chatops.claim_reactions' (expected one of: "
 					"enabled, claims, commands, claim_reaction, resolve_reaction, command_prefix, command_power_level, "
 					"threads, escalate_after, fallback_after, fallback, oncall, workflow, "
-					"workflow_file, catch_up_after); did you mean 'claim_reaction'?\n"
+					"workflow_file, catch_up_after, topic, topic_note); did you mean 'claim_reaction'?\n"
 	 F("chatops-unknown-keys.conf") ":7: chatops.oncall.members: the rotation needs at least one member "
 					"(expected members = [\"@alice:example.org\", \"@bob:example.org\"];)\n"
 	 F("chatops-unknown-keys.conf") ":8: unknown key 'chatops.oncall.member' (expected one of: members, "
@@ -1541,7 +1546,9 @@ static const struct bad_case bad_cases[] = {
 					"text of at most 4000 bytes, or no workflow key)\n"
 	 F("chatops-bad-workflow.conf") ":7: chatops.workflow_file: set together with chatops.workflow on "
 					"line 6 (expected only one of them)\n"
-	 F("chatops-bad-workflow.conf") ":8: chatops.catch_up_after: 31d is out of range (expected 0s..30d)\n"},
+	 F("chatops-bad-workflow.conf") ":8: chatops.catch_up_after: 31d is out of range (expected 0s..30d)\n"
+	 F("chatops-bad-workflow.conf") ":9: chatops.topic_note: bad value \"two\\nlines\" (more than one "
+					"line; expected one line of at most 200 bytes)\n"},
 	{F("route-bad-texts.conf"), 0,
 	 F("route-bad-texts.conf") ":6: routes[0].runbook: bad URL \"wiki.example.org/zuul\" (not http:// "
 				   "or https://; " URL_EXP ")\n"
