@@ -1,6 +1,6 @@
 /* chatops_actions_internal: what the chatops_actions*.c files share: the item an action is
  * about, a call to Zuul on its way, and the helpers that check, record, say and audit it.
- * chatops_actions.c owns the calls; chatops_actions_incident.c acts on an incident's items. */
+ * chatops_actions_call.c owns the calls; chatops_actions_incident.c acts on an incident's items. */
 #ifndef ZMB_CHATOPS_ACTIONS_INTERNAL_H
 #define ZMB_CHATOPS_ACTIONS_INTERNAL_H
 
@@ -72,6 +72,9 @@ const char *actions_denial(struct chatops *c, const struct room_state *rs, const
 /* Records ev as denied (once) and says why in root's thread. */
 void actions_deny(struct chatops *c, const struct room_state *rs, const struct sync_event *ev, const char *kind,
 		  const struct action_item *it, const char *root, const char *why);
+
+/* ---- chatops_actions_call.c ---- */
+/* The request for kind on item it (req: a confirmed dequeue's or autohold's). 0, or -1 with why. */
 int actions_build_request(const char *kind, const struct action_item *it, const cJSON *req,
 			  struct zuul_admin_request *out, const char **why);
 struct call *actions_call_new(const char *kind, const char *room, const char *event_id, const char *root,
@@ -96,7 +99,7 @@ void actions_batch_drop(struct call *k);
 
 /* ---- chatops_actions_follow.c ---- */
 struct actions_follow;
-/* The follow state's place in the chatops state (chatops_actions.c owns it). */
+/* The follow state's place in the chatops state (chatops_actions_call.c owns it). */
 struct actions_follow **actions_follow_slot(struct chatops *c);
 void actions_follow_free(struct actions_follow *f);
 /* k (an accepted recheck in a thread) waits for its item's next report. */
