@@ -1,6 +1,7 @@
 /* chatops_topic: keeps each route room's topic current (who is on call, how the room works;
  * room_topic.h composes it) with PUT .../state/m.room.topic: at start, at each handover and
- * after a reload, only when the text changes, after whatever people wrote there. */
+ * after a reload, only when the text changes, after whatever people wrote there; with the
+ * topic turned off, takes its own lines out again. */
 #include "chatops_internal.h"
 
 #include <stdlib.h>
@@ -160,7 +161,11 @@ static void on_topic_set(const struct matrix_response *r, void *data)
 		char *key = ours_key(tr->room_id);
 		c->host.kv_set(key, ts->put_block, c->host.data);
 		free(key);
-		log_kv(ZLOG_INFO, "room topic updated", "room", room, NULL);
+		if (*ts->put_block)
+			log_kv(ZLOG_INFO, "room topic updated", "room", room, NULL);
+		else
+			log_kv(ZLOG_INFO, "the bridge's lines were taken out of the room's topic (chatops.topic is off)",
+			       "room", room, NULL);
 	} else {
 		struct strbuf why = STRBUF_INIT;
 		matrix_response_describe(r, &why);
@@ -233,25 +238,39 @@ static bool update_room(struct chatops *c, const struct room_state *rs, struct t
 	return sent;
 }
 
-/* Looks at the rooms when something changed or a handover passed; one request at a time. */
+/* Whether the bridge's block is (as far as the store knows) in room_id's topic. */
+static bool has_our_block(struct chatops *c, const char *room_id)
+{
+	char *key = ours_key(room_id);
+	char *ours = c->host.kv_get(key, c->host.data);
+	free(key);
+	bool has = ours && *ours;
+	free(ours);
+	return has;
+}
+
+/* Looks at the rooms when something changed or a handover passed; one request at a time.
+ * With chatops.topic off, the bridge's block is taken out of the topics it is still in
+ * (people's text stays), once: the block the store then remembers is empty. */
 void chatops_topic_tick(struct chatops *c)
 {
-	if (!c->cfg->chatops.topic || !c->user_id || c->n_rooms == 0)
+	if (!c->user_id || c->n_rooms == 0)
 		return;
+	bool on = c->cfg->chatops.topic;
 	struct topic_state *ts = state_of(c);
 	time_t now = (time_t)(clock_wall_ms() / 1000);
 	if (ts->busy_room || (!ts->dirty && !(ts->next_change_s && now >= ts->next_change_s)))
 		return;
 	ts->dirty = false;
 	struct rotation_oncall oc;
-	ts->next_change_s = c->cfg->chatops.oncall && rotation_oncall(&c->cfg->chatops.rotation, now, &oc) == 0
+	ts->next_change_s = on && c->cfg->chatops.oncall && rotation_oncall(&c->cfg->chatops.rotation, now, &oc) == 0
 				    ? oc.until : 0;
-	char *block = NULL;
+	char *block = on ? NULL : xstrdup("");
 	int64_t real = clock_real_ms();
 	for (size_t i = 0; i < c->n_rooms; i++) {
 		const struct room_state *rs = &c->rooms[i];
 		struct topic_room *tr = room_of(ts, rs->room_id);
-		if (tr->refused || tr->rejected)
+		if (tr->refused || tr->rejected || (!on && !has_our_block(c, rs->room_id)))
 			continue;
 		/* Not yet: a retry's time, or the facts the power check needs (a version 12
 		 * creator is known by the create event). Look again at the next tick. */

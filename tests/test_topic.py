@@ -177,6 +177,29 @@ def with_topic_false_the_bridge_sends_no_topic():
 
 
 @test
+def turning_the_topic_off_takes_the_bridges_lines_out_once_and_keeps_peoples_text():
+    def body(w):
+        w.wait_topic("Nightly CI of the team.\n\n" + ALICE_ON_CALL + "\n" + WORKFLOW)
+        w.bridge.write_config(w.config.replace("chatops: {", "chatops: { topic = false;"))
+        w.bridge.signal(signal.SIGHUP)
+        w.wait_topic("Nightly CI of the team.")
+        w.bridge.wait_log("the bridge's lines were taken out of the room's topic")
+        puts = bot_put_count(w)
+        assert puts == 2, puts
+        # Off, it stays out: not at a handover, not after a restart, not when people edit.
+        w.set_time(HANDOVER + 5)
+        w.bridge.wait_log("on-call handover announced")
+        w.set_topic("Release week!")
+        assert w.bridge.stop() == 0
+        w.bridge.start()
+        w.bridge.wait_log("joined room", 10, count=2)
+        time.sleep(1.5)
+        assert bot_put_count(w) == puts, bot_topic_requests(w)
+        assert w.topic_text() == "Release week!", w.topic_text()
+    with_world(body, before=lambda w: w.set_topic("Nightly CI of the team."))
+
+
+@test
 def a_bot_without_the_power_warns_once_and_tries_again_when_the_levels_change():
     warning = "the bot may not set this room's topic"
 
