@@ -65,6 +65,18 @@ def synapse_rooms(w, queued):
         yield "#%s:localhost" % name, w.rooms[name], events
 
 
+def room_topic(w, room_id):
+    """The room's topic as alice reads it from Synapse, once the bridge has set it."""
+    path = "/_matrix/client/v3/rooms/%s/state/m.room.topic" % urllib.request.quote(room_id, safe="")
+
+    def read():
+        try:
+            return w.hs.call("GET", path, token=w.alice.token).get("topic")
+        except synapse.MatrixError:
+            return None
+    return wait_for(read, 10, "the room's topic")
+
+
 def fake_rooms(w, queued):
     wait_for(lambda: len(w.hs.sends()) >= queued, 20, "every post")
     time.sleep(0.3)
@@ -88,7 +100,10 @@ def main():
     real, why = (False, "--fake was given") if args.fake else synapse.available()
     if real:
         print("starting mosquitto, Synapse %s and zuul-matrix-bridge ..." % synapse.SYNAPSE_VERSION)
-        w = SynapseWorld(ROUTES, rooms=ROOMS)
+        w = SynapseWorld(ROUTES, rooms=ROOMS, start_bridge=False)
+        for room_id in w.rooms.values():  # a moderator's level: the bridge keeps the room's topic
+            w.hs.set_power(w.alice, room_id, w.bot.user_id, 50)
+        w.start_bridge()
     else:
         print("Synapse cannot be used (%s):\nusing the project's fake homeserver instead.\n" % why.splitlines()[0])
         print("starting mosquitto, the fake homeserver and zuul-matrix-bridge ...")
@@ -101,7 +116,10 @@ def main():
             path = os.path.join(out_dir, alias.split(":")[0].lstrip("#") + ".html")
             with open(path, "w") as f:
                 f.write(room_view.render_html("%s (%s)" % (alias, room_id), events))
-            print("\n===== %s (%s), as text =====\n%s" % (alias, room_id, room_view.render_text(events).strip()))
+            print("\n===== %s (%s), as text =====" % (alias, room_id))
+            if real:
+                print("topic: %s\n" % room_topic(w, room_id).replace("\n", "\n       "))
+            print(room_view.render_text(events).strip())
             print("===== the same room as a page: %s" % path)
         print("\nbridge log (last lines):")
         print("\n".join(w.bridge.log().strip().splitlines()[-6:]))
