@@ -609,6 +609,8 @@ def the_readmes_demo_runs_against_synapse_and_says_how_to_watch_it():
         alerts = r.stdout.split("===== #alerts:localhost")[1].split("===== the same room")[0]
         ops = r.stdout.split("===== #ops:localhost")[1].split("===== the same room")[0]
         assert alerts.count("@zuul-bot:localhost: ") == 5 and ops.count("@zuul-bot:localhost: ") == 1, (alerts, ops)
+        # the topic the bridge keeps, as Synapse has it
+        assert "topic: Workflow: \U0001F440 claim \u00b7 \u2705 resolve \u00b7 !zuul help" in alerts, alerts[:500]
         with open(os.path.join(out, "alerts.html")) as f:
             page = f.read()
         assert page.count("<iframe sandbox=''") == 5, page[:500]
