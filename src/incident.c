@@ -1,13 +1,13 @@
 /* incident: decides which failure reports are symptoms of broken infrastructure and groups
- * them into incidents per (tenant, cause); renders an incident as Matrix message content. */
+ * them into incidents per (tenant, cause). Rendering is incident_render.c's, saving and loading
+ * incident_json.c's. */
 #include "incident.h"
 
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "incident_internal.h"
 #include "strbuf.h"
 #include "textutil.h"
 
@@ -15,70 +15,8 @@ const char *const incident_default_infra_results[] = {
 	"NODE_FAILURE", "RETRY_LIMIT", "POST_FAILURE", "DISK_FULL", "LOST", "EXCEPTION", "ERROR", NULL,
 };
 
-struct member {
-	char *project;
-	char *job;
-	char *result;
-	char *url;       /* the raw URL picked for the link; checked again when rendered */
-	char *event_key;
-	char *build_uuid;
-	int64_t at_ms;
-};
-
-struct incident {
-	char *id;
-	char *tenant;
-	char *cause;
-	bool by_spread;
-	char *job;            /* spread incidents: the job name (cause is "job " + job) */
-	int64_t opened_ms;
-	int64_t last_ms;
-	bool closed;
-	bool close_reported;
-	struct member *members;
-	size_t n_members;
-	size_t n_more;        /* members past INCIDENT_MEMBERS_MAX, only counted */
-};
-
-/* A failed build of a remembered report: what spread detection needs. */
-struct recent_build {
-	struct member m;
-	bool covered;   /* a member of some incident */
-	bool candidate; /* a spread candidate: non-infra result, job and project known */
-};
-
-/* A report that was not absorbed and still has uncovered spread candidates. */
-struct recent {
-	char *event_key;
-	char *tenant;
-	int64_t at_ms;
-	struct recent_build *builds;
-	size_t n_builds;
-};
-
-struct incident_tracker {
-	char **infra;
-	size_t n_infra;
-	long long window_s;
-	int min_projects; /* < 2: spread grouping off */
-	struct incident *incidents;
-	size_t n_incidents;
-	struct recent *recents;
-	size_t n_recents;
-};
-
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                              */
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return strcmp(nz(a), nz(b)) == 0;
-}
 
 static void member_free(struct member *m)
 {
@@ -110,7 +48,7 @@ static bool member_same_build(const struct member *a, const struct member *b)
 	return str_eq(a->event_key, b->event_key) && str_eq(a->project, b->project) && str_eq(a->job, b->job);
 }
 
-static void incident_free_fields(struct incident *inc)
+void incident_free_fields(struct incident *inc)
 {
 	free(inc->id);
 	free(inc->tenant);
@@ -130,7 +68,7 @@ static void recent_free_fields(struct recent *r)
 	free(r->builds);
 }
 
-static void state_clear(struct incident_tracker *t)
+void incident_state_clear(struct incident_tracker *t)
 {
 	for (size_t i = 0; i < t->n_incidents; i++)
 		incident_free_fields(&t->incidents[i]);
@@ -142,11 +80,6 @@ static void state_clear(struct incident_tracker *t)
 	free(t->recents);
 	t->recents = NULL;
 	t->n_recents = 0;
-}
-
-static int64_t window_ms(const struct incident_tracker *t)
-{
-	return (int64_t)t->window_s * 1000;
 }
 
 static bool is_infra_result(const struct incident_tracker *t, const char *result)
@@ -248,7 +181,7 @@ void incident_tracker_free(struct incident_tracker *t)
 {
 	if (!t)
 		return;
-	state_clear(t);
+	incident_state_clear(t);
 	for (size_t i = 0; i < t->n_infra; i++)
 		free(t->infra[i]);
 	free(t->infra);
@@ -300,7 +233,7 @@ static struct incident *find_open(struct incident_tracker *t, const char *tenant
 	return NULL;
 }
 
-static struct incident *find_id(const struct incident_tracker *t, const char *id)
+struct incident *incident_find(const struct incident_tracker *t, const char *id)
 {
 	for (size_t i = 0; id && i < t->n_incidents; i++)
 		if (strcmp(t->incidents[i].id, id) == 0)
@@ -404,7 +337,7 @@ size_t incident_expire(struct incident_tracker *t, int64_t now_ms, char ***close
 
 int incident_get(const struct incident_tracker *t, const char *id, struct incident_info *info)
 {
-	const struct incident *inc = find_id(t, id);
+	const struct incident *inc = incident_find(t, id);
 	if (!inc)
 		return -1;
 	size_t n_projects = 0;
@@ -662,470 +595,3 @@ int incident_observe(struct incident_tracker *t, const struct zuul_event *ev, co
 	return absorbed ? 1 : 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Rendering                                                                  */
-
-/* Past this much body + formatted_body the member list is cut: the whole event must stay
- * under Matrix's 64 KiB, and JSON escaping of quotes adds a little. */
-#define CONTENT_BUDGET 40000
-/* A single value longer than this is cut with "..." (UTF-8 safe). */
-#define VALUE_MAX 200
-
-/* Length of s cut to at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t max, bool *cut)
-{
-	size_t n = strlen(s);
-	*cut = n > max;
-	if (n <= max)
-		return n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return n;
-}
-
-/* Appends s as text: control bytes become '?', overly long values are cut. */
-static void put_text(struct strbuf *sb, const char *s)
-{
-	bool cut;
-	size_t n = utf8_cut(nz(s), VALUE_MAX, &cut);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		strbuf_putc(sb, c < 0x20 || c == 0x7f ? '?' : (char)c);
-	}
-	if (cut)
-		strbuf_puts(sb, "...");
-}
-
-static void put_html(struct strbuf *sb, const char *s)
-{
-	bool cut;
-	size_t n = utf8_cut(nz(s), VALUE_MAX, &cut);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		switch (c) {
-		case '&': strbuf_puts(sb, "&amp;"); break;
-		case '<': strbuf_puts(sb, "&lt;"); break;
-		case '>': strbuf_puts(sb, "&gt;"); break;
-		case '"': strbuf_puts(sb, "&quot;"); break;
-		case '\'': strbuf_puts(sb, "&#39;"); break;
-		default: strbuf_putc(sb, c < 0x20 || c == 0x7f ? '?' : (char)c);
-		}
-	}
-	if (cut)
-		strbuf_puts(sb, "...");
-}
-
-/* URLs that passed textutil_url_is_safe: no quotes or angle brackets, only '&' needs escaping. */
-static void put_href(struct strbuf *sb, const char *url)
-{
-	for (const char *p = url; *p; p++) {
-		if (*p == '&')
-			strbuf_puts(sb, "&amp;");
-		else
-			strbuf_putc(sb, *p);
-	}
-}
-
-static void put_time(struct strbuf *sb, int64_t ms, bool with_date)
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	char buf[32];
-	if (!gmtime_r(&s, &tm) || strftime(buf, sizeof buf, with_date ? "%Y-%m-%d %H:%M UTC" : "%H:%M UTC", &tm) == 0)
-		strcpy(buf, "?");
-	strbuf_puts(sb, buf);
-}
-
-static bool same_utc_day(int64_t a_ms, int64_t b_ms)
-{
-	return a_ms / 86400000 == b_ms / 86400000;
-}
-
-static void put_window(struct strbuf *sb, long long s)
-{
-	if (s % 3600 == 0)
-		strbuf_printf(sb, "%lld hour%s", s / 3600, s == 3600 ? "" : "s");
-	else if (s % 60 == 0)
-		strbuf_printf(sb, "%lld minute%s", s / 60, s == 60 ? "" : "s");
-	else
-		strbuf_printf(sb, "%lld second%s", s, s == 1 ? "" : "s");
-}
-
-/* One member as it appears in a project's line: the job, linked to its build, and the
- * result when it says more than the cause. */
-static void member_render(const struct incident *inc, const struct member *m, struct strbuf *text, struct strbuf *html)
-{
-	const char *job = m->job ? m->job : "(unknown job)";
-	bool show_result = inc->by_spread || !str_eq(m->result, inc->cause);
-	put_text(text, job);
-	if (show_result) {
-		strbuf_puts(text, " (");
-		put_text(text, m->result);
-		strbuf_puts(text, ")");
-	}
-	if (textutil_url_is_safe(m->url)) {
-		strbuf_puts(text, " <");
-		strbuf_puts(text, m->url);
-		strbuf_puts(text, ">");
-		strbuf_puts(html, "<a href=\"");
-		put_href(html, m->url);
-		strbuf_puts(html, "\">");
-		put_html(html, job);
-		strbuf_puts(html, "</a>");
-	} else {
-		put_html(html, job);
-	}
-	if (show_result) {
-		strbuf_puts(html, " (");
-		put_html(html, m->result);
-		strbuf_puts(html, ")");
-	}
-}
-
-static void add_string(cJSON *obj, const char *key, const char *value)
-{
-	cJSON_AddItemToObject(obj, key, cJSON_CreateString(value));
-}
-
-cJSON *incident_content_new(const struct incident_tracker *t, const char *id, int64_t now_ms)
-{
-	const struct incident *inc = find_id(t, id);
-	if (!inc)
-		return NULL;
-	struct incident_info info;
-	incident_get(t, id, &info);
-	bool closed = inc->closed || now_ms - inc->last_ms >= window_ms(t);
-	struct strbuf text = STRBUF_INIT, html = STRBUF_INIT;
-
-	strbuf_puts(&text, "Infrastructure incident in tenant ");
-	put_text(&text, inc->tenant[0] ? inc->tenant : "(none)");
-	strbuf_puts(&text, ": ");
-	strbuf_puts(&html, "<p><strong>Infrastructure incident</strong> in tenant <code>");
-	put_html(&html, inc->tenant[0] ? inc->tenant : "(none)");
-	strbuf_puts(&html, "</code>: <strong>");
-	if (inc->by_spread) {
-		strbuf_puts(&text, "job ");
-		put_text(&text, inc->job);
-		strbuf_printf(&text, " failed on %zu projects", info.n_projects);
-		strbuf_puts(&html, "job <code>");
-		put_html(&html, inc->job);
-		strbuf_printf(&html, "</code> failed on %zu projects", info.n_projects);
-	} else {
-		put_text(&text, inc->cause);
-		put_html(&html, inc->cause);
-	}
-	strbuf_puts(&html, "</strong></p>\n");
-	strbuf_puts(&text, "\n");
-
-	struct strbuf line = STRBUF_INIT;
-	strbuf_printf(&line, "%zu failed build%s in %zu project%s, first seen ", info.n_members,
-	              info.n_members == 1 ? "" : "s", info.n_projects, info.n_projects == 1 ? "" : "s");
-	put_time(&line, inc->opened_ms, true);
-	strbuf_puts(&line, ", last seen ");
-	put_time(&line, inc->last_ms, !same_utc_day(inc->opened_ms, inc->last_ms));
-	if (!closed) {
-		strbuf_puts(&line, "; open until ");
-		put_window(&line, t->window_s);
-		strbuf_puts(&line, " pass without a new failure");
-	}
-	strbuf_printf(&text, "%s\n", strbuf_str(&line));
-	strbuf_printf(&html, "<p>%s</p>\n<ul>\n", strbuf_str(&line));
-	strbuf_free(&line);
-
-	/* Projects in the order they first appeared, each with its jobs. */
-	bool *done = xcalloc(inc->n_members ? inc->n_members : 1, sizeof *done);
-	size_t shown = 0;
-	bool full = false;
-	struct strbuf mt = STRBUF_INIT, mh = STRBUF_INIT;
-	for (size_t i = 0; i < inc->n_members && !full; i++) {
-		if (done[i])
-			continue;
-		const char *project = inc->members[i].project;
-		const char *shown_project = project && *project ? project : "(unknown project)";
-		bool first = true;
-		for (size_t k = i; k < inc->n_members; k++) {
-			if (done[k] || !str_eq(inc->members[k].project, project))
-				continue;
-			strbuf_reset(&mt);
-			strbuf_reset(&mh);
-			/* The project's head goes with its first job, so a cut never leaves a bare head. */
-			if (first) {
-				strbuf_puts(&mt, "- ");
-				put_text(&mt, shown_project);
-				strbuf_puts(&mt, ": ");
-				strbuf_puts(&mh, "<li><strong>");
-				put_html(&mh, shown_project);
-				strbuf_puts(&mh, "</strong>: ");
-			} else {
-				strbuf_puts(&mt, ", ");
-				strbuf_puts(&mh, ", ");
-			}
-			member_render(inc, &inc->members[k], &mt, &mh);
-			if (text.len + html.len + mt.len + mh.len > CONTENT_BUDGET) {
-				full = true;
-				break;
-			}
-			strbuf_puts(&text, strbuf_str(&mt));
-			strbuf_puts(&html, strbuf_str(&mh));
-			done[k] = true;
-			first = false;
-			shown++;
-		}
-		if (!first) {
-			strbuf_puts(&text, "\n");
-			strbuf_puts(&html, "</li>\n");
-		}
-	}
-	strbuf_free(&mt);
-	strbuf_free(&mh);
-	free(done);
-	size_t more = inc->n_members + inc->n_more - shown;
-	if (more) {
-		strbuf_printf(&text, "and %zu more\n", more);
-		strbuf_printf(&html, "<li>and %zu more</li>\n", more);
-	}
-	strbuf_puts(&html, "</ul>\n");
-
-	if (closed) {
-		strbuf_puts(&text, "closed: no new failures since ");
-		put_time(&text, inc->last_ms, false);
-		strbuf_puts(&html, "<p><em>closed: no new failures since ");
-		put_time(&html, inc->last_ms, false);
-		strbuf_puts(&html, "</em></p>");
-	}
-	/* No trailing newline in the body. */
-	while (text.len && text.data[text.len - 1] == '\n')
-		text.data[--text.len] = '\0';
-	while (html.len && html.data[html.len - 1] == '\n')
-		html.data[--html.len] = '\0';
-
-	cJSON *content = cJSON_CreateObject();
-	/* A notice that pings nobody; mentioning the on-call makes it m.text (relations.h). */
-	add_string(content, "msgtype", "m.notice");
-	add_string(content, "body", strbuf_str(&text));
-	add_string(content, "format", "org.matrix.custom.html");
-	add_string(content, "formatted_body", strbuf_str(&html));
-	cJSON_AddItemToObject(content, "m.mentions", cJSON_CreateObject());
-	strbuf_free(&text);
-	strbuf_free(&html);
-	return content;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Save and load                                                              */
-
-#define STATE_VERSION 1
-
-static void json_str(cJSON *o, const char *key, const char *v)
-{
-	cJSON_AddItemToObject(o, key, v ? cJSON_CreateString(v) : cJSON_CreateNull());
-}
-
-static cJSON *member_to_json(const struct member *m)
-{
-	cJSON *o = cJSON_CreateObject();
-	json_str(o, "project", m->project);
-	json_str(o, "job", m->job);
-	json_str(o, "result", m->result);
-	json_str(o, "url", m->url);
-	json_str(o, "event_key", m->event_key);
-	json_str(o, "build_uuid", m->build_uuid);
-	cJSON_AddNumberToObject(o, "at_ms", (double)m->at_ms);
-	return o;
-}
-
-char *incident_tracker_save(const struct incident_tracker *t)
-{
-	cJSON *root = cJSON_CreateObject();
-	cJSON_AddNumberToObject(root, "version", STATE_VERSION);
-	cJSON *incs = cJSON_AddArrayToObject(root, "incidents");
-	for (size_t i = 0; i < t->n_incidents; i++) {
-		const struct incident *inc = &t->incidents[i];
-		cJSON *o = cJSON_CreateObject();
-		json_str(o, "id", inc->id);
-		json_str(o, "tenant", inc->tenant);
-		json_str(o, "cause", inc->cause);
-		cJSON_AddBoolToObject(o, "by_spread", inc->by_spread);
-		json_str(o, "job", inc->job);
-		cJSON_AddNumberToObject(o, "opened_ms", (double)inc->opened_ms);
-		cJSON_AddNumberToObject(o, "last_ms", (double)inc->last_ms);
-		cJSON_AddBoolToObject(o, "closed", inc->closed);
-		cJSON_AddBoolToObject(o, "close_reported", inc->close_reported);
-		cJSON_AddNumberToObject(o, "n_more", (double)inc->n_more);
-		cJSON *ms = cJSON_AddArrayToObject(o, "members");
-		for (size_t k = 0; k < inc->n_members; k++)
-			cJSON_AddItemToArray(ms, member_to_json(&inc->members[k]));
-		cJSON_AddItemToArray(incs, o);
-	}
-	cJSON *recs = cJSON_AddArrayToObject(root, "recent");
-	for (size_t i = 0; i < t->n_recents; i++) {
-		const struct recent *r = &t->recents[i];
-		cJSON *o = cJSON_CreateObject();
-		json_str(o, "event_key", r->event_key);
-		json_str(o, "tenant", r->tenant);
-		cJSON_AddNumberToObject(o, "at_ms", (double)r->at_ms);
-		cJSON *bs = cJSON_AddArrayToObject(o, "builds");
-		for (size_t k = 0; k < r->n_builds; k++) {
-			cJSON *b = member_to_json(&r->builds[k].m);
-			cJSON_AddBoolToObject(b, "covered", r->builds[k].covered);
-			cJSON_AddBoolToObject(b, "candidate", r->builds[k].candidate);
-			cJSON_AddItemToArray(bs, b);
-		}
-		cJSON_AddItemToArray(recs, o);
-	}
-	char *s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (!s)
-		abort(); /* cJSON fails only when out of memory: the same policy as xmalloc */
-	char *copy = xstrdup(s);
-	cJSON_free(s);
-	return copy;
-}
-
-/* Readers: each returns false when the field is missing or of the wrong type. */
-static bool get_str(const cJSON *o, const char *key, bool nullable, char **out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (cJSON_IsString(v)) {
-		*out = xstrdup(v->valuestring);
-		return true;
-	}
-	*out = NULL;
-	return nullable && cJSON_IsNull(v);
-}
-
-static bool get_ms(const cJSON *o, const char *key, int64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9.0e15)
-		return false;
-	*out = (int64_t)v->valuedouble;
-	return true;
-}
-
-static bool get_bool(const cJSON *o, const char *key, bool *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!cJSON_IsBool(v))
-		return false;
-	*out = cJSON_IsTrue(v);
-	return true;
-}
-
-static bool member_from_json(const cJSON *o, struct member *m)
-{
-	*m = (struct member){0};
-	bool ok = cJSON_IsObject(o);
-	ok = ok && get_str(o, "project", true, &m->project);
-	ok = ok && get_str(o, "job", true, &m->job);
-	ok = ok && get_str(o, "result", true, &m->result);
-	ok = ok && get_str(o, "url", true, &m->url);
-	ok = ok && get_str(o, "event_key", true, &m->event_key);
-	ok = ok && get_str(o, "build_uuid", true, &m->build_uuid);
-	ok = ok && get_ms(o, "at_ms", &m->at_ms);
-	return ok;
-}
-
-static bool incident_from_json(const cJSON *o, struct incident *inc)
-{
-	*inc = (struct incident){0};
-	int64_t n_more = 0;
-	bool ok = cJSON_IsObject(o);
-	ok = ok && get_str(o, "id", false, &inc->id);
-	ok = ok && get_str(o, "tenant", false, &inc->tenant);
-	ok = ok && get_str(o, "cause", false, &inc->cause);
-	ok = ok && get_bool(o, "by_spread", &inc->by_spread);
-	ok = ok && get_str(o, "job", true, &inc->job);
-	ok = ok && (!inc->by_spread || inc->job);
-	ok = ok && get_ms(o, "opened_ms", &inc->opened_ms);
-	ok = ok && get_ms(o, "last_ms", &inc->last_ms);
-	ok = ok && get_bool(o, "closed", &inc->closed);
-	ok = ok && get_bool(o, "close_reported", &inc->close_reported);
-	ok = ok && get_ms(o, "n_more", &n_more);
-	inc->n_more = (size_t)n_more;
-	const cJSON *ms = ok ? cJSON_GetObjectItemCaseSensitive(o, "members") : NULL;
-	ok = ok && cJSON_IsArray(ms) && cJSON_GetArraySize(ms) <= INCIDENT_MEMBERS_MAX;
-	if (ok) {
-		const cJSON *m;
-		inc->members = xcalloc((size_t)cJSON_GetArraySize(ms) + 1, sizeof *inc->members);
-		cJSON_ArrayForEach(m, ms) {
-			ok = member_from_json(m, &inc->members[inc->n_members]);
-			inc->n_members++; /* counted even when bad, so incident_free_fields frees it */
-			if (!ok)
-				break;
-		}
-	}
-	return ok;
-}
-
-static bool recent_from_json(const cJSON *o, struct recent *r)
-{
-	*r = (struct recent){0};
-	bool ok = cJSON_IsObject(o);
-	ok = ok && get_str(o, "event_key", false, &r->event_key);
-	ok = ok && get_str(o, "tenant", false, &r->tenant);
-	ok = ok && get_ms(o, "at_ms", &r->at_ms);
-	const cJSON *bs = ok ? cJSON_GetObjectItemCaseSensitive(o, "builds") : NULL;
-	ok = ok && cJSON_IsArray(bs);
-	if (ok) {
-		const cJSON *b;
-		r->builds = xcalloc((size_t)cJSON_GetArraySize(bs) + 1, sizeof *r->builds);
-		cJSON_ArrayForEach(b, bs) {
-			struct recent_build *rb = &r->builds[r->n_builds++];
-			ok = member_from_json(b, &rb->m) && get_bool(b, "covered", &rb->covered) &&
-			     get_bool(b, "candidate", &rb->candidate) && (!rb->candidate || (rb->m.job && rb->m.project));
-			if (!ok)
-				break;
-		}
-	}
-	return ok;
-}
-
-int incident_tracker_load(struct incident_tracker *t, const char *json)
-{
-	cJSON *root = json ? cJSON_Parse(json) : NULL;
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "version");
-	const cJSON *incs = cJSON_GetObjectItemCaseSensitive(root, "incidents");
-	const cJSON *recs = cJSON_GetObjectItemCaseSensitive(root, "recent");
-	if (!cJSON_IsObject(root) || !cJSON_IsNumber(v) || v->valueint != STATE_VERSION || !cJSON_IsArray(incs) ||
-	    !cJSON_IsArray(recs)) {
-		cJSON_Delete(root);
-		return -1;
-	}
-	/* Built aside and swapped in only when everything read well. */
-	struct incident_tracker fresh = {0};
-	bool ok = true;
-	const cJSON *o;
-	fresh.incidents = xcalloc((size_t)cJSON_GetArraySize(incs) + 1, sizeof *fresh.incidents);
-	cJSON_ArrayForEach(o, incs) {
-		ok = incident_from_json(o, &fresh.incidents[fresh.n_incidents]);
-		fresh.n_incidents++;
-		if (!ok)
-			break;
-	}
-	/* Ids must be unique, or incident_get and the bridge's message lookups would be ambiguous. */
-	for (size_t i = 0; ok && i < fresh.n_incidents; i++)
-		for (size_t k = 0; ok && k < i; k++)
-			ok = strcmp(fresh.incidents[i].id, fresh.incidents[k].id) != 0;
-	if (ok) {
-		fresh.recents = xcalloc((size_t)cJSON_GetArraySize(recs) + 1, sizeof *fresh.recents);
-		cJSON_ArrayForEach(o, recs) {
-			ok = recent_from_json(o, &fresh.recents[fresh.n_recents]);
-			fresh.n_recents++;
-			if (!ok)
-				break;
-		}
-	}
-	cJSON_Delete(root);
-	if (!ok) {
-		state_clear(&fresh);
-		return -1;
-	}
-	state_clear(t);
-	t->incidents = fresh.incidents;
-	t->n_incidents = fresh.n_incidents;
-	t->recents = fresh.recents;
-	t->n_recents = fresh.n_recents;
-	return 0;
-}
