@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct zuul_event *ev = zuul_event_parse((const char *)data, size, err, sizeof err);
 	if (!ev)
 		return 0;
-	struct report_context ctx = {"fuzz"};
+	struct report_context ctx = {.route_name = "fuzz"};
 	cJSON *content = report_content_new(&templates, ev, &ctx);
 	/* The body must be derivable text: html_to_text over the formatted body again
 	 * exercises the converter on everything the template can produce. */
