@@ -16,7 +16,8 @@ Test control (no auth, not logged): /_fake/requests, /_fake/rooms/ID/{events,htm
 Fault rules (POST /_fake/faults, a rule or a list): "path" (regex on the path), "method",
 "query" (regex on the decoded query string), "count" (-1: until DELETE /_fake/faults), and
 "action": respond (status, errcode, error, body, retry_after_ms), hang (seconds), drop,
-delay (seconds, then the real answer), no_wait (the real answer as if the request had
+delay (seconds, then the real answer), late (the real answer, handled at once and sent
+seconds later: the event is in the room while its sender still waits), no_wait (the real answer as if the request had
 asked timeout=0: a homeserver or proxy that does not hold long polls), pad (the real
 answer with a filler key of pad_bytes bytes added, default 9 MiB: an oversized /sync).
 
@@ -1272,7 +1273,7 @@ class FakeHomeserver:
                 except re.error as e:
                     raise MatrixError(400, "M_BAD_JSON", "Bad %s regex: %s" % (key, e)) from None
             rule.setdefault("action", "respond")
-            if rule["action"] not in ("respond", "hang", "drop", "delay", "no_wait", "pad"):
+            if rule["action"] not in ("respond", "hang", "drop", "delay", "late", "no_wait", "pad"):
                 raise MatrixError(400, "M_BAD_JSON", "Unknown action %r" % rule["action"])
             rule.setdefault("status", 500)
             rule.setdefault("count", 1)
@@ -1438,7 +1439,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(float(fault.get("seconds", 1)))
             elif action == "no_wait":
                 query["timeout"] = "0"
-            elif action == "pad":
+            elif action in ("pad", "late"):
                 pass   # below, once the real answer is there
             else:
                 status, out, headers = self._fault_response(fault)
@@ -1457,6 +1458,8 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc()
             status, out, headers = 500, {"errcode": "M_UNKNOWN", "error": repr(e)}, {}
         hs.note(record, status=status)
+        if fault and fault["action"] == "late":
+            time.sleep(float(fault.get("seconds", 1)))
         if fault and fault["action"] == "pad" and isinstance(out, dict):
             out = dict(out, **{"org.example.fake.padding": "x" * int(fault.get("pad_bytes", 9 * 1024 * 1024))})
             hs.note(record, padded_bytes=len(json.dumps(out)))

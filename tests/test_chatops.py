@@ -327,6 +327,22 @@ def reactions_claim_and_resolve_a_failure_and_the_bridge_edits_its_message():
 
 
 @test
+def a_claim_that_comes_before_the_answer_to_the_failures_send_still_claims_it():
+    def body(w):
+        # The homeserver takes the failure at once but answers the bridge 3 s later; the
+        # claim comes through /sync meanwhile, right after the message itself.
+        w.hs.faults([{"method": "PUT", "path": "/send/m.room.message/zmb\\.all\\.", "action": "late",
+                      "seconds": 3, "count": 1}])
+        w.broker.publish("zuul/scs/check", payload=failure("c9"))
+        root = wait_for(lambda: posted(w), 10, "the failure message")[0]["event_id"]
+        react(w, "@alice:localhost", root, "\U0001F440")
+        new = latest_edit(w, root, 1)
+        assert new["body"].startswith("\U0001F440 Claimed by @alice:localhost\n"), new["body"][:80]
+        assert [r for r in w.hs.requests() if r.get("fault") == "late"], "the late answer was not exercised"
+    with_chat(HANDOVER - 3600, body)
+
+
+@test
 def other_reactions_and_reactions_to_other_messages_change_nothing():
     def body(w):
         w.broker.publish("zuul/scs/check", payload=failure("c2"))
