@@ -43,6 +43,23 @@ def posted(w, uuid):
     return any(uuid in t for t in txn_ids(w))
 
 
+def reports_committed(state_dir, keys):
+    """Whether the reports of these keys are in the state database on disk (their batch is
+    committed), read as another process reads it."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(state_dir, "state.db"), uri=True, timeout=5)
+    except sqlite3.Error:
+        return False
+    try:
+        row = db.execute("SELECT count(DISTINCT event_key) FROM txn WHERE event_key IN (%s)"
+                         % ",".join("?" * len(keys)), keys).fetchone()
+        return row[0] == len(keys)
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
 def health(port):
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
@@ -199,6 +216,8 @@ def a_full_disk_refuses_new_reports_and_delivers_stored_ones_before_and_after_a_
             w.broker.publish("zuul/x", report(uuid))
         # (counted by route: the room side's own messages, the repeats' counter edits, are queued too)
         w.bridge.wait_log('msg="report queued" route=all', count=4, timeout=15)
+        # Queued is not yet stored: the disk fills only once their batch is committed.
+        wait_for(lambda: reports_committed(w.state, early + late), 10, "the four reports committed")
 
         fill(filler)
         for uuid in refused:
