@@ -11,9 +11,13 @@
 #include "clock.h"
 #include "log.h"
 
-/* [{"key", "item", "room", "root", "event_id", "user", "until", and once its report came:
- *   "txn" (the message posted for it) or "url", and "action"}] */
+/* [{"key", "item", "room", "root", "event_id", "user", "until", "group" (an incident's
+ *   recheck: the acting event), and once its report came: "action", "txn" (the message posted
+ *   for it, linked once delivered), and for a group's wait the "line" it adds and "ready_at"}] */
 #define KV_FOLLOW "actions.follow"
+/* An incident's rechecked items report at their own pace: their links are said together in
+ * one notice once every item reported, or this long after the first one waiting to be said. */
+#define FOLLOW_GROUP_WAIT_MS (10LL * 60 * 1000)
 /* A recheck's report comes within hours; a wait older than this is forgotten. */
 #define FOLLOW_KEEP_MS (24LL * 3600 * 1000)
 /* Waits kept at most (the oldest go first): rechecks are a few a day. */
@@ -83,6 +87,8 @@ void actions_follow_add(struct chatops *c, const struct call *k)
 	cJSON_AddStringToObject(w, "root", k->root);
 	cJSON_AddStringToObject(w, "event_id", k->event_id);
 	cJSON_AddStringToObject(w, "user", k->user);
+	if (k->batch)
+		cJSON_AddStringToObject(w, "group", k->event_id);
 	cJSON_AddNumberToObject(w, "until", (double)(clock_wall_ms() + FOLLOW_KEEP_MS));
 	cJSON_AddItemToArray(f->waits, w);
 	save(c, f);
@@ -111,6 +117,16 @@ static const char *build_url(const struct zuul_event *ev)
 	return NULL;
 }
 
+/* "its result, posted here: LINK" and the like: where w's report is; link: a URL or NULL. */
+static void put_where(struct strbuf *text, const cJSON *w, const char *link, bool posted)
+{
+	strbuf_printf(text, "%s, ", chatops_str_at(w, "action") ?: "?");
+	if (link)
+		strbuf_printf(text, "%s %s", posted ? "posted here:" : "not posted here (quiet), its build:", link);
+	else
+		strbuf_puts(text, "not posted here (quiet), and it names no build page.");
+}
+
 /* Says in the failure's thread where the next report is; link: a URL. Posted once per wait. */
 static void say(struct chatops *c, const cJSON *w, const char *link, bool posted)
 {
@@ -119,12 +135,8 @@ static void say(struct chatops *c, const cJSON *w, const char *link, bool posted
 	struct strbuf text = STRBUF_INIT;
 	strbuf_puts(&text, "The next report of the recheck of ");
 	actions_describe_item(&it, &text);
-	strbuf_printf(&text, " (asked for by %s): %s, ", chatops_str_at(w, "user") ?: "?",
-		      chatops_str_at(w, "action") ?: "?");
-	if (link)
-		strbuf_printf(&text, "%s %s", posted ? "posted here:" : "not posted here (quiet), its build:", link);
-	else
-		strbuf_puts(&text, "not posted here (quiet), and it names no build page.");
+	strbuf_printf(&text, " (asked for by %s): ", chatops_str_at(w, "user") ?: "?");
+	put_where(&text, w, link, posted);
 	char key[400];
 	snprintf(key, sizeof key, "%s|follow|%s", chatops_str_at(w, "event_id") ?: "",
 		 chatops_str_at(w, "key") ?: "");
@@ -137,6 +149,79 @@ static void say(struct chatops *c, const cJSON *w, const char *link, bool posted
 	       chatops_str_at(w, "action"), "link", link, NULL);
 	strbuf_free(&text);
 	actions_item_clear(&it);
+}
+
+/* w's report is known (link: where). A wait of its own is said and goes (true); one of an
+ * incident's recheck keeps its line for the group's notice (false). */
+static bool arrived(struct chatops *c, cJSON *w, const char *link, bool posted)
+{
+	if (!chatops_str_at(w, "group")) {
+		say(c, w, link, posted);
+		return true;
+	}
+	struct action_item it;
+	actions_item_from_json(cJSON_GetObjectItemCaseSensitive(w, "item"), &it);
+	struct strbuf line = STRBUF_INIT;
+	strbuf_puts(&line, "- ");
+	actions_describe_item(&it, &line);
+	strbuf_puts(&line, ": ");
+	put_where(&line, w, link, posted);
+	actions_item_clear(&it);
+	cJSON_DeleteItemFromObjectCaseSensitive(w, "line");
+	cJSON_AddStringToObject(w, "line", strbuf_str(&line));
+	cJSON_AddNumberToObject(w, "ready_at", (double)clock_wall_ms());
+	strbuf_free(&line);
+	return false;
+}
+
+/* Says the lines of the group of waits that start at first, when every item of the group
+ * reported or the oldest line waited FOLLOW_GROUP_WAIT_MS; those waits go. true: said. */
+static bool say_group(struct chatops *c, struct actions_follow *f, const cJSON *first, int64_t now)
+{
+	const char *group = chatops_str_at(first, "group");
+	size_t pending = 0, ready = 0;
+	double oldest = 0;
+	for (const cJSON *w = f->waits->child; w; w = w->next) {
+		const char *g = chatops_str_at(w, "group");
+		if (!g || strcmp(g, group) != 0)
+			continue;
+		const cJSON *at = cJSON_GetObjectItemCaseSensitive(w, "ready_at");
+		if (!chatops_str_at(w, "line")) {
+			pending++;
+		} else if (cJSON_IsNumber(at)) {
+			oldest = ready++ == 0 || at->valuedouble < oldest ? at->valuedouble : oldest;
+		}
+	}
+	if (!ready || (pending && oldest + (double)FOLLOW_GROUP_WAIT_MS > (double)now))
+		return false;
+	struct strbuf text = STRBUF_INIT;
+	strbuf_printf(&text, "The next report%s of the recheck of this incident's items (asked for by %s):",
+		      ready == 1 ? "" : "s", chatops_str_at(first, "user") ?: "?");
+	char key[400];
+	snprintf(key, sizeof key, "%s|follow|%s", group, chatops_str_at(first, "key") ?: "");
+	for (char *p = key; *p; p++)
+		if (*p == '\x1f')
+			*p = '/';
+	char *room = xstrdup(chatops_str_at(first, "room") ?: "");
+	char *root = xstrdup(chatops_str_at(first, "root") ?: "");
+	char *group_id = xstrdup(group);
+	for (cJSON *w = f->waits->child, *next; w; w = next) {
+		next = w->next;
+		const char *g = chatops_str_at(w, "group");
+		if (!g || strcmp(g, group_id) != 0 || !chatops_str_at(w, "line"))
+			continue;
+		strbuf_printf(&text, "\n%s", chatops_str_at(w, "line"));
+		cJSON_Delete(cJSON_DetachItemViaPointer(f->waits, w));
+	}
+	if (pending)
+		strbuf_printf(&text, "\n%zu more to come.", pending);
+	actions_post_notice(c, room, root, root, key, strbuf_str(&text));
+	log_kv(ZLOG_INFO, "an incident recheck's next reports are linked in its thread", "root", root, NULL);
+	strbuf_free(&text);
+	free(room);
+	free(root);
+	free(group_id);
+	return true;
 }
 
 void chatops_actions_report_done(struct chatops *c, const struct zuul_event *ev)
@@ -168,8 +253,7 @@ void chatops_actions_report_done(struct chatops *c, const struct zuul_event *ev)
 			/* linked once it is delivered (actions_follow_tick) */
 			cJSON_AddStringToObject(w, "txn", txn);
 			cJSON_AddStringToObject(w, "txn_room", room);
-		} else {
-			say(c, w, build_url(ev), false);
+		} else if (arrived(c, w, build_url(ev), false)) {
 			cJSON_Delete(cJSON_DetachItemViaPointer(f->waits, w));
 		}
 	}
@@ -216,17 +300,27 @@ void actions_follow_tick(struct chatops *c)
 		const cJSON *until = cJSON_GetObjectItemCaseSensitive(w, "until");
 		if (event_id && room_id) {
 			char *link = matrix_to(room_id, event_id);
-			say(c, w, link, true);
+			cJSON_DeleteItemFromObjectCaseSensitive(w, "txn"); /* linked: no longer waiting for it */
+			if (arrived(c, w, link, true))
+				cJSON_Delete(cJSON_DetachItemViaPointer(f->waits, w));
 			free(link);
-			cJSON_Delete(cJSON_DetachItemViaPointer(f->waits, w));
 			changed = true;
-		} else if (!cJSON_IsNumber(until) || until->valuedouble < (double)now) {
+		} else if (!chatops_str_at(w, "line") && (!cJSON_IsNumber(until) || until->valuedouble < (double)now)) {
 			log_kv(ZLOG_INFO, "a recheck's next report did not come within a day; no longer waiting for it", "root",
 			       chatops_str_at(w, "root"), "event_id", chatops_str_at(w, "event_id"), NULL);
 			cJSON_Delete(cJSON_DetachItemViaPointer(f->waits, w));
 			changed = true;
 		}
 		free(event_id);
+	}
+	/* An incident's groups: said once complete, or once their oldest line waited enough. */
+	for (const cJSON *w = f->waits->child; w;) {
+		if (chatops_str_at(w, "group") && chatops_str_at(w, "line") && say_group(c, f, w, now)) {
+			changed = true;
+			w = f->waits->child; /* the group's waits are gone: look again from the start */
+		} else {
+			w = w->next;
+		}
 	}
 	if (changed)
 		save(c, f);

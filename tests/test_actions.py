@@ -399,6 +399,70 @@ def a_recheck_of_an_incident_reenqueues_each_absorbed_item_once_at_most_twenty()
     with_world(body)
 
 
+def incident_item_report(buildset, project, action):
+    """A periodic report of project's refs/heads/main with every build ended as the action
+    says (success or failure): the next report of an incident's rechecked item."""
+    ev = json.loads(infra_failure_report(buildset, project, ["deploy"], result=action.upper()))
+    ev["action"] = action
+    ev["buildset"]["result"] = action.upper()
+    if "message" in ev:
+        ev["message"] = "Build succeeded." if action == "success" else "Build failed."
+    return ev
+
+
+def group_notices(w):
+    return [e for e in w.notices() if e["content"]["body"].startswith("The next report")
+            and "of this incident's items" in e["content"]["body"].split("\n")[0]]
+
+
+@test
+def an_incident_recheck_links_its_items_next_reports_together():
+    """The next reports of an incident's rechecked items are said in one notice in its thread:
+    when every item reported, or ten minutes after the first waiting line, saying how many are
+    still to come; never one notice per item."""
+    def body(w):
+        projects = ["org/g%02d" % i for i in range(3)]
+        w.zuul.call("POST", "/_fake/projects", {"tenant": "scs", "projects": projects})
+        for i, p in enumerate(projects):
+            w.broker.publish("zuul/scs/periodic-daily", infra_failure_report("grp-%d" % i, p, ["deploy"]))
+        w.bridge.wait_log("report absorbed into an infrastructure incident", 20, count=3)
+        rid = wait_for(lambda: incident_of(w), 15, "the incident message")["event_id"]
+        w.tick()
+        w.say(ALICE, "!zuul recheck", thread=rid)
+        w.answer("asked for the recheck of 3 items of this incident: accepted by Zuul: 3 of 3.", 20)
+        for i, p in enumerate(projects[:2]):
+            w.broker.publish("zuul/scs/periodic-daily", json.dumps(incident_item_report("grp-next-%d" % i, p, "success")))
+        w.bridge.wait_log("grp-next-1", 10)
+        time.sleep(1.5)
+        assert group_notices(w) == [] and follow_notices(w) == [], "the third item has not reported yet"
+        w.tick(ahead=11 * 60)
+        [first] = wait_for(lambda: group_notices(w), 15, "the notice of the first two")
+        assert in_thread(first, rid), first["content"]
+        lines = first["content"]["body"].split("\n")
+        assert lines[0] == ("The next reports of the recheck of this incident's items (asked for by "
+                            "@alice:localhost):"), lines[0]
+        # each line links its report: the room's message (the recovery is said in the room)
+        for line, p in zip(sorted(lines[1:3]), projects[:2]):
+            prefix = "- refs/heads/main of %s in periodic-daily: success, posted here: https://matrix.to/#/" \
+                     "%%21alerts%%3Alocalhost/" % p
+            assert line.startswith(prefix), (line, prefix)
+            linked = urllib.parse.unquote(line[len(prefix):])
+            assert [e for e in w.hs.events(ALERTS) if e["event_id"] == linked and e["sender"] == "@zuul-bot:localhost"], line
+        assert lines[3:] == ["1 more to come."], lines
+        w.broker.publish("zuul/scs/periodic-daily", json.dumps(incident_item_report("grp-next-2", projects[2], "success")))
+        wait_for(lambda: len(group_notices(w)) == 2, 15, "the notice of the last one")
+        last = group_notices(w)[1]["content"]["body"]
+        assert last.startswith("The next report of the recheck of this incident's items (asked for by "
+                               "@alice:localhost):\n- refs/heads/main of org/g02 in periodic-daily: success, "), last
+        assert len(last.split("\n")) == 2, last
+        time.sleep(1)
+        grouped = {e["event_id"] for e in group_notices(w)}
+        per_item = [e for e in follow_notices(w) if e["event_id"] not in grouped]
+        assert len(group_notices(w)) == 2 and per_item == [], [e["content"]["body"] for e in w.notices()]
+        assert w.bridge.stop() == 0, w.bridge.log()[-3000:]
+    with_world(body)
+
+
 def follow_notices(w):
     return [e for e in w.notices() if e["content"]["body"].startswith("The next report of the recheck of ")]
 
