@@ -119,6 +119,7 @@ class Story(World):
         try:
             self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
             self.bridge.wait_log("joined room", 10)
+            self.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
             wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
         except Exception:
             self.close()

@@ -35,6 +35,7 @@ class ChatWorld(World):
         self.clock = os.path.join(self.dir, "clock")
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
+        self.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
         self.bridge.wait_log("joined room", 10)
         # /sync has started once its first poll went out.
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")

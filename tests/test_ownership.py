@@ -55,6 +55,7 @@ class OwnersWorld(World):
         self.set_time(now)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
         # the provider room is joined too when owners forward there
+        self.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
         self.bridge.wait_log("joined room", 10, count=2 if "forward_room" in chatops else 1)
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
 

@@ -243,6 +243,7 @@ def fake_world_on_the_clock(routes, extra):
     """The fake homeserver's world with the bridge on the fixed story clock, /sync running."""
     w = World(routes, extra=extra, start_bridge=False)
     w.bridge = Bridge(w.dir, w.config, env=clock_env(w.dir))
+    w.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
     w.bridge.wait_log("joined room", 10)
     wait_for(lambda: any("/sync" in r["path"] for r in w.hs.requests()), 10, "the first /sync")
     return w

@@ -88,6 +88,7 @@ class TeamWorld:
         self.set_time(now)
         self.config = rewrite(example_text(), os.path.join(self.dir, "state"), self.broker.port, self.hs.url)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
+        self.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
         self.bridge.wait_log("joined room", 10, count=2)
         wait_for(lambda: any("/sync" in r["path"] for r in self.hs.requests()), 10, "the first /sync")
 

@@ -43,6 +43,7 @@ class TopicWorld(World):
             before(self)
         self.bridge = Bridge(self.dir, self.config, env={"ZMB_TEST_CLOCK": self.clock})
         self.bridge.wait_log("joined room", 10)
+        self.bridge.wait_log("MQTT connected", 15)  # subscribed: a report published now is not lost
 
     def set_time(self, t):
         with open(self.clock + ".tmp", "w") as f:
