@@ -111,6 +111,10 @@ bool commands_creator_outranks(const cJSON *create_content, const char *creator,
 /* The level a room's m.room.power_levels content asks for to redact another member's
  * event: its "redact", else the spec's default 50 (also without the event). */
 long long commands_redact_level(const cJSON *power_levels);
+/* The level a room's m.room.power_levels content asks for to send state of event_type:
+ * events[event_type], else "state_default", else 50; 0 without the event (the spec's
+ * defaults). */
+long long commands_state_level(const cJSON *power_levels, const char *event_type);
 /* Whether a redaction by `redactor` (of power `redactor_level`) of a reaction sent by
  * `reaction_sender` takes the reaction away: its own sender always may, anybody else
  * needs redact_level. The rule a homeserver applies a redaction by (room versions 3 and

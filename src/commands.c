@@ -564,6 +564,19 @@ long long commands_redact_level(const cJSON *power_levels)
 	return r && level_value(r, &level) ? level : 50;
 }
 
+long long commands_state_level(const cJSON *power_levels, const char *event_type)
+{
+	if (!cJSON_IsObject(power_levels))
+		return 0;
+	long long level;
+	const cJSON *events = cJSON_GetObjectItemCaseSensitive(power_levels, "events");
+	if (level_value(cJSON_GetObjectItemCaseSensitive(events, event_type), &level))
+		return level;
+	if (level_value(cJSON_GetObjectItemCaseSensitive(power_levels, "state_default"), &level))
+		return level;
+	return 50;
+}
+
 bool commands_redaction_stands(const char *redactor, long long redactor_level, const char *reaction_sender,
 			       long long redact_level)
 {

@@ -130,34 +130,9 @@ cJSON *room_topic_content(const char *text)
 	return content;
 }
 
-/* A level as old room versions allowed it too: a number, or a string of an integer. */
-static bool level_of(const cJSON *v, long long *out)
-{
-	if (cJSON_IsNumber(v)) {
-		*out = (long long)v->valuedouble;
-		return true;
-	}
-	if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 16)
-		return false;
-	char *end;
-	long long n = strtoll(v->valuestring, &end, 10);
-	if (*end)
-		return false;
-	*out = n;
-	return true;
-}
-
 long long room_topic_required_level(const cJSON *power_levels)
 {
-	if (!cJSON_IsObject(power_levels))
-		return 0;
-	long long level;
-	const cJSON *events = cJSON_GetObjectItemCaseSensitive(power_levels, "events");
-	if (level_of(cJSON_GetObjectItemCaseSensitive(events, "m.room.topic"), &level))
-		return level;
-	if (level_of(cJSON_GetObjectItemCaseSensitive(power_levels, "state_default"), &level))
-		return level;
-	return 50;
+	return commands_state_level(power_levels, "m.room.topic");
 }
 
 bool room_topic_may_set(const cJSON *power_levels, const cJSON *create_content, const char *creator,
