@@ -45,6 +45,25 @@ const char *chatops_str_at(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+cJSON *chatops_kv_json(struct chatops *c, const char *key, int type)
+{
+	char *json = c->host.kv_get(key, c->host.data);
+	cJSON *v = json ? cJSON_Parse(json) : NULL;
+	free(json);
+	if (!v || (v->type & 0xFF) != type) {
+		cJSON_Delete(v);
+		v = type == cJSON_Array ? cJSON_CreateArray() : cJSON_CreateObject();
+	}
+	return v;
+}
+
+void chatops_kv_put_json(struct chatops *c, const char *key, const cJSON *value)
+{
+	char *json = cJSON_PrintUnformatted(value);
+	c->host.kv_set(key, json, c->host.data);
+	cJSON_free(json);
+}
+
 /* ---- replies ------------------------------------------------------------ */
 
 /* An m.notice that pings nobody (m.mentions empty): replies only repeat checked words. */

@@ -34,23 +34,14 @@ static struct actions_follow *follow_of(struct chatops *c)
 	struct actions_follow **f = actions_follow_slot(c);
 	if (!*f)
 		*f = xcalloc(1, sizeof **f);
-	if (!(*f)->waits) {
-		char *json = c->host.kv_get(KV_FOLLOW, c->host.data);
-		(*f)->waits = json ? cJSON_Parse(json) : NULL;
-		free(json);
-		if (!cJSON_IsArray((*f)->waits)) {
-			cJSON_Delete((*f)->waits);
-			(*f)->waits = cJSON_CreateArray();
-		}
-	}
+	if (!(*f)->waits)
+		(*f)->waits = chatops_kv_json(c, KV_FOLLOW, cJSON_Array);
 	return *f;
 }
 
 static void save(struct chatops *c, struct actions_follow *f)
 {
-	char *json = cJSON_PrintUnformatted(f->waits);
-	c->host.kv_set(KV_FOLLOW, json, c->host.data);
-	cJSON_free(json);
+	chatops_kv_put_json(c, KV_FOLLOW, f->waits);
 }
 
 void actions_follow_free(struct actions_follow *f)

@@ -64,18 +64,6 @@ static void prune(cJSON *all, int64_t now)
 	}
 }
 
-static cJSON *load_all(struct chatops *c)
-{
-	char *json = c->host.kv_get(KV_INCIDENT_ITEMS, c->host.data);
-	cJSON *all = json ? cJSON_Parse(json) : NULL;
-	free(json);
-	if (!cJSON_IsObject(all)) {
-		cJSON_Delete(all);
-		all = cJSON_CreateObject();
-	}
-	return all;
-}
-
 static void add_item(cJSON *all, const char *id, const cJSON *item, int64_t now)
 {
 	cJSON *e = cJSON_GetObjectItemCaseSensitive(all, id);
@@ -113,7 +101,7 @@ void chatops_actions_incident_observed(struct chatops *c, const struct zuul_even
 	if (!c->cfg->actions.enabled || (!out->absorbed && !out->n_retro))
 		return;
 	int64_t now = clock_wall_ms();
-	cJSON *all = load_all(c);
+	cJSON *all = chatops_kv_json(c, KV_INCIDENT_ITEMS, cJSON_Object);
 	if (out->absorbed) {
 		cJSON *holder = cJSON_CreateObject();
 		chatops_marker_add_item(holder, ev);
@@ -141,9 +129,7 @@ void chatops_actions_incident_observed(struct chatops *c, const struct zuul_even
 		store_failures_free(list, n);
 	}
 	prune(all, now);
-	char *json = cJSON_PrintUnformatted(all);
-	c->host.kv_set(KV_INCIDENT_ITEMS, json, c->host.data);
-	cJSON_free(json);
+	chatops_kv_put_json(c, KV_INCIDENT_ITEMS, all);
 	cJSON_Delete(all);
 }
 
@@ -219,7 +205,7 @@ void actions_batch_answer(struct chatops *c, struct call *k, enum outcome o, con
 /* The incident's items, identical ones once, and how many more it had than it kept. */
 static cJSON *incident_items(struct chatops *c, const char *id, long *more)
 {
-	cJSON *all = load_all(c);
+	cJSON *all = chatops_kv_json(c, KV_INCIDENT_ITEMS, cJSON_Object);
 	cJSON *e = cJSON_GetObjectItemCaseSensitive(all, id);
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "more");
 	*more = cJSON_IsNumber(m) ? (long)m->valuedouble : 0;

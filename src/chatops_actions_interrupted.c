@@ -13,25 +13,6 @@
  * unanswered, emptied once told. */
 #define KV_INTERRUPTED "actions.interrupted"
 
-static cJSON *load(struct chatops *c)
-{
-	char *json = c->host.kv_get(KV_INTERRUPTED, c->host.data);
-	cJSON *list = json ? cJSON_Parse(json) : NULL;
-	free(json);
-	if (!cJSON_IsArray(list)) {
-		cJSON_Delete(list);
-		list = cJSON_CreateArray();
-	}
-	return list;
-}
-
-static void save(struct chatops *c, const cJSON *list)
-{
-	char *json = cJSON_PrintUnformatted(list);
-	c->host.kv_set(KV_INTERRUPTED, json, c->host.data);
-	cJSON_free(json);
-}
-
 static void add_opt(cJSON *o, const char *key, const char *v)
 {
 	if (v)
@@ -47,7 +28,7 @@ void actions_record_interrupted(struct chatops *c, const struct call *k)
 	       sent ? "zuul action interrupted by the stop; its outcome is unknown and it is not sent again"
 		    : "zuul action not sent: the bridge stopped first; it is not sent later",
 	       "action", k->kind, "user", k->user, "what", k->what, "event_id", k->event_id, NULL);
-	cJSON *list = load(c);
+	cJSON *list = chatops_kv_json(c, KV_INTERRUPTED, cJSON_Array);
 	cJSON *e = cJSON_CreateObject();
 	add_opt(e, "event_id", k->event_id);
 	add_opt(e, "room", k->room);
@@ -57,7 +38,7 @@ void actions_record_interrupted(struct chatops *c, const struct call *k)
 	add_opt(e, "what", k->what);
 	cJSON_AddBoolToObject(e, "sent", sent);
 	cJSON_AddItemToArray(list, e);
-	save(c, list);
+	chatops_kv_put_json(c, KV_INTERRUPTED, list);
 	cJSON_Delete(list);
 }
 
@@ -99,7 +80,7 @@ static void tell_one(struct chatops *c, const cJSON *list, const cJSON *first)
 
 void actions_tell_interrupted(struct chatops *c)
 {
-	cJSON *list = load(c);
+	cJSON *list = chatops_kv_json(c, KV_INTERRUPTED, cJSON_Array);
 	if (!cJSON_GetArraySize(list)) {
 		cJSON_Delete(list);
 		return;
@@ -116,7 +97,7 @@ void actions_tell_interrupted(struct chatops *c)
 	}
 	log_kv(ZLOG_INFO, "told the threads of the zuul actions the last run left unanswered", NULL);
 	cJSON *empty = cJSON_CreateArray();
-	save(c, empty);
+	chatops_kv_put_json(c, KV_INTERRUPTED, empty);
 	cJSON_Delete(empty);
 	cJSON_Delete(list);
 }

@@ -96,6 +96,12 @@ struct room_state *chatops_room_by_id(struct chatops *c, const char *room_id);
 bool chatops_room_is(const struct chatops *c, const char *room, const char *room_id);
 /* The string member key of o, or NULL. */
 const char *chatops_str_at(const cJSON *o, const char *key);
+/* The JSON value stored under key in the store's key-value table when it is of type
+ * (cJSON_Array or cJSON_Object), else an empty one (nothing stored, or not ours). Caller
+ * deletes. */
+cJSON *chatops_kv_json(struct chatops *c, const char *key, int type);
+/* Stores value under key in the store's key-value table. */
+void chatops_kv_put_json(struct chatops *c, const char *key, const cJSON *value);
 /* An m.notice that pings nobody (m.mentions empty): replies only repeat checked words. */
 cJSON *chatops_notice_new(const char *text);
 
