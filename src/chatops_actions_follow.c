@@ -118,6 +118,16 @@ static void put_where(struct strbuf *text, const cJSON *w, const char *link, boo
 		strbuf_puts(text, "not posted here (quiet), and it names no build page.");
 }
 
+/* The key a follow notice is posted once under: the acting event and the item w waits for
+ * (its field separators made printable). */
+static void notice_key(const cJSON *w, char *key, size_t size)
+{
+	snprintf(key, size, "%s|follow|%s", chatops_str_at(w, "event_id") ?: "", chatops_str_at(w, "key") ?: "");
+	for (char *p = key; *p; p++)
+		if (*p == '\x1f')
+			*p = '/';
+}
+
 /* Says in the failure's thread where the next report is; link: a URL. Posted once per wait. */
 static void say(struct chatops *c, const cJSON *w, const char *link, bool posted)
 {
@@ -129,11 +139,7 @@ static void say(struct chatops *c, const cJSON *w, const char *link, bool posted
 	strbuf_printf(&text, " (asked for by %s): ", chatops_str_at(w, "user") ?: "?");
 	put_where(&text, w, link, posted);
 	char key[400];
-	snprintf(key, sizeof key, "%s|follow|%s", chatops_str_at(w, "event_id") ?: "",
-		 chatops_str_at(w, "key") ?: "");
-	for (char *p = key; *p; p++)
-		if (*p == '\x1f')
-			*p = '/';
+	notice_key(w, key, sizeof key);
 	const char *root = chatops_str_at(w, "root");
 	actions_post_notice(c, chatops_str_at(w, "room"), root, root, key, strbuf_str(&text));
 	log_kv(ZLOG_INFO, "a recheck's next report is linked in its failure's thread", "root", root, "action",
@@ -189,10 +195,7 @@ static bool say_group(struct chatops *c, struct actions_follow *f, const cJSON *
 	strbuf_printf(&text, "The next report%s of the recheck of this incident's items (asked for by %s):",
 		      ready == 1 ? "" : "s", chatops_str_at(first, "user") ?: "?");
 	char key[400];
-	snprintf(key, sizeof key, "%s|follow|%s", group, chatops_str_at(first, "key") ?: "");
-	for (char *p = key; *p; p++)
-		if (*p == '\x1f')
-			*p = '/';
+	notice_key(first, key, sizeof key); /* a group's waits share their event_id: the group */
 	char *room = xstrdup(chatops_str_at(first, "room") ?: "");
 	char *root = xstrdup(chatops_str_at(first, "root") ?: "");
 	char *group_id = xstrdup(group);
