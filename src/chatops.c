@@ -113,19 +113,19 @@ static void on_event(const struct sync_event *ev, void *data)
 			c->host.room_encrypted(ev->room_id, c->host.data);
 		return;
 	}
-	if (!ev->snapshot && !ev->state_key && ev->sender && c->user_id && strcmp(ev->sender, c->user_id) == 0 &&
-	    strcmp(ev->type, "m.room.message") == 0) {
-		/* The bridge's own message back through /sync, named by its transaction id (the
-		 * homeserver adds it for the device that sent it): a reaction to it can come in the
+	if (ev->snapshot || ev->state_key || !ev->sender)
+		return; /* old state is not the room talking */
+	if (c->user_id && strcmp(ev->sender, c->user_id) == 0) {
+		/* The bridge's own doings are not the room talking either. But its own message back
+		 * through /sync, named by its transaction id (the homeserver adds it for the device
+		 * that sent it), gives the failure its event id: a reaction to it can come in the
 		 * same batch, before the send's own answer is read, and must find its failure. */
 		const char *txn = chatops_str_at(cJSON_GetObjectItemCaseSensitive(ev->event, "unsigned"),
 						 "transaction_id");
-		if (txn)
+		if (txn && strcmp(ev->type, "m.room.message") == 0)
 			chatops_delivered(c, txn, ev->event_id);
 		return;
 	}
-	if (ev->snapshot || ev->state_key || !ev->sender || (c->user_id && strcmp(ev->sender, c->user_id) == 0))
-		return; /* old state, and the bridge's own doings, are not the room talking */
 	if (strcmp(ev->type, "m.room.encrypted") == 0) {
 		/* The bridge has no keys (no maintained C library does Matrix encryption): say
 		 * once per room that commands there go unheard, rather than ignore them silently. */
